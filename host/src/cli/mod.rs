@@ -1,0 +1,64 @@
+//! The command line. Each subcommand is a thin layer over the library; errors reach the user
+//! here, once, as one clear message.
+
+mod parse;
+mod plugin;
+
+use clap::{Parser, Subcommand};
+use gantry::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "gantry", version, about = "GPU scheduling runtime with WebAssembly strategy plugins")]
+struct Cli {
+    /// Configuration file; without one gantry runs on its embedded defaults.
+    #[arg(long, global = true, env = "GANTRY_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect and check plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Parse a command file and print its jobs, or the problems with their lines (exit code 1).
+    Parse(parse::ParseArgs),
+}
+
+pub fn main() -> ExitCode {
+    // Output piped into `head` should end the program quietly, as it does for other Unix tools,
+    // rather than as a panic on the next print.
+    // SAFETY: called before any thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    init_tracing();
+    let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
+        Command::Plugin(cmd) => plugin::run(&config, cmd),
+        Command::Parse(args) => parse::run(&config, args),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gantry: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::defaults(),
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,58 @@
+//! `gantry parse FILE`: what the parser plugin makes of a command file.
+
+use anyhow::{anyhow, Context};
+use clap::{Args, ValueEnum};
+use gantry::config::Config;
+use gantry::plugin::{ParseMode, PluginRuntime};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ParseArgs {
+    file: PathBuf,
+    /// The format; by default taken from the file name (command_gpu*.txt or command_gpus*.txt).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Single,
+    Multi,
+}
+
+pub fn run(config: &Config, args: ParseArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let runtime = PluginRuntime::new(config.plugins.runtime_options()).context("starting the plugin runtime")?;
+    let parser = runtime.get(&config.plugins.parser).ok_or_else(|| anyhow!("parser plugin {} is not loaded", config.plugins.parser))?;
+    let mode = args.mode.map(|m| match m {
+        ModeArg::Single => ParseMode::Single,
+        ModeArg::Multi => ParseMode::Multi,
+    });
+    let name = args.file.to_string_lossy();
+    match parser.parse(&name, mode, &text)? {
+        Ok(file) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&file)?);
+            } else {
+                for job in &file.jobs {
+                    println!("queue {:<4} gpus {:<2} memory {:>6} GB  {}", job.queue, job.gpu_count, job.memory_gb, job.commands.join(" && "));
+                }
+                eprintln!("{}: {} job(s)", name, file.jobs.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostics) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&diagnostics)?);
+            } else {
+                for d in &diagnostics {
+                    eprintln!("{}:{}:{}: {}", name, d.line, d.column, d.message);
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `gantry plugin list | check`.
+
+use anyhow::Context;
+use clap::Subcommand;
+use gantry::config::Config;
+use gantry::plugin::{PluginRuntime, RuntimeOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// The bundled plugins and those in the plugin directory, with their state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a component as the daemon would and print what it reports, or why it was refused.
+    Check { file: PathBuf },
+}
+
+pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCommand::List { json } => {
+            let runtime = PluginRuntime::new(config.plugins.runtime_options()).context("starting the plugin runtime")?;
+            let rows = runtime.list();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:<20} {:<9} {:<9} {:<6} {:<7} SOURCE", "NAME", "KIND", "VERSION", "WIT", "STATE");
+            for r in rows {
+                let dash = || "-".to_string();
+                println!(
+                    "{:<20} {:<9} {:<9} {:<6} {:<7} {}",
+                    r.name,
+                    r.kind.map(|k| k.to_string()).unwrap_or_else(dash),
+                    r.version.unwrap_or_else(dash),
+                    r.wit_version.unwrap_or_else(dash),
+                    r.state,
+                    r.source
+                );
+                if let Some(error) = r.last_error {
+                    println!("  last error: {error}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Check { file } => {
+            // A check loads nothing from the plugin directory and caches nothing.
+            let runtime = PluginRuntime::new(RuntimeOptions { defaults: config.plugins.defaults.clone(), ..RuntimeOptions::default() })
+                .context("starting the plugin runtime")?;
+            match runtime.check_file(&file) {
+                Ok(info) => {
+                    println!("{}: {} {} ({} plugin, gantry:plugin@{})", file.display(), info.name, info.version, info.kind, info.wit_version);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}

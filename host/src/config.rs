@@ -1,0 +1,235 @@
+//! `gantry.toml`: read raw, then validated into [`Config`]. Every error names the file and the
+//! key (TOML syntax errors also the line), and a missing file means the embedded defaults.
+
+use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    plugins: RawPlugins,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    dir: Option<PathBuf>,
+    policy: Option<String>,
+    parser: Option<String>,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    #[serde(default)]
+    settings: BTreeMap<String, RawPluginSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPluginSettings {
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    read_only_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    http_base_urls: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this came from; `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub plugins: PluginConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginConfig {
+    pub dir: PathBuf,
+    pub cache_dir: PathBuf,
+    /// Name of the active policy plugin.
+    pub policy: String,
+    /// Name of the parser plugin for command files.
+    pub parser: String,
+    pub defaults: PluginSettings,
+    pub per_plugin: HashMap<String, PluginSettings>,
+}
+
+impl PluginConfig {
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            plugin_dir: Some(self.dir.clone()),
+            cache_dir: Some(self.cache_dir.clone()),
+            defaults: self.defaults.clone(),
+            per_plugin: self.per_plugin.clone(),
+        }
+    }
+}
+
+/// Upper bounds that catch a typo (a timeout in microseconds, memory in bytes) before it silently
+/// disarms a limit.
+const MAX_TIMEOUT_MS: u64 = 60_000;
+const MAX_MEMORY_MIB: u64 = 4096;
+
+impl Config {
+    /// The embedded defaults, with the state directory from `GANTRY_STATE_DIR` or the XDG state dir.
+    pub fn defaults() -> Config {
+        Config::validate(None, RawConfig::default()).unwrap_or_else(|e| unreachable!("embedded defaults are valid: {e}"))
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        Config::validate(Some(path), raw)
+    }
+
+    fn validate(path: Option<&Path>, raw: RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<defaults>")),
+            key: key.to_string(),
+            message,
+        };
+        let base = path.and_then(Path::parent).unwrap_or_else(|| Path::new("."));
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let state_dir = raw.state_dir.map(resolve).unwrap_or_else(default_state_dir);
+        let plugins = raw.plugins;
+        let defaults = PluginSettings {
+            limits: limits("plugins", plugins.timeout_ms, plugins.memory_mib, &PluginLimits::default(), &invalid)?,
+            grants: PluginGrants::default(),
+        };
+        let mut per_plugin = HashMap::new();
+        for (name, s) in plugins.settings {
+            let key = format!("plugins.settings.{name}");
+            let limits = limits(&key, s.timeout_ms, s.memory_mib, &defaults.limits, &invalid)?;
+            for url in &s.http_base_urls {
+                match url.parse::<http::Uri>() {
+                    Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+                    _ => return Err(invalid(&format!("{key}.http_base_urls"), format!("'{url}' is not an http(s) URL"))),
+                }
+            }
+            let grants = PluginGrants {
+                env: s.env.into_iter().collect(),
+                read_only_dirs: s.read_only_dirs.into_iter().map(resolve).collect(),
+                http_base_urls: s.http_base_urls,
+            };
+            per_plugin.insert(name, PluginSettings { limits, grants });
+        }
+
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            plugins: PluginConfig {
+                dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
+                cache_dir: state_dir.join("cache").join("plugins"),
+                policy: plugins.policy.unwrap_or_else(|| "policy-best-fit".into()),
+                parser: plugins.parser.unwrap_or_else(|| "parser-compete".into()),
+                defaults,
+                per_plugin,
+            },
+            state_dir,
+        })
+    }
+}
+
+fn limits(
+    key: &str,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    inherited: &PluginLimits,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<PluginLimits, ConfigError> {
+    let timeout = match timeout_ms {
+        Some(ms) if ms == 0 || ms > MAX_TIMEOUT_MS => {
+            return Err(invalid(&format!("{key}.timeout_ms"), format!("must be 1..={MAX_TIMEOUT_MS}, got {ms}")));
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => inherited.timeout,
+    };
+    let memory_mib = match memory_mib {
+        Some(m) if m == 0 || m > MAX_MEMORY_MIB => {
+            return Err(invalid(&format!("{key}.memory_mib"), format!("must be 1..={MAX_MEMORY_MIB}, got {m}")));
+        }
+        Some(m) => m,
+        None => inherited.memory_mib,
+    };
+    Ok(PluginLimits { timeout, memory_mib })
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GANTRY_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("gantry");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/gantry"),
+        None => PathBuf::from(".gantry"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/gantry.toml"));
+        let config = Config::load(path).expect("config/gantry.toml parses");
+        assert_eq!(config.plugins.policy, "policy-best-fit");
+        assert_eq!(config.plugins.defaults.limits, PluginLimits::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::parse(Path::new("g.toml"), "[plugins]\ntimeout_ms = 100\npolicyy = \"x\"\n").expect_err("refused");
+        let text = err.to_string();
+        assert!(text.starts_with("g.toml:"), "{text}");
+        assert!(text.contains("policyy"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+    }
+
+    #[test]
+    fn out_of_range_limit_names_the_key() {
+        let err = Config::parse(Path::new("g.toml"), "[plugins.settings.policy-spread]\ntimeout_ms = 0\n").expect_err("refused");
+        assert_eq!(err.to_string(), "g.toml: `plugins.settings.policy-spread.timeout_ms`: must be 1..=60000, got 0");
+    }
+
+    #[test]
+    fn per_plugin_settings_inherit_defaults() {
+        let config = Config::parse(
+            Path::new("/etc/gantry/gantry.toml"),
+            "[plugins]\nmemory_mib = 32\n[plugins.settings.runpod]\ntimeout_ms = 5000\nhttp_base_urls = [\"https://api.runpod.io/v2\"]\nread_only_dirs = [\"data\"]\n",
+        )
+        .expect("valid");
+        let runpod = &config.plugins.per_plugin["runpod"];
+        assert_eq!(runpod.limits, PluginLimits { timeout: Duration::from_secs(5), memory_mib: 32 });
+        assert_eq!(runpod.grants.read_only_dirs, vec![PathBuf::from("/etc/gantry/data")]);
+    }
+
+    #[test]
+    fn bad_base_url_is_refused() {
+        let err = Config::parse(Path::new("g.toml"), "[plugins.settings.p]\nhttp_base_urls = [\"ftp://x\"]\n").expect_err("refused");
+        assert!(err.to_string().contains("http_base_urls"), "{err}");
+    }
+}

@@ -1,0 +1,165 @@
+//! The one wasmtime `Engine` of the daemon, the epoch ticker that bounds every call in time, and
+//! the cache of precompiled components.
+//!
+//! Compiling a component takes tens of milliseconds; loading its precompiled artifact is a file
+//! map. Artifacts are keyed by the component's SHA-256 and the engine's compatibility hash, so a
+//! different wasmtime or engine configuration never loads a stale artifact.
+
+use super::PluginError;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances. Deadlines are whole ticks, so this is their resolution.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+pub struct PluginEngine {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    compat: String,
+}
+
+impl PluginEngine {
+    /// `cache_dir` holds precompiled artifacts. Anyone who can write there can run native code in
+    /// the daemon, so it is created private to the user.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // Plugins are small; a guard region of 64 KiB rather than 2 GiB keeps a thousand warm
+        // instances from reserving terabytes of address space.
+        config.memory_guard_size(1 << 16);
+        let engine = Engine::new(&config).map_err(|e| PluginEngine::engine_error(&e))?;
+
+        if let Some(dir) = &cache_dir {
+            create_private_dir(dir).map_err(|source| PluginError::Cache { path: dir.clone(), source })?;
+        }
+
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = format!("{:016x}", hasher.finish());
+
+        spawn_epoch_ticker(&engine);
+        Ok(PluginEngine { engine, cache_dir, compat })
+    }
+
+    fn engine_error(e: &wasmtime::Error) -> PluginError {
+        PluginError::Engine(format!("{e:#}"))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes`, or loads the artifact cached from an earlier compile. Blocking: call it off
+    /// the async runtime.
+    pub fn compile(&self, origin: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        let compile_error = |e: wasmtime::Error| PluginError::Compile { origin: origin.to_string(), message: format!("{e:#}") };
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(compile_error);
+        };
+
+        let path = dir.join(format!("{}-{}.cwasm", content_hash(bytes), self.compat));
+        if path.exists() {
+            // SAFETY: the artifact was written by `precompile_component` of an engine with the same
+            // compatibility hash, into a directory only this user can write.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "discarding unreadable plugin artifact");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+
+        let artifact = self.engine.precompile_component(bytes).map_err(compile_error)?;
+        write_atomically(&path, &artifact).map_err(|source| PluginError::Cache { path: path.clone(), source })?;
+        // SAFETY: as above; the file was written just now from `precompile_component`.
+        unsafe { Component::deserialize_file(&self.engine, &path) }.map_err(compile_error)
+    }
+}
+
+/// SHA-256 of a component, hex-encoded.
+pub fn content_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("gantry-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the plugin epoch ticker; plugin calls will not time out");
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// A reader never sees half an artifact: write beside it, then rename over. The temporary name is
+/// unique per write because two threads may compile the same component at once.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_hit_loads_the_same_component_without_recompiling() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine");
+        let bytes = std::fs::read(env!("GANTRY_WASM_POLICY_BEST_FIT")).expect("built by build.rs");
+        engine.compile("best-fit", &bytes).expect("first compile");
+        let artifacts: Vec<_> = std::fs::read_dir(dir.path().join("cache")).expect("cache dir").collect();
+        assert_eq!(artifacts.len(), 1);
+        engine.compile("best-fit", &bytes).expect("cached load");
+    }
+
+    #[test]
+    fn corrupt_artifact_is_recompiled() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = PluginEngine::new(Some(dir.path().to_path_buf())).expect("engine");
+        let bytes = std::fs::read(env!("GANTRY_WASM_POLICY_SPREAD")).expect("built by build.rs");
+        engine.compile("spread", &bytes).expect("first compile");
+        for entry in std::fs::read_dir(dir.path()).expect("cache dir") {
+            std::fs::write(entry.expect("entry").path(), b"garbage").expect("corrupt");
+        }
+        engine.compile("spread", &bytes).expect("recompiled");
+    }
+
+    #[test]
+    fn concurrent_compiles_of_one_component_share_the_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = PluginEngine::new(Some(dir.path().to_path_buf())).expect("engine");
+        let bytes = std::fs::read(env!("GANTRY_WASM_PARSER_COMPETE")).expect("built by build.rs");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| engine.compile("parser", &bytes).map(|_| ()))).collect();
+            for h in handles {
+                h.join().expect("no panic").expect("every compile succeeds");
+            }
+        });
+    }
+
+    #[test]
+    fn garbage_is_a_compile_error_naming_the_origin() {
+        let engine = PluginEngine::new(None).expect("engine");
+        let err = engine.compile("junk.wasm", b"not wasm").err().expect("refused");
+        assert!(err.to_string().starts_with("junk.wasm:"), "{err}");
+    }
+}

@@ -1,0 +1,377 @@
+//! The plugin runtime: loads the WebAssembly components that hold gantry's strategies (GPU
+//! selection policies, command-file parsers, provider adapters), runs every call in a bounded
+//! sandbox, and swaps in a new version when its file changes.
+//!
+//! - `bindings`: host bindings generated from `wit/gantry.wit`;
+//! - `engine`: the one wasmtime engine, its epoch ticker, the precompiled-artifact cache;
+//! - `sandbox`: the store of one call: no ambient authority, a memory cap, a deadline;
+//! - `loaded`: one checked plugin version and the calls into it;
+//! - `provider`: the `wasi:http` allow-list of provider plugins;
+//! - `watch`: hot reload from the plugin directory;
+//! - `convert`: WIT types to gantry's types.
+//!
+//! All calls here block. Async code reaches them through `spawn_blocking`.
+
+pub mod bindings;
+mod bundled;
+mod convert;
+mod engine;
+mod error;
+mod loaded;
+mod provider;
+mod sandbox;
+mod watch;
+
+pub use engine::content_hash;
+pub use error::PluginError;
+pub use loaded::{Diagnostic, JobFile, JobSpec, LoadedPlugin, ParseMode};
+pub use provider::AllowListHooks;
+pub use watch::PluginWatcher;
+
+use arc_swap::ArcSwap;
+use engine::PluginEngine;
+use loaded::Linkers;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Policy,
+    Parser,
+    Provider,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Policy => "policy",
+            PluginKind::Parser => "parser",
+            PluginKind::Provider => "provider",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a plugin says about itself through `info()`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub wit_version: String,
+}
+
+/// Where a loaded component came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Compiled into the `gantry` binary.
+    Bundled(&'static str),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::Bundled(name) => write!(f, "bundled:{name}"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Bounds on every call of one plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginLimits {
+    pub timeout: Duration,
+    pub memory_mib: u64,
+}
+
+impl PluginLimits {
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits { timeout: Duration::from_millis(100), memory_mib: 64 }
+    }
+}
+
+/// Authority a plugin has only when its configuration grants it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginGrants {
+    pub env: Vec<(String, String)>,
+    pub read_only_dirs: Vec<PathBuf>,
+    /// Provider plugins: the only URLs their `wasi:http` requests may go to.
+    pub http_base_urls: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginSettings {
+    pub limits: PluginLimits,
+    pub grants: PluginGrants,
+}
+
+/// Counters per plugin name; they survive reloads so a flapping plugin's history stays visible.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    pub calls: AtomicU64,
+    pub failures: AtomicU64,
+    pub total_micros: AtomicU64,
+}
+
+impl PluginStats {
+    fn record_duration(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.total_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeOptions {
+    /// Components here are loaded at start and reloaded when they change. One that reports the
+    /// name of a bundled plugin replaces it.
+    pub plugin_dir: Option<PathBuf>,
+    /// Precompiled artifacts; without it every start compiles every component.
+    pub cache_dir: Option<PathBuf>,
+    pub defaults: PluginSettings,
+    /// Per plugin name: limits and grants that differ from the defaults.
+    pub per_plugin: HashMap<String, PluginSettings>,
+}
+
+/// One row of `gantry plugin list` and of the plugins API.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub version: Option<String>,
+    pub kind: Option<PluginKind>,
+    pub wit_version: Option<String>,
+    pub source: String,
+    /// `active`, or `failed` for a file that never loaded.
+    pub state: &'static str,
+    /// The last load error of this plugin's file, also when an older version stays active.
+    pub last_error: Option<String>,
+    pub calls: u64,
+    pub failures: u64,
+}
+
+#[derive(Clone, Debug)]
+enum FileState {
+    Loaded { hash: String },
+    Failed { hash: String, error: String },
+}
+
+#[derive(Clone, Default)]
+struct Registry {
+    active: HashMap<String, Arc<LoadedPlugin>>,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+pub struct PluginRuntime {
+    engine: PluginEngine,
+    linkers: Linkers,
+    options: RuntimeOptions,
+    bundled: HashMap<String, Arc<LoadedPlugin>>,
+    registry: ArcSwap<Registry>,
+    stats: Mutex<HashMap<String, Arc<PluginStats>>>,
+    /// Serialises reloads; readers never wait on it.
+    reload: Mutex<()>,
+}
+
+impl PluginRuntime {
+    /// Loads the bundled plugins and every component in the plugin directory. A bundled plugin
+    /// that fails is fatal (the binary is broken); a file that fails is recorded and skipped.
+    /// Blocking.
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, PluginError> {
+        let engine = PluginEngine::new(options.cache_dir.clone())?;
+        let linkers = Linkers::new(engine.engine())?;
+        let mut runtime = PluginRuntime {
+            engine,
+            linkers,
+            options,
+            bundled: HashMap::new(),
+            registry: ArcSwap::from_pointee(Registry::default()),
+            stats: Mutex::new(HashMap::new()),
+            reload: Mutex::new(()),
+        };
+        for (name, bytes) in bundled::BUNDLED {
+            let plugin = Arc::new(runtime.load(PluginSource::Bundled(name), bytes)?);
+            runtime.bundled.insert(plugin.info.name.clone(), plugin);
+        }
+        let registry = Registry { active: runtime.bundled.clone(), files: BTreeMap::new() };
+        runtime.registry.store(Arc::new(registry));
+
+        let runtime = Arc::new(runtime);
+        if let Some(dir) = runtime.options.plugin_dir.clone() {
+            for path in wasm_files(&dir) {
+                runtime.reload_path(&path);
+            }
+        }
+        Ok(runtime)
+    }
+
+    fn load(&self, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
+        LoadedPlugin::load(
+            &self.engine,
+            &self.linkers,
+            source,
+            bytes,
+            |name| self.settings_for(name),
+            |name| self.stats.lock().entry(name.to_string()).or_default().clone(),
+        )
+    }
+
+    fn settings_for(&self, name: &str) -> PluginSettings {
+        self.options.per_plugin.get(name).cloned().unwrap_or_else(|| self.options.defaults.clone())
+    }
+
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        self.options.plugin_dir.as_deref()
+    }
+
+    /// The active version of a plugin. Callers hold the `Arc` for the length of a call, so a
+    /// reload never pulls a plugin out from under a call in flight.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.registry.load().active.get(name).cloned()
+    }
+
+    /// Loads a component without registering it: `gantry plugin check`.
+    pub fn check_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        self.load(PluginSource::File(path.to_path_buf()), &bytes).map(|p| p.info.clone())
+    }
+
+    /// Brings the registry in line with the file at `path`: loads it if it is new or changed,
+    /// forgets it if it is gone. A failed load leaves the version already active in place and
+    /// records the error. Blocking.
+    pub fn reload_path(&self, path: &Path) {
+        let _guard = self.reload.lock();
+        let current = self.registry.load_full();
+        let mut next = (*current).clone();
+
+        if !path.exists() {
+            next.files.remove(path);
+            // Whatever state the file was last in (it may have failed to load a newer version),
+            // the version it provided goes with it.
+            let source = PluginSource::File(path.to_path_buf());
+            let provided: Vec<String> = next.active.iter().filter(|(_, p)| p.source == source).map(|(n, _)| n.clone()).collect();
+            for name in provided {
+                match self.bundled.get(&name) {
+                    Some(bundled) => next.active.insert(name.clone(), bundled.clone()),
+                    None => next.active.remove(&name),
+                };
+                tracing::info!(plugin = %name, file = %path.display(), "plugin file removed");
+            }
+            self.registry.store(Arc::new(next));
+            return;
+        }
+
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                let error = PluginError::Read { path: path.to_path_buf(), source };
+                self.record_failure(&mut next, path, String::new(), &error);
+                self.registry.store(Arc::new(next));
+                return;
+            }
+        };
+        let hash = content_hash(&bytes);
+        let unchanged = match next.files.get(path) {
+            Some(FileState::Loaded { hash: h, .. } | FileState::Failed { hash: h, .. }) => *h == hash,
+            None => false,
+        };
+        if unchanged {
+            return;
+        }
+
+        match self.load(PluginSource::File(path.to_path_buf()), &bytes) {
+            Ok(plugin) => {
+                let name = plugin.info.name.clone();
+                tracing::info!(plugin = %name, version = %plugin.info.version, file = %path.display(), "plugin loaded");
+                next.files.insert(path.to_path_buf(), FileState::Loaded { hash });
+                next.active.insert(name, Arc::new(plugin));
+            }
+            Err(error) => self.record_failure(&mut next, path, hash, &error),
+        }
+        self.registry.store(Arc::new(next));
+    }
+
+    fn record_failure(&self, next: &mut Registry, path: &Path, hash: String, error: &PluginError) {
+        tracing::error!(file = %path.display(), error = %error, "plugin not loaded; any version already active stays");
+        next.files.insert(path.to_path_buf(), FileState::Failed { hash, error: error.to_string() });
+    }
+
+    /// Every active plugin, and every file that failed to load.
+    pub fn list(&self) -> Vec<PluginStatus> {
+        let registry = self.registry.load();
+        let mut rows: Vec<PluginStatus> = registry
+            .active
+            .values()
+            .map(|p| {
+                let last_error = match &p.source {
+                    PluginSource::File(path) => match registry.files.get(path) {
+                        Some(FileState::Failed { error, .. }) => Some(error.clone()),
+                        _ => None,
+                    },
+                    PluginSource::Bundled(_) => None,
+                };
+                PluginStatus {
+                    name: p.info.name.clone(),
+                    version: Some(p.info.version.clone()),
+                    kind: Some(p.info.kind),
+                    wit_version: Some(p.info.wit_version.clone()),
+                    source: p.source.to_string(),
+                    state: "active",
+                    last_error,
+                    calls: p.stats().calls.load(Ordering::Relaxed),
+                    failures: p.stats().failures.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        for (path, state) in &registry.files {
+            let FileState::Failed { error, .. } = state else { continue };
+            let source = PluginSource::File(path.clone());
+            if registry.active.values().any(|p| p.source == source) {
+                continue;
+            }
+            rows.push(PluginStatus {
+                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                version: None,
+                kind: None,
+                wit_version: None,
+                source: source.to_string(),
+                state: "failed",
+                last_error: Some(error.clone()),
+                calls: 0,
+                failures: 0,
+            });
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.source.cmp(&b.source)));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_wasm(p)).collect();
+    files.sort();
+    files
+}
+
+fn is_wasm(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}

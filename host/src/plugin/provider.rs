@@ -1,0 +1,93 @@
+//! Provider plugins reach Slurm, Kubernetes and cloud APIs through `wasi:http`. The host sends
+//! their requests, and only to the base URLs configured for that provider instance: a provider
+//! plugin holding a cloud token cannot post it anywhere else.
+
+use http::Uri;
+use http_body_util::BodyExt;
+use std::future::Future;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The `wasi:http` hooks of one plugin store: requests outside `base_urls` are denied.
+pub struct AllowListHooks {
+    base_urls: Vec<Uri>,
+}
+
+impl AllowListHooks {
+    /// Base URLs that do not parse are dropped here; configuration validation reports them.
+    pub fn new(base_urls: Vec<String>) -> Self {
+        AllowListHooks { base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect() }
+    }
+
+    /// Same scheme, host and port, and a path under the base's path on a segment boundary, so
+    /// `https://api.example/v1` allows `/v1/jobs` but not `/v10` or `/v1/../admin`.
+    pub fn allows(&self, uri: &Uri) -> bool {
+        let path = uri.path();
+        if path.split('/').any(|segment| segment == ".." || segment == ".") {
+            return false;
+        }
+        self.base_urls.iter().any(|base| {
+            let base_path = base.path().trim_end_matches('/');
+            base.scheme() == uri.scheme()
+                && base.host().map(str::to_ascii_lowercase) == uri.host().map(str::to_ascii_lowercase)
+                && base.port_u16() == uri.port_u16()
+                && path.strip_prefix(base_path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
+type SendResult = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>;
+
+impl WasiHttpHooks for AllowListHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        if !self.allows(request.uri()) {
+            tracing::warn!(uri = %request.uri(), "provider plugin request denied: outside its configured base URLs");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(urls: &[&str]) -> AllowListHooks {
+        AllowListHooks::new(urls.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn allows(h: &AllowListHooks, uri: &str) -> bool {
+        h.allows(&uri.parse().expect("test uri"))
+    }
+
+    #[test]
+    fn only_configured_bases_are_reachable() {
+        let h = hooks(&["https://api.runpod.io/v2", "http://127.0.0.1:6820/slurm/"]);
+        assert!(allows(&h, "https://api.runpod.io/v2"));
+        assert!(allows(&h, "https://api.runpod.io/v2/pods?x=1"));
+        assert!(allows(&h, "https://API.runpod.io/v2/pods"));
+        assert!(allows(&h, "http://127.0.0.1:6820/slurm/v0.0.40/jobs"));
+        assert!(!allows(&h, "https://api.runpod.io/v20"));
+        assert!(!allows(&h, "https://api.runpod.io/v2/../admin"));
+        assert!(!allows(&h, "http://api.runpod.io/v2/pods"));
+        assert!(!allows(&h, "https://api.runpod.io:8443/v2/pods"));
+        assert!(!allows(&h, "https://evil.example/v2"));
+        assert!(!allows(&h, "http://127.0.0.1:6821/slurm/jobs"));
+    }
+
+    #[test]
+    fn no_base_urls_means_no_network() {
+        assert!(!allows(&hooks(&[]), "https://anything.example/"));
+    }
+}

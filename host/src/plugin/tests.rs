@@ -1,0 +1,293 @@
+//! The runtime against real components: the shipped plugins and the fixtures under
+//! `plugins/fixtures/`, all built from source by `build.rs`.
+
+use super::*;
+use crate::policy::{Decider, PolicyService};
+use placement::{GpuState, PendingJob, Placement, Rejection, Rules};
+use std::time::Instant;
+
+const MISBEHAVE: &str = env!("GANTRY_WASM_POLICY_MISBEHAVE");
+const FUTURE: &str = env!("GANTRY_WASM_POLICY_FUTURE");
+const FIXTURE_V1: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V1");
+const FIXTURE_V2: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V2");
+
+fn runtime_with(files: &[(&str, &str)], per_plugin: HashMap<String, PluginSettings>) -> (tempfile::TempDir, Arc<PluginRuntime>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    for (name, from) in files {
+        std::fs::copy(from, plugins.join(name)).expect("copy fixture");
+    }
+    let options = RuntimeOptions {
+        plugin_dir: Some(plugins),
+        cache_dir: Some(shared_cache()),
+        defaults: PluginSettings::default(),
+        per_plugin,
+    };
+    (dir, PluginRuntime::new(options).expect("runtime starts"))
+}
+
+/// One artifact cache for the whole test binary, so each component is compiled once, not per test.
+fn shared_cache() -> PathBuf {
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| tempfile::tempdir().expect("cache dir")).path().to_path_buf()
+}
+
+fn gpus(n: u32) -> Vec<GpuState> {
+    (0..n)
+        .map(|index| GpuState {
+            index,
+            uuid: format!("GPU-{index}"),
+            name: "Sim".into(),
+            memory_total_mib: 24_576,
+            memory_used_mib: 0,
+            memory_peak_mib: 0,
+            utilization_mean: 0,
+            temperature_c: Some(40),
+            power_mw: None,
+            memory_reserved_mib: 0,
+            gantry_jobs: 0,
+            foreign_processes: 0,
+            eligible: true,
+        })
+        .collect()
+}
+
+fn jobs(n: u64, memory_mib: u64) -> Vec<PendingJob> {
+    (0..n)
+        .map(|id| PendingJob {
+            id,
+            queue: format!("q{id}"),
+            min_gpus: 1,
+            max_gpus: 1,
+            memory_mib,
+            priority: 0,
+            attempts: 0,
+            submitted_ms: id,
+            labels: vec![],
+        })
+        .collect()
+}
+
+fn rules(fixture: &str) -> Rules {
+    Rules {
+        gpu_left: 0,
+        min_gpu: 1,
+        max_gpu: 8,
+        memory_margin_mib: 0,
+        allow_sharing: true,
+        memory_save_mode: false,
+        params: vec![("fixture".into(), fixture.into())],
+    }
+}
+
+fn misbehave(runtime: &PluginRuntime) -> Arc<LoadedPlugin> {
+    runtime.get("policy-misbehave").expect("fixture loaded")
+}
+
+#[test]
+fn bundled_plugins_are_active() {
+    let (_dir, runtime) = runtime_with(&[], HashMap::new());
+    let names: Vec<_> = runtime.list().into_iter().map(|r| (r.name, r.kind, r.state)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("parser-compete".to_string(), Some(PluginKind::Parser), "active"),
+            ("policy-best-fit".to_string(), Some(PluginKind::Policy), "active"),
+            ("policy-spread".to_string(), Some(PluginKind::Policy), "active"),
+        ]
+    );
+}
+
+#[test]
+fn endless_loop_is_stopped_at_its_deadline_and_healthy_plugins_still_answer() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let started = Instant::now();
+    let err = misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("loop")).expect_err("must not return");
+    let elapsed = started.elapsed();
+    assert!(matches!(err, PluginError::Timeout { ref plugin, .. } if plugin == "policy-misbehave"), "{err}");
+    // Not a timing assertion: a loop that was never interrupted would never have returned at all;
+    // this only guards against a deadline misconfigured by orders of magnitude.
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+
+    let best_fit = runtime.get("policy-best-fit").expect("bundled");
+    assert_eq!(best_fit.place(&jobs(1, 1), &gpus(1), &rules("")).expect("healthy"), vec![Placement { job: 0, gpus: vec![0] }]);
+    // The trapped instance was dropped; the same plugin answers again from a fresh one.
+    assert_eq!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")).expect("fresh instance").len(), 1);
+    assert_eq!(misbehave(&runtime).stats().failures.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn deadline_is_configurable_per_plugin() {
+    let limits = PluginLimits { timeout: Duration::from_millis(10), memory_mib: 64 };
+    let per_plugin = HashMap::from([("policy-misbehave".to_string(), PluginSettings { limits, grants: PluginGrants::default() })]);
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], per_plugin);
+    match misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("loop")) {
+        Err(PluginError::Timeout { limit, .. }) => assert_eq!(limit, Duration::from_millis(10)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn allocation_past_the_cap_is_a_memory_limit_error() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let err = misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("alloc")).expect_err("capped");
+    assert!(matches!(err, PluginError::MemoryLimit { limit_mib: 64, .. }), "{err}");
+    assert_eq!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")).expect("recovers").len(), 1);
+}
+
+#[test]
+fn a_trap_carries_the_plugins_panic_message() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let err = misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("trap")).expect_err("trapped");
+    match err {
+        PluginError::Trap { plugin, message } => {
+            assert_eq!(plugin, "policy-misbehave");
+            assert!(message.contains("fixture trap"), "{message}");
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+}
+
+#[test]
+fn a_component_for_another_wit_version_is_refused_with_both_versions() {
+    let (_dir, runtime) = runtime_with(&[], HashMap::new());
+    let err = runtime.check_file(Path::new(FUTURE)).expect_err("refused");
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::IncompatibleVersion { .. }), "{text}");
+    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.1.0"), "{text}");
+}
+
+#[test]
+fn a_refused_file_in_the_plugin_dir_is_listed_as_failed() {
+    let (_dir, runtime) = runtime_with(&[("future.wasm", FUTURE)], HashMap::new());
+    let row = runtime.list().into_iter().find(|r| r.source.ends_with("future.wasm")).expect("listed");
+    assert_eq!(row.state, "failed");
+    assert!(row.last_error.expect("error kept").contains("9.0.0"));
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm garbage").expect("write");
+    let (_d, runtime) = runtime_with(&[], HashMap::new());
+    assert!(matches!(runtime.check_file(&junk), Err(PluginError::Compile { .. })));
+}
+
+#[test]
+fn the_host_rejects_a_gpu_that_does_not_exist() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let service = PolicyService::new(runtime, "policy-misbehave");
+    let outcome = service.place(&jobs(2, 1_000), &gpus(2), &rules("bad-index"));
+    assert!(matches!(outcome.decider, Decider::Plugin { .. }));
+    assert!(outcome.placements.is_empty());
+    assert_eq!(outcome.rejected, vec![Rejection::UnknownGpu { job: 0, gpu: u32::MAX - 1 }]);
+}
+
+#[test]
+fn the_host_rejects_placements_whose_memory_does_not_fit() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let service = PolicyService::new(runtime, "policy-misbehave");
+    let outcome = service.place(&jobs(3, 10_000), &gpus(2), &rules("overbook"));
+    assert_eq!(outcome.placements, vec![Placement { job: 0, gpus: vec![0] }, Placement { job: 1, gpus: vec![0] }]);
+    assert_eq!(
+        outcome.rejected,
+        vec![Rejection::MemoryDoesNotFit { job: 2, gpu: 0, need_mib: 10_000, free_mib: 4_576 }]
+    );
+}
+
+#[test]
+fn a_failing_policy_falls_back_to_native_best_fit_and_is_quarantined() {
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    let service = PolicyService::new(runtime.clone(), "policy-misbehave");
+    let outcome = service.place(&jobs(1, 1_000), &gpus(1), &rules("error"));
+    assert!(matches!(&outcome.decider, Decider::Fallback { reason } if reason.contains("fixture error")), "{:?}", outcome.decider);
+    assert_eq!(outcome.placements, vec![Placement { job: 0, gpus: vec![0] }]);
+
+    let again = service.place(&jobs(1, 1_000), &gpus(1), &rules("ok"));
+    assert!(matches!(&again.decider, Decider::Fallback { reason } if reason.contains("quarantined")), "{:?}", again.decider);
+    // The load's smoke check and the failing pass; the quarantined pass made no call.
+    assert_eq!(misbehave(&runtime).stats().calls.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_missing_policy_falls_back() {
+    let (_dir, runtime) = runtime_with(&[], HashMap::new());
+    let outcome = PolicyService::new(runtime, "no-such-policy").place(&jobs(1, 1), &gpus(1), &rules(""));
+    assert!(matches!(outcome.decider, Decider::Fallback { .. }));
+    assert_eq!(outcome.placements.len(), 1);
+}
+
+#[test]
+fn the_bundled_parser_round_trips_the_examples() {
+    let (_dir, runtime) = runtime_with(&[], HashMap::new());
+    let parser = runtime.get("parser-compete").expect("bundled");
+    for name in ["command_gpu.txt", "command_gpus.txt"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../command").join(name);
+        let text = std::fs::read_to_string(&path).expect("example");
+        let file = parser.parse(name, None, &text).expect("call").expect("valid");
+        assert!(!file.jobs.is_empty());
+        let rendered = parser.render(&file).expect("render");
+        assert_eq!(parser.parse(name, None, &rendered).expect("call").expect("valid"), file);
+    }
+    let diagnostics = parser.parse("command_gpu.txt", None, "1\npython a.py\n").expect("call").expect_err("invalid");
+    assert_eq!(diagnostics[0].line, 1);
+}
+
+#[test]
+fn policy_called_as_a_parser_is_a_kind_error() {
+    let (_dir, runtime) = runtime_with(&[], HashMap::new());
+    let err = runtime.get("policy-spread").expect("bundled").parse("x", None, "").expect_err("wrong kind");
+    assert!(matches!(err, PluginError::WrongKind { wanted: "parser", actual: "policy", .. }));
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    // Generous: this asserts that reload happens, not how fast; the benchmark measures speed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn fixture_version(runtime: &PluginRuntime) -> Option<String> {
+    runtime.get("policy-fixture").map(|p| p.info.version.clone())
+}
+
+#[test]
+fn hot_reload_swaps_versions_keeps_the_old_on_failure_and_forgets_removed_files() {
+    let (dir, runtime) = runtime_with(&[("fixture.wasm", FIXTURE_V1)], HashMap::new());
+    let _watcher = runtime.watch().expect("watching").expect("a plugin dir is configured");
+    let file = dir.path().join("plugins/fixture.wasm");
+    let v1 = runtime.get("policy-fixture").expect("v1 loaded at start");
+    assert_eq!(v1.info.version, "1.0.0");
+
+    std::fs::write(&file, std::fs::read(FIXTURE_V2).expect("v2")).expect("replace");
+    wait_for("version 2", || fixture_version(&runtime).as_deref() == Some("2.0.0"));
+    // v2 spreads: of a nearly full GPU 0 and an empty GPU 1 it picks GPU 1; v1 (best fit) GPU 0.
+    let mut two = gpus(2);
+    two[0].memory_used_mib = 20_000;
+    let v2 = runtime.get("policy-fixture").expect("v2");
+    assert_eq!(v2.place(&jobs(1, 1_000), &two, &rules("")).expect("v2 places"), vec![Placement { job: 0, gpus: vec![1] }]);
+    // A call holding the old version still completes on it.
+    assert_eq!(v1.place(&jobs(1, 1_000), &two, &rules("")).expect("v1 places"), vec![Placement { job: 0, gpus: vec![0] }]);
+
+    std::fs::write(&file, b"\0asm\x0d\0\x01\0 truncated").expect("break it");
+    wait_for("the failure to be recorded", || {
+        runtime.list().iter().any(|r| r.name == "policy-fixture" && r.last_error.is_some())
+    });
+    assert_eq!(fixture_version(&runtime).as_deref(), Some("2.0.0"), "the broken file must not replace v2");
+
+    std::fs::remove_file(&file).expect("remove");
+    wait_for("removal", || runtime.get("policy-fixture").is_none());
+}
+
+#[test]
+fn identical_rewrites_do_not_reload() {
+    let (dir, runtime) = runtime_with(&[("fixture.wasm", FIXTURE_V1)], HashMap::new());
+    let before = runtime.get("policy-fixture").expect("loaded");
+    runtime.reload_path(&dir.path().join("plugins/fixture.wasm"));
+    let after = runtime.get("policy-fixture").expect("loaded");
+    assert!(Arc::ptr_eq(&before, &after));
+}

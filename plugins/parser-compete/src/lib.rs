@@ -1,0 +1,405 @@
+//! The command-file formats of the GPU competition scheduler (seed 004).
+//!
+//! A file is a list of blocks separated by blank lines. A single-GPU block (`command_gpu*.txt`) is a
+//! queue id line, one or more command lines and a memory line in GB; a multi-GPU block
+//! (`command_gpus*.txt`) has a GPU-count line before the memory line. Lines whose first non-blank
+//! character is `#` are comments; a `#` later in a line belongs to the command.
+
+mod bindings {
+    wit_bindgen::generate!({ path: "../../wit", world: "parser-plugin", additional_derives: [PartialEq] });
+}
+
+use bindings::exports::gantry::plugin::meta::{Guest as MetaGuest, PluginInfo, PluginKind};
+use bindings::exports::gantry::plugin::parser::{Diagnostic, Guest, JobFile, JobSpec, Mode};
+
+struct CompeteParser;
+
+impl MetaGuest for CompeteParser {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Parser,
+            wit_version: wit_version(),
+        }
+    }
+}
+
+impl Guest for CompeteParser {
+    fn parse(file_name: String, mode: Option<Mode>, text: String) -> Result<JobFile, Vec<Diagnostic>> {
+        parse(&file_name, mode, &text)
+    }
+
+    fn render(file: JobFile) -> String {
+        render(&file)
+    }
+}
+
+// Exported names such as `gantry:plugin/parser@0.1.0#parse` are only valid in a component; the
+// native build (for unit tests) exports nothing.
+#[cfg(target_family = "wasm")]
+bindings::export!(CompeteParser with_types_in bindings);
+
+fn wit_version() -> String {
+    let wit = include_str!("../../../wit/gantry.wit");
+    wit.lines()
+        .find_map(|l| l.trim().strip_prefix("package gantry:plugin@"))
+        .map(|v| v.trim_end_matches(';').to_string())
+        .unwrap_or_default()
+}
+
+/// The mode a file name implies: seed 004 names single-GPU files `command_gpu{_N}.txt` and
+/// multi-GPU files `command_gpus{_N}.txt`.
+pub fn mode_from_file_name(file_name: &str) -> Option<Mode> {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    if base.starts_with("command_gpus") {
+        Some(Mode::Multi)
+    } else if base.starts_with("command_gpu") {
+        Some(Mode::Single)
+    } else {
+        None
+    }
+}
+
+/// A non-blank, non-comment line with its 1-based number.
+struct Line<'a> {
+    number: u32,
+    text: &'a str,
+}
+
+fn diagnostic(line: u32, column: u32, message: String) -> Diagnostic {
+    Diagnostic { line, column, message }
+}
+
+pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile, Vec<Diagnostic>> {
+    let Some(mode) = mode.or_else(|| mode_from_file_name(file_name)) else {
+        return Err(vec![diagnostic(
+            0,
+            0,
+            format!(
+                "cannot tell the format of '{file_name}' from its name: name it command_gpu*.txt \
+                 (one GPU per job) or command_gpus*.txt (GPU count per job), or give the mode"
+            ),
+        )]);
+    };
+
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut blocks: Vec<Vec<Line<'_>>> = Vec::new();
+    let mut current: Vec<Line<'_>> = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let line = raw.trim();
+        if line.is_empty() {
+            if !current.is_empty() {
+                blocks.push(std::mem::take(&mut current));
+            }
+        } else if !line.starts_with('#') {
+            current.push(Line { number, text: line });
+        }
+    }
+    if !current.is_empty() {
+        blocks.push(current);
+    }
+
+    let mut jobs = Vec::with_capacity(blocks.len());
+    let mut diagnostics = Vec::new();
+    for block in &blocks {
+        match parse_block(block, mode) {
+            Ok(job) => jobs.push(job),
+            Err(mut d) => diagnostics.append(&mut d),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(JobFile { mode, jobs })
+    } else {
+        Err(diagnostics)
+    }
+}
+
+fn parse_block(block: &[Line<'_>], mode: Mode) -> Result<JobSpec, Vec<Diagnostic>> {
+    let first = &block[0];
+    let (needed, shape) = match mode {
+        Mode::Single => (3, "a queue id, at least one command line and the memory in GB"),
+        Mode::Multi => (4, "a queue id, at least one command line, a GPU count and the memory in GB"),
+    };
+    if block.len() < needed {
+        let missing = match (mode, block.len()) {
+            (Mode::Single, 2) | (Mode::Multi, 3) => " (is the memory line missing?)",
+            _ => "",
+        };
+        return Err(vec![diagnostic(
+            first.number,
+            1,
+            format!("block has {} line(s), it needs {shape}{missing}", block.len()),
+        )]);
+    }
+
+    let mut diagnostics = Vec::new();
+    let queue = first.text.parse::<u32>().map_err(|_| {
+        diagnostic(first.number, 1, format!("queue id must be a whole number ≥ 0, found '{}'", first.text))
+    });
+
+    let memory_line = &block[block.len() - 1];
+    let memory = parse_memory(memory_line);
+    let (gpu_count, commands_end) = match mode {
+        Mode::Single => (Ok(1), block.len() - 1),
+        Mode::Multi => {
+            let line = &block[block.len() - 2];
+            let count = match line.text.parse::<u32>() {
+                Ok(0) => Err(diagnostic(line.number, 1, "GPU count must be at least 1, found 0".into())),
+                Ok(n) => Ok(n),
+                Err(_) => Err(diagnostic(
+                    line.number,
+                    1,
+                    format!("GPU count must be a whole number ≥ 1, found '{}'", line.text),
+                )),
+            };
+            (count, block.len() - 2)
+        }
+    };
+    let commands: Vec<String> = block[1..commands_end].iter().map(|l| l.text.to_string()).collect();
+
+    let queue = queue.map_err(|d| diagnostics.push(d)).ok();
+    let gpu_count = gpu_count.map_err(|d| diagnostics.push(d)).ok();
+    let memory_gb = memory.map_err(|d| diagnostics.push(d)).ok();
+    match (queue, gpu_count, memory_gb) {
+        (Some(queue), Some(gpu_count), Some(memory_gb)) => Ok(JobSpec { queue, commands, gpu_count, memory_gb }),
+        _ => Err(diagnostics),
+    }
+}
+
+/// Memory in GB, as a plain number; a `G` or `GB` suffix is accepted because people write it.
+fn parse_memory(line: &Line<'_>) -> Result<f64, Diagnostic> {
+    let lower = line.text.to_ascii_lowercase();
+    let number = lower.trim_end_matches("gb").trim_end_matches('g').trim_end();
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(diagnostic(
+            line.number,
+            1,
+            format!("memory must be a number of GB ≥ 0, found '{}'", line.text),
+        )),
+        Err(_) => Err(diagnostic(
+            line.number,
+            1,
+            format!(
+                "expected the memory in GB as the block's last line, found '{}' (is the memory line missing?)",
+                line.text
+            ),
+        )),
+    }
+}
+
+pub fn render(file: &JobFile) -> String {
+    let header = match file.mode {
+        Mode::Single => "# gantry command file, one GPU per job: queue id, command line(s), memory (GB)",
+        Mode::Multi => "# gantry command file, several GPUs per job: queue id, command line(s), GPU count, memory (GB)",
+    };
+    let mut out = String::from(header);
+    out.push('\n');
+    for job in &file.jobs {
+        out.push('\n');
+        out.push_str(&job.queue.to_string());
+        out.push('\n');
+        for command in &job.commands {
+            out.push_str(command);
+            out.push('\n');
+        }
+        if file.mode == Mode::Multi {
+            out.push_str(&job.gpu_count.to_string());
+            out.push('\n');
+        }
+        // f64's Display is the shortest text that parses back to the same value.
+        out.push_str(&job.memory_gb.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(text: &str) -> Result<JobFile, Vec<Diagnostic>> {
+        parse("command_gpu.txt", None, text)
+    }
+
+    fn multi(text: &str) -> Result<JobFile, Vec<Diagnostic>> {
+        parse("command_gpus.txt", None, text)
+    }
+
+    fn ok(r: Result<JobFile, Vec<Diagnostic>>) -> JobFile {
+        match r {
+            Ok(f) => f,
+            Err(d) => panic!("unexpected diagnostics: {d:?}"),
+        }
+    }
+
+    fn errors(r: Result<JobFile, Vec<Diagnostic>>) -> Vec<Diagnostic> {
+        match r {
+            Ok(f) => panic!("expected diagnostics, parsed {f:?}"),
+            Err(d) => d,
+        }
+    }
+
+    fn assert_round_trips(file: &JobFile) {
+        let again = ok(parse("any.txt", Some(file.mode), &render(file)));
+        assert_eq!(&again, file);
+    }
+
+    #[test]
+    fn seed_single_example() {
+        let text = "# 队列ID\n1\n# 命令（不需要引号）\npython script.py --arg1 value1\n# 显存需求(GB)\n20\n\n# 下一个任务块\n2\nbash run.sh\n25\n";
+        let file = ok(single(text));
+        assert_eq!(file.mode, Mode::Single);
+        assert_eq!(file.jobs.len(), 2);
+        assert_eq!(file.jobs[0].queue, 1);
+        assert_eq!(file.jobs[0].commands, vec!["python script.py --arg1 value1"]);
+        assert_eq!(file.jobs[0].gpu_count, 1);
+        assert_eq!(file.jobs[0].memory_gb, 20.0);
+        assert_eq!(file.jobs[1].commands, vec!["bash run.sh"]);
+        assert_eq!(file.jobs[1].memory_gb, 25.0);
+        assert_round_trips(&file);
+    }
+
+    #[test]
+    fn seed_multi_example() {
+        let text = "# 队列ID\n1\n# 命令\npython script.py --arg1 value1\n# GPU数量需求\n2\n# 显存需求(GB)\n20\n";
+        let file = ok(multi(text));
+        assert_eq!(file.mode, Mode::Multi);
+        assert_eq!(file.jobs[0].gpu_count, 2);
+        assert_eq!(file.jobs[0].memory_gb, 20.0);
+        assert_round_trips(&file);
+    }
+
+    #[test]
+    fn several_command_lines_form_one_job() {
+        let file = ok(single("3\ncd /data\nsource env.sh\npython train.py\n12.5\n"));
+        assert_eq!(file.jobs[0].commands, vec!["cd /data", "source env.sh", "python train.py"]);
+        assert_eq!(file.jobs[0].memory_gb, 12.5);
+        assert_round_trips(&file);
+    }
+
+    #[test]
+    fn crlf_bom_trailing_whitespace_and_no_final_newline() {
+        let text = "\u{feff}1\r\npython a.py  \r\n20 \t\r\n\r\n\r\n\r\n2\r\npython b.py\r\n8";
+        let file = ok(single(text));
+        assert_eq!(file.jobs.len(), 2);
+        assert_eq!(file.jobs[0].queue, 1);
+        assert_eq!(file.jobs[0].commands, vec!["python a.py"]);
+        assert_eq!(file.jobs[1].memory_gb, 8.0);
+    }
+
+    #[test]
+    fn hash_inside_a_command_is_not_a_comment() {
+        let file = ok(single("1\necho 'step #1' # keep\n4\n"));
+        assert_eq!(file.jobs[0].commands, vec!["echo 'step #1' # keep"]);
+    }
+
+    #[test]
+    fn indented_comment_is_a_comment() {
+        let file = ok(single("1\n   # note\npython a.py\n4\n"));
+        assert_eq!(file.jobs[0].commands, vec!["python a.py"]);
+    }
+
+    #[test]
+    fn chinese_text_survives() {
+        let file = ok(single("7\npython 训练.py --名字 测试\n10\n"));
+        assert_eq!(file.jobs[0].commands, vec!["python 训练.py --名字 测试"]);
+        assert_round_trips(&file);
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_have_no_jobs() {
+        assert!(ok(single("")).jobs.is_empty());
+        assert!(ok(single("\n\n   \n# only a comment\n")).jobs.is_empty());
+        assert_round_trips(&ok(multi("")));
+    }
+
+    #[test]
+    fn memory_suffix_is_accepted() {
+        assert_eq!(ok(single("1\na\n20G\n")).jobs[0].memory_gb, 20.0);
+        assert_eq!(ok(single("1\na\n20 GB\n")).jobs[0].memory_gb, 20.0);
+    }
+
+    #[test]
+    fn missing_memory_line_names_the_line() {
+        let d = errors(single("1\npython a.py\n"));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].line, 1);
+        assert!(d[0].message.contains("memory line missing"), "{}", d[0].message);
+
+        let d = errors(single("\n\n1\npython a.py\npython b.py\n"));
+        assert_eq!(d[0].line, 5);
+        assert!(d[0].message.contains("python b.py"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn non_numeric_queue_id_names_the_line() {
+        let d = errors(single("1\na\n2\n\nqueue-two\nb\n3\n"));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].line, d[0].column), (5, 1));
+        assert!(d[0].message.contains("queue-two"));
+    }
+
+    #[test]
+    fn negative_memory_is_refused() {
+        let d = errors(single("1\na\n-4\n"));
+        assert_eq!(d[0].line, 3);
+        assert!(d[0].message.contains("≥ 0"), "{}", d[0].message);
+        assert!(!errors(single("1\na\nNaN\n")).is_empty());
+        assert!(!errors(single("1\na\ninf\n")).is_empty());
+    }
+
+    #[test]
+    fn zero_gpu_count_is_refused() {
+        let d = errors(multi("1\npython a.py\n0\n20\n"));
+        assert_eq!(d[0].line, 3);
+        assert!(d[0].message.contains("at least 1"));
+        let d = errors(multi("1\npython a.py\ntwo\n20\n"));
+        assert!(d[0].message.contains("'two'"));
+    }
+
+    #[test]
+    fn every_bad_block_is_reported() {
+        let d = errors(single("x\na\n1\n\n2\nb\n-1\n\n3\nc\n1\n"));
+        assert_eq!(d.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 7]);
+    }
+
+    #[test]
+    fn multi_block_missing_a_line() {
+        let d = errors(multi("1\npython a.py\n20\n"));
+        assert!(d[0].message.contains("GPU count"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn mode_comes_from_the_name_or_the_caller() {
+        assert_eq!(mode_from_file_name("command/command_gpu_2.txt"), Some(Mode::Single));
+        assert_eq!(mode_from_file_name("command_gpus_1.txt"), Some(Mode::Multi));
+        assert_eq!(mode_from_file_name("jobs.txt"), None);
+        let d = errors(parse("jobs.txt", None, "1\na\n1\n"));
+        assert!(d[0].message.contains("jobs.txt"));
+        assert_eq!(ok(parse("jobs.txt", Some(Mode::Multi), "1\na\n2\n1\n")).jobs[0].gpu_count, 2);
+    }
+
+    #[test]
+    fn examples_round_trip() {
+        for (name, text) in [
+            ("command_gpu.txt", include_str!("../../../command/command_gpu.txt")),
+            ("command_gpus.txt", include_str!("../../../command/command_gpus.txt")),
+        ] {
+            let file = ok(parse(name, None, text));
+            assert!(!file.jobs.is_empty(), "{name} has jobs");
+            assert_round_trips(&file);
+        }
+    }
+
+    #[test]
+    fn odd_memory_values_round_trip() {
+        let file = JobFile {
+            mode: Mode::Single,
+            jobs: vec![JobSpec { queue: 0, commands: vec!["true".into()], gpu_count: 1, memory_gb: 0.1 + 0.2 }],
+        };
+        assert_round_trips(&file);
+    }
+}
