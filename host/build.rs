@@ -1,22 +1,22 @@
 //! Builds the WebAssembly plugins under `plugins/` from source, with a nested cargo for
 //! `wasm32-wasip2` in its own target directory, and tells the host where each component is.
 //!
-//! Shipped plugins are embedded in the `gantry` binary; fixtures are only exposed to tests. No
-//! `.wasm` is ever committed.
+//! `src/plugin/bundled.rs` embeds the shipped ones in the binary; tests load the fixtures by path.
+//! No `.wasm` is ever committed.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Crates built as components: (package, shipped in the binary).
-const PLUGINS: &[(&str, bool)] = &[
-    ("parser-compete", true),
-    ("policy-best-fit", true),
-    ("policy-spread", true),
-    ("policy-misbehave", false),
-    ("policy-future", false),
-    ("policy-fixture-v1", false),
-    ("policy-fixture-v2", false),
+/// Crates built as components.
+const PLUGINS: &[&str] = &[
+    "parser-compete",
+    "policy-best-fit",
+    "policy-spread",
+    "policy-misbehave",
+    "policy-future",
+    "policy-fixture-v1",
+    "policy-fixture-v2",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -40,7 +40,7 @@ fn main() {
         .arg(PROFILE)
         .arg("--target-dir")
         .arg(&target_dir);
-    for (package, _) in PLUGINS {
+    for package in PLUGINS {
         cmd.arg("-p").arg(package);
     }
     // Flags meant for the host build (sanitizers, target-cpu, coverage) must not leak into the
@@ -57,14 +57,11 @@ fn main() {
     }
 
     let out = target_dir.join(TARGET).join(PROFILE);
-    for (package, shipped) in PLUGINS {
+    for package in PLUGINS {
         let wasm = out.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.exists(), "cargo built {package} but {} is missing", wasm.display());
         let var = format!("GANTRY_WASM_{}", package.replace('-', "_").to_uppercase());
         println!("cargo:rustc-env={var}={}", wasm.display());
-        if *shipped {
-            println!("cargo:rerun-if-changed={}", wasm.display());
-        }
     }
 }
 

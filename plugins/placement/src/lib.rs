@@ -44,6 +44,7 @@ macro_rules! policy_plugin {
         $crate::policy_plugin!(env!("CARGO_PKG_NAME"), $ranking);
     };
     ($name:expr, $ranking:expr) => {
+        #[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
         struct Plugin;
 
         impl $crate::MetaGuest for Plugin {
