@@ -1,5 +1,6 @@
-//! Builds the WebAssembly plugins under `plugins/` from source, with a nested cargo for
-//! `wasm32-wasip2` in its own target directory, and tells the host where each component is.
+//! Builds what the host embeds or loads from source, each with a nested cargo in its own target
+//! directory: the WebAssembly plugins under `plugins/` (for `wasm32-wasip2`), and the stand-in
+//! `libnvidia-ml.so.1` of `nvml-sim/` (for this machine). It tells the host where each artifact is.
 //!
 //! `src/plugin/bundled.rs` embeds the shipped ones in the binary; tests load the fixtures by path.
 //! No `.wasm` is ever committed.
@@ -29,34 +30,26 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("command").display());
 
-    let target_dir = plugin_target_dir(&workspace);
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .arg("build")
-        .arg("--target")
-        .arg(TARGET)
-        .arg("--profile")
-        .arg(PROFILE)
-        .arg("--target-dir")
-        .arg(&target_dir);
-    for package in PLUGINS {
-        cmd.arg("-p").arg(package);
-    }
-    // Flags meant for the host build (sanitizers, target-cpu, coverage) must not leak into the
-    // wasm build, nor must the outer build's target choice.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("could not run cargo to build the wasm plugins");
-    if !status.success() {
-        panic!(
-            "building the wasm plugins failed (see above). If the error says the `{TARGET}` target \
-             is missing, run `rustup target add {TARGET}`."
-        );
-    }
+    println!("cargo:rerun-if-changed={}", workspace.join("nvml-sim").display());
+    let target_root = target_root(&workspace);
 
-    let out = target_dir.join(TARGET).join(PROFILE);
+    let plugins_dir = target_root.join("plugins");
+    let mut args: Vec<&str> = vec!["--target", TARGET, "--profile", PROFILE];
+    for package in PLUGINS {
+        args.extend(["-p", package]);
+    }
+    nested_cargo(&workspace, &plugins_dir, &args, &format!(
+        "building the wasm plugins failed (see above). If the error says the `{TARGET}` target is \
+         missing, run `rustup target add {TARGET}`."
+    ));
+
+    let sim_dir = target_root.join("sim");
+    nested_cargo(&workspace, &sim_dir, &["--release", "-p", "nvml-sim"], "building nvml-sim failed (see above)");
+    let fake = sim_dir.join("release").join("libnvidia_ml.so");
+    assert!(fake.exists(), "cargo built nvml-sim but {} is missing", fake.display());
+    println!("cargo:rustc-env=GANTRY_NVML_SIM={}", fake.display());
+
+    let out = plugins_dir.join(TARGET).join(PROFILE);
     for package in PLUGINS {
         let wasm = out.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.exists(), "cargo built {package} but {} is missing", wasm.display());
@@ -65,9 +58,22 @@ fn main() {
     }
 }
 
-/// `target/plugins` beside the host's own build output, so the wasm build is cached across
-/// builds and never contends for the outer cargo's lock.
-fn plugin_target_dir(workspace: &Path) -> PathBuf {
+fn nested_cargo(workspace: &Path, target_dir: &Path, args: &[&str], failure: &str) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace).arg("build").args(args).arg("--target-dir").arg(target_dir);
+    // Flags meant for the host build (sanitizers, target-cpu, coverage) must not leak into the
+    // nested builds, nor must the outer build's target choice.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("could not run cargo for a nested build");
+    assert!(status.success(), "{failure}");
+}
+
+/// The host's own target directory, so nested builds are cached across builds, and in
+/// subdirectories of their own so they never contend for the outer cargo's lock.
+fn target_root(workspace: &Path) -> PathBuf {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
     out_dir
@@ -75,6 +81,6 @@ fn plugin_target_dir(workspace: &Path) -> PathBuf {
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(|build| build.parent())
         .and_then(|profile| profile.parent())
-        .map(|target| target.join("plugins"))
-        .unwrap_or_else(|| workspace.join("target").join("plugins"))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace.join("target"))
 }

@@ -1,1 +1,143 @@
-fn main(){}
+//! Plugin runtime costs: compiling vs loading a cached component, one `place()` call through the
+//! wasm boundary against the same best fit compiled natively, and hot-reload latency.
+//!
+//! `cargo bench -p gantry --bench plugins`; results go to docs/BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use gantry::plugin::{PluginEngine, PluginRuntime, RuntimeOptions};
+use placement::{GpuState, PendingJob, Rules};
+use std::time::{Duration, Instant};
+
+const SHIPPED: &[(&str, &str)] = &[
+    ("parser-compete", env!("GANTRY_WASM_PARSER_COMPETE")),
+    ("policy-best-fit", env!("GANTRY_WASM_POLICY_BEST_FIT")),
+    ("policy-spread", env!("GANTRY_WASM_POLICY_SPREAD")),
+];
+
+fn load(c: &mut Criterion) {
+    let mut group = c.benchmark_group("load");
+    group.sample_size(20);
+    let uncached = PluginEngine::new(None).expect("engine");
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cached = PluginEngine::new(Some(cache.path().to_path_buf())).expect("engine");
+    for (name, path) in SHIPPED {
+        let bytes = std::fs::read(path).expect("built by build.rs");
+        group.bench_function(BenchmarkId::new("compile", name), |b| b.iter(|| uncached.compile(name, &bytes).expect("compiles")));
+        cached.compile(name, &bytes).expect("warm the cache");
+        group.bench_function(BenchmarkId::new("cached", name), |b| b.iter(|| cached.compile(name, &bytes).expect("loads")));
+    }
+    group.finish();
+}
+
+fn input(jobs: u64, gpus: u32) -> (Vec<PendingJob>, Vec<GpuState>, Rules) {
+    let pending = (0..jobs)
+        .map(|id| PendingJob {
+            id,
+            queue: format!("run-1/q{}", id % 32),
+            min_gpus: 1 + (id % 4 == 0) as u32,
+            max_gpus: 1 + (id % 4 == 0) as u32,
+            memory_mib: 1_000 + (id * 397) % 20_000,
+            priority: (id % 3) as i32,
+            attempts: 0,
+            submitted_ms: 1_700_000_000_000 + id,
+            labels: vec![],
+        })
+        .collect();
+    let gpus = (0..gpus)
+        .map(|index| GpuState {
+            index,
+            uuid: format!("GPU-{index:08x}-0000-0000-0000-000000000000"),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            memory_total_mib: 81_559,
+            memory_used_mib: u64::from(index % 5) * 7_000,
+            memory_peak_mib: u64::from(index % 5) * 7_500,
+            utilization_mean: (index * 13 % 100) as u8,
+            temperature_c: Some(40 + index % 30),
+            power_mw: Some(120_000),
+            memory_reserved_mib: 0,
+            gantry_jobs: index % 3,
+            foreign_processes: index % 2,
+            eligible: true,
+        })
+        .collect();
+    let rules = Rules {
+        gpu_left: 0,
+        min_gpu: 1,
+        max_gpu: 8,
+        memory_margin_mib: 512,
+        allow_sharing: true,
+        memory_save_mode: false,
+        params: vec![],
+    };
+    (pending, gpus, rules)
+}
+
+fn place(c: &mut Criterion) {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let runtime = PluginRuntime::new(RuntimeOptions { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() })
+        .expect("runtime");
+    let plugin = runtime.get("policy-best-fit").expect("bundled");
+    let mut group = c.benchmark_group("place");
+    for (jobs, gpus) in [(8, 8), (64, 8), (1000, 64)] {
+        let (pending, gpus_in, rules) = input(jobs, gpus);
+        let label = format!("{jobs}x{gpus}");
+        group.bench_function(BenchmarkId::new("wasm", &label), |b| {
+            b.iter(|| plugin.place(&pending, &gpus_in, &rules).expect("places"))
+        });
+        group.bench_function(BenchmarkId::new("native", &label), |b| {
+            b.iter(|| gantry::policy::native(&pending, &gpus_in, &rules))
+        });
+    }
+    group.finish();
+}
+
+/// From the write of a new version to the first call answered by it.
+fn hot_reload(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    let versions = [
+        std::fs::read(env!("GANTRY_WASM_POLICY_FIXTURE_V1")).expect("v1"),
+        std::fs::read(env!("GANTRY_WASM_POLICY_FIXTURE_V2")).expect("v2"),
+    ];
+    let file = plugins.join("fixture.wasm");
+    std::fs::write(&file, &versions[0]).expect("v1");
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        plugin_dir: Some(plugins),
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let _watcher = runtime.watch().expect("watch");
+    let (pending, gpus, rules) = input(8, 8);
+
+    let mut group = c.benchmark_group("hot_reload");
+    group.sample_size(20);
+    group.bench_function("write_to_first_call", |b| {
+        let mut next = 1;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let want = if next == 1 { "2.0.0" } else { "1.0.0" };
+                let started = Instant::now();
+                std::fs::write(&file, &versions[next]).expect("write");
+                loop {
+                    if let Some(p) = runtime.get("policy-fixture") {
+                        if p.info.version == want {
+                            p.place(&pending, &gpus, &rules).expect("places");
+                            break;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                total += started.elapsed();
+                next = 1 - next;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, load, place, hot_reload);
+criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! `gantry.toml`: read raw, then validated into [`Config`]. Every error names the file and the
 //! key (TOML syntax errors also the line), and a missing file means the embedded defaults.
 
+use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
 use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,18 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     plugins: RawPlugins,
+    #[serde(default)]
+    gpu: RawGpu,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpu {
+    /// `auto`, `off` (the driver or nothing), or `N[xMODEL]`.
+    simulate: Option<String>,
+    sample_interval_ms: Option<u64>,
+    window_s: Option<u64>,
+    history_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +69,20 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub plugins: PluginConfig,
+    pub gpu: GpuConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct GpuConfig {
+    pub mode: GpuMode,
+    pub sampler: SamplerConfig,
+}
+
+impl Config {
+    /// Where simulation mode keeps its stand-in driver and `nvml-sim.json`.
+    pub fn sim_dir(&self) -> PathBuf {
+        self.state_dir.join("sim")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -136,8 +163,11 @@ impl Config {
             per_plugin.insert(name, PluginSettings { limits, grants });
         }
 
+        let gpu = gpu_config(raw.gpu, &invalid)?;
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
+            gpu,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),
@@ -149,6 +179,30 @@ impl Config {
             state_dir,
         })
     }
+}
+
+fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<GpuConfig, ConfigError> {
+    let mode = match raw.simulate.as_deref().map(str::trim) {
+        None | Some("auto") => GpuMode::Auto,
+        Some("off") => GpuMode::Hardware,
+        Some(spec) => GpuMode::Simulate(spec.parse::<SimSpec>().map_err(|e| invalid("gpu.simulate", e.to_string()))?),
+    };
+    let defaults = SamplerConfig::default();
+    let min_ms = u64::try_from(SamplerConfig::MIN_INTERVAL.as_millis()).unwrap_or(100);
+    let interval = match raw.sample_interval_ms {
+        Some(ms) if ms < min_ms => return Err(invalid("gpu.sample_interval_ms", format!("must be at least {min_ms}, got {ms}"))),
+        Some(ms) => Duration::from_millis(ms),
+        None => defaults.interval,
+    };
+    let window = raw.window_s.map(Duration::from_secs).unwrap_or(defaults.window);
+    let history = raw.history_s.map(Duration::from_secs).unwrap_or(defaults.history);
+    if window < interval {
+        return Err(invalid("gpu.window_s", format!("must cover at least one sample interval ({interval:?})")));
+    }
+    if history < window {
+        return Err(invalid("gpu.history_s", "must be at least gpu.window_s".into()));
+    }
+    Ok(GpuConfig { mode, sampler: SamplerConfig { interval, window, history } })
 }
 
 fn limits(
@@ -225,6 +279,17 @@ mod tests {
         let runpod = &config.plugins.per_plugin["runpod"];
         assert_eq!(runpod.limits, PluginLimits { timeout: Duration::from_secs(5), memory_mib: 32 });
         assert_eq!(runpod.grants.read_only_dirs, vec![PathBuf::from("/etc/gantry/data")]);
+    }
+
+    #[test]
+    fn gpu_section() {
+        let config = Config::parse(Path::new("g.toml"), "[gpu]\nsimulate = \"8xH100\"\nsample_interval_ms = 100\n").expect("valid");
+        assert!(matches!(config.gpu.mode, GpuMode::Simulate(ref s) if s.count == 8));
+        assert_eq!(config.gpu.sampler.interval, Duration::from_millis(100));
+        let err = Config::parse(Path::new("g.toml"), "[gpu]\nsample_interval_ms = 10\n").expect_err("too fast");
+        assert!(err.to_string().contains("gpu.sample_interval_ms"), "{err}");
+        let err = Config::parse(Path::new("g.toml"), "[gpu]\nsimulate = \"lots\"\n").expect_err("bad spec");
+        assert!(err.to_string().contains("gpu.simulate"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin layer over the library; errors reach the user
 //! here, once, as one clear message.
 
+mod gpus;
 mod parse;
 mod plugin;
 
@@ -27,6 +28,8 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Parse a command file and print its jobs, or the problems with their lines (exit code 1).
     Parse(parse::ParseArgs),
+    /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
+    Gpus(gpus::GpusArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),
+        Command::Gpus(args) => gpus::run(&config, args),
     });
     match result {
         Ok(code) => code,

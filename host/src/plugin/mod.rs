@@ -22,14 +22,13 @@ mod provider;
 mod sandbox;
 mod watch;
 
-pub use engine::content_hash;
+pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
 pub use loaded::{Diagnostic, JobFile, JobSpec, LoadedPlugin, ParseMode};
 pub use provider::AllowListHooks;
 pub use watch::PluginWatcher;
 
 use arc_swap::ArcSwap;
-use engine::PluginEngine;
 use loaded::Linkers;
 use parking_lot::Mutex;
 use serde::Serialize;
