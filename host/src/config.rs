@@ -33,6 +33,8 @@ struct RawConfig {
 struct RawGpu {
     /// `auto`, `off` (the driver or nothing), or `N[xMODEL]`.
     simulate: Option<String>,
+    /// The NVIDIA library to load; default `libnvidia-ml.so.1` from the loader's path.
+    nvml_library: Option<PathBuf>,
     sample_interval_ms: Option<u64>,
     window_s: Option<u64>,
     history_s: Option<u64>,
@@ -75,6 +77,8 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct GpuConfig {
     pub mode: GpuMode,
+    /// `gpu.nvml_library`, else `$GANTRY_NVML_LIBRARY`, else the system's `libnvidia-ml.so.1`.
+    pub nvml_library: PathBuf,
     pub sampler: SamplerConfig,
 }
 
@@ -164,6 +168,7 @@ impl Config {
         }
 
         let gpu = gpu_config(raw.gpu, &invalid)?;
+        let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -179,6 +184,11 @@ impl Config {
             state_dir,
         })
     }
+}
+
+/// A bare library name is left to the dynamic loader; a path is relative to the config file.
+fn resolve_library(lib: PathBuf, base: &Path) -> PathBuf {
+    if lib.components().count() > 1 && lib.is_relative() { base.join(lib) } else { lib }
 }
 
 fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<GpuConfig, ConfigError> {
@@ -202,7 +212,11 @@ fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Res
     if history < window {
         return Err(invalid("gpu.history_s", "must be at least gpu.window_s".into()));
     }
-    Ok(GpuConfig { mode, sampler: SamplerConfig { interval, window, history } })
+    let nvml_library = raw
+        .nvml_library
+        .or_else(|| std::env::var_os("GANTRY_NVML_LIBRARY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(crate::gpu::SYSTEM_LIBRARY));
+    Ok(GpuConfig { mode, nvml_library, sampler: SamplerConfig { interval, window, history } })
 }
 
 fn limits(

@@ -89,9 +89,24 @@ pub struct nvmlPciInfo_t {
     busId: [c_char; 32],
 }
 
+/// Identifies one version of the configuration file. The inode catches a file renamed over the
+/// old one within the same coarse mtime tick.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp { modified: m.modified().ok(), len: m.len(), inode: m.ino() })
+}
+
 struct State {
     path: Option<PathBuf>,
-    modified: Option<SystemTime>,
+    stamp: Option<Stamp>,
     config: SimConfig,
     gpus: Vec<SimGpu>,
     processes: Option<(Instant, Vec<SimProcess>)>,
@@ -116,11 +131,11 @@ fn config_path() -> Option<PathBuf> {
     lib.parent().map(|dir| dir.join("nvml-sim.json")).filter(|p| p.exists())
 }
 
-fn read_config(path: &Option<PathBuf>) -> (SimConfig, Option<SystemTime>) {
+fn read_config(path: &Option<PathBuf>) -> (SimConfig, Option<Stamp>) {
     let Some(path) = path else { return (SimConfig::default(), None) };
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let stamp = stamp(path);
     let config = std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default();
-    (config, modified)
+    (config, stamp)
 }
 
 /// Runs `f` on the current state, re-reading the configuration if its file changed.
@@ -128,16 +143,15 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut guard = STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let state = guard.get_or_insert_with(|| {
         let path = config_path();
-        let (config, modified) = read_config(&path);
-        State { gpus: config.gpus(), path, modified, config, processes: None }
+        let (config, stamp) = read_config(&path);
+        State { gpus: config.gpus(), path, stamp, config, processes: None }
     });
     if let Some(path) = &state.path {
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if modified != state.modified {
-            let (config, modified) = read_config(&state.path);
+        if stamp(path) != state.stamp {
+            let (config, stamp) = read_config(&state.path);
             state.gpus = config.gpus();
             state.config = config;
-            state.modified = modified;
+            state.stamp = stamp;
         }
     }
     f(state)
@@ -500,12 +514,16 @@ pub extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(device: nvmlDevice_t,
     status(self::device("nvmlDeviceGetPowerManagementDefaultLimit", device, |s, i| put(limit, s.gpus[i as usize].power_limit_w * 1000)))
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn nvmlDeviceGetFanSpeed(device: nvmlDevice_t, speed: *mut c_uint) -> nvmlReturn_t {
-    status(self::device("nvmlDeviceGetFanSpeed", device, |s, i| {
+fn fan_speed(name: &str, device: nvmlDevice_t, speed: *mut c_uint) -> nvmlReturn_t {
+    status(self::device(name, device, |s, i| {
         let util = reading(s, i).utilization;
         put(speed, (s.gpus[i as usize].fan_percent + util / 2).min(100))
     }))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceGetFanSpeed(device: nvmlDevice_t, speed: *mut c_uint) -> nvmlReturn_t {
+    fan_speed("nvmlDeviceGetFanSpeed", device, speed)
 }
 
 #[unsafe(no_mangle)]
@@ -513,7 +531,7 @@ pub extern "C" fn nvmlDeviceGetFanSpeed_v2(device: nvmlDevice_t, fan: c_uint, sp
     if fan != 0 {
         return NVML_ERROR_INVALID_ARGUMENT;
     }
-    nvmlDeviceGetFanSpeed(device, speed)
+    fan_speed("nvmlDeviceGetFanSpeed_v2", device, speed)
 }
 
 #[unsafe(no_mangle)]

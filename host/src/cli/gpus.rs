@@ -43,7 +43,7 @@ impl GpuModeArgs {
 }
 
 pub fn run(config: &Config, args: GpusArgs) -> anyhow::Result<ExitCode> {
-    let (mut reader, notice) = open_gpus(&args.mode.mode(config), &config.sim_dir()).context("opening GPUs")?;
+    let (mut reader, notice) = open_gpus(&args.mode.mode(config), &config.gpu.nvml_library, &config.sim_dir()).context("opening GPUs")?;
     if let Some(notice) = notice {
         eprintln!("gantry: {notice}");
     }

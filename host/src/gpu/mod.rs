@@ -131,16 +131,17 @@ pub enum GpuMode {
     Simulate(SimSpec),
 }
 
-/// Opens NVML as `mode` says. The second value is the one line to tell the user when gantry fell
-/// back to simulation. Blocking.
-pub fn open_gpus(mode: &GpuMode, sim_dir: &std::path::Path) -> Result<(NvmlReader, Option<String>), GpuError> {
+/// Opens NVML as `mode` says: `driver` is the real library (normally [`SYSTEM_LIBRARY`]), `sim_dir`
+/// where simulation keeps its stand-in. The second value is the one line to tell the user when
+/// gantry fell back to simulation. Blocking.
+pub fn open_gpus(mode: &GpuMode, driver: &std::path::Path, sim_dir: &std::path::Path) -> Result<(NvmlReader, Option<String>), GpuError> {
     match mode {
         GpuMode::Simulate(spec) => {
             let lib = prepare_simulation(sim_dir, Some(spec))?;
             Ok((NvmlReader::open(&lib, true)?, None))
         }
-        GpuMode::Hardware => Ok((NvmlReader::open(std::path::Path::new(SYSTEM_LIBRARY), false)?, None)),
-        GpuMode::Auto => match NvmlReader::open(std::path::Path::new(SYSTEM_LIBRARY), false) {
+        GpuMode::Hardware => Ok((NvmlReader::open(driver, false)?, None)),
+        GpuMode::Auto => match NvmlReader::open(driver, false) {
             Ok(reader) => Ok((reader, None)),
             Err(e) => {
                 let lib = prepare_simulation(sim_dir, None)?;
@@ -162,3 +163,6 @@ pub(crate) fn now_ms() -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;
