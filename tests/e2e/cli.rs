@@ -1,0 +1,56 @@
+//! `gantry parse` and `gantry plugin`.
+
+use crate::{repo, stderr, stdout, Gantry};
+
+#[test]
+fn parse_prints_jobs_and_json() {
+    let g = Gantry::new();
+    let out = g.run(&["parse", repo("command/command_gpus.txt").to_str().expect("utf-8 path"), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["jobs"][0]["gpu_count"], 2);
+    assert_eq!(json["jobs"][0]["memory_gb"], 10.0);
+}
+
+#[test]
+fn parse_errors_name_file_and_line_and_exit_1() {
+    let g = Gantry::new();
+    let file = g.state.path().join("command_gpu.txt");
+    std::fs::write(&file, "1\npython a.py\n20\n\nq2\npython b.py\n8\n").expect("write");
+    let out = g.run(&["parse", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:5:1:", file.display())), "{err}");
+    assert!(err.contains("'q2'"), "{err}");
+}
+
+#[test]
+fn plugin_list_shows_the_bundled_plugins() {
+    let out = Gantry::new().run(&["plugin", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let names: Vec<&str> = rows.as_array().expect("list").iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, vec!["parser-compete", "policy-best-fit", "policy-spread"]);
+}
+
+#[test]
+fn plugin_check_accepts_a_plugin_and_refuses_another_wit_version() {
+    let g = Gantry::new();
+    let ok = g.run(&["plugin", "check", env!("GANTRY_WASM_POLICY_SPREAD")]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("policy-spread 0.1.0 (policy plugin, gantry:plugin@0.1.0)"), "{}", stdout(&ok));
+
+    let refused = g.run(&["plugin", "check", env!("GANTRY_WASM_POLICY_FUTURE")]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("built for gantry:plugin@9.0.0, but this gantry speaks gantry:plugin@0.1.0"), "{}", stderr(&refused));
+}
+
+#[test]
+fn a_bad_config_file_is_named_with_the_key() {
+    let g = Gantry::new();
+    let config = g.state.path().join("gantry.toml");
+    std::fs::write(&config, "[plugins]\ntimeout_ms = 0\n").expect("write");
+    let out = g.command().args(["--config", config.to_str().expect("utf-8"), "plugin", "list"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("plugins.timeout_ms"), "{}", stderr(&out));
+}

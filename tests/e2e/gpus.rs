@@ -1,0 +1,135 @@
+//! `gantry gpus` on simulated GPUs, against the stand-in library, and against gpustat.
+
+use crate::{stderr, stdout, Gantry, NO_DRIVER};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+
+fn gpu_user(visible: &str, mib: u64) -> Child {
+    Command::new("sleep")
+        .arg("60")
+        .env("CUDA_VISIBLE_DEVICES", visible)
+        .env("GANTRY_SIM_GPU_MEM_MIB", mib.to_string())
+        .spawn()
+        .expect("spawn sleep")
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn without_a_driver_gpus_are_simulated_and_the_user_is_told_once() {
+    let out = Gantry::new().run(&["gpus"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no NVIDIA driver") && err.contains("4 simulated GPUs"), "{err}");
+    let table = stdout(&out);
+    assert!(table.contains("[simulated]"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with('[')).count(), 4, "{table}");
+}
+
+#[test]
+fn no_simulate_refuses_clearly() {
+    let out = Gantry::new().run(&["gpus", "--no-simulate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(NO_DRIVER), "{}", stderr(&out));
+}
+
+#[test]
+fn nvml_shutdown_is_called_once_at_exit() {
+    let g = Gantry::new();
+    // A stand-in "driver" that logs init and shutdown.
+    let dir = g.state.path().join("driver");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(env!("GANTRY_NVML_SIM"), dir.join("libnvidia-ml.so.1")).expect("copy");
+    let log = dir.join("calls.log");
+    std::fs::write(dir.join("nvml-sim.json"), serde_json::json!({"count": 2, "call_log": log}).to_string()).expect("config");
+
+    let out = g.command().env("GANTRY_NVML_LIBRARY", dir.join("libnvidia-ml.so.1")).args(["gpus", "--no-simulate", "--json"]).output().expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let node: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(node["simulated"], false, "a library given as the driver is the driver");
+    assert_eq!(std::fs::read_to_string(&log).expect("logged"), "nvmlInit\nnvmlShutdown\n");
+}
+
+/// gpustat and its nvidia-ml-py, installed once into the test target dir from PyPI.
+fn gpustat() -> &'static PathBuf {
+    static DEPS: OnceLock<PathBuf> = OnceLock::new();
+    DEPS.get_or_init(|| {
+        let deps = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
+        let importable = |deps: &PathBuf| {
+            Command::new("python3")
+                .args(["-c", "import gpustat"])
+                .env("PYTHONPATH", deps)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !importable(&deps) {
+            let out = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&deps)
+                .arg("gpustat==1.1.1")
+                .output()
+                .expect("python3 and pip are needed for this test");
+            assert!(out.status.success(), "pip install gpustat failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        deps
+    })
+}
+
+#[test]
+fn gpus_json_agrees_with_gpustat() {
+    let g = Gantry::new();
+    let prepare = g.run(&["gpus", "--simulate", "3xA6000"]);
+    assert!(prepare.status.success(), "{}", stderr(&prepare));
+    let _a = Reaped(gpu_user("1", 3000));
+    let _b = Reaped(gpu_user("0,2", 1500));
+    // Both read the same moment's processes once the children have started.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let ours = g.run(&["gpus", "--json"]);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let ours: serde_json::Value = serde_json::from_str(&stdout(&ours)).expect("json");
+
+    let theirs = Command::new("python3")
+        .args(["-m", "gpustat", "--json"])
+        .env("PYTHONPATH", gpustat())
+        .env("LD_LIBRARY_PATH", g.sim_dir())
+        .output()
+        .expect("gpustat runs");
+    assert!(theirs.status.success(), "gpustat: {}", stderr(&theirs));
+    let theirs: serde_json::Value = serde_json::from_str(&stdout(&theirs)).expect("gpustat json");
+
+    let ours = ours["gpus"].as_array().expect("gpus");
+    let theirs = theirs["gpus"].as_array().expect("gpus");
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o["index"], t["index"]);
+        assert_eq!(o["name"], t["name"]);
+        assert_eq!(o["name"], "NVIDIA RTX A6000");
+        assert_eq!(o["uuid"], t["uuid"]);
+        assert_eq!(o["memory_total_mib"], t["memory.total"]);
+        assert_eq!(o["memory_used_mib"], t["memory.used"]);
+        let pids = |list: &serde_json::Value, pid: &str, mem: &str| -> Vec<(u64, u64)> {
+            let mut v: Vec<(u64, u64)> = list
+                .as_array()
+                .expect("processes")
+                .iter()
+                .map(|p| (p[pid].as_u64().expect("pid"), p[mem].as_u64().expect("memory")))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(pids(&o["processes"], "pid", "used_memory_mib"), pids(&t["processes"], "pid", "gpu_memory_usage"));
+    }
+    assert!(ours[1]["memory_used_mib"].as_u64().expect("used") >= 3000);
+}
