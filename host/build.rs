@@ -18,6 +18,7 @@ const PLUGINS: &[&str] = &[
     "policy-future",
     "policy-fixture-v1",
     "policy-fixture-v2",
+    "provider-echo",
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -33,14 +33,14 @@ fn input(jobs: u64, gpus: u32) -> (Vec<PendingJob>, Vec<GpuState>, Rules) {
     let pending = (0..jobs)
         .map(|id| PendingJob {
             id,
-            queue: format!("run-1/q{}", id % 32),
+            queue: id % 32,
             min_gpus: 1 + (id % 4 == 0) as u32,
             max_gpus: 1 + (id % 4 == 0) as u32,
             memory_mib: 1_000 + (id * 397) % 20_000,
             priority: (id % 3) as i32,
             attempts: 0,
             submitted_ms: 1_700_000_000_000 + id,
-            labels: vec![],
+            labels: None,
         })
         .collect();
     let gpus = (0..gpus)
@@ -77,12 +77,27 @@ fn place(c: &mut Criterion) {
     let runtime = PluginRuntime::new(RuntimeOptions { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() })
         .expect("runtime");
     let plugin = runtime.get("policy-best-fit").expect("bundled");
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::copy(env!("GANTRY_WASM_POLICY_MISBEHAVE"), dir.path().join("m.wasm")).expect("copy");
+    let fixtures = PluginRuntime::new(RuntimeOptions {
+        plugin_dir: Some(dir.path().to_path_buf()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    })
+    .expect("runtime");
+    // Answers `err` without placing: what is left is the cost of crossing with this input.
+    let crossing = fixtures.get("policy-misbehave").expect("fixture");
     let mut group = c.benchmark_group("place");
     for (jobs, gpus) in [(8, 8), (64, 8), (1000, 64)] {
         let (pending, gpus_in, rules) = input(jobs, gpus);
         let label = format!("{jobs}x{gpus}");
         group.bench_function(BenchmarkId::new("wasm", &label), |b| {
             b.iter(|| plugin.place(&pending, &gpus_in, &rules).expect("places"))
+        });
+        let mut erring = rules.clone();
+        erring.params = vec![("fixture".into(), "error".into())];
+        group.bench_function(BenchmarkId::new("crossing-only", &label), |b| {
+            b.iter(|| crossing.place(&pending, &gpus_in, &erring).expect_err("errs"))
         });
         group.bench_function(BenchmarkId::new("native", &label), |b| {
             b.iter(|| gantry::policy::native(&pending, &gpus_in, &rules))

@@ -30,7 +30,7 @@ info_from!(policy, parser, provider);
 pub fn pending_job(j: &placement::PendingJob) -> wit::PendingJob {
     wit::PendingJob {
         id: j.id,
-        queue: j.queue.clone(),
+        queue: j.queue,
         min_gpus: j.min_gpus,
         max_gpus: j.max_gpus,
         memory_mib: j.memory_mib,

@@ -296,6 +296,37 @@ impl LoadedPlugin {
         self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_parser().call_render(s, file))
     }
 
+    /// One provider call. Providers wait on the network, so the call is async; it is bounded by the
+    /// plugin's deadline both inside the guest (epochs) and around host I/O (a timer).
+    pub async fn provider(&self, call: ProviderCall) -> Result<ProviderReply, PluginError> {
+        let Prepared::Provider { pre } = &self.prepared else {
+            return Err(self.wrong_kind(PluginKind::Provider));
+        };
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut store = self.store()?;
+        let limit = self.settings.limits.timeout;
+        let result = tokio::time::timeout(limit, async {
+            let bindings = pre.instantiate_async(&mut store).await?;
+            let p = bindings.gantry_plugin_provider();
+            Ok(match &call {
+                ProviderCall::Submit(job) => ProviderReply::Job(p.call_submit(&mut store, job).await?),
+                ProviderCall::Status(id) => ProviderReply::Job(p.call_status(&mut store, id).await?),
+                ProviderCall::Cancel(id) => ProviderReply::Job(p.call_cancel(&mut store, id).await?),
+                ProviderCall::Logs { id, tail_lines } => ProviderReply::Logs(p.call_logs(&mut store, id, *tail_lines).await?),
+                ProviderCall::EstimateCost(job) => ProviderReply::Cost(p.call_estimate_cost(&mut store, job).await?),
+                ProviderCall::Offers(gpu) => ProviderReply::Offers(p.call_offers(&mut store, gpu).await?),
+            })
+        })
+        .await;
+        self.stats.record_duration(started.elapsed());
+        match result {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
+            Err(_) => Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit })),
+        }
+    }
+
     fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
         PluginError::WrongKind { plugin: self.info.name.clone(), wanted: wanted.as_str(), actual: self.info.kind.as_str() }
     }
@@ -332,6 +363,29 @@ impl Prepared {
 }
 
 pub use parser::exports::gantry::plugin::parser::{Diagnostic, JobFile, JobSpec, Mode as ParseMode};
+pub use provider::exports::gantry::plugin::provider::{
+    CostEstimate, GpuSpec, JobConfig, JobResult, JobState, Offer, ProviderError,
+};
+
+/// A request to a provider plugin: seed 002's adapter interface.
+#[derive(Clone, Debug)]
+pub enum ProviderCall {
+    Submit(JobConfig),
+    Status(String),
+    Logs { id: String, tail_lines: u32 },
+    Cancel(String),
+    EstimateCost(JobConfig),
+    Offers(GpuSpec),
+}
+
+/// A provider's answer; its own errors (`ProviderError`) are answers too, not plugin failures.
+#[derive(Clone, Debug)]
+pub enum ProviderReply {
+    Job(Result<JobResult, ProviderError>),
+    Logs(Result<String, ProviderError>),
+    Cost(Result<CostEstimate, ProviderError>),
+    Offers(Result<Vec<Offer>, ProviderError>),
+}
 
 #[cfg(test)]
 mod tests {

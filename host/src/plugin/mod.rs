@@ -24,7 +24,10 @@ mod watch;
 
 pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
-pub use loaded::{Diagnostic, JobFile, JobSpec, LoadedPlugin, ParseMode};
+pub use loaded::{
+    CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, LoadedPlugin, Offer, ParseMode,
+    ProviderCall, ProviderError, ProviderReply,
+};
 pub use provider::AllowListHooks;
 pub use watch::PluginWatcher;
 

@@ -57,14 +57,14 @@ fn jobs(n: u64, memory_mib: u64) -> Vec<PendingJob> {
     (0..n)
         .map(|id| PendingJob {
             id,
-            queue: format!("q{id}"),
+            queue: id,
             min_gpus: 1,
             max_gpus: 1,
             memory_mib,
             priority: 0,
             attempts: 0,
             submitted_ms: id,
-            labels: vec![],
+            labels: None,
         })
         .collect()
 }
@@ -290,4 +290,96 @@ fn identical_rewrites_do_not_reload() {
     runtime.reload_path(&dir.path().join("plugins/fixture.wasm"));
     let after = runtime.get("policy-fixture").expect("loaded");
     assert!(Arc::ptr_eq(&before, &after));
+}
+
+mod provider {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-request HTTP server on loopback that answers `body`.
+    fn serve_once(body: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn job(url: &str) -> JobConfig {
+        JobConfig {
+            name: "train".into(),
+            image: String::new(),
+            command: vec!["python".into(), "train.py".into()],
+            gpu: GpuSpec { gpu_type: "A100-80G".into(), count: 2, memory_gib: 80 },
+            cpus: 8,
+            ram_gib: 64,
+            env: vec![("URL".into(), url.into())],
+            timeout_s: Some(7200),
+            region: None,
+        }
+    }
+
+    /// Loading is blocking work: async callers (these tests, the daemon) do it on a blocking thread.
+    async fn runtime_allowing(base: &str) -> (tempfile::TempDir, Arc<PluginRuntime>) {
+        let base = base.to_string();
+        tokio::task::spawn_blocking(move || load_allowing(&base)).await.expect("loads")
+    }
+
+    fn load_allowing(base: &str) -> (tempfile::TempDir, Arc<PluginRuntime>) {
+        let settings = PluginSettings {
+            limits: PluginLimits { timeout: Duration::from_secs(10), memory_mib: 64 },
+            grants: PluginGrants { http_base_urls: vec![base.to_string()], ..PluginGrants::default() },
+        };
+        runtime_with(&[("echo.wasm", env!("GANTRY_WASM_PROVIDER_ECHO"))], HashMap::from([("provider-echo".to_string(), settings)]))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_reaches_its_configured_base_url() {
+        let base = serve_once("job-42");
+        let (_dir, runtime) = runtime_allowing(&format!("{base}/api")).await;
+        let echo = runtime.get("provider-echo").expect("loaded");
+        assert_eq!(echo.info.kind, PluginKind::Provider);
+        match echo.provider(ProviderCall::Submit(job(&format!("{base}/api/jobs")))).await.expect("call") {
+            ProviderReply::Job(Ok(result)) => {
+                assert_eq!(result.provider_job_id, "job-42");
+                assert_eq!(result.state, JobState::Pending);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provider_cannot_reach_anything_else() {
+        let base = serve_once("secret");
+        let (_dir, runtime) = runtime_allowing(&format!("{base}/api")).await;
+        let echo = runtime.get("provider-echo").expect("loaded");
+        for url in [format!("{base}/admin"), "http://127.0.0.2:9/api/jobs".to_string()] {
+            match echo.provider(ProviderCall::Submit(job(&url))).await.expect("call") {
+                ProviderReply::Job(Err(ProviderError::Transport(e))) => assert!(e.contains("HttpRequestDenied"), "{e}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_other_provider_calls_answer() {
+        let (_dir, runtime) = runtime_allowing("http://127.0.0.1:1/").await;
+        let echo = runtime.get("provider-echo").expect("loaded");
+        match echo.provider(ProviderCall::EstimateCost(job("unused"))).await.expect("call") {
+            ProviderReply::Cost(Ok(c)) => assert_eq!((c.per_hour, c.total), (5.0, 10.0)),
+            other => panic!("{other:?}"),
+        }
+        match echo.provider(ProviderCall::Logs { id: "j1".into(), tail_lines: 3 }).await.expect("call") {
+            ProviderReply::Logs(Ok(text)) => assert_eq!(text, "j1: last 3 lines"),
+            other => panic!("{other:?}"),
+        }
+        let policy = runtime.get("policy-spread").expect("bundled");
+        assert!(matches!(policy.provider(ProviderCall::Status("x".into())).await, Err(PluginError::WrongKind { .. })));
+    }
 }

@@ -167,30 +167,40 @@ fn job_order(a: &PendingJob, b: &PendingJob) -> Ordering {
 pub fn place(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, ranking: Ranking) -> Vec<Placement> {
     let mut ledger = Ledger::new(gpus, rules);
     let mut jobs: Vec<&PendingJob> = pending.iter().collect();
-    jobs.sort_by(|a, b| job_order(a, b));
+    jobs.sort_unstable_by(|a, b| job_order(a, b));
+
+    // Ranks GPUs for a job: smaller is better.
+    let better = |a: &Slot, b: &Slot| -> Ordering {
+        let by_room = match ranking {
+            Ranking::BestFit => a.free_mib.cmp(&b.free_mib),
+            Ranking::Spread => b.free_mib.cmp(&a.free_mib).then(a.utilization.cmp(&b.utilization)),
+        };
+        by_room.then(a.index.cmp(&b.index))
+    };
 
     let mut placements = Vec::new();
+    // Reused for every job: a pass allocates per placement, not per job considered.
+    let mut candidates: Vec<usize> = Vec::with_capacity(ledger.slots.len());
     for job in jobs {
         if job.min_gpus == 0 {
             continue;
         }
-        let mut candidates: Vec<usize> = (0..ledger.slots.len())
-            .filter(|&p| ledger.can_take(&ledger.slots[p], job.memory_mib))
-            .collect();
+        candidates.clear();
+        candidates.extend((0..ledger.slots.len()).filter(|&p| ledger.can_take(&ledger.slots[p], job.memory_mib)));
         let count = ledger.gpu_count(job, candidates.len()) as usize;
         if count == 0 || candidates.len() < count {
             continue;
         }
         let slots = &ledger.slots;
-        candidates.sort_by(|&a, &b| {
-            let (a, b) = (&slots[a], &slots[b]);
-            let by_room = match ranking {
-                Ranking::BestFit => a.free_mib.cmp(&b.free_mib),
-                Ranking::Spread => b.free_mib.cmp(&a.free_mib).then(a.utilization.cmp(&b.utilization)),
-            };
-            by_room.then(a.index.cmp(&b.index))
-        });
-        candidates.truncate(count);
+        if count == 1 {
+            // The common case needs the best GPU, not an order of all of them.
+            let best = candidates.iter().copied().min_by(|&a, &b| better(&slots[a], &slots[b]));
+            candidates.clear();
+            candidates.extend(best);
+        } else {
+            candidates.sort_unstable_by(|&a, &b| better(&slots[a], &slots[b]));
+            candidates.truncate(count);
+        }
         let mut indices: Vec<u32> = candidates.iter().map(|&p| ledger.slots[p].index).collect();
         indices.sort_unstable();
         ledger.book(&candidates, job.memory_mib);
@@ -340,14 +350,14 @@ mod tests {
     fn job(id: u64, gpus: u32, memory_mib: u64) -> PendingJob {
         PendingJob {
             id,
-            queue: format!("q{id}"),
+            queue: id,
             min_gpus: gpus,
             max_gpus: gpus,
             memory_mib,
             priority: 0,
             attempts: 0,
             submitted_ms: id,
-            labels: vec![],
+            labels: None,
         }
     }
 
