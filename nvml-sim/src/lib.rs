@@ -654,3 +654,25 @@ pub extern "C" fn nvmlDeviceGetCudaComputeCapability(device: nvmlDevice_t, major
         put(minor, 9)
     }))
 }
+
+/// Queries a simulated GPU cannot answer, as on a real consumer GPU under Linux: clients such as
+/// nvitop show them as N/A when told `NOT_SUPPORTED`, but log an error when the symbol is missing.
+macro_rules! not_supported {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name(device: nvmlDevice_t, $($arg: $ty),*) -> nvmlReturn_t {
+            $(let _ = $arg;)*
+            status(self::device(stringify!($name), device, |_, _| Err::<(), u32>(NVML_ERROR_NOT_SUPPORTED)))
+        }
+    )*};
+}
+
+not_supported! {
+    // Windows only (WDDM/TCC).
+    nvmlDeviceGetDriverModel(current: *mut c_uint, pending: *mut c_uint);
+    nvmlDeviceGetDriverModel_v2(current: *mut c_uint, pending: *mut c_uint);
+    // No ECC on GeForce.
+    nvmlDeviceGetTotalEccErrors(error_type: c_uint, counter_type: c_uint, count: *mut c_ulonglong);
+    // Per-process SM samples are not simulated.
+    nvmlDeviceGetProcessUtilization(samples: *mut c_void, count: *mut c_uint, last_seen: c_ulonglong);
+}

@@ -133,3 +133,56 @@ fn gpus_json_agrees_with_gpustat() {
     }
     assert!(ours[1]["memory_used_mib"].as_u64().expect("used") >= 3000);
 }
+
+/// Symbols that gpustat and nvitop look up. A missing one makes nvitop log an error on every
+/// refresh (it did for the first three below) even when the query is optional.
+#[test]
+fn the_stand_in_exports_what_nvml_clients_look_up() {
+    let path = std::ffi::CString::new(env!("GANTRY_NVML_SIM")).expect("path");
+    // SAFETY: dlopen/dlsym/dlclose on a library built by this workspace; nothing is called.
+    unsafe {
+        let lib = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        assert!(!lib.is_null(), "dlopen failed");
+        let missing: Vec<&str> = [
+            "nvmlDeviceGetDriverModel",
+            "nvmlDeviceGetTotalEccErrors",
+            "nvmlDeviceGetProcessUtilization",
+            "nvmlInit_v2",
+            "nvmlInitWithFlags",
+            "nvmlShutdown",
+            "nvmlErrorString",
+            "nvmlSystemGetDriverVersion",
+            "nvmlSystemGetCudaDriverVersion",
+            "nvmlDeviceGetCount_v2",
+            "nvmlDeviceGetHandleByIndex_v2",
+            "nvmlDeviceGetIndex",
+            "nvmlDeviceGetName",
+            "nvmlDeviceGetUUID",
+            "nvmlDeviceGetPciInfo_v3",
+            "nvmlDeviceGetMemoryInfo",
+            "nvmlDeviceGetMemoryInfo_v2",
+            "nvmlDeviceGetUtilizationRates",
+            "nvmlDeviceGetEncoderUtilization",
+            "nvmlDeviceGetDecoderUtilization",
+            "nvmlDeviceGetTemperature",
+            "nvmlDeviceGetFanSpeed",
+            "nvmlDeviceGetPowerUsage",
+            "nvmlDeviceGetEnforcedPowerLimit",
+            "nvmlDeviceGetPerformanceState",
+            "nvmlDeviceGetComputeRunningProcesses_v3",
+            "nvmlDeviceGetGraphicsRunningProcesses_v3",
+            "nvmlDeviceGetPersistenceMode",
+            "nvmlDeviceGetDisplayActive",
+            "nvmlDeviceGetComputeMode",
+            "nvmlDeviceGetMigMode",
+        ]
+        .into_iter()
+        .filter(|name| {
+            let symbol = std::ffi::CString::new(*name).expect("name");
+            libc::dlsym(lib, symbol.as_ptr()).is_null()
+        })
+        .collect();
+        libc::dlclose(lib);
+        assert!(missing.is_empty(), "missing: {missing:?}");
+    }
+}
