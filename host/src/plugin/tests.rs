@@ -383,3 +383,20 @@ mod provider {
         assert!(matches!(policy.provider(ProviderCall::Status("x".into())).await, Err(PluginError::WrongKind { .. })));
     }
 }
+
+#[test]
+fn a_version_renamed_into_place_is_loaded_once() {
+    let (dir, runtime) = runtime_with(&[("fixture.wasm", FIXTURE_V1)], HashMap::new());
+    let _watcher = runtime.watch().expect("watching").expect("a plugin dir is configured");
+    let plugins = dir.path().join("plugins");
+    // How editors and `cp --atomic`-style tools replace a file: write aside, rename over.
+    let staged = plugins.join(".fixture.wasm.partial");
+    std::fs::write(&staged, std::fs::read(FIXTURE_V2).expect("v2")).expect("stage");
+    std::fs::rename(&staged, plugins.join("fixture.wasm")).expect("rename");
+    wait_for("version 2", || fixture_version(&runtime).as_deref() == Some("2.0.0"));
+    let loaded = runtime.get("policy-fixture").expect("v2");
+    // The rename's two events and any late ones must not load it again.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(Arc::ptr_eq(&loaded, &runtime.get("policy-fixture").expect("still v2")));
+    assert!(runtime.list().iter().all(|r| !r.source.contains(".partial")), "the staging name is not a plugin");
+}
