@@ -5,9 +5,11 @@
 //!   the native best fit;
 //! - [`gpu`]: NVML (real or the bundled stand-in), sampling, GPU snapshots;
 //! - [`host_info`]: CPU, memory and the rest of the machine;
+//! - [`executor`]: runs each job attempt under a shim that outlives the daemon;
 //! - [`config`]: `gantry.toml`.
 
 pub mod config;
+pub mod executor;
 pub mod gpu;
 pub mod host_info;
 pub mod plugin;

@@ -4,6 +4,7 @@
 //! at a path that does not exist unless the test says otherwise.
 
 mod cli;
+mod executor;
 mod gpus;
 
 use std::path::{Path, PathBuf};

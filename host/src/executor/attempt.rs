@@ -1,0 +1,270 @@
+//! The daemon's side: start a shim for an attempt, find it again after a restart, wait for it,
+//! cancel it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("starting the shim {program}: {source}")]
+    Spawn { program: PathBuf, source: std::io::Error },
+    #[error("attempt {path} is already running")]
+    AlreadyRunning { path: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
+    move |source| ExecutorError::Io { path: path.to_path_buf(), source }
+}
+
+/// What an attempt runs. The caller decides the environment, GPU variables included.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptSpec {
+    pub job_id: u64,
+    pub attempt: u32,
+    /// Shell lines run in sequence in one shell; the first that fails ends the attempt.
+    pub commands: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// Added to (and overriding) the daemon's own environment.
+    pub env: BTreeMap<String, String>,
+    /// The log rotates past this size, keeping `log_keep` older files.
+    pub log_max_bytes: u64,
+    pub log_keep: u32,
+}
+
+/// How an attempt ended, as its shim recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Set when the shell exited; `None` when a signal ended it.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub started_ms: u64,
+    pub ended_ms: u64,
+    /// Largest resident set of the job's processes that were waited for.
+    pub peak_rss_kib: u64,
+}
+
+impl ExitRecord {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// Written by the shim before the job may start, so a job never runs unrecorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimInfo {
+    pub pid: u32,
+    /// The shim's start time in clock ticks since boot (`/proc/PID/stat` field 22): a pid alone
+    /// may be reused after the shim is gone.
+    pub start_ticks: u64,
+    /// The job's process group, which cancellation signals.
+    pub job_pgid: i32,
+}
+
+pub(super) const SPEC: &str = "spec.json";
+pub(super) const LOCK: &str = "lock";
+pub(super) const SHIM: &str = "shim.json";
+pub(super) const EXIT: &str = "exit.json";
+pub(super) const LOG: &str = "output.log";
+
+/// An attempt whose shim is alive.
+#[derive(Debug)]
+pub struct RunningAttempt {
+    pub dir: PathBuf,
+    pub shim: ShimInfo,
+    /// Set when this process started the shim and must reap it.
+    child: Option<std::process::Child>,
+}
+
+/// What a daemon finds when it looks at an attempt it believed was running.
+#[derive(Debug)]
+pub enum Adoption {
+    Running(RunningAttempt),
+    Finished(ExitRecord),
+    /// No shim and no record. `ran` tells whether the job may have started (then what was left of
+    /// it has been killed), or certainly never did (then it may simply be started again).
+    Lost { ran: bool, reason: String },
+}
+
+pub(super) fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(), ExecutorError> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value).map_err(|e| ExecutorError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+    std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+pub(super) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, ExecutorError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ExecutorError::Corrupt { path: path.to_path_buf(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ExecutorError::Io { path: path.to_path_buf(), source: e }),
+    }
+}
+
+/// Takes the attempt's lock without waiting: `Ok(None)` if someone (a live shim) holds it.
+fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
+    let path = dir.join(LOCK);
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(ExecutorError::Io { path, source: err }) }
+}
+
+/// Start time of a process in clock ticks since boot, or `None` if it is gone.
+pub(super) fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Starts `shim_program shim DIR` for a new attempt in `dir` (created if needed). Blocking, but
+/// brief: it returns once the shim has recorded itself.
+pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if dir.join(EXIT).exists() || dir.join(SHIM).exists() {
+        return Err(ExecutorError::AlreadyRunning { path: dir.to_path_buf() });
+    }
+    write_json_atomically(&dir.join(SPEC), spec)?;
+    // The lock is taken here and inherited by the shim, so it is held without a gap from before
+    // the shim exists until it exits.
+    let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
+    let lock_fd = lock.as_raw_fd();
+    let shim_log = dir.join("shim.log");
+    let shim_err = File::create(&shim_log).map_err(io(&shim_log))?;
+
+    let mut cmd = Command::new(shim_program);
+    cmd.arg("shim").arg(dir).arg("--lock-fd").arg(lock_fd.to_string());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(shim_err);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session: the daemon's terminal, process group and death don't reach it.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Keep the lock across exec.
+            if libc::fcntl(lock_fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| ExecutorError::Spawn { program: shim_program.to_path_buf(), source })?;
+    drop(lock);
+
+    // The shim writes shim.json before it lets the job start; wait for it (or for its death).
+    let mut child = Some(child);
+    let shim = loop {
+        if let Some(info) = read_json::<ShimInfo>(&dir.join(SHIM))? {
+            break info;
+        }
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            let log = std::fs::read_to_string(&shim_log).unwrap_or_default();
+            return Err(ExecutorError::Spawn {
+                program: shim_program.to_path_buf(),
+                source: std::io::Error::other(format!("the shim exited ({status}) before starting the job: {}", log.trim())),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    Ok(RunningAttempt { dir: dir.to_path_buf(), shim, child })
+}
+
+/// Finds out what became of an attempt while this daemon was not watching it.
+pub fn adopt(dir: &Path) -> Result<Adoption, ExecutorError> {
+    match try_lock(dir)? {
+        None => {
+            // Alive. A shim that holds the lock writes shim.json before its job starts.
+            for _ in 0..2000 {
+                if let Some(shim) = read_json::<ShimInfo>(&dir.join(SHIM))? {
+                    return Ok(Adoption::Running(RunningAttempt { dir: dir.to_path_buf(), shim, child: None }));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(ExecutorError::Corrupt { path: dir.join(SHIM), message: "the shim holds its lock but never recorded itself".into() })
+        }
+        Some(_unlocked) => {
+            if let Some(record) = read_json::<ExitRecord>(&dir.join(EXIT))? {
+                return Ok(Adoption::Finished(record));
+            }
+            match read_json::<ShimInfo>(&dir.join(SHIM))? {
+                None => Ok(Adoption::Lost { ran: false, reason: "the shim never started the job".into() }),
+                Some(shim) => {
+                    kill_group(shim.job_pgid, libc::SIGKILL);
+                    Ok(Adoption::Lost { ran: true, reason: "the shim died without recording how the job ended".into() })
+                }
+            }
+        }
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) -> bool {
+    // SAFETY: kill with a negative pid signals a process group; no memory is involved.
+    pgid > 1 && unsafe { libc::kill(-pgid, signal) } == 0
+}
+
+/// A pidfd for `pid`, checked against its recorded start time so a reused pid is never mistaken
+/// for the shim.
+fn pidfd(shim: &ShimInfo) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, shim.pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    (start_ticks(shim.pid) == Some(shim.start_ticks)).then_some(fd)
+}
+
+/// Waits for the shim to exit and returns what it recorded. The pidfd makes this a readiness
+/// wait on the async runtime: no thread per job, no polling.
+pub async fn wait(mut attempt: RunningAttempt) -> Result<Adoption, ExecutorError> {
+    if let Some(fd) = pidfd(&attempt.shim) {
+        // SAFETY: the AsyncFd owns the pidfd and nothing else closes or replaces it meanwhile.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(|e| ExecutorError::Io { path: attempt.dir.clone(), source: e.into() })?;
+        let _ = fd.readable().await.map_err(io(&attempt.dir))?;
+    }
+    if let Some(mut child) = attempt.child.take() {
+        // Already exited: this only reaps it.
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    }
+    let dir = attempt.dir.clone();
+    tokio::task::spawn_blocking(move || adopt(&dir)).await.unwrap_or_else(|e| {
+        Err(ExecutorError::Io { path: attempt.dir.clone(), source: std::io::Error::other(e.to_string()) })
+    })
+}
+
+/// Asks the job to stop (SIGTERM to its process group, grandchildren included), then forces it
+/// (SIGKILL) if it is still there after `grace`. The shim survives both and records the signal.
+pub async fn cancel(attempt: &RunningAttempt, grace: Duration) {
+    let pgid = attempt.shim.job_pgid;
+    if !kill_group(pgid, libc::SIGTERM) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    // Signal 0 probes: is any process of the group left?
+    while kill_group(pgid, 0) {
+        if tokio::time::Instant::now() >= deadline {
+            kill_group(pgid, libc::SIGKILL);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

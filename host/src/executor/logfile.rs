@@ -1,0 +1,71 @@
+//! The job's output log: capped in size, rotated (`output.log` → `output.log.1` → …), so a job
+//! that prints forever cannot fill the disk.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct RotatingLog {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    file: File,
+    written: u64,
+}
+
+impl RotatingLog {
+    pub fn create(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<RotatingLog> {
+        let file = File::create(path)?;
+        Ok(RotatingLog { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written: 0 })
+    }
+
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if self.keep == 0 {
+            self.file = File::create(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(self.rotated(self.keep));
+            for n in (1..self.keep).rev() {
+                let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
+            }
+            std::fs::rename(&self.path, self.rotated(1))?;
+            self.file = File::create(&self.path)?;
+        }
+        self.written = 0;
+        Ok(())
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.written > 0 && self.written + bytes.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_past_the_cap_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("output.log");
+        let mut log = RotatingLog::create(&path, 10, 2).expect("create");
+        for chunk in ["aaaaaa", "bbbbbb", "cccccc", "dddddd"] {
+            log.write(chunk.as_bytes()).expect("write");
+        }
+        let read = |p: PathBuf| std::fs::read_to_string(p).expect("read");
+        assert_eq!(read(path.clone()), "dddddd");
+        assert_eq!(read(dir.path().join("output.log.1")), "cccccc");
+        assert_eq!(read(dir.path().join("output.log.2")), "bbbbbb");
+        assert!(!dir.path().join("output.log.3").exists());
+    }
+}

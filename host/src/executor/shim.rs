@@ -1,0 +1,156 @@
+//! `gantry shim DIR`: the small supervisor each attempt runs under (see the module overview).
+//! It must not fail silently: anything that goes wrong before the job starts is printed to its
+//! stderr (`shim.log` in the attempt directory) and makes it exit non-zero without a record.
+
+use super::attempt::{read_json, start_ticks, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
+use super::logfile::RotatingLog;
+use super::ExecutorError;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// After the shell exits, how long leftover output may keep draining before the shim stops
+/// reading (a process that escaped the job's group could hold the pipe open forever).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// The descriptor on which the job's shell waits for the shim's go-ahead.
+const GATE_FD: RawFd = 9;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors, which we take ownership of.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Runs the attempt in `dir`; `lock_fd` is the attempt lock the daemon took and handed down.
+pub fn run(dir: &Path, lock_fd: RawFd) -> Result<(), ExecutorError> {
+    let io = |what: &'static str| move |e: std::io::Error| ExecutorError::Io { path: dir.join(what), source: e };
+    // SAFETY: plain fcntl/signal calls on our own process.
+    unsafe {
+        // The job must not hold the lock: the lock means "the shim is alive".
+        libc::fcntl(lock_fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        // Cancellation signals the job's group, not the shim, but a shim that shares a terminal
+        // must not die of its hangup or interrupt either: it has an outcome to record.
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+    let spec: AttemptSpec = read_json(&dir.join(SPEC))?.ok_or_else(|| ExecutorError::Corrupt {
+        path: dir.join(SPEC),
+        message: "missing".into(),
+    })?;
+    let mut log = RotatingLog::create(&dir.join(LOG), spec.log_max_bytes, spec.log_keep).map_err(io(LOG))?;
+
+    let (out_r, out_w) = pipe().map_err(io(LOG))?;
+    let out_w2 = out_w.try_clone().map_err(io(LOG))?;
+    let (go_r, go_w) = pipe().map_err(io(SHIM))?;
+    let (go_r_fd, go_w_fd) = (go_r.as_raw_fd(), go_w.as_raw_fd());
+
+    // The shell waits at this gate until the shim has recorded the job's process group, so a job
+    // never runs unrecorded; if the shim dies first, the read sees end-of-file and nothing runs.
+    // (The wait can't be in `pre_exec`: `spawn` itself waits for the exec.)
+    let script = format!("read -r _ <&{GATE_FD} || exit 125\nexec {GATE_FD}<&-\nset -e\n{}\n", spec.commands.join("\n"));
+    let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+    let mut cmd = Command::new(shell);
+    cmd.arg("-c").arg(script).envs(&spec.env).stdin(Stdio::null()).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::close(go_w_fd);
+            // Its own process group, which cancellation signals as a whole.
+            if libc::setpgid(0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Ignored signals stay ignored across exec; the job gets the defaults back.
+            for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            // The gate's read end, at the number the script reads from (dup2 clears close-on-exec).
+            let moved = if go_r_fd == GATE_FD {
+                libc::fcntl(GATE_FD, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(go_r_fd, GATE_FD)
+            };
+            if moved < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(io(SPEC))?;
+    drop(cmd);
+    drop(go_r);
+    let started_ms = now_ms();
+    let pid = std::process::id();
+    let job_pgid = child.id() as i32;
+    let start = start_ticks(pid).unwrap_or(0);
+    write_json_atomically(&dir.join(SHIM), &ShimInfo { pid, start_ticks: start, job_pgid })?;
+    // SAFETY: writing a line from a static to a pipe we own.
+    unsafe { libc::write(go_w.as_raw_fd(), b"go\n".as_ptr().cast(), 3) };
+    drop(go_w);
+
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let copier = std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(out_r);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Err(e) = log.write(&buf[..n]) {
+                        eprintln!("gantry shim: writing the log: {e}");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = done_tx.send(());
+    });
+
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::wait4(job_pgid, &mut status, 0, &mut usage) };
+        if r == job_pgid {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(ExecutorError::Io { path: dir.to_path_buf(), source: std::io::Error::last_os_error() });
+        }
+    }
+    drop(child);
+    let ended_ms = now_ms();
+    // What the shell left behind in its group goes with it: a job's background process must not
+    // keep holding GPU memory after the job is over.
+    // SAFETY: signalling the job's own process group.
+    unsafe { libc::kill(-job_pgid, libc::SIGKILL) };
+    let _ = done_rx.recv_timeout(DRAIN);
+    drop(copier);
+
+    let (exit_code, signal) = if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    };
+    let record = ExitRecord { exit_code, signal, started_ms, ended_ms, peak_rss_kib: usage.ru_maxrss.max(0) as u64 };
+    write_json_atomically(&dir.join(EXIT), &record)
+}

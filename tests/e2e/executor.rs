@@ -1,0 +1,175 @@
+//! Job attempts under the real `gantry shim`: what runs, what is recorded, cancellation, and
+//! finding attempts again after the daemon that started them is gone.
+
+use gantry::executor::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, RunningAttempt};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const SHIM: &str = env!("CARGO_BIN_EXE_gantry");
+
+fn spec(commands: &[&str], env: &[(&str, &str)]) -> AttemptSpec {
+    AttemptSpec {
+        job_id: 7,
+        attempt: 1,
+        commands: commands.iter().map(|c| c.to_string()).collect(),
+        cwd: None,
+        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        log_max_bytes: 1 << 20,
+        log_keep: 2,
+    }
+}
+
+fn start(dir: &Path, commands: &[&str]) -> RunningAttempt {
+    spawn(Path::new(SHIM), dir, &spec(commands, &[])).expect("shim starts")
+}
+
+async fn finished(attempt: RunningAttempt) -> ExitRecord {
+    match wait(attempt).await.expect("waits") {
+        Adoption::Finished(record) => record,
+        other => panic!("expected a recorded exit, got {other:?}"),
+    }
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("output.log")).expect("log")
+}
+
+/// Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps it).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn lines_run_in_sequence_in_one_shell_with_the_given_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = spec(
+        &["cd /", "X=5", "echo $X $CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER $GANTRY_JOB_ID", "pwd"],
+        &[("CUDA_VISIBLE_DEVICES", "2,3"), ("CUDA_DEVICE_ORDER", "PCI_BUS_ID"), ("GANTRY_JOB_ID", "7")],
+    );
+    let attempt = spawn(Path::new(SHIM), dir.path(), &spec).expect("starts");
+    let record = finished(attempt).await;
+    assert!(record.success(), "{record:?}");
+    assert!(record.ended_ms >= record.started_ms);
+    assert_eq!(log(dir.path()), "5 2,3 PCI_BUS_ID 7\n/\n");
+}
+
+#[tokio::test]
+async fn the_first_failing_line_ends_the_attempt_with_its_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let record = finished(start(dir.path(), &["echo a", "exit 3", "echo b"])).await;
+    assert_eq!((record.exit_code, record.signal), (Some(3), None));
+    assert_eq!(log(dir.path()), "a\n");
+}
+
+#[tokio::test]
+async fn stderr_and_stdout_share_the_log_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    finished(start(dir.path(), &["echo one", "echo two >&2", "echo three"])).await;
+    assert_eq!(log(dir.path()), "one\ntwo\nthree\n");
+}
+
+#[tokio::test]
+async fn peak_memory_is_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let record = finished(start(dir.path(), &["python3 -c 'x = bytearray(60_000_000); print(len(x))'"])).await;
+    assert!(record.success(), "{}", log(dir.path()));
+    assert!(record.peak_rss_kib >= 58_000, "{record:?}");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_whole_process_group_grandchildren_included() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pidfile = dir.path().join("grandchild.pid");
+    let nested = format!("(sleep 300 & echo $! > {}; wait) &", pidfile.display());
+    let attempt = start(dir.path(), &[&nested, "wait"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).expect("pid").trim().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "grandchild never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let grandchild: i32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("a pid");
+    assert!(alive(grandchild));
+
+    cancel(&attempt, Duration::from_secs(5)).await;
+    let record = finished(attempt).await;
+    assert_eq!(record.signal, Some(libc::SIGTERM), "{record:?}");
+    assert!(!alive(grandchild), "grandchild {grandchild} survived");
+}
+
+#[tokio::test]
+async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let dir = tempfile::tempdir().expect("dir");
+    let attempt = start(dir.path(), &["trap '' TERM", "sleep 300"]);
+    cancel(&attempt, Duration::from_millis(200)).await;
+    assert_eq!(finished(attempt).await.signal, Some(libc::SIGKILL));
+}
+
+#[tokio::test]
+async fn an_attempt_outlives_the_handle_that_started_it_and_is_adopted() {
+    let dir = tempfile::tempdir().expect("dir");
+    // The daemon "dies": its handle is dropped, nothing is waited for.
+    drop(start(dir.path(), &["sleep 0.5", "echo done"]));
+    let again = match adopt(dir.path()).expect("adopts") {
+        Adoption::Running(attempt) => attempt,
+        other => panic!("expected it still running, got {other:?}"),
+    };
+    assert!(finished(again).await.success());
+    assert_eq!(log(dir.path()), "done\n");
+    // Looking again later gives the same record.
+    assert!(matches!(adopt(dir.path()).expect("adopts"), Adoption::Finished(r) if r.success()));
+}
+
+#[tokio::test]
+async fn an_attempt_that_ended_while_nobody_watched_has_its_exit_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    drop(start(dir.path(), &["exit 4"]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !dir.path().join("exit.json").exists() {
+        assert!(std::time::Instant::now() < deadline, "never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match adopt(dir.path()).expect("adopts") {
+        Adoption::Finished(record) => assert_eq!(record.exit_code, Some(4)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_killed_shim_makes_its_job_lost_and_the_job_is_stopped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let attempt = start(dir.path(), &["sleep 300"]);
+    let (shim, job) = (attempt.shim.pid as i32, attempt.shim.job_pgid);
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    match wait(attempt).await.expect("waits") {
+        Adoption::Lost { ran, .. } => assert!(ran),
+        other => panic!("{other:?}"),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(job) {
+        assert!(std::time::Instant::now() < deadline, "the job outlived its shim");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn an_attempt_whose_shim_never_started_may_be_started_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("spec.json"), serde_json::to_vec(&spec(&["true"], &[])).expect("json")).expect("spec");
+    match adopt(dir.path()).expect("adopts") {
+        Adoption::Lost { ran, .. } => assert!(!ran),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_attempt_directory_is_never_started_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = start(dir.path(), &["sleep 1"]);
+    assert!(spawn(Path::new(SHIM), dir.path(), &spec(&["true"], &[])).is_err());
+    drop(first);
+}
