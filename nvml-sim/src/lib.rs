@@ -9,6 +9,9 @@
 //! Every exported function checks its pointers and returns an NVML status; none panics across the
 //! C boundary.
 
+// The exported functions are called from C with the pointers NVML's ABI defines; each checks
+// them for null before use, and marking them `unsafe` would change nothing for a C caller.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 // The exported names and struct fields are NVML's.
 #![allow(non_snake_case, non_camel_case_types)]
 
@@ -146,13 +149,13 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
         let (config, stamp) = read_config(&path);
         State { gpus: config.gpus(), path, stamp, config, processes: None }
     });
-    if let Some(path) = &state.path {
-        if stamp(path) != state.stamp {
-            let (config, stamp) = read_config(&state.path);
-            state.gpus = config.gpus();
-            state.config = config;
-            state.stamp = stamp;
-        }
+    if let Some(path) = &state.path
+        && stamp(path) != state.stamp
+    {
+        let (config, stamp) = read_config(&state.path);
+        state.gpus = config.gpus();
+        state.config = config;
+        state.stamp = stamp;
     }
     f(state)
 }
@@ -162,7 +165,8 @@ impl State {
         let fresh = self.processes.as_ref().is_some_and(|(at, _)| at.elapsed() < PROCESS_CACHE);
         if !fresh {
             let uuids: Vec<String> = self.gpus.iter().map(|g| g.uuid.clone()).collect();
-            self.processes = Some((Instant::now(), procs::scan(&uuids)));
+            let machine = self.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()).map(|p| p.to_string_lossy().into_owned());
+            self.processes = Some((Instant::now(), procs::scan(&uuids, machine.as_deref())));
         }
         self.processes.as_ref().map(|(_, p)| p.as_slice()).unwrap_or(&[])
     }
