@@ -1,6 +1,7 @@
 //! Job attempts under the real `gantry shim`: what runs, what is recorded, cancellation, and
 //! finding attempts again after the daemon that started them is gone.
 
+use crate::alive;
 use gantry::executor::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, RunningAttempt};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,14 +34,6 @@ async fn finished(attempt: RunningAttempt) -> ExitRecord {
 
 fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("output.log")).expect("log")
-}
-
-/// Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps it).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().map(|rest| rest.trim_start().chars().next() != Some('Z')))
-        .unwrap_or(false)
 }
 
 #[tokio::test]
@@ -94,7 +87,7 @@ async fn cancel_stops_the_whole_process_group_grandchildren_included() {
     let grandchild: i32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("a pid");
     assert!(alive(grandchild));
 
-    cancel(&attempt, Duration::from_secs(5)).await;
+    cancel(&attempt.shim, Duration::from_secs(5)).await;
     let record = finished(attempt).await;
     assert_eq!(record.signal, Some(libc::SIGTERM), "{record:?}");
     assert!(!alive(grandchild), "grandchild {grandchild} survived");
@@ -104,7 +97,7 @@ async fn cancel_stops_the_whole_process_group_grandchildren_included() {
 async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().expect("dir");
     let attempt = start(dir.path(), &["trap '' TERM", "sleep 300"]);
-    cancel(&attempt, Duration::from_millis(200)).await;
+    cancel(&attempt.shim, Duration::from_millis(200)).await;
     assert_eq!(finished(attempt).await.signal, Some(libc::SIGKILL));
 }
 
@@ -161,6 +154,15 @@ fn an_attempt_whose_shim_never_started_may_be_started_again() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("spec.json"), serde_json::to_vec(&spec(&["true"], &[])).expect("json")).expect("spec");
     match adopt(dir.path()).expect("adopts") {
+        Adoption::Lost { ran, .. } => assert!(!ran),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_attempt_recorded_but_never_created_may_be_started() {
+    let dir = tempfile::tempdir().expect("dir");
+    match adopt(&dir.path().join("jobs/3/1")).expect("adopts") {
         Adoption::Lost { ran, .. } => assert!(!ran),
         other => panic!("{other:?}"),
     }

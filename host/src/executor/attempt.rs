@@ -125,14 +125,6 @@ fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(ExecutorError::Io { path, source: err }) }
 }
 
-/// Start time of a process in clock ticks since boot, or `None` if it is gone.
-pub(super) fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// Starts `shim_program shim DIR` for a new attempt in `dir` (created if needed). Blocking, but
 /// brief: it returns once the shim has recorded itself.
 pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
@@ -188,6 +180,10 @@ pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<Runn
 
 /// Finds out what became of an attempt while this daemon was not watching it.
 pub fn adopt(dir: &Path) -> Result<Adoption, ExecutorError> {
+    // The daemon records an attempt before it creates its directory and starts its shim.
+    if !dir.join(SPEC).exists() {
+        return Ok(Adoption::Lost { ran: false, reason: "the daemon stopped before starting the attempt".into() });
+    }
     match try_lock(dir)? {
         None => {
             // Alive. A shim that holds the lock writes shim.json before its job starts.
@@ -229,7 +225,7 @@ fn pidfd(shim: &ShimInfo) -> Option<OwnedFd> {
     }
     // SAFETY: the kernel just returned this descriptor to us.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    (start_ticks(shim.pid) == Some(shim.start_ticks)).then_some(fd)
+    (crate::procfs::start_ticks(shim.pid) == Some(shim.start_ticks)).then_some(fd)
 }
 
 /// Waits for the shim to exit and returns what it recorded. The pidfd makes this a readiness
@@ -253,8 +249,8 @@ pub async fn wait(mut attempt: RunningAttempt) -> Result<Adoption, ExecutorError
 
 /// Asks the job to stop (SIGTERM to its process group, grandchildren included), then forces it
 /// (SIGKILL) if it is still there after `grace`. The shim survives both and records the signal.
-pub async fn cancel(attempt: &RunningAttempt, grace: Duration) {
-    let pgid = attempt.shim.job_pgid;
+pub async fn cancel(shim: &ShimInfo, grace: Duration) {
+    let pgid = shim.job_pgid;
     if !kill_group(pgid, libc::SIGTERM) {
         return;
     }

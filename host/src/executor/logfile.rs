@@ -50,6 +50,35 @@ impl RotatingLog {
     }
 }
 
+/// Reads up to `max` bytes of the current log file from `offset`; the second value is where the
+/// next read continues. A log that rotated since the last read starts again from 0.
+pub fn read_log(path: &Path, offset: u64, max: usize) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let offset = if offset > len { 0 } else { offset };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(max.min(1 << 20));
+    file.take(max as u64).read_to_end(&mut buf)?;
+    let next = offset + buf.len() as u64;
+    Ok((buf, next))
+}
+
+/// The last `bytes` of the log, lossily decoded: where a failing job says why.
+pub fn log_tail(path: &Path, bytes: u64) -> std::io::Result<String> {
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    let (tail, _) = read_log(path, len.saturating_sub(bytes), usize::try_from(bytes).unwrap_or(usize::MAX))?;
+    Ok(String::from_utf8_lossy(&tail).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

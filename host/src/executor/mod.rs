@@ -22,3 +22,9 @@ mod logfile;
 pub mod shim;
 
 pub use attempt::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, RunningAttempt, ShimInfo};
+pub use logfile::{log_tail, read_log};
+
+/// The current log file of the attempt in `dir`.
+pub fn log_path(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join(attempt::LOG)
+}

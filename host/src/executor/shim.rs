@@ -2,7 +2,7 @@
 //! It must not fail silently: anything that goes wrong before the job starts is printed to its
 //! stderr (`shim.log` in the attempt directory) and makes it exit non-zero without a record.
 
-use super::attempt::{read_json, start_ticks, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
+use super::attempt::{read_json, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
 use super::logfile::RotatingLog;
 use super::ExecutorError;
 use std::io::Read;
@@ -97,7 +97,7 @@ pub fn run(dir: &Path, lock_fd: RawFd) -> Result<(), ExecutorError> {
     let started_ms = now_ms();
     let pid = std::process::id();
     let job_pgid = child.id() as i32;
-    let start = start_ticks(pid).unwrap_or(0);
+    let start = crate::procfs::start_ticks(pid).unwrap_or(0);
     write_json_atomically(&dir.join(SHIM), &ShimInfo { pid, start_ticks: start, job_pgid })?;
     // SAFETY: writing a line from a static to a pipe we own.
     unsafe { libc::write(go_w.as_raw_fd(), b"go\n".as_ptr().cast(), 3) };
