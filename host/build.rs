@@ -64,8 +64,17 @@ fn nested_cargo(workspace: &Path, target_dir: &Path, args: &[&str], failure: &st
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace).arg("build").args(args).arg("--target-dir").arg(target_dir);
     // Flags meant for the host build (sanitizers, target-cpu, coverage) must not leak into the
-    // nested builds, nor must the outer build's target choice.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    // nested builds, nor must the outer build's target choice, nor a wrapper such as clippy's
+    // (lints are for the outer build to report).
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("could not run cargo for a nested build");

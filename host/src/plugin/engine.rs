@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn garbage_is_a_compile_error_naming_the_origin() {
         let engine = PluginEngine::new(None).expect("engine");
-        let err = engine.compile("junk.wasm", b"not wasm").err().expect("refused");
+        let err = engine.compile("junk.wasm", b"not wasm").expect_err("refused");
         assert!(err.to_string().starts_with("junk.wasm:"), "{err}");
     }
 }

@@ -29,7 +29,6 @@ pub use loaded::{
     ProviderCall, ProviderError, ProviderReply,
 };
 pub use provider::AllowListHooks;
-pub use watch::PluginWatcher;
 
 use arc_swap::ArcSwap;
 use loaded::Linkers;
