@@ -2,6 +2,7 @@
 //! key (TOML syntax errors also the line), and a missing file means the embedded defaults.
 
 use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
+use crate::scheduler::SchedulingRules;
 use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,53 @@ struct RawConfig {
     plugins: RawPlugins,
     #[serde(default)]
     gpu: RawGpu,
+    #[serde(default)]
+    scheduler: RawScheduler,
+    #[serde(default)]
+    server: RawServer,
+}
+
+/// Seed 004's `gpu_manage.yaml` keys are accepted under their own names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    compete_gpus: Option<Vec<u32>>,
+    use_all_gpus: Option<bool>,
+    gpu_left: Option<u32>,
+    min_gpu: Option<u32>,
+    max_gpu: Option<u32>,
+    memory_margin_mib: Option<u64>,
+    #[serde(alias = "maximize_resource_utilization")]
+    allow_sharing: Option<bool>,
+    memory_save_mode: Option<bool>,
+    retries: Option<u32>,
+    max_retry_before_backoff: Option<u32>,
+    /// Seconds.
+    backoff_duration: Option<f64>,
+    retry_config: Option<RawRetry>,
+    cancel_grace_s: Option<f64>,
+    log_max_mib: Option<u64>,
+    log_keep: Option<u32>,
+    /// Seed 001's polling period. gantry schedules on events, so it has nothing to set; it is
+    /// accepted so that a converted `gpu_manage.yaml` loads.
+    check_time: Option<f64>,
+    /// Seed 001's working directory: the default `cwd` of jobs.
+    work_dir: Option<PathBuf>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_retry_before_backoff: Option<u32>,
+    backoff_duration: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +120,15 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub plugins: PluginConfig,
     pub gpu: GpuConfig,
+    pub scheduler: SchedulingRules,
+    /// Default working directory of jobs that name none.
+    pub work_dir: Option<PathBuf>,
+    /// Where `gantry serve` listens.
+    pub listen: std::net::SocketAddr,
 }
+
+/// Loopback only: a daemon that runs commands is not offered to the network unless asked.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
 #[derive(Clone, Debug)]
 pub struct GpuConfig {
@@ -168,11 +224,18 @@ impl Config {
         }
 
         let gpu = gpu_config(raw.gpu, &invalid)?;
+        let work_dir = raw.scheduler.work_dir.clone().map(resolve);
+        let scheduler = scheduler_rules(raw.scheduler, &invalid)?;
+        let listen = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.parse().map_err(|e| invalid("server.listen", format!("'{listen}' is not HOST:PORT: {e}")))?;
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
             gpu,
+            scheduler,
+            work_dir,
+            listen,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),
@@ -217,6 +280,55 @@ fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Res
         .or_else(|| std::env::var_os("GANTRY_NVML_LIBRARY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(crate::gpu::SYSTEM_LIBRARY));
     Ok(GpuConfig { mode, nvml_library, sampler: SamplerConfig { interval, window, history } })
+}
+
+fn scheduler_rules(raw: RawScheduler, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<SchedulingRules, ConfigError> {
+    let defaults = SchedulingRules::default();
+    let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
+        Some(s) if !s.is_finite() || s < 0.0 => Err(invalid(key, format!("must be a number of seconds >= 0, got {s}"))),
+        Some(s) => Ok(Duration::from_secs_f64(s)),
+        None => Ok(default),
+    };
+    if raw.check_time.is_some() {
+        tracing::info!("scheduler.check_time is ignored: gantry schedules when something changes, not on a timer");
+    }
+    let retry = raw.retry_config.unwrap_or_default();
+    let (min_gpu, max_gpu) = (raw.min_gpu.unwrap_or(defaults.min_gpu), raw.max_gpu.unwrap_or(defaults.max_gpu));
+    if min_gpu == 0 {
+        return Err(invalid("scheduler.min_gpu", "must be at least 1".into()));
+    }
+    if max_gpu < min_gpu {
+        return Err(invalid("scheduler.max_gpu", format!("must be at least min_gpu ({min_gpu}), got {max_gpu}")));
+    }
+    // `use_all_gpus` wins over `compete_gpus`, as in seed 004.
+    let eligible_gpus = match (raw.use_all_gpus, raw.compete_gpus) {
+        (Some(true), _) | (None, None) => None,
+        (Some(false), None) => return Err(invalid("scheduler.compete_gpus", "needed when use_all_gpus is false".into())),
+        (_, Some(list)) => Some(list),
+    };
+    let log_max_mib = raw.log_max_mib.unwrap_or(defaults.log_max_bytes >> 20);
+    if log_max_mib == 0 {
+        return Err(invalid("scheduler.log_max_mib", "must be at least 1".into()));
+    }
+    Ok(SchedulingRules {
+        eligible_gpus,
+        gpu_left: raw.gpu_left.unwrap_or(defaults.gpu_left),
+        min_gpu,
+        max_gpu,
+        memory_margin_mib: raw.memory_margin_mib.unwrap_or(defaults.memory_margin_mib),
+        allow_sharing: raw.allow_sharing.unwrap_or(defaults.allow_sharing),
+        memory_save_mode: raw.memory_save_mode.unwrap_or(defaults.memory_save_mode),
+        default_retries: raw.retries.unwrap_or(defaults.default_retries),
+        max_retry_before_backoff: raw
+            .max_retry_before_backoff
+            .or(retry.max_retry_before_backoff)
+            .unwrap_or(defaults.max_retry_before_backoff),
+        backoff: seconds("scheduler.backoff_duration", raw.backoff_duration.or(retry.backoff_duration), defaults.backoff)?,
+        cancel_grace: seconds("scheduler.cancel_grace_s", raw.cancel_grace_s, defaults.cancel_grace)?,
+        log_max_bytes: log_max_mib << 20,
+        log_keep: raw.log_keep.unwrap_or(defaults.log_keep),
+        params: raw.params,
+    })
 }
 
 fn limits(
@@ -304,6 +416,26 @@ mod tests {
         assert!(err.to_string().contains("gpu.sample_interval_ms"), "{err}");
         let err = Config::parse(Path::new("g.toml"), "[gpu]\nsimulate = \"lots\"\n").expect_err("bad spec");
         assert!(err.to_string().contains("gpu.simulate"), "{err}");
+    }
+
+    #[test]
+    fn scheduler_section_takes_seed_004_names() {
+        let config = Config::parse(
+            Path::new("g.toml"),
+            "[scheduler]\nmaximize_resource_utilization = true\ncompete_gpus = [0, 2]\nuse_all_gpus = false\ngpu_left = 1\n\
+             check_time = 60\n[scheduler.retry_config]\nmax_retry_before_backoff = 2\nbackoff_duration = 1.5\n",
+        )
+        .expect("valid");
+        let rules = &config.scheduler;
+        assert!(rules.allow_sharing);
+        assert_eq!(rules.eligible_gpus, Some(vec![0, 2]));
+        assert!(rules.eligible(2) && !rules.eligible(1));
+        assert_eq!((rules.gpu_left, rules.max_retry_before_backoff), (1, 2));
+        assert_eq!(rules.backoff, Duration::from_millis(1500));
+        let err = Config::parse(Path::new("g.toml"), "[scheduler]\nmin_gpu = 3\nmax_gpu = 2\n").expect_err("refused");
+        assert_eq!(err.to_string(), "g.toml: `scheduler.max_gpu`: must be at least min_gpu (3), got 2");
+        let err = Config::parse(Path::new("g.toml"), "[scheduler]\nbackoff_duration = -1\n").expect_err("refused");
+        assert!(err.to_string().contains("scheduler.backoff_duration"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod sampler;
 mod sim;
 
 pub use nvml::{NvmlReader, SYSTEM_LIBRARY};
-pub use sampler::{GpuMonitor, GpuSummary, SamplerConfig, UsageSample};
+pub use sampler::{GpuMonitor, GpuSummary, Ownership, SamplerConfig, UsageSample};
 pub use sim::{SimSpec, prepare_simulation, BUNDLED_FAKE_NVML};
 
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,9 @@ pub struct GpuSnapshot {
 /// A GPU that answered, or one that did not (lost, timing out) and is being retried.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
+// Nearly every reading is `Available`: boxing it would cost an allocation per GPU per sample to
+// shrink the rare one.
+#[allow(clippy::large_enum_variant)]
 pub enum GpuReading {
     Available(GpuSnapshot),
     Unavailable { index: u32, error: String },

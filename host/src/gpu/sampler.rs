@@ -43,6 +43,8 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 pub struct UsageSample {
     pub at_ms: u64,
     pub memory_used_mib: u64,
+    /// Memory held by processes the owner (the scheduler) did not claim as its own jobs'.
+    pub memory_foreign_mib: u64,
     pub utilization_gpu: Option<u32>,
 }
 
@@ -52,11 +54,19 @@ pub struct GpuSummary {
     pub reading: GpuReading,
     /// Highest memory use within the window (at least the latest use).
     pub memory_peak_mib: u64,
+    /// Highest memory use by processes not claimed as gantry's own within the window. Gantry
+    /// knows what its own jobs hold; judging them by a peak would keep a GPU looking busy for a
+    /// whole window after its job ended.
+    pub foreign_peak_mib: u64,
     pub utilization_mean: Option<u32>,
 }
 
+/// Tells whether a process (by pid) belongs to gantry's own jobs.
+pub type Ownership = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
 struct Shared {
     latest: NodeGpus,
+    ownership: Option<Ownership>,
     history: HashMap<u32, VecDeque<UsageSample>>,
 }
 
@@ -91,7 +101,7 @@ impl GpuMonitor {
         let config = SamplerConfig { interval: config.interval.max(SamplerConfig::MIN_INTERVAL), ..config };
         let capacity = usize::try_from(config.history.as_millis() / config.interval.as_millis().max(1)).unwrap_or(600).max(1);
         let latest = NodeGpus { simulated: reader.simulated(), driver: reader.driver_info(), sampled_at_ms: 0, gpus: vec![] };
-        let shared = Arc::new(RwLock::new(Shared { latest, history: HashMap::new() }));
+        let shared = Arc::new(RwLock::new(Shared { latest, ownership: None, history: HashMap::new() }));
         let (tx, changes) = watch::channel(0u64);
         let mut sampler = Sampler { reader, config: config.clone(), capacity, retries: HashMap::new(), shared: shared.clone(), changes: tx };
         sampler.sample();
@@ -104,6 +114,11 @@ impl GpuMonitor {
             }
         })?;
         Ok(GpuMonitor { shared, changes, config, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// From now on, samples split memory into gantry's own jobs' and everybody else's.
+    pub fn set_ownership(&self, ownership: Ownership) {
+        self.shared.write().ownership = Some(ownership);
     }
 
     pub fn config(&self) -> &SamplerConfig {
@@ -135,9 +150,10 @@ impl GpuMonitor {
                     .unwrap_or_default();
                 let latest_used = reading.snapshot().map_or(0, |s| s.memory_used_mib);
                 let memory_peak_mib = recent.iter().map(|s| s.memory_used_mib).max().unwrap_or(0).max(latest_used);
+                let foreign_peak_mib = recent.iter().map(|s| s.memory_foreign_mib).max().unwrap_or(0);
                 let utils: Vec<u32> = recent.iter().filter_map(|s| s.utilization_gpu).collect();
                 let utilization_mean = (!utils.is_empty()).then(|| utils.iter().sum::<u32>() / utils.len() as u32);
-                GpuSummary { reading: reading.clone(), memory_peak_mib, utilization_mean }
+                GpuSummary { reading: reading.clone(), memory_peak_mib, foreign_peak_mib, utilization_mean }
             })
             .collect()
     }
@@ -171,12 +187,11 @@ impl Sampler {
         };
         let mut gpus = Vec::with_capacity(count as usize);
         for index in 0..count {
-            if let Some(retry) = self.retries.get(&index) {
-                if now < retry.next {
+            if let Some(retry) = self.retries.get(&index)
+                && now < retry.next {
                     gpus.push(GpuReading::Unavailable { index, error: retry.error.clone() });
                     continue;
                 }
-            }
             match self.reader.read_gpu(index) {
                 Ok(snapshot) => {
                     if self.retries.remove(&index).is_some() {
@@ -196,15 +211,27 @@ impl Sampler {
             }
         }
 
+        let ownership = self.shared.read().ownership.clone();
+        let foreign: Vec<u64> = gpus
+            .iter()
+            .map(|reading| {
+                let Some(s) = reading.snapshot() else { return 0 };
+                let ours: u64 = match &ownership {
+                    Some(owned) => s.processes.iter().filter(|p| owned(p.pid)).filter_map(|p| p.used_memory_mib).sum(),
+                    None => 0,
+                };
+                s.memory_used_mib.saturating_sub(ours)
+            })
+            .collect();
         let mut shared = self.shared.write();
         let changed = materially_different(&shared.latest.gpus, &gpus);
-        for reading in &gpus {
+        for (reading, &memory_foreign_mib) in gpus.iter().zip(&foreign) {
             let GpuReading::Available(s) = reading else { continue };
             let ring = shared.history.entry(s.index).or_default();
             if ring.len() == self.capacity {
                 ring.pop_front();
             }
-            ring.push_back(UsageSample { at_ms, memory_used_mib: s.memory_used_mib, utilization_gpu: s.utilization_gpu });
+            ring.push_back(UsageSample { at_ms, memory_used_mib: s.memory_used_mib, memory_foreign_mib, utilization_gpu: s.utilization_gpu });
         }
         shared.latest.gpus = gpus;
         shared.latest.sampled_at_ms = at_ms;

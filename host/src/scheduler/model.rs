@@ -1,0 +1,253 @@
+//! Jobs, queues and runs as the scheduler, the store and the API see them. Everything here is
+//! serialisable: the same records go to SQLite, over HTTP, and later to a federation master.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub type JobId = u64;
+pub type RunId = u64;
+
+/// How many GPUs a job takes: a fixed count (`min == max`), or elastic, sized by seed 004's rule
+/// when it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuCount {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for GpuCount {
+    fn default() -> Self {
+        GpuCount { min: 1, max: 1 }
+    }
+}
+
+impl std::str::FromStr for GpuCount {
+    type Err = String;
+
+    /// `N` or `MIN..MAX`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let number = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("'{s}' is not N or MIN..MAX"));
+        let count = match s.split_once("..") {
+            Some((min, max)) => GpuCount { min: number(min)?, max: number(max.trim_start_matches('='))? },
+            None => {
+                let n = number(s)?;
+                GpuCount { min: n, max: n }
+            }
+        };
+        if count.min == 0 || count.max < count.min {
+            return Err(format!("'{s}': need 1 <= MIN <= MAX"));
+        }
+        Ok(count)
+    }
+}
+
+/// A job after `after` in a batch names an existing job by id or an earlier or later job of the
+/// same batch by its `key`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dependency {
+    Job(JobId),
+    Key(String),
+}
+
+/// What a user submits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Shell lines run in sequence in one shell; the first that fails ends the attempt.
+    pub commands: Vec<String>,
+    /// Jobs of one queue run one after another. Without a queue, a job waits for nothing but a
+    /// GPU.
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub gpus: Option<GpuCount>,
+    /// Memory needed on every GPU the job gets.
+    #[serde(default)]
+    pub memory_mib: u64,
+    #[serde(default)]
+    pub priority: i32,
+    /// Further attempts after a failure.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Runs only after these succeeded; cancelled if one of them fails or is cancelled.
+    #[serde(default)]
+    pub after: Vec<Dependency>,
+    /// A name other jobs of the same batch use in `after`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Not before this time (milliseconds since the Unix epoch).
+    #[serde(default)]
+    pub start_at_ms: Option<u64>,
+    /// Submitted held: it waits until released.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its turn in its queue, its dependencies, its start time or a GPU.
+    Waiting,
+    Held,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Held => "held",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [JobState::Waiting, JobState::Held, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown job state '{s}'"))
+    }
+}
+
+/// One try at running a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Counts from 1.
+    pub number: u32,
+    pub gpus: Vec<u32>,
+    /// Memory per GPU this attempt was placed with.
+    pub memory_mib: u64,
+    pub dir: PathBuf,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub peak_rss_kib: Option<u64>,
+    /// Most GPU memory NVML saw the attempt's processes hold on one GPU.
+    pub gpu_memory_peak_mib: u64,
+    /// The log's last lines said CUDA ran out of memory.
+    #[serde(default)]
+    pub out_of_memory: bool,
+    /// Why it ended other than by its own exit (cancelled, lost with the shim, never started).
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub spec: JobSpec,
+    /// The queue it runs in: the spec's, namespaced by its run, or its own.
+    pub queue: String,
+    pub run: Option<RunId>,
+    pub state: JobState,
+    /// Memory per GPU it needs now: the spec's, raised after an out-of-memory failure.
+    pub memory_mib: u64,
+    pub submitted_ms: u64,
+    pub attempts: Vec<Attempt>,
+    /// Why it is in its state: the last error, what it waits for, who cancelled it.
+    pub reason: Option<String>,
+    /// Dependencies resolved to job ids.
+    pub after: Vec<JobId>,
+}
+
+impl Job {
+    pub fn current_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
+
+    pub fn retries(&self, default: u32) -> u32 {
+        self.spec.retries.unwrap_or(default)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// `command_gpu*.txt`: one GPU per job.
+    Single,
+    /// `command_gpus*.txt`: a GPU count per job.
+    Multi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Finished,
+    Stopped,
+}
+
+/// A command file loaded into the daemon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub file: PathBuf,
+    pub mode: RunMode,
+    pub state: RunState,
+    pub created_ms: u64,
+    pub ended_ms: Option<u64>,
+}
+
+/// What a queue remembers between jobs (seed 004's retry and backoff).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueState {
+    pub name: String,
+    /// Failures in a row; reset by a success and by a backoff.
+    pub consecutive_failures: u32,
+    pub backoff_until_ms: Option<u64>,
+    /// Jobs of this queue that may run at once.
+    pub parallelism: u32,
+    pub last_error: Option<String>,
+}
+
+impl QueueState {
+    pub fn new(name: &str) -> QueueState {
+        QueueState { name: name.to_string(), parallelism: 1, ..QueueState::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_counts() {
+        assert_eq!("2".parse::<GpuCount>(), Ok(GpuCount { min: 2, max: 2 }));
+        assert_eq!("1..4".parse::<GpuCount>(), Ok(GpuCount { min: 1, max: 4 }));
+        assert!("0".parse::<GpuCount>().is_err());
+        assert!("4..2".parse::<GpuCount>().is_err());
+        assert!("x".parse::<GpuCount>().is_err());
+    }
+
+    #[test]
+    fn dependencies_by_id_or_key() {
+        let spec: JobSpec = serde_json::from_str(r#"{"commands":["true"],"after":[3,"prep"]}"#).expect("valid");
+        assert_eq!(spec.after, vec![Dependency::Job(3), Dependency::Key("prep".into())]);
+        let err = serde_json::from_str::<JobSpec>(r#"{"commands":["true"],"memory":1}"#).expect_err("unknown field");
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! The scheduling rules in force: `[scheduler]` in `gantry.toml`, with the meaning (and the
+//! accepted names) of seed 004's `gpu_manage.yaml`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulingRules {
+    /// GPUs jobs may use; `None` means all (`use_all_gpus`).
+    pub eligible_gpus: Option<Vec<u32>>,
+    pub gpu_left: u32,
+    /// The range elastic jobs of a multi-GPU run get when their block gives none.
+    pub min_gpu: u32,
+    pub max_gpu: u32,
+    pub memory_margin_mib: u64,
+    /// `maximize_resource_utilization`: a GPU running a job may take another when memory fits.
+    pub allow_sharing: bool,
+    pub memory_save_mode: bool,
+    /// Retries a job gets unless it says otherwise.
+    pub default_retries: u32,
+    /// Consecutive failures in a queue after which it pauses for `backoff`; 0 never pauses.
+    pub max_retry_before_backoff: u32,
+    pub backoff: Duration,
+    /// Between SIGTERM and SIGKILL when a job is cancelled.
+    pub cancel_grace: Duration,
+    pub log_max_bytes: u64,
+    pub log_keep: u32,
+    /// Free-form parameters handed to the policy plugin.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Default for SchedulingRules {
+    fn default() -> Self {
+        SchedulingRules {
+            eligible_gpus: None,
+            gpu_left: 0,
+            min_gpu: 1,
+            max_gpu: 8,
+            memory_margin_mib: 0,
+            allow_sharing: false,
+            memory_save_mode: false,
+            default_retries: 0,
+            max_retry_before_backoff: 3,
+            backoff: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(10),
+            log_max_bytes: 64 << 20,
+            log_keep: 3,
+            params: BTreeMap::new(),
+        }
+    }
+}
+
+impl SchedulingRules {
+    pub fn eligible(&self, index: u32) -> bool {
+        self.eligible_gpus.as_ref().is_none_or(|set| set.contains(&index))
+    }
+
+    /// The record the policy plugin receives.
+    pub fn for_policy(&self) -> placement::Rules {
+        placement::Rules {
+            gpu_left: self.gpu_left,
+            min_gpu: self.min_gpu,
+            max_gpu: self.max_gpu,
+            memory_margin_mib: self.memory_margin_mib,
+            allow_sharing: self.allow_sharing,
+            memory_save_mode: self.memory_save_mode,
+            params: self.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
