@@ -139,12 +139,11 @@ fn hot_reload(c: &mut Criterion) {
                     let started = Instant::now();
                     std::fs::write(&file, &versions[next]).expect("write");
                     loop {
-                        if let Some(p) = runtime.get("policy-fixture") {
-                            if p.info.version == want {
+                        if let Some(p) = runtime.get("policy-fixture")
+                            && p.info.version == want {
                                 p.place(&pending, &gpus, &rules).expect("places");
                                 break;
                             }
-                        }
                         // Coarse polling: a busy poller would take a core from the compiler.
                         std::thread::sleep(Duration::from_millis(1));
                     }

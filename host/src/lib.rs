@@ -6,11 +6,20 @@
 //! - [`gpu`]: NVML (real or the bundled stand-in), sampling, GPU snapshots;
 //! - [`host_info`]: CPU, memory and the rest of the machine;
 //! - [`executor`]: runs each job attempt under a shim that outlives the daemon;
-//! - [`config`]: `gantry.toml`.
+//! - [`scheduler`]: queues, runs, retries; one thread that decides where and when jobs start;
+//! - [`store`]: SQLite state that survives crashes;
+//! - [`daemon`]: `gantry serve`, the HTTP API over all of the above;
+//! - [`config`] reads and checks `gantry.toml`; [`watch`] tells when it (or a plugin) changed;
+//!   [`procfs`] holds the few facts read from `/proc`.
 
 pub mod config;
+pub mod daemon;
 pub mod executor;
 pub mod gpu;
 pub mod host_info;
 pub mod plugin;
 pub mod policy;
+pub mod procfs;
+pub mod scheduler;
+pub mod store;
+pub mod watch;

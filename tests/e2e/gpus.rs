@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::OnceLock;
 
-fn gpu_user(visible: &str, mib: u64) -> Child {
+/// A process using `mib` on the listed GPUs of the simulated machine in `g`, and on no other
+/// test's machine.
+fn gpu_user(g: &Gantry, visible: &str, mib: u64) -> Child {
     Command::new("sleep")
         .arg("60")
+        .env("GANTRY_SIM_MACHINE", g.sim_machine())
         .env("CUDA_VISIBLE_DEVICES", visible)
         .env("GANTRY_SIM_GPU_MEM_MIB", mib.to_string())
         .spawn()
@@ -90,8 +93,8 @@ fn gpus_json_agrees_with_gpustat() {
     let g = Gantry::new();
     let prepare = g.run(&["gpus", "--simulate", "3xA6000"]);
     assert!(prepare.status.success(), "{}", stderr(&prepare));
-    let _a = Reaped(gpu_user("1", 3000));
-    let _b = Reaped(gpu_user("0,2", 1500));
+    let _a = Reaped(gpu_user(&g, "1", 3000));
+    let _b = Reaped(gpu_user(&g, "0,2", 1500));
     // Both read the same moment's processes once the children have started.
     std::thread::sleep(std::time::Duration::from_millis(300));
 

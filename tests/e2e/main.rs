@@ -4,17 +4,26 @@
 //! at a path that does not exist unless the test says otherwise.
 
 mod cli;
+mod daemon;
 mod executor;
 mod gpus;
+mod scheduler;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const NO_DRIVER: &str = "/nonexistent/libnvidia-ml.so.1";
 
 /// A state directory and the commands that run in it.
 pub struct Gantry {
     pub state: tempfile::TempDir,
+}
+
+impl Default for Gantry {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Gantry {
@@ -39,6 +48,20 @@ impl Gantry {
     pub fn sim_dir(&self) -> PathBuf {
         self.state.path().join("sim")
     }
+
+    /// What processes set in `GANTRY_SIM_MACHINE` to use this state directory's simulated GPUs.
+    pub fn sim_machine(&self) -> String {
+        let config = self.sim_dir().join("nvml-sim.json");
+        std::fs::canonicalize(&config).unwrap_or(config).to_string_lossy().into_owned()
+    }
+}
+
+/// Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps it).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -51,4 +74,132 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// A `gantry serve` of a state directory, on an ephemeral port. Dropping it kills the daemon
+/// and every process it left (shims and jobs inherit the state directory in their environment).
+pub struct Daemon {
+    child: Option<Child>,
+    pub url: String,
+    state: PathBuf,
+    agent: ureq::Agent,
+}
+
+impl Gantry {
+    /// Writes `config` (TOML, may be empty) to `<state>/gantry.toml` and serves with it.
+    pub fn serve(&self, config: &str, args: &[&str]) -> Daemon {
+        let path = self.state.path().join("gantry.toml");
+        std::fs::write(&path, config).expect("write config");
+        let _ = std::fs::remove_file(self.state.path().join("daemon.json"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.state.path().join("daemon.log")).expect("daemon log");
+        let child = self
+            .command()
+            .arg("--config")
+            .arg(&path)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gantry serve starts");
+        let info = self.state.path().join("daemon.json");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let url = loop {
+            if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not start: {}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Daemon {
+    /// `(status, body)`; the body is JSON, or null.
+    pub fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let request = self.agent.request(method, &format!("{}{path}", self.url));
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(serde_json::Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(serde_json::Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.request("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Submits one job (or a batch `{"jobs": [...]}`) and returns the ids.
+    pub fn submit(&self, spec: serde_json::Value) -> Vec<u64> {
+        let (status, body) = self.request("POST", "/api/v1/jobs", Some(spec));
+        assert_eq!(status, 201, "submit: {body}");
+        body["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id")).collect()
+    }
+
+    pub fn job(&self, id: u64) -> serde_json::Value {
+        self.get(&format!("/api/v1/jobs/{id}"))
+    }
+
+    /// Waits until `check` holds for the job, or fails after `limit`.
+    pub fn wait_job(&self, id: u64, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.job(id);
+            if check(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not get there in {limit:?}: {job:#}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits for the job to end and returns it.
+    pub fn finished(&self, id: u64) -> serde_json::Value {
+        self.wait_job(id, Duration::from_secs(60), |j| matches!(j["state"].as_str(), Some("succeeded" | "failed" | "cancelled")))
+    }
+
+    /// The latest attempt's log.
+    pub fn log(&self, id: u64) -> String {
+        self.get(&format!("/api/v1/jobs/{id}/log"))["data"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// SIGKILL, as a crash would: the jobs' shims stay.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.crash();
+        kill_leftovers(&self.state);
+    }
+}
+
+/// Kills every process whose environment names this state directory.
+fn kill_leftovers(state: &Path) {
+    let wanted = format!("GANTRY_STATE_DIR={}", state.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()) {
+            // SAFETY: signalling a process found above; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }

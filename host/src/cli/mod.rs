@@ -1,9 +1,12 @@
 //! The command line. Each subcommand is a thin layer over the library; errors reach the user
 //! here, once, as one clear message.
 
+mod client;
 mod gpus;
+mod jobs;
 mod parse;
 mod plugin;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use gantry::config::Config;
@@ -17,12 +20,39 @@ struct Cli {
     #[arg(long, global = true, env = "GANTRY_CONFIG")]
     config: Option<PathBuf>,
 
+    /// The daemon to talk to (default: the one serving this state directory).
+    #[arg(long, global = true, env = "GANTRY_SERVER", value_name = "URL")]
+    server: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: sample GPUs, schedule and supervise jobs, serve the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Queue a command.
+    Submit(jobs::SubmitArgs),
+    /// Load a command file as a run of jobs.
+    Run(jobs::RunArgs),
+    /// Stop a run: its waiting jobs are cancelled, its running ones stopped.
+    Stop { run: u64 },
+    /// List jobs.
+    Jobs(jobs::JobsArgs),
+    /// Runs, queues, running jobs and their GPUs.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's output.
+    Logs(jobs::LogsArgs),
+    /// Cancel a job (its whole process group, if it runs).
+    Cancel { id: u64 },
+    /// Keep a waiting job from starting.
+    Hold { id: u64 },
+    /// Let a held job start.
+    Release { id: u64 },
     /// Inspect and check plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -59,7 +89,19 @@ pub fn main() -> ExitCode {
         };
     }
     init_tracing();
+    let server = cli.server;
+    let client = |config: &Config| client::Client::connect(config, server.as_deref());
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
+        Command::Serve(args) => serve::run(config, args),
+        Command::Submit(args) => jobs::submit(&client(&config)?, args),
+        Command::Run(args) => jobs::run(&client(&config)?, args),
+        Command::Stop { run } => jobs::stop(&client(&config)?, run),
+        Command::Jobs(args) => jobs::jobs(&client(&config)?, args),
+        Command::Status { json } => jobs::status(&client(&config)?, json),
+        Command::Logs(args) => jobs::logs(&client(&config)?, args),
+        Command::Cancel { id } => jobs::act(&client(&config)?, "cancel", id),
+        Command::Hold { id } => jobs::act(&client(&config)?, "hold", id),
+        Command::Release { id } => jobs::act(&client(&config)?, "release", id),
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),
         Command::Gpus(args) => gpus::run(&config, args),

@@ -1,0 +1,277 @@
+//! The commands that drive the daemon: submit, run, stop, jobs, status, logs, cancel, hold,
+//! release. Each is one or two API calls and a printout.
+
+use super::client::Client;
+use anyhow::{anyhow, Context};
+use clap::{Args, ValueEnum};
+use gantry::daemon::LogChunk;
+use gantry::scheduler::{GpuCount, Job, JobSpec, RunMode, RunStatus, Status};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// Jobs of one queue run one after another; without one, the job waits only for a GPU.
+    #[arg(long, short)]
+    queue: Option<String>,
+    /// GPUs: N, or MIN..MAX to take as many as the rules allow.
+    #[arg(long, value_name = "N|MIN..MAX")]
+    gpus: Option<GpuCount>,
+    /// GPU memory needed on each GPU: 20G, 512M (a bare number is MiB).
+    #[arg(long, value_parser = parse_memory)]
+    mem: Option<u64>,
+    /// Further attempts after a failure.
+    #[arg(long)]
+    retries: Option<u32>,
+    /// Start only after this job succeeded (repeatable).
+    #[arg(long, value_name = "ID")]
+    after: Vec<u64>,
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    priority: i32,
+    /// Working directory (default: the current one).
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// KEY=VALUE added to the job's environment (repeatable).
+    #[arg(long, value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// KEY=VALUE label (repeatable).
+    #[arg(long, value_parser = parse_pair)]
+    label: Vec<(String, String)>,
+    /// Submit held: it waits until `gantry release ID`.
+    #[arg(long)]
+    hold: bool,
+    #[arg(long)]
+    json: bool,
+    /// The command, run by a shell.
+    #[arg(last = true, required = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a size like 20G or 512M"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => 1.0,
+        "g" | "gb" | "gib" => 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0,
+        other => return Err(format!("unknown unit '{other}' in '{text}' (use M, G or T)")),
+    };
+    Ok((value * scale).ceil() as u64)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or_else(|| format!("'{text}' is not KEY=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let cwd = match args.cwd {
+        Some(dir) => Some(dir),
+        None => std::env::current_dir().ok(),
+    };
+    let spec = JobSpec {
+        commands: vec![args.command.join(" ")],
+        queue: args.queue,
+        gpus: args.gpus,
+        memory_mib: args.mem.unwrap_or(0),
+        priority: args.priority,
+        retries: args.retries,
+        cwd,
+        env: args.env.into_iter().collect(),
+        labels: args.label.into_iter().collect(),
+        after: args.after.into_iter().map(gantry::scheduler::Dependency::Job).collect(),
+        hold: args.hold,
+        ..JobSpec::default()
+    };
+    let answer: serde_json::Value = client.post("/api/v1/jobs", &serde_json::to_value(&spec)?)?;
+    if args.json {
+        println!("{answer}");
+    } else {
+        let ids = answer["ids"].as_array().cloned().unwrap_or_default();
+        for id in ids {
+            println!("submitted job {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Single,
+    Multi,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A command file (seed 004's command_gpu*.txt or command_gpus*.txt format).
+    file: PathBuf,
+    /// The format; by default taken from the file name.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The daemon reads the file: name it absolutely, as seen from here.
+    let file = std::path::absolute(&args.file).with_context(|| format!("{}", args.file.display()))?;
+    let mode = args.mode.map(|m| match m {
+        ModeArg::Single => RunMode::Single,
+        ModeArg::Multi => RunMode::Multi,
+    });
+    let run: RunStatus = client.post("/api/v1/runs", &json!({ "file": file, "mode": mode }))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        println!("run {} started: {} job(s) from {}", run.run.id, run.counts.total, run.run.file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stop(client: &Client, run: u64) -> anyhow::Result<ExitCode> {
+    let status: RunStatus = client.post(&format!("/api/v1/runs/{run}/stop"), &json!({}))?;
+    println!("run {} stopped: {} succeeded, {} failed, {} cancelled", status.run.id, status.counts.succeeded, status.counts.failed, status.counts.cancelled);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cancel`, `hold`, `release`: one job, one verb.
+pub fn act(client: &Client, verb: &str, id: u64) -> anyhow::Result<ExitCode> {
+    let job: Job = client.post(&format!("/api/v1/jobs/{id}/{verb}"), &json!({}))?;
+    println!("job {}: {}", job.id, job.state.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct JobsArgs {
+    /// Only jobs in this state (waiting, held, running, succeeded, failed, cancelled).
+    #[arg(long)]
+    state: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let path = match &args.state {
+        Some(state) => format!("/api/v1/jobs?state={state}"),
+        None => "/api/v1/jobs".into(),
+    };
+    let answer: serde_json::Value = client.get(&path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer["jobs"])?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let jobs: Vec<Job> = serde_json::from_value(answer["jobs"].clone())?;
+    println!("{:>5}  {:<9}  {:<14}  {:<6}  {:>8}  {:>3}  COMMAND", "ID", "STATE", "QUEUE", "GPUS", "MEM", "TRY");
+    for job in &jobs {
+        let gpus = job.current_attempt().map(|a| a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        println!(
+            "{:>5}  {:<9}  {:<14}  {:<6}  {:>8}  {:>3}  {}",
+            job.id,
+            job.state.as_str(),
+            truncate(&job.queue, 14),
+            gpus,
+            format!("{}M", job.memory_mib),
+            job.attempts.len(),
+            truncate(&job.spec.commands.join(" && "), 60)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max - 1).collect::<String>()) }
+}
+
+pub fn status(client: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
+    let status: serde_json::Value = client.get("/api/v1/status")?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status: Status = serde_json::from_value(status).map_err(|e| anyhow!("unexpected status from the daemon: {e}"))?;
+    let c = &status.counts;
+    println!("jobs: {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+    if let Some(decider) = &status.last_decider {
+        println!("placement: {decider}");
+    }
+    for run in &status.runs {
+        let c = &run.counts;
+        println!(
+            "run {} [{:?}] {}: {} total, {} waiting, {} running, {} succeeded, {} failed",
+            run.run.id, run.run.state, run.run.file.display(), c.total, c.waiting + c.held, c.running, c.succeeded, c.failed
+        );
+    }
+    for queue in &status.queues {
+        let backoff = queue.backoff_until_ms.map(|t| format!(", backing off until {t}")).unwrap_or_default();
+        let error = queue.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default();
+        println!("queue {}: {} left, running {:?}{backoff}{error}", queue.name, queue.counts.waiting + queue.counts.held + queue.counts.running, queue.current);
+    }
+    let mut per_gpu: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for job in &status.running {
+        for gpu in &job.gpus {
+            per_gpu.entry(*gpu).or_default().push(job.id);
+        }
+    }
+    for (gpu, jobs) in per_gpu {
+        println!("GPU {gpu}: jobs {jobs:?}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    id: u64,
+    /// Keep printing as the job writes, until it ends.
+    #[arg(long, short)]
+    follow: bool,
+    /// An earlier attempt (default: the latest).
+    #[arg(long)]
+    attempt: Option<u32>,
+}
+
+pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let mut offset = 0;
+    let mut attempt = args.attempt;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let query = match attempt {
+            Some(n) => format!("/api/v1/jobs/{}/log?offset={offset}&attempt={n}", args.id),
+            None => format!("/api/v1/jobs/{}/log?offset={offset}", args.id),
+        };
+        let chunk: LogChunk = client.get(&query)?;
+        out.write_all(chunk.data.as_bytes())?;
+        out.flush()?;
+        offset = chunk.next_offset;
+        if !args.follow || (chunk.complete && chunk.data.is_empty()) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Follow the attempt being printed, even if a retry starts meanwhile.
+        if chunk.attempt > 0 {
+            attempt = Some(chunk.attempt);
+        }
+        if chunk.data.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("20G"), Ok(20480));
+        assert_eq!(parse_memory("1.5GiB"), Ok(1536));
+        assert_eq!(parse_memory("512M"), Ok(512));
+        assert_eq!(parse_memory("300"), Ok(300));
+        assert!(parse_memory("20X").is_err());
+        assert!(parse_memory("G").is_err());
+    }
+}

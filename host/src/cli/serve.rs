@@ -1,0 +1,70 @@
+//! `gantry serve`: run the daemon in the foreground until SIGINT or SIGTERM. Jobs keep running
+//! under their shims when it stops; the next `gantry serve` adopts them.
+
+use super::gpus::GpuModeArgs;
+use anyhow::Context;
+use clap::Args;
+use gantry::config::Config;
+use gantry::daemon::{serve, ServeOptions};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `server.listen` from the config, else 127.0.0.1:7070).
+    /// Port 0 picks a free one.
+    #[arg(long, env = "GANTRY_LISTEN")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    mode: GpuModeArgs,
+}
+
+/// A taken port moves to the next free one (saying so), as seed 001's server does.
+const PORT_TRIES: u16 = 20;
+
+pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gantry-async").build().context("starting the async runtime")?;
+    let wanted = args.listen.unwrap_or(config.listen);
+    let mode = args.mode.mode(&config);
+    runtime.block_on(async move {
+        let listener = bind(wanted).await?;
+        let addr = listener.local_addr()?;
+        if addr.port() != wanted.port() && wanted.port() != 0 {
+            eprintln!("gantry: port {} is taken; listening on {} instead", wanted.port(), addr.port());
+        }
+        eprintln!("gantry: serving http://{addr} (state in {})", config.state_dir.display());
+        let options = ServeOptions { gpu_mode: mode, notices: Box::new(|line| eprintln!("gantry: {line}")) };
+        serve(config, options, listener, shutdown_signal()).await?;
+        eprintln!("gantry: stopped; running jobs continue under their shims");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn bind(wanted: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let mut addr = wanted;
+    for _ in 0..PORT_TRIES {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 && addr.port() < u16::MAX => {
+                addr.set_port(addr.port() + 1);
+            }
+            Err(e) => return Err(e).with_context(|| format!("listening on {addr}")),
+        }
+    }
+    anyhow::bail!("ports {} to {} are all taken", wanted.port(), addr.port())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

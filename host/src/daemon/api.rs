@@ -1,0 +1,207 @@
+//! The HTTP routes of `/api/v1`: each turns a request into one service call and its answer into
+//! JSON. Errors are `{error, detail}` with the status that fits.
+
+use super::service::{Service, ServiceError};
+use crate::scheduler::{JobFilter, JobId, JobSpec, JobState, RunId, RunMode, SchedulerError};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    detail: serde_json::Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, detail: impl Into<serde_json::Value>) -> Self {
+        ApiError { status, error, detail: detail.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.error, "detail": self.detail }))).into_response()
+    }
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(e: SchedulerError) -> Self {
+        let detail = e.to_string();
+        match e {
+            SchedulerError::NoSuchJob(_) | SchedulerError::NoSuchRun(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            SchedulerError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            SchedulerError::Invalid { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail),
+            SchedulerError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", detail),
+            SchedulerError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state", detail),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let detail = e.to_string();
+        match e {
+            ServiceError::Scheduler(e) => e.into(),
+            ServiceError::File { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "file", detail),
+            ServiceError::Parse { path, diagnostics } => {
+                let lines: Vec<String> = diagnostics.iter().map(|d| format!("{}:{}:{}: {}", path.display(), d.line, d.column, d.message)).collect();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "parse", lines)
+            }
+            ServiceError::NoAttempt { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            ServiceError::NoParser(_) | ServiceError::Plugin(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", detail),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::new(e.status(), "body", e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "query", e.body_text())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+type Shared = State<Arc<Service>>;
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/gpus", get(gpus))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/jobs", post(submit).get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .route("/api/v1/jobs/{id}/hold", post(hold))
+        .route("/api/v1/jobs/{id}/release", post(release))
+        .route("/api/v1/jobs/{id}/log", get(log))
+        .route("/api/v1/runs", post(start_run).get(runs))
+        .route("/api/v1/runs/{id}/stop", post(stop_run))
+        .route("/api/v1/queues/{name}", put(set_queue))
+        .with_state(service)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn gpus(State(service): Shared) -> Json<crate::gpu::NodeGpus> {
+    Json(service.gpus())
+}
+
+async fn status(State(service): Shared) -> ApiResult<Json<crate::scheduler::Status>> {
+    Ok(Json(service.scheduler.status().await?))
+}
+
+/// One job, or `{"jobs": [...]}` for a batch whose members may depend on each other.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Submission {
+    Batch { jobs: Vec<JobSpec> },
+    One(Box<JobSpec>),
+}
+
+async fn submit(State(service): Shared, body: Result<Json<Submission>, JsonRejection>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let specs = match body?.0 {
+        Submission::Batch { jobs } => jobs,
+        Submission::One(spec) => vec![*spec],
+    };
+    let ids = service.scheduler.submit(specs).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    state: Option<String>,
+    queue: Option<String>,
+    run: Option<RunId>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(State(service): Shared, query: Result<Query<JobQuery>, QueryRejection>) -> ApiResult<Json<serde_json::Value>> {
+    let Query(query) = query?;
+    let state = match query.state.as_deref() {
+        Some(s) => Some(s.parse::<JobState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", format!("state: {e}")))?),
+        None => None,
+    };
+    let jobs = service.scheduler.jobs(JobFilter { state, queue: query.queue, run: query.run }).await?;
+    let total = jobs.len();
+    let page: Vec<_> = jobs.into_iter().skip(query.offset).take(query.limit.unwrap_or(usize::MAX)).collect();
+    Ok(Json(json!({ "total": total, "offset": query.offset, "jobs": page })))
+}
+
+async fn job(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+    Ok(Json(service.scheduler.job(id).await?))
+}
+
+async fn cancel(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+    Ok(Json(service.scheduler.cancel(id).await?))
+}
+
+async fn hold(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+    Ok(Json(service.scheduler.hold(id).await?))
+}
+
+async fn release(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+    Ok(Json(service.scheduler.release(id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    attempt: Option<u32>,
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn log(State(service): Shared, Path(id): Path<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Json<super::service::LogChunk>> {
+    let Query(query) = query?;
+    Ok(Json(service.log(id, query.attempt, query.offset).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    /// A command file on the daemon's machine.
+    file: PathBuf,
+    mode: Option<RunMode>,
+}
+
+async fn start_run(State(service): Shared, body: Result<Json<RunBody>, JsonRejection>) -> ApiResult<(StatusCode, Json<crate::scheduler::RunStatus>)> {
+    let Json(body) = body?;
+    Ok((StatusCode::CREATED, Json(service.start_run(body.file, body.mode).await?)))
+}
+
+async fn runs(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::RunStatus>>> {
+    Ok(Json(service.scheduler.runs().await?))
+}
+
+async fn stop_run(State(service): Shared, Path(id): Path<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
+    Ok(Json(service.scheduler.stop_run(id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueBody {
+    parallelism: u32,
+}
+
+async fn set_queue(State(service): Shared, Path(name): Path<String>, body: Result<Json<QueueBody>, JsonRejection>) -> ApiResult<Json<crate::scheduler::QueueState>> {
+    let Json(body) = body?;
+    Ok(Json(service.scheduler.set_parallelism(name, body.parallelism).await?))
+}

@@ -1,0 +1,129 @@
+//! What the HTTP routes call: the scheduler for jobs, plus what needs more than the scheduler
+//! (a command file goes through the parser plugin before it becomes a run; logs are read from
+//! attempt directories).
+
+use crate::executor;
+use crate::gpu::{GpuMonitor, NodeGpus};
+use crate::plugin::{Diagnostic, ParseMode, PluginRuntime};
+use crate::scheduler::{GpuCount, Job, JobId, JobSpec, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    /// The parser's findings, each with line and column.
+    #[error("{path}: {} problem(s)", diagnostics.len())]
+    Parse { path: PathBuf, diagnostics: Vec<Diagnostic> },
+    #[error("parser plugin {0} is not loaded")]
+    NoParser(String),
+    #[error("parser plugin: {0}")]
+    Plugin(String),
+    #[error("job {job} has no attempt {attempt}")]
+    NoAttempt { job: JobId, attempt: u32 },
+}
+
+pub struct Service {
+    pub scheduler: Scheduler,
+    pub gpus: Arc<GpuMonitor>,
+    pub plugins: Arc<PluginRuntime>,
+    pub parser: String,
+}
+
+/// A piece of a job's log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub job: JobId,
+    pub attempt: u32,
+    pub offset: u64,
+    pub next_offset: u64,
+    pub data: String,
+    /// The attempt has ended: nothing more will be written.
+    pub complete: bool,
+}
+
+/// Most bytes one log request returns.
+const LOG_CHUNK: usize = 1 << 20;
+
+impl Service {
+    pub fn gpus(&self) -> NodeGpus {
+        self.gpus.latest()
+    }
+
+    /// Loads a command file as a run: read, parsed by the parser plugin (off the async threads),
+    /// its blocks turned into jobs whose queues are the file's queue ids.
+    pub async fn start_run(&self, file: PathBuf, mode: Option<RunMode>) -> Result<RunStatus, ServiceError> {
+        let text = tokio::fs::read_to_string(&file)
+            .await
+            .map_err(|e| ServiceError::File { path: file.clone(), message: e.to_string() })?;
+        let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
+        let name = file.to_string_lossy().into_owned();
+        let parse_mode = mode.map(|m| match m {
+            RunMode::Single => ParseMode::Single,
+            RunMode::Multi => ParseMode::Multi,
+        });
+        let parsed = tokio::task::spawn_blocking(move || parser.parse(&name, parse_mode, &text))
+            .await
+            .map_err(|e| ServiceError::Plugin(e.to_string()))?
+            .map_err(|e| ServiceError::Plugin(e.to_string()))?;
+        let job_file = parsed.map_err(|diagnostics| ServiceError::Parse { path: file.clone(), diagnostics })?;
+        let mode = match job_file.mode {
+            ParseMode::Single => RunMode::Single,
+            ParseMode::Multi => RunMode::Multi,
+        };
+        let cwd = file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+        let jobs = job_file
+            .jobs
+            .into_iter()
+            .map(|block| JobSpec {
+                commands: block.commands,
+                queue: Some(block.queue.to_string()),
+                gpus: Some(GpuCount { min: block.gpu_count.max(1), max: block.gpu_count.max(1) }),
+                memory_mib: gb_to_mib(block.memory_gb),
+                cwd: cwd.clone(),
+                ..JobSpec::default()
+            })
+            .collect();
+        Ok(self.scheduler.start_run(RunRequest { file, mode, jobs }).await?)
+    }
+
+    /// Reads an attempt's log (the latest attempt unless one is named) from `offset`.
+    pub async fn log(&self, id: JobId, attempt: Option<u32>, offset: u64) -> Result<LogChunk, ServiceError> {
+        let job: Job = self.scheduler.job(id).await?;
+        let chosen = match attempt {
+            Some(n) => job.attempts.iter().find(|a| a.number == n).ok_or(ServiceError::NoAttempt { job: id, attempt: n })?,
+            None => match job.attempts.last() {
+                Some(a) => a,
+                None => return Ok(LogChunk { job: id, attempt: 0, offset, next_offset: offset, data: String::new(), complete: job.state.is_final() }),
+            },
+        };
+        let path = executor::log_path(&chosen.dir);
+        let complete = chosen.ended_ms.is_some();
+        let number = chosen.number;
+        let (bytes, next_offset) = tokio::task::spawn_blocking(move || executor::read_log(&path, offset, LOG_CHUNK))
+            .await
+            .map_err(|e| ServiceError::Plugin(e.to_string()))?
+            .map_err(|e| ServiceError::File { path: executor::log_path(&chosen.dir), message: e.to_string() })?;
+        Ok(LogChunk { job: id, attempt: number, offset: next_offset - bytes.len() as u64, next_offset, data: String::from_utf8_lossy(&bytes).into_owned(), complete })
+    }
+}
+
+/// Seed 004 gives memory in GB (decimal fractions allowed); jobs need MiB. 1 GB in those files
+/// means what `nvidia-smi` calls 1 GiB, 1024 MiB.
+fn gb_to_mib(gb: f64) -> u64 {
+    (gb.max(0.0) * 1024.0).ceil() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gigabytes_of_command_files() {
+        assert_eq!(super::gb_to_mib(4.0), 4096);
+        assert_eq!(super::gb_to_mib(0.5), 512);
+        assert_eq!(super::gb_to_mib(0.3), 308);
+    }
+}

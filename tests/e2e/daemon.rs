@@ -1,0 +1,132 @@
+//! `gantry serve` and the CLI that drives it: submit, jobs, logs, status, run, stop, cancel.
+
+use crate::{repo, stderr, stdout, Gantry};
+use serde_json::Value;
+use std::time::Duration;
+
+const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
+
+#[test]
+fn the_cli_submits_lists_and_prints_logs() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let out = g.run(&["submit", "--mem", "1G", "--queue", "cli", "--", "echo", "hello from $GANTRY_JOB_ID"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "submitted job 1");
+    let job = d.finished(1);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["memory_mib"], 1024);
+    // The job ran in the directory it was submitted from.
+    assert_eq!(job["spec"]["cwd"].as_str().map(std::path::PathBuf::from), std::env::current_dir().ok());
+
+    let logs = g.run(&["logs", "1", "--follow"]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert_eq!(stdout(&logs), "hello from 1\n");
+
+    let jobs = g.run(&["jobs"]);
+    let table = stdout(&jobs);
+    assert!(table.lines().any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == ["1", "succeeded", "cli"]), "{table}");
+    let json = g.run(&["jobs", "--json"]);
+    let parsed: Value = serde_json::from_str(&stdout(&json)).expect("jobs --json");
+    assert_eq!(parsed[0]["id"], 1);
+
+    let status = g.run(&["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).contains("1 succeeded"), "{}", stdout(&status));
+}
+
+#[test]
+fn the_cli_cancels_holds_and_says_what_went_wrong() {
+    let g = Gantry::new();
+    let _d = g.serve(FAST, &["--simulate", "1"]);
+    let out = g.run(&["submit", "--hold", "--", "sleep", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g.run(&["cancel", "1"]);
+    assert_eq!(stdout(&out).trim(), "job 1: cancelled");
+    let out = g.run(&["release", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).trim(), "gantry: job 1 is cancelled: release is not possible");
+    let out = g.run(&["submit", "--mem", "lots", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'lots' is not a size"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_cli_without_a_daemon_says_how_to_start_one() {
+    let out = Gantry::new().run(&["jobs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("gantry serve"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_command_file_becomes_a_run_whose_queues_run_in_order() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "4"]);
+    let file = g.state.path().join("command_gpu.txt");
+    let out_file = g.state.path().join("order");
+    let line = |tag: &str| format!("echo {tag} >> {}", out_file.display());
+    std::fs::write(&file, format!("1\n{}\nsleep 0.3\n1\n\n1\n{}\n1\n\n2\n{}\n0.5\n", line("1a"), line("1b"), line("2a"))).expect("command file");
+    let out = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("run 1 started: 3 job(s)"), "{}", stdout(&out));
+    for id in 1..=3 {
+        assert_eq!(d.finished(id)["state"], "succeeded");
+    }
+    let order = std::fs::read_to_string(&out_file).expect("order");
+    let position = |tag: &str| order.lines().position(|l| l == tag).expect(tag);
+    assert!(position("1a") < position("1b"), "{order}");
+    let runs = d.get("/api/v1/runs");
+    assert_eq!(runs[0]["state"], "finished", "{runs:#}");
+    assert_eq!(runs[0]["counts"]["succeeded"], 3);
+    assert_eq!(d.job(1)["queue"], "run1/1");
+    assert_eq!(d.job(3)["memory_mib"], 512);
+}
+
+#[test]
+fn stopping_a_run_cancels_what_waits_and_stops_what_runs() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "4"]);
+    let file = g.state.path().join("command_gpu.txt");
+    std::fs::write(&file, "1\nsleep 300\n1\n\n1\necho never\n1\n").expect("command file");
+    let out = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.wait_job(1, Duration::from_secs(30), |j| j["state"] == "running");
+    let out = g.run(&["stop", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.finished(1)["state"], "cancelled");
+    assert_eq!(d.finished(2)["state"], "cancelled");
+    assert_eq!(d.get("/api/v1/runs")[0]["state"], "stopped");
+}
+
+#[test]
+fn a_bad_command_file_is_refused_with_its_lines() {
+    let g = Gantry::new();
+    let _d = g.serve(FAST, &["--simulate", "1"]);
+    let file = g.state.path().join("command_gpu.txt");
+    std::fs::write(&file, "x\necho hi\n1\n").expect("command file");
+    let out = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:1:1:", file.display())), "{err}");
+}
+
+#[test]
+fn the_example_command_file_parses_into_a_run() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "4"]);
+    let (status, body) = d.request("POST", "/api/v1/runs", Some(serde_json::json!({ "file": repo("command/command_gpus.txt") })));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["mode"], "multi");
+    assert!(body["counts"]["total"].as_u64().unwrap_or(0) > 0, "{body}");
+    let (status, _) = d.request("POST", &format!("/api/v1/runs/{}/stop", body["id"]), None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn one_state_directory_has_one_daemon() {
+    let g = Gantry::new();
+    let _d = g.serve(FAST, &["--simulate", "1"]);
+    let out = g.command().args(["serve", "--listen", "127.0.0.1:0", "--simulate", "1"]).output().expect("second serve");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("another gantry daemon"), "{}", stderr(&out));
+}
