@@ -1,4 +1,4 @@
-//! Job attempts under the real `gantry shim`: what runs, what is recorded, cancellation, and
+//! Job attempts under the real `gantry-shim`: what runs, what is recorded, cancellation, and
 //! finding attempts again after the daemon that started them is gone.
 
 use crate::alive;
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-const SHIM: &str = env!("CARGO_BIN_EXE_gantry");
+const SHIM: &str = env!("CARGO_BIN_EXE_gantry-shim");
 
 fn spec(commands: &[&str], env: &[(&str, &str)]) -> AttemptSpec {
     AttemptSpec {
@@ -96,7 +96,11 @@ async fn cancel_stops_the_whole_process_group_grandchildren_included() {
 #[tokio::test]
 async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().expect("dir");
-    let attempt = start(dir.path(), &["trap '' TERM", "sleep 300"]);
+    let attempt = start(dir.path(), &["trap '' TERM", "echo trapped", "sleep 300"]);
+    // Cancel once the trap is set, not while the shell is still starting.
+    while !std::fs::read_to_string(dir.path().join("output.log")).unwrap_or_default().contains("trapped") {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     cancel(&attempt.shim, Duration::from_millis(200)).await;
     assert_eq!(finished(attempt).await.signal, Some(libc::SIGKILL));
 }

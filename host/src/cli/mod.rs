@@ -60,13 +60,6 @@ enum Command {
     Parse(parse::ParseArgs),
     /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
     Gpus(gpus::GpusArgs),
-    /// The supervisor of one job attempt; the daemon starts it, people don't.
-    #[command(hide = true)]
-    Shim {
-        dir: PathBuf,
-        #[arg(long)]
-        lock_fd: i32,
-    },
 }
 
 pub fn main() -> ExitCode {
@@ -77,17 +70,6 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    // The shim needs no configuration, and must not depend on a config file that may have changed
-    // since its daemon started.
-    if let Command::Shim { dir, lock_fd } = &cli.command {
-        return match gantry::executor::shim::run(dir, *lock_fd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("gantry shim: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     init_tracing();
     let server = cli.server;
     let client = |config: &Config| client::Client::connect(config, server.as_deref());
@@ -105,7 +87,6 @@ pub fn main() -> ExitCode {
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),
         Command::Gpus(args) => gpus::run(&config, args),
-        Command::Shim { .. } => unreachable!("handled before configuration is loaded"),
     });
     match result {
         Ok(code) => code,

@@ -92,7 +92,7 @@ pub async fn serve(
 
     let db = state_dir.join("gantry.db");
     let store = blocking(move || Store::open(&db)).await??;
-    let shim_program = std::env::current_exe().map_err(|e| DaemonError::Internal(format!("finding the gantry binary: {e}")))?;
+    let shim_program = shim_program()?;
     let scheduler = Scheduler::start(
         SchedulerOptions {
             rules: config.scheduler.clone(),
@@ -122,6 +122,17 @@ pub async fn serve(
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
     served.map_err(DaemonError::Http)
+}
+
+/// `gantry-shim`, installed beside `gantry`.
+fn shim_program() -> Result<PathBuf, DaemonError> {
+    let exe = std::env::current_exe().map_err(|e| DaemonError::Internal(format!("finding the gantry binary: {e}")))?;
+    let shim = exe.with_file_name("gantry-shim");
+    if shim.is_file() {
+        Ok(shim)
+    } else {
+        Err(DaemonError::Internal(format!("{} is missing: it is installed with gantry and runs every job", shim.display())))
+    }
 }
 
 /// Runs blocking work (NVML, SQLite, wasm compilation) off the async threads.

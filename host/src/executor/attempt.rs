@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -95,11 +95,13 @@ pub enum Adoption {
     Lost { ran: bool, reason: String },
 }
 
+/// Written whole or not at all, as a crash of the writer (or of the daemon) can leave it. Not
+/// flushed to disk: surviving a power loss is the store's business, at the same level as its
+/// `synchronous = NORMAL`, and an fsync here would sit on every job's start and end.
 pub(super) fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(), ExecutorError> {
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(value).map_err(|e| ExecutorError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
     std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -125,57 +127,53 @@ fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(ExecutorError::Io { path, source: err }) }
 }
 
-/// Starts `shim_program shim DIR` for a new attempt in `dir` (created if needed). Blocking, but
+/// Starts `shim_program DIR` for a new attempt in `dir` (created if needed). Blocking, but
 /// brief: it returns once the shim has recorded itself.
+///
+/// The shim gets the attempt's lock as its stdin and a "recorded" pipe as its stdout, so no code
+/// runs between fork and exec and the standard library can start it with `posix_spawn` (no copy
+/// of the daemon's page tables per job).
 pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     if dir.join(EXIT).exists() || dir.join(SHIM).exists() {
         return Err(ExecutorError::AlreadyRunning { path: dir.to_path_buf() });
     }
     write_json_atomically(&dir.join(SPEC), spec)?;
-    // The lock is taken here and inherited by the shim, so it is held without a gap from before
-    // the shim exists until it exits.
+    // The lock is taken here and handed to the shim, so it is held without a gap from before the
+    // shim exists until it exits: a daemon that dies meanwhile can't make it look abandoned.
     let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
-    let lock_fd = lock.as_raw_fd();
     let shim_log = dir.join("shim.log");
     let shim_err = File::create(&shim_log).map_err(io(&shim_log))?;
+    let (recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
 
     let mut cmd = Command::new(shim_program);
-    cmd.arg("shim").arg(dir).arg("--lock-fd").arg(lock_fd.to_string());
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(shim_err);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Its own session: the daemon's terminal, process group and death don't reach it.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Keep the lock across exec.
-            if libc::fcntl(lock_fd, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|source| ExecutorError::Spawn { program: shim_program.to_path_buf(), source })?;
-    drop(lock);
+    cmd.arg(dir).stdin(Stdio::from(lock)).stdout(Stdio::from(recorded_w)).stderr(shim_err);
+    let spawned = cmd.spawn();
+    // Our copies of the lock and the pipe's write end go with the command: from here only the
+    // shim holds them, and its death reads as end-of-file below.
+    drop(cmd);
+    let mut child = spawned.map_err(|source| ExecutorError::Spawn { program: shim_program.to_path_buf(), source })?;
 
-    // The shim writes shim.json before it lets the job start; wait for it (or for its death).
-    let mut child = Some(child);
-    let shim = loop {
-        if let Some(info) = read_json::<ShimInfo>(&dir.join(SHIM))? {
-            break info;
+    let mut byte = [0u8; 1];
+    let mut recorded = recorded;
+    let answered = loop {
+        match recorded.read(&mut byte) {
+            Ok(n) => break n == 1,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break false,
         }
-        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+    };
+    match read_json::<ShimInfo>(&dir.join(SHIM))? {
+        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim, child: Some(child) }),
+        _ => {
+            let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
             let log = std::fs::read_to_string(&shim_log).unwrap_or_default();
-            return Err(ExecutorError::Spawn {
+            Err(ExecutorError::Spawn {
                 program: shim_program.to_path_buf(),
                 source: std::io::Error::other(format!("the shim exited ({status}) before starting the job: {}", log.trim())),
-            });
+            })
         }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    Ok(RunningAttempt { dir: dir.to_path_buf(), shim, child })
+    }
 }
 
 /// Finds out what became of an attempt while this daemon was not watching it.
@@ -184,28 +182,38 @@ pub fn adopt(dir: &Path) -> Result<Adoption, ExecutorError> {
     if !dir.join(SPEC).exists() {
         return Ok(Adoption::Lost { ran: false, reason: "the daemon stopped before starting the attempt".into() });
     }
-    match try_lock(dir)? {
-        None => {
-            // Alive. A shim that holds the lock writes shim.json before its job starts.
-            for _ in 0..2000 {
-                if let Some(shim) = read_json::<ShimInfo>(&dir.join(SHIM))? {
-                    return Ok(Adoption::Running(RunningAttempt { dir: dir.to_path_buf(), shim, child: None }));
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(ExecutorError::Corrupt { path: dir.join(SHIM), message: "the shim holds its lock but never recorded itself".into() })
+    // A held lock means a live shim, with one exception: a process the daemon is forking for
+    // another attempt holds copies of the daemon's descriptors, this lock among them, until it
+    // execs (a few microseconds). So a lock held while the recorded shim is gone is waited for.
+    for _ in 0..LOCK_WAIT_TRIES {
+        if let Some(_unlocked) = try_lock(dir)? {
+            return judge_ended(dir);
         }
-        Some(_unlocked) => {
-            if let Some(record) = read_json::<ExitRecord>(&dir.join(EXIT))? {
-                return Ok(Adoption::Finished(record));
+        match read_json::<ShimInfo>(&dir.join(SHIM))? {
+            Some(shim) if crate::procfs::start_ticks(shim.pid) == Some(shim.start_ticks) => {
+                return Ok(Adoption::Running(RunningAttempt { dir: dir.to_path_buf(), shim, child: None }));
             }
-            match read_json::<ShimInfo>(&dir.join(SHIM))? {
-                None => Ok(Adoption::Lost { ran: false, reason: "the shim never started the job".into() }),
-                Some(shim) => {
-                    kill_group(shim.job_pgid, libc::SIGKILL);
-                    Ok(Adoption::Lost { ran: true, reason: "the shim died without recording how the job ended".into() })
-                }
-            }
+            // Not recorded yet (a shim that holds the lock records itself before its job starts),
+            // or gone with the lock still shared: look again in a moment.
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    Err(ExecutorError::Corrupt { path: dir.join(LOCK), message: "held, but no live shim recorded itself".into() })
+}
+
+/// How long (in milliseconds, roughly) [`adopt`] waits for a lock without a live shim.
+const LOCK_WAIT_TRIES: u32 = 2000;
+
+/// What became of an attempt whose shim is no longer running.
+fn judge_ended(dir: &Path) -> Result<Adoption, ExecutorError> {
+    if let Some(record) = read_json::<ExitRecord>(&dir.join(EXIT))? {
+        return Ok(Adoption::Finished(record));
+    }
+    match read_json::<ShimInfo>(&dir.join(SHIM))? {
+        None => Ok(Adoption::Lost { ran: false, reason: "the shim never started the job".into() }),
+        Some(shim) => {
+            kill_group(shim.job_pgid, libc::SIGKILL);
+            Ok(Adoption::Lost { ran: true, reason: "the shim died without recording how the job ended".into() })
         }
     }
 }
@@ -237,12 +245,17 @@ pub async fn wait(mut attempt: RunningAttempt) -> Result<Adoption, ExecutorError
             .map_err(|e| ExecutorError::Io { path: attempt.dir.clone(), source: e.into() })?;
         let _ = fd.readable().await.map_err(io(&attempt.dir))?;
     }
-    if let Some(mut child) = attempt.child.take() {
-        // Already exited: this only reaps it.
-        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    }
+    let child = attempt.child.take();
     let dir = attempt.dir.clone();
-    tokio::task::spawn_blocking(move || adopt(&dir)).await.unwrap_or_else(|e| {
+    tokio::task::spawn_blocking(move || {
+        if let Some(mut child) = child {
+            // Already exited: this only reaps it.
+            let _ = child.wait();
+        }
+        adopt(&dir)
+    })
+    .await
+    .unwrap_or_else(|e| {
         Err(ExecutorError::Io { path: attempt.dir.clone(), source: std::io::Error::other(e.to_string()) })
     })
 }

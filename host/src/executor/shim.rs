@@ -1,6 +1,9 @@
-//! `gantry shim DIR`: the small supervisor each attempt runs under (see the module overview).
+//! `gantry-shim DIR`: the small supervisor each attempt runs under (see the module overview).
 //! It must not fail silently: anything that goes wrong before the job starts is printed to its
 //! stderr (`shim.log` in the attempt directory) and makes it exit non-zero without a record.
+//!
+//! Its stdin is the attempt's lock, held for as long as it lives; its stdout is the pipe on
+//! which it tells the daemon that it has recorded itself.
 
 use super::attempt::{read_json, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
 use super::logfile::RotatingLog;
@@ -33,13 +36,29 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Runs the attempt in `dir`; `lock_fd` is the attempt lock the daemon took and handed down.
-pub fn run(dir: &Path, lock_fd: RawFd) -> Result<(), ExecutorError> {
-    let io = |what: &'static str| move |e: std::io::Error| ExecutorError::Io { path: dir.join(what), source: e };
-    // SAFETY: plain fcntl/signal calls on our own process.
+/// One byte on stdout, which the daemon waits for, then stdout is let go: the daemon may be gone
+/// by the time the job ends, and nothing else is ever written there.
+fn tell_daemon_recorded() {
+    // SAFETY: writing a byte from a static to our stdout, then pointing stdout at /dev/null.
     unsafe {
-        // The job must not hold the lock: the lock means "the shim is alive".
-        libc::fcntl(lock_fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::write(1, b"r".as_ptr().cast(), 1);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+        if null >= 0 {
+            libc::dup2(null, 1);
+            libc::close(null);
+        }
+    }
+}
+
+/// Runs the attempt in `dir`.
+pub fn run(dir: &Path) -> Result<(), ExecutorError> {
+    let io = |what: &'static str| move |e: std::io::Error| ExecutorError::Io { path: dir.join(what), source: e };
+    // SAFETY: plain setsid/signal calls on our own process.
+    unsafe {
+        // A session of its own: the daemon's terminal, process group and death don't reach it.
+        // (The job gets /dev/null as stdin, so it never holds the lock: the lock means "the
+        // shim is alive".)
+        libc::setsid();
         // Cancellation signals the job's group, not the shim, but a shim that shares a terminal
         // must not die of its hangup or interrupt either: it has an outcome to record.
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
@@ -102,6 +121,7 @@ pub fn run(dir: &Path, lock_fd: RawFd) -> Result<(), ExecutorError> {
     // SAFETY: writing a line from a static to a pipe we own.
     unsafe { libc::write(go_w.as_raw_fd(), b"go\n".as_ptr().cast(), 3) };
     drop(go_w);
+    tell_daemon_recorded();
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let copier = std::thread::spawn(move || {

@@ -13,8 +13,9 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
-/// How often the epoch advances. Deadlines are whole ticks, so this is their resolution.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// How often the epoch advances. Deadlines are whole ticks, so this is their resolution; the
+/// ticker wakes this often for the daemon's whole life, so it is not finer than deadlines need.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 pub struct PluginEngine {
     engine: Engine,

@@ -93,9 +93,10 @@ pub fn new_store(engine: &Engine, plugin: &str, limits: &PluginLimits, grants: &
     Ok(store)
 }
 
-/// Arms the store's deadline for one call.
+/// Arms the store's deadline for one call. A call starts somewhere within a tick, so one tick
+/// more than the timeout spans makes sure it gets all of its time (and at most a tick more).
 pub fn arm_deadline(store: &mut Store<StoreState>, limits: &PluginLimits) {
-    let ticks = limits.timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1);
+    let ticks = limits.timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) + 1;
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 }
 
