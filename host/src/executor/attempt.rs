@@ -71,7 +71,8 @@ pub struct ShimInfo {
 }
 
 pub(super) const SPEC: &str = "spec.json";
-pub(super) const LOCK: &str = "lock";
+/// The attempt's lock is its spec file: one file fewer to create per job.
+pub(super) const LOCK: &str = SPEC;
 pub(super) const SHIM: &str = "shim.json";
 pub(super) const EXIT: &str = "exit.json";
 pub(super) const LOG: &str = "output.log";
@@ -118,7 +119,7 @@ pub(super) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Opt
 /// Takes the attempt's lock without waiting: `Ok(None)` if someone (a live shim) holds it.
 fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
     let path = dir.join(LOCK);
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+    let file = std::fs::OpenOptions::new().read(true).open(&path).map_err(io(&path))?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(Some(file));
@@ -138,12 +139,18 @@ pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<Runn
     if dir.join(EXIT).exists() || dir.join(SHIM).exists() {
         return Err(ExecutorError::AlreadyRunning { path: dir.to_path_buf() });
     }
-    write_json_atomically(&dir.join(SPEC), spec)?;
+    // Written in place: a spec cut short by a crash belongs to an attempt whose shim never
+    // recorded itself, which adoption treats as never started, and the next spawn rewrites it.
+    let spec_path = dir.join(SPEC);
+    let text = serde_json::to_vec(spec).map_err(|e| ExecutorError::Corrupt { path: spec_path.clone(), message: e.to_string() })?;
+    std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
     // The lock is taken here and handed to the shim, so it is held without a gap from before the
     // shim exists until it exits: a daemon that dies meanwhile can't make it look abandoned.
     let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
-    let shim_log = dir.join("shim.log");
-    let shim_err = File::create(&shim_log).map_err(io(&shim_log))?;
+    // The shim's own stderr is the job's log, appended to as the shim's own writes are: what it
+    // has to say reaches the user.
+    let log_path = dir.join(LOG);
+    let shim_err = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path))?;
     let (recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
 
     let mut cmd = Command::new(shim_program);
@@ -167,7 +174,7 @@ pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<Runn
         Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim, child: Some(child) }),
         _ => {
             let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
-            let log = std::fs::read_to_string(&shim_log).unwrap_or_default();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             Err(ExecutorError::Spawn {
                 program: shim_program.to_path_buf(),
                 source: std::io::Error::other(format!("the shim exited ({status}) before starting the job: {}", log.trim())),

@@ -14,9 +14,12 @@ pub struct RotatingLog {
 }
 
 impl RotatingLog {
-    pub fn create(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<RotatingLog> {
-        let file = File::create(path)?;
-        Ok(RotatingLog { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written: 0 })
+    /// Appends to `path` (created if missing): the daemon creates it first, as the shim's own
+    /// stderr, so anything the shim has to say is in the job's log too.
+    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<RotatingLog> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let written = file.metadata()?.len();
+        Ok(RotatingLog { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written })
     }
 
     fn rotated(&self, n: u32) -> PathBuf {
@@ -87,7 +90,7 @@ mod tests {
     fn rotates_past_the_cap_and_keeps_the_newest() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("output.log");
-        let mut log = RotatingLog::create(&path, 10, 2).expect("create");
+        let mut log = RotatingLog::open(&path, 10, 2).expect("open");
         for chunk in ["aaaaaa", "bbbbbb", "cccccc", "dddddd"] {
             log.write(chunk.as_bytes()).expect("write");
         }

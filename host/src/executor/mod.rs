@@ -6,11 +6,12 @@
 //! size-capped, rotated log, waits for it, and writes the outcome to `exit.json` in the attempt's
 //! directory. Everything the daemon needs to find the attempt again lives in that directory:
 //!
-//! - `spec.json`: what to run (written by the daemon before the shim starts);
-//! - `lock`: held (flock) from before the shim is spawned until it exits: locked ⇔ shim alive,
-//!   with no window in which a starting shim looks dead;
+//! - `spec.json`: what to run (written by the daemon before the shim starts), and the attempt's
+//!   lock: held (flock) from before the shim is spawned until it exits: locked ⇔ shim alive, with
+//!   no window in which a starting shim looks dead;
 //! - `shim.json`: the shim's pid, its start time (against pid reuse) and the job's process group;
-//! - `output.log` (+ `output.log.1`, …): the job's stdout and stderr;
+//! - `output.log` (+ `output.log.1`, …): the job's stdout and stderr, and anything the shim
+//!   itself has to say;
 //! - `exit.json`: exit code or signal, start and end time, peak RSS.
 //!
 //! A daemon that starts again calls [`adopt`] on each attempt it believes is running: alive, it

@@ -1,6 +1,6 @@
 //! `gantry-shim DIR`: the small supervisor each attempt runs under (see the module overview).
 //! It must not fail silently: anything that goes wrong before the job starts is printed to its
-//! stderr (`shim.log` in the attempt directory) and makes it exit non-zero without a record.
+//! stderr (the job's `output.log`) and makes it exit non-zero without a record.
 //!
 //! Its stdin is the attempt's lock, held for as long as it lives; its stdout is the pipe on
 //! which it tells the daemon that it has recorded itself.
@@ -9,7 +9,7 @@ use super::attempt::{read_json, write_json_atomically, AttemptSpec, ExitRecord, 
 use super::logfile::RotatingLog;
 use super::ExecutorError;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,8 +19,6 @@ use std::time::Duration;
 /// reading (a process that escaped the job's group could hold the pipe open forever).
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The descriptor on which the job's shell waits for the shim's go-ahead.
-const GATE_FD: RawFd = 9;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -35,6 +33,8 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
+
+extern "C" fn survive(_signal: libc::c_int) {}
 
 /// One byte on stdout, which the daemon waits for, then stdout is let go: the daemon may be gone
 /// by the time the job ends, and nothing else is ever written there.
@@ -56,63 +56,42 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     // SAFETY: plain setsid/signal calls on our own process.
     unsafe {
         // A session of its own: the daemon's terminal, process group and death don't reach it.
-        // (The job gets /dev/null as stdin, so it never holds the lock: the lock means "the
-        // shim is alive".)
+        // (The job's stdin is its gate, not ours, so it never holds the lock: the lock means
+        // "the shim is alive".)
         libc::setsid();
         // Cancellation signals the job's group, not the shim, but a shim that shares a terminal
-        // must not die of its hangup or interrupt either: it has an outcome to record.
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-            libc::signal(signal, libc::SIG_IGN);
+        // must not die of its hangup or interrupt either: it has an outcome to record. A handler
+        // that does nothing, rather than ignoring them: handlers are reset by exec, so the job
+        // gets the default dispositions without code between fork and exec.
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::signal(signal, survive as extern "C" fn(libc::c_int) as libc::sighandler_t);
         }
     }
     let spec: AttemptSpec = read_json(&dir.join(SPEC))?.ok_or_else(|| ExecutorError::Corrupt {
         path: dir.join(SPEC),
         message: "missing".into(),
     })?;
-    let mut log = RotatingLog::create(&dir.join(LOG), spec.log_max_bytes, spec.log_keep).map_err(io(LOG))?;
+    let mut log = RotatingLog::open(&dir.join(LOG), spec.log_max_bytes, spec.log_keep).map_err(io(LOG))?;
 
     let (out_r, out_w) = pipe().map_err(io(LOG))?;
     let out_w2 = out_w.try_clone().map_err(io(LOG))?;
     let (go_r, go_w) = pipe().map_err(io(SHIM))?;
-    let (go_r_fd, go_w_fd) = (go_r.as_raw_fd(), go_w.as_raw_fd());
 
-    // The shell waits at this gate until the shim has recorded the job's process group, so a job
-    // never runs unrecorded; if the shim dies first, the read sees end-of-file and nothing runs.
-    // (The wait can't be in `pre_exec`: `spawn` itself waits for the exec.)
-    let script = format!("read -r _ <&{GATE_FD} || exit 125\nexec {GATE_FD}<&-\nset -e\n{}\n", spec.commands.join("\n"));
+    // The shell waits at this gate (its stdin) until the shim has recorded the job's process
+    // group, so a job never runs unrecorded; if the shim dies first, the read sees end-of-file
+    // and nothing runs. Then its stdin becomes /dev/null.
+    let script = format!("read -r _ || exit 125\nexec </dev/null\nset -e\n{}\n", spec.commands.join("\n"));
     let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
     let mut cmd = Command::new(shell);
-    cmd.arg("-c").arg(script).envs(&spec.env).stdin(Stdio::null()).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
+    cmd.arg("-c").arg(script).envs(&spec.env).stdin(Stdio::from(go_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
+    // Its own process group, which cancellation signals as a whole. Nothing runs between fork
+    // and exec, so the standard library starts it with posix_spawn.
+    cmd.process_group(0);
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::close(go_w_fd);
-            // Its own process group, which cancellation signals as a whole.
-            if libc::setpgid(0, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Ignored signals stay ignored across exec; the job gets the defaults back.
-            for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-            // The gate's read end, at the number the script reads from (dup2 clears close-on-exec).
-            let moved = if go_r_fd == GATE_FD {
-                libc::fcntl(GATE_FD, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(go_r_fd, GATE_FD)
-            };
-            if moved < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let child = cmd.spawn().map_err(io(SPEC))?;
     drop(cmd);
-    drop(go_r);
     let started_ms = now_ms();
     let pid = std::process::id();
     let job_pgid = child.id() as i32;
@@ -132,7 +111,7 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
                 Ok(0) => break,
                 Ok(n) => {
                     if let Err(e) = log.write(&buf[..n]) {
-                        eprintln!("gantry shim: writing the log: {e}");
+                        eprintln!("gantry-shim: writing the log: {e}");
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
