@@ -229,20 +229,7 @@ mod tests {
         let mut second = job(2);
         second.state = JobState::Running;
         for number in 1..=2 {
-            second.attempts.push(Attempt {
-                number,
-                gpus: vec![1],
-                memory_mib: 100,
-                dir: format!("/x/{number}").into(),
-                started_ms: 5,
-                ended_ms: None,
-                exit_code: None,
-                signal: None,
-                peak_rss_kib: None,
-                gpu_memory_peak_mib: 0,
-                out_of_memory: false,
-                note: None,
-            });
+            second.attempts.push(Attempt::new(number, vec![1], 100, format!("/x/{number}").into(), 5));
             store.save_jobs([&job(1), &second]).expect("save");
         }
         drop(store);

@@ -733,20 +733,7 @@ impl Engine {
             log_max_bytes,
             log_keep,
         };
-        job.attempts.push(Attempt {
-            number,
-            gpus,
-            memory_mib: job.memory_mib,
-            dir: dir.clone(),
-            started_ms: now_ms(),
-            ended_ms: None,
-            exit_code: None,
-            signal: None,
-            peak_rss_kib: None,
-            gpu_memory_peak_mib: 0,
-            out_of_memory: false,
-            note: None,
-        });
+        job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
         job.state = JobState::Running;
         job.reason = None;
         let job = job.clone();

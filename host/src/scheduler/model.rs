@@ -156,6 +156,26 @@ pub struct Attempt {
     pub note: Option<String>,
 }
 
+impl Attempt {
+    /// An attempt just placed, before anything is known of how it runs.
+    pub fn new(number: u32, gpus: Vec<u32>, memory_mib: u64, dir: PathBuf, started_ms: u64) -> Attempt {
+        Attempt {
+            number,
+            gpus,
+            memory_mib,
+            dir,
+            started_ms,
+            ended_ms: None,
+            exit_code: None,
+            signal: None,
+            peak_rss_kib: None,
+            gpu_memory_peak_mib: 0,
+            out_of_memory: false,
+            note: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: JobId,
