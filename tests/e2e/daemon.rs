@@ -130,3 +130,21 @@ fn one_state_directory_has_one_daemon() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("another gantry daemon"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_taken_port_moves_to_the_next_free_one_and_says_so() {
+    let g = Gantry::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut child = g
+        .command()
+        .args(["serve", "--simulate", "1", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let url = g.daemon_url();
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("stderr");
+    assert!(!url.ends_with(&format!(":{port}")), "{url}");
+    assert!(stderr(&output).contains(&format!("port {port} is taken")), "{}", stderr(&output));
+}

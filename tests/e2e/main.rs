@@ -102,16 +102,21 @@ impl Gantry {
             .stderr(log)
             .spawn()
             .expect("gantry serve starts");
+        let url = self.daemon_url();
+        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+    }
+
+    /// Waits for a starting daemon to say where it listens.
+    pub fn daemon_url(&self) -> String {
         let info = self.state.path().join("daemon.json");
         let deadline = Instant::now() + Duration::from_secs(120);
-        let url = loop {
+        loop {
             if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
-                break url;
+                return url;
             }
             assert!(Instant::now() < deadline, "the daemon did not start: {}", self.daemon_log());
             std::thread::sleep(Duration::from_millis(20));
-        };
-        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+        }
     }
 
     pub fn daemon_log(&self) -> String {

@@ -40,7 +40,8 @@ fn disjoint(mut spans: Vec<(u64, u64)>) -> bool {
 fn jobs_of_a_queue_run_in_order_and_queues_run_side_by_side() {
     let g = Gantry::new();
     let d = g.serve(&config(""), &["--simulate", "4"]);
-    let job = |queue: &str| json!({ "commands": ["sleep 0.4"], "queue": queue });
+    // Long enough that b's first job starts while a's first runs even on a loaded CI machine.
+    let job = |queue: &str| json!({ "commands": ["sleep 0.8"], "queue": queue });
     let a: Vec<u64> = (0..3).flat_map(|_| d.submit(job("a"))).collect();
     let b: Vec<u64> = (0..2).flat_map(|_| d.submit(job("b"))).collect();
     let a: Vec<Value> = a.iter().map(|&id| d.finished(id)).collect();
