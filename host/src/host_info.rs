@@ -67,6 +67,33 @@ impl HostProbe {
     }
 }
 
+/// Reads the host every `interval` on a thread of its own, so requests are answered from memory
+/// (sysinfo reads `/proc`, and CPU usage needs two readings apart). Stops when dropped.
+pub struct HostMonitor {
+    latest: std::sync::Arc<parking_lot::RwLock<HostInfo>>,
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl HostMonitor {
+    pub fn start(interval: std::time::Duration) -> std::io::Result<HostMonitor> {
+        let mut probe = HostProbe::new();
+        let latest = std::sync::Arc::new(parking_lot::RwLock::new(probe.read()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shared = latest.clone();
+        std::thread::Builder::new().name("gantry-host-info".into()).spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let info = probe.read();
+                *shared.write() = info;
+            }
+        })?;
+        Ok(HostMonitor { latest, _stop: stop })
+    }
+
+    pub fn latest(&self) -> HostInfo {
+        self.latest.read().clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

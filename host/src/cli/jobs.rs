@@ -87,6 +87,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         labels: args.label.into_iter().collect(),
         after: args.after.into_iter().map(gantry::scheduler::Dependency::Job).collect(),
         hold: args.hold,
+        owner: std::env::var("USER").ok(),
         ..JobSpec::default()
     };
     let answer: serde_json::Value = client.post("/api/v1/jobs", &serde_json::to_value(&spec)?)?;

@@ -55,7 +55,7 @@ impl From<ServiceError> for ApiError {
                 let lines: Vec<String> = diagnostics.iter().map(|d| format!("{}:{}:{}: {}", path.display(), d.line, d.column, d.message)).collect();
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "parse", lines)
             }
-            ServiceError::NoAttempt { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            ServiceError::NoAttempt { .. } | ServiceError::NoSuchGpu(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
             ServiceError::NoParser(_) | ServiceError::Plugin(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", detail),
         }
     }
@@ -79,7 +79,13 @@ type Shared = State<Arc<Service>>;
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/gpus", get(gpus))
+        .route("/api/v1/node", get(node))
+        .route("/api/v1/gpus/{index}", get(gpu))
+        .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/plugins/reload", post(reload_plugins))
+        .route("/api/v1/queues", get(queues))
+        .route("/api/v1/jobs/{id}/retry", post(retry))
+        .route("/api/v1/jobs/{id}/attempts", get(attempts))
         .route("/api/v1/status", get(status))
         .route("/api/v1/jobs", post(submit).get(list_jobs))
         .route("/api/v1/jobs/{id}", get(job))
@@ -97,8 +103,40 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn gpus(State(service): Shared) -> Json<crate::gpu::NodeGpus> {
-    Json(service.gpus())
+async fn node(State(service): Shared) -> Json<super::service::Node> {
+    Json(service.node())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// Milliseconds since the Unix epoch.
+    since: Option<u64>,
+}
+
+async fn gpu(State(service): Shared, Path(index): Path<u32>, query: Result<Query<HistoryQuery>, QueryRejection>) -> ApiResult<Json<super::service::GpuDetail>> {
+    let Query(query) = query?;
+    Ok(Json(service.gpu(index, query.since)?))
+}
+
+async fn plugins(State(service): Shared) -> Json<Vec<crate::plugin::PluginStatus>> {
+    Json(service.plugins.list())
+}
+
+async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<crate::plugin::PluginStatus>>> {
+    Ok(Json(service.reload_plugins().await?))
+}
+
+async fn queues(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::QueueStatus>>> {
+    Ok(Json(service.scheduler.queues().await?))
+}
+
+async fn retry(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+    Ok(Json(service.scheduler.retry(id).await?))
+}
+
+async fn attempts(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<Vec<crate::scheduler::Attempt>>> {
+    Ok(Json(service.scheduler.job(id).await?.attempts))
 }
 
 async fn status(State(service): Shared) -> ApiResult<Json<crate::scheduler::Status>> {

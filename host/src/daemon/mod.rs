@@ -12,6 +12,7 @@ pub use service::{LogChunk, Service, ServiceError};
 
 use crate::config::Config;
 use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
+use crate::host_info::HostMonitor;
 use crate::plugin::PluginRuntime;
 use crate::policy::PolicyService;
 use crate::scheduler::{Scheduler, SchedulerOptions};
@@ -52,6 +53,9 @@ pub struct DaemonInfo {
 }
 
 pub const INFO_FILE: &str = "daemon.json";
+
+/// How often CPU, memory and load are read for the API.
+const HOST_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How the daemon was asked to run, beyond the configuration.
 pub struct ServeOptions {
@@ -110,7 +114,8 @@ pub async fn serve(
     )?;
     let _rules_watcher = watch_rules(&config, scheduler.clone(), options.notices);
 
-    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, plugins, parser: config.plugins.parser.clone() });
+    let host = HostMonitor::start(HOST_INTERVAL).map_err(|e| DaemonError::Internal(format!("starting the host monitor: {e}")))?;
+    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone() });
     let addr = listener.local_addr().map_err(DaemonError::Http)?;
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
     let info_path = state_dir.join(INFO_FILE);

@@ -3,7 +3,8 @@
 //! attempt directories).
 
 use crate::executor;
-use crate::gpu::{GpuMonitor, NodeGpus};
+use crate::gpu::{DriverInfo, GpuMonitor, GpuSummary, UsageSample};
+use crate::host_info::{HostInfo, HostMonitor};
 use crate::plugin::{Diagnostic, ParseMode, PluginRuntime};
 use crate::scheduler::{GpuCount, Job, JobId, JobSpec, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
 use serde::{Deserialize, Serialize};
@@ -25,13 +26,42 @@ pub enum ServiceError {
     Plugin(String),
     #[error("job {job} has no attempt {attempt}")]
     NoAttempt { job: JobId, attempt: u32 },
+    #[error("GPU {0} does not exist")]
+    NoSuchGpu(u32),
 }
 
 pub struct Service {
     pub scheduler: Scheduler,
     pub gpus: Arc<GpuMonitor>,
+    pub host: HostMonitor,
     pub plugins: Arc<PluginRuntime>,
     pub parser: String,
+}
+
+/// This machine at a glance: what an agent will report to a federation master.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Node {
+    pub simulated: bool,
+    pub versions: Versions,
+    pub driver: DriverInfo,
+    pub host: HostInfo,
+    pub sampled_at_ms: u64,
+    pub gpus: Vec<GpuSummary>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Versions {
+    pub gantry: String,
+    /// The `gantry:plugin` WIT package plugins must target.
+    pub wit: String,
+}
+
+/// One GPU with its recent history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GpuDetail {
+    #[serde(flatten)]
+    pub summary: GpuSummary,
+    pub history: Vec<UsageSample>,
 }
 
 /// A piece of a job's log.
@@ -50,8 +80,34 @@ pub struct LogChunk {
 const LOG_CHUNK: usize = 1 << 20;
 
 impl Service {
-    pub fn gpus(&self) -> NodeGpus {
-        self.gpus.latest()
+    /// From the sampler's and the host monitor's memory: no NVML or `/proc` read per request.
+    pub fn node(&self) -> Node {
+        let latest = self.gpus.latest();
+        Node {
+            simulated: latest.simulated,
+            versions: Versions { gantry: env!("CARGO_PKG_VERSION").into(), wit: crate::plugin::bindings::host_wit_version().into() },
+            driver: latest.driver,
+            host: self.host.latest(),
+            sampled_at_ms: latest.sampled_at_ms,
+            gpus: self.gpus.summaries(),
+        }
+    }
+
+    /// One GPU, with its samples since `since_ms` (the whole ring buffer by default).
+    pub fn gpu(&self, index: u32, since_ms: Option<u64>) -> Result<GpuDetail, ServiceError> {
+        let summary = self.gpus.summaries().into_iter().find(|s| s.reading.index() == index).ok_or(ServiceError::NoSuchGpu(index))?;
+        Ok(GpuDetail { summary, history: self.gpus.history(index, since_ms.unwrap_or(0)) })
+    }
+
+    /// Reconciles the plugin directory now, off the async threads, and lists the plugins.
+    pub async fn reload_plugins(&self) -> Result<Vec<crate::plugin::PluginStatus>, ServiceError> {
+        let plugins = self.plugins.clone();
+        tokio::task::spawn_blocking(move || {
+            plugins.rescan();
+            plugins.list()
+        })
+        .await
+        .map_err(|e| ServiceError::Plugin(e.to_string()))
     }
 
     /// Loads a command file as a run: read, parsed by the parser plugin (off the async threads),

@@ -214,12 +214,19 @@ impl PluginRuntime {
         runtime.registry.store(Arc::new(registry));
 
         let runtime = Arc::new(runtime);
-        if let Some(dir) = runtime.options.plugin_dir.clone() {
-            for path in wasm_files(&dir) {
-                runtime.reload_path(&path);
-            }
-        }
+        runtime.rescan();
         Ok(runtime)
+    }
+
+    /// Reconciles every component of the plugin directory, and every one that was there, with
+    /// the files as they are now (what a missed watcher event would have done). Blocking.
+    pub fn rescan(&self) {
+        let Some(dir) = self.options.plugin_dir.clone() else { return };
+        let mut paths: std::collections::BTreeSet<PathBuf> = wasm_files(&dir).into_iter().collect();
+        paths.extend(self.registry.load().files.keys().cloned());
+        for path in paths {
+            self.reload_path(&path);
+        }
     }
 
     fn load(&self, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {

@@ -274,6 +274,12 @@ impl Engine {
             Request::SetParallelism(name, parallelism, reply) => {
                 let _ = reply.send(self.set_parallelism(name, parallelism));
             }
+            Request::Retry(id, reply) => {
+                let _ = reply.send(self.retry(id));
+            }
+            Request::Queues(reply) => {
+                let _ = reply.send(self.survey().1);
+            }
             Request::SetRules(rules) => {
                 tracing::info!("scheduling rules changed");
                 self.options.rules = rules;
@@ -776,16 +782,13 @@ impl Engine {
         RunStatus { run: run.clone(), counts }
     }
 
-    fn status(&self) -> Status {
+    /// Every queue that has jobs, in name order, the job counts, and the running jobs.
+    fn survey(&self) -> (Counts, Vec<QueueStatus>, Vec<RunningJob>) {
         let mut counts = Counts::default();
         let mut per_queue: BTreeMap<&str, QueueStatus> = BTreeMap::new();
         let mut running = Vec::new();
         for job in self.jobs.values() {
             counts.add(job.state);
-            let interesting = !job.state.is_final() || self.queues.get(&job.queue).is_some_and(|q| q.last_error.is_some());
-            if !interesting {
-                continue;
-            }
             let entry = per_queue.entry(job.queue.as_str()).or_insert_with(|| {
                 let state = self.queues.get(&job.queue);
                 QueueStatus {
@@ -793,6 +796,7 @@ impl Engine {
                     run: job.run,
                     counts: Counts::default(),
                     current: vec![],
+                    parallelism: state.map_or(1, |q| q.parallelism.max(1)),
                     consecutive_failures: state.map_or(0, |q| q.consecutive_failures),
                     backoff_until_ms: state.and_then(|q| q.backoff_until_ms).filter(|&t| t > now_ms()),
                     last_error: state.and_then(|q| q.last_error.clone()),
@@ -813,8 +817,13 @@ impl Engine {
                 }
             }
         }
+        (counts, per_queue.into_values().collect(), running)
+    }
+
+    fn status(&self) -> Status {
+        let (counts, queues, running) = self.survey();
         // Queues whose work is all done are not shown, even with an old error.
-        let queues = per_queue.into_values().filter(|q| q.counts.total > q.counts.succeeded + q.counts.failed + q.counts.cancelled).collect();
+        let queues = queues.into_iter().filter(|q| q.counts.total > q.counts.succeeded + q.counts.failed + q.counts.cancelled).collect();
         Status {
             counts,
             runs: self.runs.values().map(|r| self.run_status(r)).collect(),
@@ -822,6 +831,27 @@ impl Engine {
             running,
             last_decider: self.last_decider.clone(),
         }
+    }
+
+    fn retry(&mut self, id: JobId) -> Result<Job, SchedulerError> {
+        let job = self.jobs.get(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+        if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
+            return Err(SchedulerError::Conflict { id, state: job.state.as_str(), action: "retry" });
+        }
+        if let Some(dep) = job.after.iter().find(|d| self.jobs.get(d).is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Cancelled))) {
+            return Err(SchedulerError::Invalid { field: "after".into(), message: format!("dependency {dep} did not succeed; retry it first") });
+        }
+        let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+        // Its retries count again from here: the attempts so far are history, not budget spent.
+        let spent = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX);
+        job.spec.retries = Some(job.spec.retries.unwrap_or(self.options.rules.default_retries).saturating_add(spent));
+        job.state = JobState::Waiting;
+        job.reason = Some("retried by request".into());
+        let job = job.clone();
+        self.store.save_jobs([&job])?;
+        self.index(&job);
+        self.dirty = true;
+        Ok(job)
     }
 }
 

@@ -95,6 +95,8 @@ pub struct QueueStatus {
     pub counts: Counts,
     /// The jobs of this queue running now.
     pub current: Vec<JobId>,
+    /// How many of its jobs may run at once.
+    pub parallelism: u32,
     pub consecutive_failures: u32,
     pub backoff_until_ms: Option<u64>,
     pub last_error: Option<String>,
@@ -150,6 +152,8 @@ pub(crate) enum Request {
     Status(oneshot::Sender<Status>),
     SetRules(SchedulingRules),
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
+    Retry(JobId, oneshot::Sender<Result<Job, SchedulerError>>),
+    Queues(oneshot::Sender<Vec<QueueStatus>>),
 }
 
 /// The handle the service layer holds; cheap to clone.
@@ -190,6 +194,17 @@ impl Scheduler {
 
     pub async fn cancel(&self, id: JobId) -> Result<Job, SchedulerError> {
         self.ask(|r| Request::Cancel(id, r)).await?
+    }
+
+    /// Queues a failed or cancelled job again, keeping its attempts, for one more attempt (and
+    /// its retries after that).
+    pub async fn retry(&self, id: JobId) -> Result<Job, SchedulerError> {
+        self.ask(|r| Request::Retry(id, r)).await?
+    }
+
+    /// Every queue with work left or remembered state.
+    pub async fn queues(&self) -> Result<Vec<QueueStatus>, SchedulerError> {
+        self.ask(Request::Queues).await
     }
 
     pub async fn hold(&self, id: JobId) -> Result<Job, SchedulerError> {

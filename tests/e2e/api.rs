@@ -1,0 +1,110 @@
+//! The native `/api/v1` resources beyond jobs and runs: node, GPUs with history, queues, plugins,
+//! retry and attempts.
+
+use crate::Gantry;
+use serde_json::{json, Value};
+
+const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
+
+#[test]
+fn node_tells_host_gpus_versions_and_simulation() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "3xA6000"]);
+    let node = d.get("/api/v1/node");
+    assert_eq!(node["simulated"], true);
+    assert_eq!(node["versions"]["wit"], "0.1.0");
+    assert!(node["versions"]["gantry"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(node["host"]["cpu_cores"].as_u64().is_some_and(|n| n >= 1), "{node:#}");
+    assert!(node["host"]["memory_total_mib"].as_u64().is_some_and(|n| n > 0));
+    let gpus = node["gpus"].as_array().expect("gpus");
+    assert_eq!(gpus.len(), 3);
+    assert_eq!(gpus[2]["reading"]["index"], 2);
+    assert_eq!(gpus[2]["reading"]["name"], "NVIDIA RTX A6000");
+    assert_eq!(gpus[2]["reading"]["memory_total_mib"], 49_140);
+}
+
+#[test]
+fn a_gpu_shows_the_memory_a_job_holds_and_keeps_history() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let id = d.submit(json!({ "commands": ["sleep 30"], "memory_mib": 3000 }))[0];
+    let job = d.wait_job(id, std::time::Duration::from_secs(30), |j| j["state"] == "running");
+    let gpu = job["attempts"][0]["gpus"][0].as_u64().expect("gpu");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let detail = loop {
+        let detail = d.get(&format!("/api/v1/gpus/{gpu}"));
+        if detail["reading"]["memory_used_mib"].as_u64().unwrap_or(0) >= 3000 {
+            break detail;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job's memory never showed: {detail:#}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let processes = detail["reading"]["processes"].as_array().expect("processes");
+    assert!(processes.iter().any(|p| p["used_memory_mib"] == 3000), "{detail:#}");
+    let history = detail["history"].as_array().expect("history");
+    assert!(history.len() >= 2, "{detail:#}");
+    assert!(history.iter().any(|s| s["memory_used_mib"].as_u64() >= Some(3000)));
+    // Gantry's own job is not counted as someone else's use.
+    assert!(history.iter().all(|s| s["memory_foreign_mib"].as_u64() < Some(3000)), "{detail:#}");
+    let since = history.last().and_then(|s| s["at_ms"].as_u64()).expect("at_ms");
+    let recent = d.get(&format!("/api/v1/gpus/{gpu}?since={since}"));
+    assert!(recent["history"].as_array().is_some_and(|h| h.len() < history.len() || h.len() == 1));
+    let (status, body) = d.request("GET", "/api/v1/gpus/7", None);
+    assert_eq!((status, body["detail"].as_str()), (404, Some("GPU 7 does not exist")));
+    d.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+}
+
+#[test]
+fn queues_list_their_jobs_and_parallelism() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let (status, _) = d.request("PUT", "/api/v1/queues/train", Some(json!({ "parallelism": 2 })));
+    assert_eq!(status, 200);
+    let ids: Vec<u64> = (0..3).flat_map(|_| d.submit(json!({ "commands": ["true"], "queue": "train" }))).collect();
+    for id in ids {
+        d.finished(id);
+    }
+    let queues = d.get("/api/v1/queues");
+    let train = queues.as_array().and_then(|q| q.iter().find(|q| q["name"] == "train")).expect("queue train");
+    assert_eq!(train["parallelism"], 2);
+    assert_eq!(train["counts"]["succeeded"], 3);
+    let (status, body) = d.request("PUT", "/api/v1/queues/train", Some(json!({ "parallelism": 0 })));
+    assert_eq!((status, body["detail"].as_str()), (422, Some("parallelism: must be at least 1")));
+}
+
+#[test]
+fn a_failed_job_can_be_retried_and_keeps_its_attempts() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let marker = g.state.path().join("second-time");
+    let script = format!("if [ -e {m} ]; then echo fixed; else touch {m}; exit 4; fi", m = marker.display());
+    let id = d.submit(json!({ "commands": [script] }))[0];
+    assert_eq!(d.finished(id)["state"], "failed");
+    let (status, body) = d.request("POST", &format!("/api/v1/jobs/{id}/retry"), None);
+    assert_eq!(status, 200, "{body}");
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let attempts: Value = d.get(&format!("/api/v1/jobs/{id}/attempts"));
+    let codes: Vec<Value> = attempts.as_array().expect("attempts").iter().map(|a| a["exit_code"].clone()).collect();
+    assert_eq!(codes, vec![json!(4), json!(0)]);
+    let (status, _) = d.request("POST", &format!("/api/v1/jobs/{id}/retry"), None);
+    assert_eq!(status, 409, "a job that succeeded is not retried");
+}
+
+#[test]
+fn plugins_are_listed_and_a_reload_picks_up_the_directory() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let plugins = d.get("/api/v1/plugins");
+    let names: Vec<&str> = plugins.as_array().expect("plugins").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"policy-best-fit") && names.contains(&"parser-compete"), "{plugins:#}");
+    // A broken component appears as failed after a reload (the watcher may see it first; either
+    // way the reload answers with it).
+    let dir = g.state.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    std::fs::write(dir.join("broken.wasm"), b"not a component").expect("write");
+    let (status, listed) = d.request("POST", "/api/v1/plugins/reload", None);
+    assert_eq!(status, 200, "{listed}");
+    let broken = listed.as_array().and_then(|p| p.iter().find(|p| p["state"] == "failed")).expect("a failed plugin");
+    assert!(broken["last_error"].as_str().is_some_and(|e| e.contains("broken.wasm")), "{broken:#}");
+}
