@@ -10,13 +10,14 @@
 //! - [`store`]: SQLite state that survives crashes;
 //! - [`daemon`]: `gantry serve`, the HTTP API over all of the above;
 //! - [`config`] reads and checks `gantry.toml`; [`watch`] tells when it (or a plugin) changed;
-//!   [`procfs`] holds the few facts read from `/proc`.
+//!   [`procfs`] holds the few facts read from `/proc`; [`metrics`] is Prometheus' side of it.
 
 pub mod config;
 pub mod daemon;
 pub mod executor;
 pub mod gpu;
 pub mod host_info;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod procfs;

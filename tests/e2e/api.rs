@@ -108,3 +108,29 @@ fn plugins_are_listed_and_a_reload_picks_up_the_directory() {
     let broken = listed.as_array().and_then(|p| p.iter().find(|p| p["state"] == "failed")).expect("a failed plugin");
     assert!(broken["last_error"].as_str().is_some_and(|e| e.contains("broken.wasm")), "{broken:#}");
 }
+
+#[test]
+fn metrics_expose_gpus_jobs_latencies_and_plugins() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let ids: Vec<u64> = (0..3).flat_map(|_| d.submit(json!({ "commands": ["true"], "queue": "m" }))).collect();
+    for id in ids {
+        d.finished(id);
+    }
+    let text = d.get_text("/metrics");
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in:\n{text}"))
+    };
+    assert_eq!(text.lines().filter(|l| l.starts_with("DCGM_FI_DEV_FB_USED{gpu=")).count(), 2, "{text}");
+    assert_eq!(value("DCGM_FI_DEV_FB_FREE{gpu=\"1\""), 24_564.0);
+    assert_eq!(value("gantry_jobs{state=\"succeeded\"}"), 3.0);
+    // Three jobs in one queue: two hand-overs.
+    assert_eq!(value("gantry_dispatch_latency_seconds_count"), 2.0);
+    assert!(value("gantry_scheduling_pass_duration_seconds_count") >= 3.0);
+    assert!(value("gantry_plugin_calls_total{plugin=\"policy-best-fit\"}") >= 3.0);
+    assert!(text.contains("# TYPE gantry_dispatch_latency_seconds histogram"));
+}

@@ -140,6 +140,11 @@ impl Daemon {
         }
     }
 
+    pub fn get_text(&self, path: &str) -> String {
+        let response = self.agent.get(&format!("{}{path}", self.url)).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        response.into_string().expect("text")
+    }
+
     pub fn get(&self, path: &str) -> serde_json::Value {
         let (status, body) = self.request("GET", path, None);
         assert_eq!(status, 200, "GET {path}: {body}");

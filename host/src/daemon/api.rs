@@ -79,6 +79,7 @@ type Shared = State<Arc<Service>>;
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/v1/node", get(node))
         .route("/api/v1/gpus/{index}", get(gpu))
         .route("/api/v1/plugins", get(plugins))
@@ -101,6 +102,11 @@ pub fn router(service: Arc<Service>) -> Router {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn metrics(State(service): Shared) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
+    let text = service.metrics().await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
 async fn node(State(service): Shared) -> Json<super::service::Node> {

@@ -13,6 +13,7 @@ pub use service::{LogChunk, Service, ServiceError};
 use crate::config::Config;
 use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
 use crate::host_info::HostMonitor;
+use crate::metrics::SchedulerMetrics;
 use crate::plugin::PluginRuntime;
 use crate::policy::PolicyService;
 use crate::scheduler::{Scheduler, SchedulerOptions};
@@ -97,6 +98,7 @@ pub async fn serve(
     let db = state_dir.join("gantry.db");
     let store = blocking(move || Store::open(&db)).await??;
     let shim_program = shim_program()?;
+    let metrics = Arc::new(SchedulerMetrics::default());
     let scheduler = Scheduler::start(
         SchedulerOptions {
             rules: config.scheduler.clone(),
@@ -107,6 +109,7 @@ pub async fn serve(
                 std::fs::canonicalize(&config).unwrap_or(config).to_string_lossy().into_owned()
             }),
             work_dir: config.work_dir.clone(),
+            metrics: metrics.clone(),
         },
         store,
         monitor.clone(),
@@ -115,7 +118,7 @@ pub async fn serve(
     let _rules_watcher = watch_rules(&config, scheduler.clone(), options.notices);
 
     let host = HostMonitor::start(HOST_INTERVAL).map_err(|e| DaemonError::Internal(format!("starting the host monitor: {e}")))?;
-    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone() });
+    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone(), metrics });
     let addr = listener.local_addr().map_err(DaemonError::Http)?;
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
     let info_path = state_dir.join(INFO_FILE);

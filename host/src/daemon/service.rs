@@ -5,6 +5,7 @@
 use crate::executor;
 use crate::gpu::{DriverInfo, GpuMonitor, GpuSummary, UsageSample};
 use crate::host_info::{HostInfo, HostMonitor};
+use crate::metrics::{family, label, SchedulerMetrics};
 use crate::plugin::{Diagnostic, ParseMode, PluginRuntime};
 use crate::scheduler::{GpuCount, Job, JobId, JobSpec, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,7 @@ pub struct Service {
     pub host: HostMonitor,
     pub plugins: Arc<PluginRuntime>,
     pub parser: String,
+    pub metrics: Arc<SchedulerMetrics>,
 }
 
 /// This machine at a glance: what an agent will report to a federation master.
@@ -97,6 +99,42 @@ impl Service {
     pub fn gpu(&self, index: u32, since_ms: Option<u64>) -> Result<GpuDetail, ServiceError> {
         let summary = self.gpus.summaries().into_iter().find(|s| s.reading.index() == index).ok_or(ServiceError::NoSuchGpu(index))?;
         Ok(GpuDetail { summary, history: self.gpus.history(index, since_ms.unwrap_or(0)) })
+    }
+
+    /// Everything Prometheus scrapes, in its text format. GPU figures use DCGM exporter's names
+    /// (`DCGM_FI_DEV_*`) so existing dashboards work.
+    pub async fn metrics(&self) -> Result<String, ServiceError> {
+        let mut out = String::new();
+        let gpus = self.gpus.latest();
+        let snapshots: Vec<_> = gpus.gpus.iter().filter_map(|r| r.snapshot()).collect();
+        let per_gpu = |value: &dyn Fn(&crate::gpu::GpuSnapshot) -> Option<f64>| -> Vec<(String, f64)> {
+            snapshots
+                .iter()
+                .filter_map(|g| value(g).map(|v| (format!("gpu=\"{}\",UUID=\"{}\",modelName=\"{}\"", g.index, label(&g.uuid), label(&g.name)), v)))
+                .collect()
+        };
+        family(&mut out, "DCGM_FI_DEV_FB_USED", "gauge", "GPU memory used (MiB).", per_gpu(&|g| Some(g.memory_used_mib as f64)));
+        family(&mut out, "DCGM_FI_DEV_FB_FREE", "gauge", "GPU memory free (MiB).", per_gpu(&|g| Some(g.memory_free_mib as f64)));
+        family(&mut out, "DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilisation (%).", per_gpu(&|g| g.utilization_gpu.map(f64::from)));
+        family(&mut out, "DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (C).", per_gpu(&|g| g.temperature_c.map(f64::from)));
+        family(&mut out, "DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (W).", per_gpu(&|g| g.power_draw_w));
+        let available = gpus.gpus.iter().map(|r| (format!("gpu=\"{}\"", r.index()), if r.snapshot().is_some() { 1.0 } else { 0.0 }));
+        family(&mut out, "gantry_gpu_available", "gauge", "1 when the GPU answers NVML, 0 while it is lost or failing.", available);
+
+        let status = self.scheduler.status().await?;
+        let c = &status.counts;
+        let states = [("waiting", c.waiting), ("held", c.held), ("running", c.running), ("succeeded", c.succeeded), ("failed", c.failed), ("cancelled", c.cancelled)];
+        family(&mut out, "gantry_jobs", "gauge", "Jobs by state.", states.iter().map(|(s, n)| (format!("state=\"{s}\""), *n as f64)));
+        let depth = status.queues.iter().map(|q| (format!("queue=\"{}\"", label(&q.name)), (q.counts.waiting + q.counts.held) as f64));
+        family(&mut out, "gantry_queue_depth", "gauge", "Jobs waiting or held in each queue with work left.", depth);
+        self.metrics.render(&mut out);
+
+        let plugins = self.plugins.list();
+        let named = |p: &crate::plugin::PluginStatus| format!("plugin=\"{}\"", label(&p.name));
+        family(&mut out, "gantry_plugin_calls_total", "counter", "Calls into each plugin.", plugins.iter().map(|p| (named(p), p.calls as f64)));
+        family(&mut out, "gantry_plugin_failures_total", "counter", "Calls that trapped, timed out, hit a limit or failed.", plugins.iter().map(|p| (named(p), p.failures as f64)));
+        family(&mut out, "gantry_plugin_call_seconds_total", "counter", "Time spent in calls into each plugin.", plugins.iter().map(|p| (named(p), p.call_seconds)));
+        Ok(out)
     }
 
     /// Reconciles the plugin directory now, off the async threads, and lists the plugins.

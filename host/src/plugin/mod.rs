@@ -165,6 +165,8 @@ pub struct PluginStatus {
     pub last_error: Option<String>,
     pub calls: u64,
     pub failures: u64,
+    /// Time spent in calls, all of them together.
+    pub call_seconds: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -344,6 +346,7 @@ impl PluginRuntime {
                     last_error,
                     calls: p.stats().calls.load(Ordering::Relaxed),
                     failures: p.stats().failures.load(Ordering::Relaxed),
+                    call_seconds: p.stats().total_micros.load(Ordering::Relaxed) as f64 / 1e6,
                 }
             })
             .collect();
@@ -363,6 +366,7 @@ impl PluginRuntime {
                 last_error: Some(error.clone()),
                 calls: 0,
                 failures: 0,
+                call_seconds: 0.0,
             });
         }
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.source.cmp(&b.source)));

@@ -73,6 +73,8 @@ struct Engine {
     dirty: bool,
     /// The clock reading the last pass judged delays and backoffs by.
     last_pass_ms: u64,
+    /// When the daemon learnt that a queue's job ended, for the dispatch latency of its next.
+    freed: HashMap<String, std::time::Instant>,
     last_decider: Option<String>,
 }
 
@@ -108,6 +110,7 @@ pub(super) fn start(
         next_job,
         dirty: true,
         last_pass_ms: 0,
+        freed: HashMap::new(),
         last_decider: None,
     };
     for job in snapshot.jobs {
@@ -157,6 +160,7 @@ impl Engine {
             set.remove(&id);
             if set.is_empty() {
                 self.queue_jobs.remove(queue);
+                self.freed.remove(queue);
             }
         }
         self.running_ids.write().remove(&id);
@@ -591,6 +595,11 @@ impl Engine {
             self.unindex(id, &job.queue);
             self.after_final(&job)?;
         }
+        // Only where a next job may follow at once: not into a backoff, not in an empty queue.
+        let backing_off = queue.backoff_until_ms.is_some_and(|t| t > now_ms());
+        if !backing_off && self.queue_jobs.contains_key(&job.queue) {
+            self.freed.insert(job.queue.clone(), std::time::Instant::now());
+        }
         self.dirty = true;
         Ok(())
     }
@@ -660,6 +669,13 @@ impl Engine {
     }
 
     fn pass(&mut self) -> Result<(), SchedulerError> {
+        let started = std::time::Instant::now();
+        let result = self.place_heads();
+        self.options.metrics.pass.observe(started.elapsed());
+        result
+    }
+
+    fn place_heads(&mut self) -> Result<(), SchedulerError> {
         let heads = self.runnable();
         if heads.is_empty() {
             return Ok(());
@@ -746,6 +762,9 @@ impl Engine {
         self.store.save_jobs([&job])?;
         self.running_ids.write().insert(id);
         self.live.insert(id, Live { attempt: number, shim: None, cancel_requested: None });
+        if let Some(freed) = self.freed.remove(&job.queue) {
+            self.options.metrics.dispatch.observe(freed.elapsed());
+        }
 
         let tx = self.tx.clone();
         let program = self.options.shim_program.clone();

@@ -53,6 +53,7 @@ pub struct SchedulerOptions {
     pub simulation: Option<String>,
     /// Working directory of jobs that name none.
     pub work_dir: Option<PathBuf>,
+    pub metrics: Arc<crate::metrics::SchedulerMetrics>,
 }
 
 /// Which jobs a listing shows.
