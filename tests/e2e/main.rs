@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod compat;
 mod daemon;
 mod executor;
 mod gpus;

@@ -3,9 +3,11 @@
 //! daemon leaves them running, and the next daemon on the same state directory adopts them.
 //!
 //! - `service`: what routes call beyond the scheduler itself (runs from command files, logs);
-//! - `api`: the HTTP routes.
+//! - `api`: the HTTP routes of `/api/v1`;
+//! - `compat`: the seed systems' own endpoints over the same services.
 
 mod api;
+mod compat;
 mod service;
 
 pub use service::{LogChunk, Service, ServiceError};
@@ -126,7 +128,7 @@ pub async fn serve(
     std::fs::write(&info_path, text).map_err(|e| state_error(e.to_string()))?;
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
-    let served = axum::serve(listener, api::router(service)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, api::router(service.clone()).merge(compat::router(service))).with_graceful_shutdown(shutdown).await;
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
     served.map_err(DaemonError::Http)

@@ -1,0 +1,52 @@
+//! Seed 003 (FlowLine) agent endpoints: `/api/info` (system and GPUs, memory in GB for the
+//! system, MiB for GPUs, as documented) and `/api/health`. The master's endpoints come with
+//! federation.
+
+use super::gb;
+use crate::daemon::service::Service;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new().route("/api/info", get(info)).route("/api/health", get(health)).with_state(service)
+}
+
+async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
+    let host = service.host.latest();
+    let node = service.gpus.latest();
+    let gpus: Vec<Value> = node
+        .gpus
+        .iter()
+        .filter_map(|r| r.snapshot())
+        .map(|g| {
+            json!({
+                "id": g.index,
+                "name": g.name,
+                "memory": { "total": g.memory_total_mib, "used": g.memory_used_mib, "free": g.memory_free_mib },
+                "utilization": g.utilization_gpu,
+                "temperature": g.temperature_c,
+                "power": { "current": g.power_draw_w, "max": g.power_limit_w },
+                "processes": g.processes,
+            })
+        })
+        .collect();
+    Json(json!({
+        "timestamp": node.sampled_at_ms as f64 / 1000.0,
+        "system": {
+            "hostname": host.hostname,
+            "cpu_model": host.cpu_model,
+            "cpu_cores": host.cpu_cores,
+            "memory": { "total": gb(host.memory_total_mib), "used": gb(host.memory_used_mib), "percent": host.memory_percent },
+            "swap": { "total": gb(host.swap_total_mib), "used": gb(host.swap_used_mib), "percent": host.swap_percent },
+        },
+        "gpus": gpus,
+        "simulated": node.simulated,
+    }))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "healthy", "service": "gantry", "version": env!("CARGO_PKG_VERSION") }))
+}

@@ -1,0 +1,21 @@
+//! The documented endpoints of the systems gantry replaces, as thin adapters over the same
+//! services as `/api/v1`: each reshapes an answer into the seed document's fields, nothing more.
+//!
+//! - `diffusion_pipe`: seed 000's GPU API (`/api/v1/gpu/...`, `{code, message, data}` envelope);
+//! - `flowline`: seed 003's agent (`/api/info`, `/api/health`).
+
+mod diffusion_pipe;
+mod flowline;
+
+use super::service::Service;
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router(service: Arc<Service>) -> Router {
+    diffusion_pipe::router(service.clone()).merge(flowline::router(service))
+}
+
+/// MiB as the seeds' GB: GiB, to one decimal.
+fn gb(mib: u64) -> f64 {
+    (mib as f64 / 1024.0 * 10.0).round() / 10.0
+}

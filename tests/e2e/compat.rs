@@ -1,0 +1,65 @@
+//! The seed systems' own endpoints, called as their documents show, answering with the fields
+//! and types those documents give.
+
+use crate::Gantry;
+use serde_json::json;
+
+const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
+
+#[test]
+fn seed_000_gpu_endpoints_answer_in_their_envelope() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2xRTX4090"]);
+    let status = d.get("/api/v1/gpu/status");
+    assert_eq!((status["code"].as_u64(), status["message"].as_str()), (Some(200), Some("success")));
+    let gpu = &status["data"]["gpus"][0];
+    assert_eq!(gpu["gpu_id"], 0);
+    assert_eq!(gpu["name"], "NVIDIA GeForce RTX 4090");
+    assert_eq!(gpu["memory"]["total"], 24_564);
+    assert_eq!(gpu["memory"]["total_gb"], 24.0);
+    assert!(gpu["memory"]["free_gb"].is_f64() && gpu["utilization_gpu"].is_u64() && gpu["power_limit"].is_f64(), "{gpu:#}");
+    assert!(gpu["temperature"]["gpu"].is_u64() && gpu["temperature"]["memory"].is_null());
+    assert_eq!(gpu["status"], "available");
+    assert!(gpu["current_task"].is_null());
+    let summary = &status["data"]["summary"];
+    assert_eq!((summary["total_gpus"].as_u64(), summary["available_gpus"].as_u64(), summary["busy_gpus"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(summary["total_memory"], 2 * 24_564);
+
+    // A job on a GPU makes it busy with that job as its current task.
+    let id = d.submit(json!({ "commands": ["sleep 30"], "memory_mib": 10_000 }))[0];
+    let job = d.wait_job(id, std::time::Duration::from_secs(30), |j| j["state"] == "running");
+    let busy = job["attempts"][0]["gpus"][0].as_u64().expect("gpu");
+    let details = d.get(&format!("/api/v1/gpu/{busy}/details"));
+    assert_eq!(details["data"]["status"], "busy");
+    assert_eq!(details["data"]["current_task"], id);
+    let available = d.get("/api/v1/gpu/available?min_memory=10000&task_type=training");
+    let ids: Vec<u64> = available["data"]["gpus"].as_array().expect("gpus").iter().filter_map(|g| g["gpu_id"].as_u64()).collect();
+    assert_eq!(ids, vec![1 - busy]);
+    let none = d.get("/api/v1/gpu/available?min_memory=30000");
+    assert_eq!(none["data"]["count"], 0);
+    let summary = d.get("/api/v1/gpu/summary");
+    assert_eq!(summary["data"]["busy_gpus"], 1);
+    let (code, missing) = d.request("GET", "/api/v1/gpu/9/details", None);
+    assert_eq!((code, missing["code"].as_u64()), (404, Some(404)));
+    let (code, bad) = d.request("GET", "/api/v1/gpu/available?min_memory=lots", None);
+    assert_eq!((code, bad["code"].as_u64()), (400, Some(400)));
+    d.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+}
+
+#[test]
+fn seed_003_agent_info_and_health() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2xRTX3090"]);
+    let info = d.get("/api/info");
+    assert!(info["timestamp"].is_f64(), "{info:#}");
+    let system = &info["system"];
+    assert!(system["hostname"].is_string() && system["cpu_cores"].as_u64().is_some_and(|n| n >= 1), "{system:#}");
+    assert!(system["memory"]["total"].as_f64().is_some_and(|gb| gb > 0.0) && system["memory"]["percent"].is_f64());
+    assert!(system["swap"]["total"].is_f64());
+    let gpu = &info["gpus"][1];
+    assert_eq!(gpu["id"], 1);
+    assert_eq!(gpu["name"], "NVIDIA GeForce RTX 3090");
+    assert_eq!(gpu["memory"]["total"], 24_576);
+    assert!(gpu["power"]["max"].is_f64() && gpu["processes"].is_array(), "{gpu:#}");
+    assert_eq!(d.get("/api/health")["status"], "healthy");
+}
