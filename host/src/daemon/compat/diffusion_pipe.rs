@@ -67,7 +67,7 @@ fn gpu(reading: &GpuReading, task: Option<u64>) -> Value {
 }
 
 fn percent(used: u64, total: u64) -> u64 {
-    if total == 0 { 0 } else { (used * 100 + total / 2) / total }
+    (used * 100 + total / 2).checked_div(total).unwrap_or(0)
 }
 
 /// Available: no gantry job and no other process on it.
