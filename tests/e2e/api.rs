@@ -134,3 +134,31 @@ fn metrics_expose_gpus_jobs_latencies_and_plugins() {
     assert!(value("gantry_plugin_calls_total{plugin=\"policy-best-fit\"}") >= 3.0);
     assert!(text.contains("# TYPE gantry_dispatch_latency_seconds histogram"));
 }
+
+#[test]
+fn events_stream_job_changes_as_they_happen() {
+    use std::io::BufRead;
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let agent = ureq::AgentBuilder::new().timeout_read(std::time::Duration::from_secs(30)).build();
+    let response = agent.get(&format!("{}/api/v1/events", d.url)).call().expect("events");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    let mut lines = std::io::BufReader::new(response.into_reader()).lines();
+    let id = d.submit(json!({ "commands": ["true"] }))[0];
+    let mut states = Vec::new();
+    let mut kind = String::new();
+    while states.last().map(String::as_str) != Some("succeeded") {
+        let line = lines.next().expect("the stream ended").expect("a line");
+        if let Some(k) = line.strip_prefix("event: ") {
+            kind = k.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            if kind == "job" {
+                let event: Value = serde_json::from_str(data).expect("json");
+                if event["id"] == id {
+                    states.push(event["state"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(states, vec!["waiting", "running", "succeeded"]);
+}

@@ -6,6 +6,7 @@ use crate::scheduler::{JobFilter, JobId, JobSpec, JobState, RunId, RunMode, Sche
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -81,6 +82,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/node", get(node))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/gpus/{index}", get(gpu))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/reload", post(reload_plugins))
@@ -107,6 +109,33 @@ async fn health() -> Json<serde_json::Value> {
 async fn metrics(State(service): Shared) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
     let text = service.metrics().await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+/// Server-sent events: `job` and `run` changes as the scheduler makes them, `gpus` (the GPU
+/// summaries) whenever a sample changes what placement sees, `lagged` if this client fell behind.
+async fn events(State(service): Shared) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let state = (service.scheduler.subscribe(), service.gpus.subscribe(), service);
+    let stream = futures_util::stream::unfold(state, |(mut jobs, mut gpus, service)| async move {
+        let event = tokio::select! {
+            received = jobs.recv() => match received {
+                Ok(event) => {
+                    let kind = match &event {
+                        crate::scheduler::Event::Job { .. } => "job",
+                        crate::scheduler::Event::Run(_) => "run",
+                    };
+                    SseEvent::default().event(kind).json_data(&event).ok()?
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => SseEvent::default().event("lagged").data(missed.to_string()),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            },
+            changed = gpus.changed() => {
+                changed.ok()?;
+                SseEvent::default().event("gpus").json_data(service.gpus.summaries()).ok()?
+            }
+        };
+        Some((Ok(event), (jobs, gpus, service)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn node(State(service): Shared) -> Json<super::service::Node> {

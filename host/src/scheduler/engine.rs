@@ -2,7 +2,7 @@
 
 use super::gpus::{gpu_states, observed, ownership, Booking, JOB_ID_VAR};
 use super::model::{Attempt, Dependency, Job, JobId, JobSpec, JobState, QueueState, Run, RunId, RunState};
-use super::{Counts, QueueStatus, Request, RunRequest, RunStatus, RunningJob, SchedulerError, SchedulerOptions, SchedulingRules, Status};
+use super::{Counts, Event, QueueStatus, Request, RunRequest, RunStatus, RunningJob, SchedulerError, SchedulerOptions, SchedulingRules, Status};
 use crate::executor::{self, Adoption, AttemptSpec, ExitRecord, RunningAttempt, ShimInfo};
 use crate::gpu::GpuMonitor;
 use crate::policy::{Decider, PolicyService};
@@ -53,6 +53,7 @@ struct Engine {
     policy: PolicyService,
     runtime: tokio::runtime::Handle,
     tx: mpsc::Sender<Msg>,
+    events: tokio::sync::broadcast::Sender<Event>,
 
     jobs: BTreeMap<JobId, Job>,
     runs: BTreeMap<RunId, Run>,
@@ -84,6 +85,7 @@ pub(super) fn start(
     gpus: Arc<GpuMonitor>,
     policy: PolicyService,
     runtime: tokio::runtime::Handle,
+    events: tokio::sync::broadcast::Sender<Event>,
 ) -> Result<mpsc::Sender<Msg>, SchedulerError> {
     let (tx, rx) = mpsc::channel();
     let snapshot = store.load()?;
@@ -97,6 +99,7 @@ pub(super) fn start(
         policy,
         runtime: runtime.clone(),
         tx: tx.clone(),
+        events,
         jobs: BTreeMap::new(),
         next_run: snapshot.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1,
         runs: snapshot.runs.into_iter().map(|r| (r.id, r)).collect(),
@@ -293,6 +296,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Commits jobs, then tells subscribers what changed.
+    fn save_jobs<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>) -> Result<(), SchedulerError> {
+        let jobs: Vec<&Job> = jobs.into_iter().collect();
+        self.store.save_jobs(jobs.iter().copied())?;
+        if self.events.receiver_count() > 0 {
+            for job in jobs {
+                let _ = self.events.send(Event::job(job));
+            }
+        }
+        Ok(())
+    }
+
+    fn save_run(&mut self, run: &Run) -> Result<(), SchedulerError> {
+        self.store.save_run(run)?;
+        let _ = self.events.send(Event::Run(run.clone()));
+        Ok(())
+    }
+
     fn set_parallelism(&mut self, name: String, parallelism: u32) -> Result<QueueState, SchedulerError> {
         if parallelism == 0 {
             return Err(SchedulerError::Invalid { field: "parallelism".into(), message: "must be at least 1".into() });
@@ -370,7 +391,7 @@ impl Engine {
             return Err(SchedulerError::Invalid { field: "after".into(), message: format!("dependency cycle: {}", names.join(" → ")) });
         }
         // Committed before it is acknowledged, and before anything can start.
-        self.store.save_jobs(&jobs)?;
+        self.save_jobs(&jobs)?;
         self.next_job += jobs.len() as u64;
         for job in jobs {
             self.index(&job);
@@ -390,7 +411,7 @@ impl Engine {
     fn start_run(&mut self, request: RunRequest) -> Result<RunStatus, SchedulerError> {
         let id = self.next_run;
         let run = Run { id, file: request.file, mode: request.mode, state: RunState::Running, created_ms: now_ms(), ended_ms: None };
-        self.store.save_run(&run)?;
+        self.save_run(&run)?;
         self.next_run += 1;
         self.runs.insert(id, run);
         if let Err(e) = self.submit(request.jobs, Some(id)) {
@@ -398,7 +419,7 @@ impl Engine {
                 run.state = RunState::Stopped;
                 run.ended_ms = Some(now_ms());
                 let run = run.clone();
-                self.store.save_run(&run)?;
+                self.save_run(&run)?;
             }
             return Err(e);
         }
@@ -418,7 +439,7 @@ impl Engine {
                 run.state = RunState::Stopped;
                 run.ended_ms = Some(now_ms());
                 let run = run.clone();
-                self.store.save_run(&run)?;
+                self.save_run(&run)?;
             }
         Ok(self.run_status(&self.runs[&id]))
     }
@@ -430,7 +451,7 @@ impl Engine {
         }
         job.state = to;
         let job = job.clone();
-        self.store.save_jobs([&job])?;
+        self.save_jobs([&job])?;
         self.dirty = true;
         Ok(job)
     }
@@ -462,7 +483,7 @@ impl Engine {
         job.state = state;
         job.reason = Some(why);
         let job = job.clone();
-        self.store.save_jobs([&job])?;
+        self.save_jobs([&job])?;
         self.unindex(id, &job.queue);
         self.after_final(&job)
     }
@@ -483,7 +504,7 @@ impl Engine {
                 run.state = RunState::Finished;
                 run.ended_ms = Some(now_ms());
                 let run = run.clone();
-                self.store.save_run(&run)?;
+                self.save_run(&run)?;
             }
         }
         self.dirty = true;
@@ -520,7 +541,7 @@ impl Engine {
                 job.state = JobState::Waiting;
                 job.reason = Some(reason);
                 let job = job.clone();
-                self.store.save_jobs([&job])?;
+                self.save_jobs([&job])?;
                 self.running_ids.write().remove(&id);
                 self.live.remove(&id);
                 self.dirty = true;
@@ -586,7 +607,7 @@ impl Engine {
         }
         let queue = queue.clone();
         let job = job.clone();
-        self.store.save_jobs([&job])?;
+        self.save_jobs([&job])?;
         self.store.save_queue(&queue)?;
         self.running_ids.write().remove(&id);
         self.live.remove(&id);
@@ -759,7 +780,7 @@ impl Engine {
         job.state = JobState::Running;
         job.reason = None;
         let job = job.clone();
-        self.store.save_jobs([&job])?;
+        self.save_jobs([&job])?;
         self.running_ids.write().insert(id);
         self.live.insert(id, Live { attempt: number, shim: None, cancel_requested: None });
         if let Some(freed) = self.freed.remove(&job.queue) {
@@ -867,7 +888,7 @@ impl Engine {
         job.state = JobState::Waiting;
         job.reason = Some("retried by request".into());
         let job = job.clone();
-        self.store.save_jobs([&job])?;
+        self.save_jobs([&job])?;
         self.index(&job);
         self.dirty = true;
         Ok(job)

@@ -132,6 +132,31 @@ pub struct Status {
     pub last_decider: Option<String>,
 }
 
+/// What subscribers (`/api/v1/events`, the dashboard) hear as it happens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A job was submitted or changed state, attempt or GPUs.
+    Job { id: JobId, state: JobState, queue: String, run: Option<RunId>, attempt: u32, gpus: Vec<u32>, reason: Option<String> },
+    /// A run started, finished or was stopped.
+    Run(Run),
+}
+
+impl Event {
+    fn job(job: &Job) -> Event {
+        let attempt = job.current_attempt();
+        Event::Job {
+            id: job.id,
+            state: job.state,
+            queue: job.queue.clone(),
+            run: job.run,
+            attempt: attempt.map_or(0, |a| a.number),
+            gpus: attempt.filter(|_| job.state == JobState::Running).map(|a| a.gpus.clone()).unwrap_or_default(),
+            reason: job.reason.clone(),
+        }
+    }
+}
+
 /// A command file's jobs, ready to become a run.
 #[derive(Clone, Debug)]
 pub struct RunRequest {
@@ -161,15 +186,25 @@ pub(crate) enum Request {
 #[derive(Clone)]
 pub struct Scheduler {
     tx: std::sync::mpsc::Sender<engine::Msg>,
+    events: tokio::sync::broadcast::Sender<Event>,
 }
+
+/// Events a slow subscriber may fall behind by before it is told it lagged.
+const EVENT_BACKLOG: usize = 4096;
 
 impl Scheduler {
     /// Opens the store, adopts the attempts that were running when the daemon last stopped, and
     /// starts the scheduling thread. Must be called within a tokio runtime, which waits on the
     /// running attempts.
     pub fn start(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, policy: PolicyService) -> Result<Scheduler, SchedulerError> {
-        let tx = engine::start(options, store, gpus, policy, tokio::runtime::Handle::current())?;
-        Ok(Scheduler { tx })
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
+        let tx = engine::start(options, store, gpus, policy, tokio::runtime::Handle::current(), events.clone())?;
+        Ok(Scheduler { tx, events })
+    }
+
+    /// Every job and run change from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, SchedulerError> {
