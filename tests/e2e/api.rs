@@ -151,14 +151,13 @@ fn events_stream_job_changes_as_they_happen() {
         let line = lines.next().expect("the stream ended").expect("a line");
         if let Some(k) = line.strip_prefix("event: ") {
             kind = k.to_string();
-        } else if let Some(data) = line.strip_prefix("data: ") {
-            if kind == "job" {
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && kind == "job" {
                 let event: Value = serde_json::from_str(data).expect("json");
                 if event["id"] == id {
                     states.push(event["state"].as_str().unwrap_or_default().to_string());
                 }
             }
-        }
     }
     assert_eq!(states, vec!["waiting", "running", "succeeded"]);
 }
