@@ -74,6 +74,8 @@ struct RawRetry {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    cors_origins: Option<Vec<String>>,
+    max_body_kib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,10 +127,22 @@ pub struct Config {
     pub work_dir: Option<PathBuf>,
     /// Where `gantry serve` listens.
     pub listen: std::net::SocketAddr,
+    pub server: ServerConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Origins a browser may call the API from; `*` for any. Empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// Loopback only: a daemon that runs commands is not offered to the network unless asked.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+/// Enough for a batch of thousands of jobs; anything larger is refused with 413.
+const DEFAULT_MAX_BODY_KIB: u64 = 8192;
 
 #[derive(Clone, Debug)]
 pub struct GpuConfig {
@@ -228,6 +242,20 @@ impl Config {
         let scheduler = scheduler_rules(raw.scheduler, &invalid)?;
         let listen = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen.parse().map_err(|e| invalid("server.listen", format!("'{listen}' is not HOST:PORT: {e}")))?;
+        // Seed 000's CORS_ORIGINS (comma-separated) when the file says nothing.
+        let cors_origins = raw.server.cors_origins.unwrap_or_else(|| {
+            std::env::var("CORS_ORIGINS").map(|v| v.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect()).unwrap_or_default()
+        });
+        for origin in cors_origins.iter().filter(|o| o.as_str() != "*") {
+            if origin.parse::<http::HeaderValue>().is_err() || !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid("server.cors_origins", format!("'{origin}' is not an origin like https://host:port")));
+            }
+        }
+        let max_body_kib = raw.server.max_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB);
+        if max_body_kib == 0 {
+            return Err(invalid("server.max_body_kib", "must be at least 1".into()));
+        }
+        let server = ServerConfig { cors_origins, max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX) };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
 
         Ok(Config {
@@ -236,6 +264,7 @@ impl Config {
             scheduler,
             work_dir,
             listen,
+            server,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),
@@ -436,6 +465,17 @@ mod tests {
         assert_eq!(err.to_string(), "g.toml: `scheduler.max_gpu`: must be at least min_gpu (3), got 2");
         let err = Config::parse(Path::new("g.toml"), "[scheduler]\nbackoff_duration = -1\n").expect_err("refused");
         assert!(err.to_string().contains("scheduler.backoff_duration"), "{err}");
+    }
+
+    #[test]
+    fn server_section_is_checked() {
+        let config = Config::parse(Path::new("g.toml"), "[server]\nlisten = \"0.0.0.0:8080\"\ncors_origins = [\"*\"]\n").expect("valid");
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.server.cors_origins, vec!["*".to_string()]);
+        let err = Config::parse(Path::new("g.toml"), "[server]\ncors_origins = [\"ui.example\"]\n").expect_err("refused");
+        assert!(err.to_string().contains("server.cors_origins"), "{err}");
+        let err = Config::parse(Path::new("g.toml"), "[server]\nlisten = \"localhost\"\n").expect_err("refused");
+        assert!(err.to_string().contains("server.listen"), "{err}");
     }
 
     #[test]

@@ -161,3 +161,30 @@ fn events_stream_job_changes_as_they_happen() {
     }
     assert_eq!(states, vec!["waiting", "running", "succeeded"]);
 }
+
+#[test]
+fn bad_requests_get_json_errors_with_the_right_status() {
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[server]\nmax_body_kib = 1\ncors_origins = [\"https://ui.example\"]\n"), &["--simulate", "1"]);
+    let big: Vec<Value> = (0..100).map(|i| json!({ "commands": [format!("echo {i}")] })).collect();
+    let (status, body) = d.request("POST", "/api/v1/jobs", Some(json!({ "jobs": big })));
+    assert_eq!((status, body["error"].as_str()), (413, Some("body")), "{body}");
+    assert_eq!(d.get("/api/v1/jobs")["total"], 0, "nothing of a refused body was kept");
+    let (status, body) = d.request("GET", "/api/v1/jobs/abc", None);
+    assert_eq!((status, body["error"].as_str()), (400, Some("path")), "{body}");
+    let (status, body) = d.request("GET", "/api/v1/nothing-here", None);
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
+    // CORS for the configured origin only.
+    let agent = ureq::agent();
+    let preflight = |origin: &str| {
+        agent
+            .request("OPTIONS", &format!("{}/api/v1/node", d.url))
+            .set("Origin", origin)
+            .set("Access-Control-Request-Method", "GET")
+            .call()
+            .map(|r| r.header("access-control-allow-origin").map(String::from))
+            .unwrap_or(None)
+    };
+    assert_eq!(preflight("https://ui.example").as_deref(), Some("https://ui.example"));
+    assert_eq!(preflight("https://evil.example"), None);
+}

@@ -75,6 +75,25 @@ impl From<QueryRejection> for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// A path parameter whose rejection is answered in the API's JSON error shape.
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PathParam(value))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))
+    }
+}
+
+/// The answer to a path no route serves.
+pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+}
 type Shared = State<Arc<Service>>;
 
 pub fn router(service: Arc<Service>) -> Router {
@@ -149,7 +168,7 @@ struct HistoryQuery {
     since: Option<u64>,
 }
 
-async fn gpu(State(service): Shared, Path(index): Path<u32>, query: Result<Query<HistoryQuery>, QueryRejection>) -> ApiResult<Json<super::service::GpuDetail>> {
+async fn gpu(State(service): Shared, PathParam(index): PathParam<u32>, query: Result<Query<HistoryQuery>, QueryRejection>) -> ApiResult<Json<super::service::GpuDetail>> {
     let Query(query) = query?;
     Ok(Json(service.gpu(index, query.since)?))
 }
@@ -166,11 +185,11 @@ async fn queues(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::
     Ok(Json(service.scheduler.queues().await?))
 }
 
-async fn retry(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn retry(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
     Ok(Json(service.scheduler.retry(id).await?))
 }
 
-async fn attempts(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<Vec<crate::scheduler::Attempt>>> {
+async fn attempts(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Vec<crate::scheduler::Attempt>>> {
     Ok(Json(service.scheduler.job(id).await?.attempts))
 }
 
@@ -218,19 +237,19 @@ async fn list_jobs(State(service): Shared, query: Result<Query<JobQuery>, QueryR
     Ok(Json(json!({ "total": total, "offset": query.offset, "jobs": page })))
 }
 
-async fn job(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn job(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
     Ok(Json(service.scheduler.job(id).await?))
 }
 
-async fn cancel(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn cancel(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
     Ok(Json(service.scheduler.cancel(id).await?))
 }
 
-async fn hold(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn hold(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
     Ok(Json(service.scheduler.hold(id).await?))
 }
 
-async fn release(State(service): Shared, Path(id): Path<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn release(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
     Ok(Json(service.scheduler.release(id).await?))
 }
 
@@ -242,7 +261,7 @@ struct LogQuery {
     offset: u64,
 }
 
-async fn log(State(service): Shared, Path(id): Path<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Json<super::service::LogChunk>> {
+async fn log(State(service): Shared, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Json<super::service::LogChunk>> {
     let Query(query) = query?;
     Ok(Json(service.log(id, query.attempt, query.offset).await?))
 }
@@ -264,7 +283,7 @@ async fn runs(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::Ru
     Ok(Json(service.scheduler.runs().await?))
 }
 
-async fn stop_run(State(service): Shared, Path(id): Path<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
+async fn stop_run(State(service): Shared, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
     Ok(Json(service.scheduler.stop_run(id).await?))
 }
 
@@ -274,7 +293,7 @@ struct QueueBody {
     parallelism: u32,
 }
 
-async fn set_queue(State(service): Shared, Path(name): Path<String>, body: Result<Json<QueueBody>, JsonRejection>) -> ApiResult<Json<crate::scheduler::QueueState>> {
+async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, body: Result<Json<QueueBody>, JsonRejection>) -> ApiResult<Json<crate::scheduler::QueueState>> {
     let Json(body) = body?;
     Ok(Json(service.scheduler.set_parallelism(name, body.parallelism).await?))
 }

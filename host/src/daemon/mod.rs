@@ -128,11 +128,41 @@ pub async fn serve(
     std::fs::write(&info_path, text).map_err(|e| state_error(e.to_string()))?;
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
-    let served = axum::serve(listener, api::router(service.clone()).merge(compat::router(service))).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app(service, &config.server)).with_graceful_shutdown(shutdown).await;
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
     served.map_err(DaemonError::Http)
 }
+
+/// Every route, with the layers every request passes: size limit, CORS as configured, a timeout,
+/// compression (not of event streams, which must not wait for a buffer to fill), tracing.
+fn app(service: Arc<Service>, server: &crate::config::ServerConfig) -> axum::Router {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let mut app = api::router(service.clone())
+        .merge(compat::router(service))
+        .fallback(api::no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))),
+        )
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    if !server.cors_origins.is_empty() {
+        let origins = if server.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::from(Any)
+        } else {
+            AllowOrigin::list(server.cors_origins.iter().filter_map(|o| o.parse().ok()))
+        };
+        app = app.layer(CorsLayer::new().allow_origin(origins).allow_methods(Any).allow_headers(Any));
+    }
+    app
+}
+
+/// A request that takes longer than this is answered 408 (event streams are not affected: their
+/// response starts at once).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `gantry-shim`, installed beside `gantry`.
 fn shim_program() -> Result<PathBuf, DaemonError> {
