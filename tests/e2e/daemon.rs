@@ -148,3 +148,24 @@ fn a_taken_port_moves_to_the_next_free_one_and_says_so() {
     assert!(!url.ends_with(&format!(":{port}")), "{url}");
     assert!(stderr(&output).contains(&format!("port {port} is taken")), "{}", stderr(&output));
 }
+
+#[test]
+fn shutdown_stops_the_daemon_and_its_jobs_carry_on_into_the_next() {
+    let g = Gantry::new();
+    let mut d = g.serve(FAST, &["--simulate", "1"]);
+    let marker = g.state.path().join("done");
+    let id = d.submit(serde_json::json!({ "commands": [format!("sleep 1.5; touch {}", marker.display())] }))[0];
+    d.wait_job(id, Duration::from_secs(30), |j| j["state"] == "running");
+    let out = g.run(&["shutdown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is stopping"), "{}", stdout(&out));
+    assert!(d.exited(Duration::from_secs(30)).success());
+    assert!(!g.state.path().join("daemon.json").exists(), "daemon.json outlived the daemon");
+    let restarted = g.serve(FAST, &["--simulate", "1"]);
+    // Not dropped: its cleanup would kill the job the new daemon adopts.
+    std::mem::forget(std::mem::replace(&mut d, restarted));
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["attempts"].as_array().map(Vec::len), Some(1));
+    assert!(marker.exists());
+}

@@ -186,6 +186,20 @@ impl Daemon {
         self.get(&format!("/api/v1/jobs/{id}/log"))["data"].as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits for the daemon to exit on its own.
+    pub fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a daemon");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, as a crash would: the jobs' shims stay.
     pub fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -141,6 +141,12 @@ pub fn stop(client: &Client, run: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn shutdown(client: &Client) -> anyhow::Result<ExitCode> {
+    let answer: serde_json::Value = client.post("/api/v1/shutdown", &json!({}))?;
+    println!("gantry daemon (pid {}) is stopping; running jobs carry on", answer["pid"]);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `cancel`, `hold`, `release`: one job, one verb.
 pub fn act(client: &Client, verb: &str, id: u64) -> anyhow::Result<ExitCode> {
     let job: Job = client.post(&format!("/api/v1/jobs/{id}/{verb}"), &json!({}))?;

@@ -53,6 +53,8 @@ enum Command {
     Hold { id: u64 },
     /// Let a held job start.
     Release { id: u64 },
+    /// Stop the daemon; running jobs carry on and the next `gantry serve` adopts them.
+    Shutdown,
     /// Inspect and check plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -84,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Cancel { id } => jobs::act(&client(&config)?, "cancel", id),
         Command::Hold { id } => jobs::act(&client(&config)?, "hold", id),
         Command::Release { id } => jobs::act(&client(&config)?, "release", id),
+        Command::Shutdown => jobs::shutdown(&client(&config)?),
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),
         Command::Gpus(args) => gpus::run(&config, args),

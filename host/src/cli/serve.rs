@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on (default: `server.listen` from the config, else 127.0.0.1:7070).
-    /// Port 0 picks a free one.
+    /// Address to listen on (default: `server.listen` from the config, with the port from $PORT if
+    /// set, else 127.0.0.1:7070). Port 0 picks a free one.
     #[arg(long, env = "GANTRY_LISTEN")]
     listen: Option<SocketAddr>,
     #[command(flatten)]
@@ -24,7 +24,12 @@ const PORT_TRIES: u16 = 20;
 
 pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gantry-async").build().context("starting the async runtime")?;
-    let wanted = args.listen.unwrap_or(config.listen);
+    // Seed 001's PORT, when nothing more specific says where.
+    let port = std::env::var("PORT").ok().map(|p| p.parse::<u16>().with_context(|| format!("PORT={p} is not a port number"))).transpose()?;
+    let wanted = args.listen.unwrap_or_else(|| match port {
+        Some(port) => SocketAddr::new(config.listen.ip(), port),
+        None => config.listen,
+    });
     let mode = args.mode.mode(&config);
     runtime.block_on(async move {
         let listener = bind(wanted).await?;

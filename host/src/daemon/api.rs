@@ -100,6 +100,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/api/v1/shutdown", post(shutdown))
         .route("/api/v1/node", get(node))
         .route("/api/v1/events", get(events))
         .route("/api/v1/gpus/{index}", get(gpu))
@@ -123,6 +124,12 @@ pub fn router(service: Arc<Service>) -> Router {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Stops the daemon after answering; running jobs carry on under their shims.
+async fn shutdown(State(service): Shared) -> Json<serde_json::Value> {
+    service.shutdown.notify_one();
+    Json(json!({ "status": "stopping", "pid": std::process::id() }))
 }
 
 async fn metrics(State(service): Shared) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {

@@ -120,7 +120,7 @@ pub async fn serve(
     let _rules_watcher = watch_rules(&config, scheduler.clone(), options.notices);
 
     let host = HostMonitor::start(HOST_INTERVAL).map_err(|e| DaemonError::Internal(format!("starting the host monitor: {e}")))?;
-    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone(), metrics });
+    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone(), metrics, shutdown: Arc::new(tokio::sync::Notify::new()) });
     let addr = listener.local_addr().map_err(DaemonError::Http)?;
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
     let info_path = state_dir.join(INFO_FILE);
@@ -128,7 +128,15 @@ pub async fn serve(
     std::fs::write(&info_path, text).map_err(|e| state_error(e.to_string()))?;
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
-    let served = axum::serve(listener, app(service, &config.server)).with_graceful_shutdown(shutdown).await;
+    // Either the caller's signal or `POST /api/v1/shutdown` ends the serving.
+    let asked = service.shutdown.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = asked.notified() => {}
+        }
+    };
+    let served = axum::serve(listener, app(service, &config.server)).with_graceful_shutdown(stop).await;
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
     served.map_err(DaemonError::Http)

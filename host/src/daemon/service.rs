@@ -38,6 +38,8 @@ pub struct Service {
     pub plugins: Arc<PluginRuntime>,
     pub parser: String,
     pub metrics: Arc<SchedulerMetrics>,
+    /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
+    pub shutdown: Arc<tokio::sync::Notify>,
 }
 
 /// This machine at a glance: what an agent will report to a federation master.
