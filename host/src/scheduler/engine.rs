@@ -284,6 +284,10 @@ impl Engine {
             Request::Retry(id, reply) => {
                 let _ = reply.send(self.retry(id));
             }
+            Request::Running(reply) => {
+                let running = self.live.keys().filter_map(|id| self.jobs.get(id)).filter_map(running_job).collect();
+                let _ = reply.send(running);
+            }
             Request::Queues(reply) => {
                 let _ = reply.send(self.survey().1);
             }
@@ -845,16 +849,7 @@ impl Engine {
             entry.counts.add(job.state);
             if job.state == JobState::Running {
                 entry.current.push(job.id);
-                if let Some(attempt) = job.current_attempt() {
-                    running.push(RunningJob {
-                        id: job.id,
-                        queue: job.queue.clone(),
-                        gpus: attempt.gpus.clone(),
-                        memory_mib: attempt.memory_mib,
-                        started_ms: attempt.started_ms,
-                        commands: job.spec.commands.clone(),
-                    });
-                }
+                running.extend(running_job(job));
             }
         }
         (counts, per_queue.into_values().collect(), running)
@@ -893,6 +888,18 @@ impl Engine {
         self.dirty = true;
         Ok(job)
     }
+}
+
+fn running_job(job: &Job) -> Option<RunningJob> {
+    let attempt = job.current_attempt()?;
+    Some(RunningJob {
+        id: job.id,
+        queue: job.queue.clone(),
+        gpus: attempt.gpus.clone(),
+        memory_mib: attempt.memory_mib,
+        started_ms: attempt.started_ms,
+        commands: job.spec.commands.clone(),
+    })
 }
 
 /// `<state>/jobs/<id>/<attempt>`: the attempt's spec, lock, log and exit record.

@@ -180,6 +180,7 @@ pub(crate) enum Request {
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
     Retry(JobId, oneshot::Sender<Result<Job, SchedulerError>>),
     Queues(oneshot::Sender<Vec<QueueStatus>>),
+    Running(oneshot::Sender<Vec<RunningJob>>),
 }
 
 /// The handle the service layer holds; cheap to clone.
@@ -236,6 +237,11 @@ impl Scheduler {
     /// its retries after that).
     pub async fn retry(&self, id: JobId) -> Result<Job, SchedulerError> {
         self.ask(|r| Request::Retry(id, r)).await?
+    }
+
+    /// The running jobs and their GPUs: cheaper than [`Scheduler::status`], which walks every job.
+    pub async fn running(&self) -> Result<Vec<RunningJob>, SchedulerError> {
+        self.ask(Request::Running).await
     }
 
     /// Every queue with work left or remembered state.

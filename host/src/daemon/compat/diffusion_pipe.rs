@@ -34,8 +34,8 @@ fn success(data: Value) -> Response {
 
 /// Each GPU in seed 000's shape, with the gantry job running on it as its current task.
 async fn gpus(service: &Service) -> Vec<Value> {
-    let tasks: HashMap<u32, u64> = match service.scheduler.status().await {
-        Ok(status) => status.running.iter().flat_map(|job| job.gpus.iter().map(move |&g| (g, job.id))).collect(),
+    let tasks: HashMap<u32, u64> = match service.scheduler.running().await {
+        Ok(running) => running.iter().flat_map(|job| job.gpus.iter().map(move |&g| (g, job.id))).collect(),
         Err(_) => HashMap::new(),
     };
     service.gpus.latest().gpus.iter().map(|reading| gpu(reading, tasks.get(&reading.index()).copied())).collect()
