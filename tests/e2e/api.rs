@@ -1,10 +1,8 @@
 //! The native `/api/v1` resources beyond jobs and runs: node, GPUs with history, queues, plugins,
 //! retry and attempts.
 
-use crate::Gantry;
+use crate::{Gantry, FAST};
 use serde_json::{json, Value};
-
-const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
 
 #[test]
 fn node_tells_host_gpus_versions_and_simulation() {

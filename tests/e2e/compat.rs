@@ -1,10 +1,8 @@
 //! The seed systems' own endpoints, called as their documents show, answering with the fields
 //! and types those documents give.
 
-use crate::Gantry;
+use crate::{Gantry, FAST};
 use serde_json::json;
-
-const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
 
 #[test]
 fn seed_000_gpu_endpoints_answer_in_their_envelope() {

@@ -1,10 +1,8 @@
 //! `gantry serve` and the CLI that drives it: submit, jobs, logs, status, run, stop, cancel.
 
-use crate::{repo, stderr, stdout, Gantry};
+use crate::{repo, stderr, stdout, Gantry, FAST};
 use serde_json::Value;
 use std::time::Duration;
-
-const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
 
 #[test]
 fn the_cli_submits_lists_and_prints_logs() {

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 pub const NO_DRIVER: &str = "/nonexistent/libnvidia-ml.so.1";
 
+/// Configuration for daemons under test: fast sampling, so memory a job takes shows within a tenth
+/// of a second.
+pub const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
+
 /// A state directory and the commands that run in it.
 pub struct Gantry {
     pub state: tempfile::TempDir,

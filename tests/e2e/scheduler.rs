@@ -1,12 +1,9 @@
 //! The scheduler end to end: a real daemon on simulated GPUs (the fake NVML, through the same
 //! code path as a driver), jobs submitted over HTTP, checked from the jobs' own output.
 
-use crate::{alive, Daemon, Gantry};
+use crate::{alive, Daemon, Gantry, FAST};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// Fast sampling so memory a job takes shows within a tenth of a second.
-const FAST: &str = "[gpu]\nsample_interval_ms = 100\nwindow_s = 1\n";
 
 fn config(scheduler: &str) -> String {
     format!("{FAST}[scheduler]\n{scheduler}\n")
