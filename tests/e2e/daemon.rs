@@ -167,3 +167,18 @@ fn shutdown_stops_the_daemon_and_its_jobs_carry_on_into_the_next() {
     assert_eq!(job["attempts"].as_array().map(Vec::len), Some(1));
     assert!(marker.exists());
 }
+
+#[test]
+fn logs_follow_prints_a_running_job_to_its_end() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let id = d.submit(serde_json::json!({ "commands": ["for i in 1 2 3; do echo line $i; sleep 0.3; done"] }))[0];
+    d.wait_job(id, Duration::from_secs(30), |j| j["state"] == "running");
+    let out = g.run(&["logs", &id.to_string(), "-f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "line 1\nline 2\nline 3\n");
+    assert_eq!(d.job(id)["state"], "succeeded");
+    let out = g.run(&["logs", "999", "-f"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("job 999 does not exist"), "{}", stderr(&out));
+}

@@ -33,6 +33,15 @@ impl Client {
         self.answer(self.agent.get(&format!("{}{path}", self.base)).call())
     }
 
+    /// A response body read as it arrives (server-sent events), with no overall deadline.
+    pub fn stream(&self, path: &str) -> anyhow::Result<impl std::io::Read + use<>> {
+        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).build();
+        match agent.get(&format!("{}{path}", self.base)).call() {
+            Ok(response) => Ok(response.into_reader()),
+            Err(e) => self.answer::<serde_json::Value>(Err(e)).and_then(|_| Err(anyhow!("the daemon answered without a stream"))),
+        }
+    }
+
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<T> {
         self.answer(self.agent.post(&format!("{}{path}", self.base)).send_json(body))
     }

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Args)]
 pub struct SubmitArgs {
@@ -243,29 +242,30 @@ pub struct LogsArgs {
 }
 
 pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let mut offset = 0;
-    let mut attempt = args.attempt;
+    let attempt = args.attempt.map(|n| format!("&attempt={n}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    loop {
-        let query = match attempt {
-            Some(n) => format!("/api/v1/jobs/{}/log?offset={offset}&attempt={n}", args.id),
-            None => format!("/api/v1/jobs/{}/log?offset={offset}", args.id),
-        };
-        let chunk: LogChunk = client.get(&query)?;
+    if !args.follow {
+        let chunk: LogChunk = client.get(&format!("/api/v1/jobs/{}/log?offset=0{attempt}", args.id))?;
         out.write_all(chunk.data.as_bytes())?;
-        out.flush()?;
-        offset = chunk.next_offset;
-        if !args.follow || (chunk.complete && chunk.data.is_empty()) {
-            return Ok(ExitCode::SUCCESS);
-        }
-        // Follow the attempt being printed, even if a retry starts meanwhile.
-        if chunk.attempt > 0 {
-            attempt = Some(chunk.attempt);
-        }
-        if chunk.data.is_empty() {
-            std::thread::sleep(Duration::from_millis(200));
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Server-sent events: `log` events carry chunks, `end` says the attempt is over.
+    let events = client.stream(&format!("/api/v1/jobs/{}/log?follow=true{attempt}", args.id))?;
+    let mut kind = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(events)) {
+        let line = line.context("reading the log stream")?;
+        if let Some(k) = line.strip_prefix("event: ") {
+            kind = k.to_string();
+            if kind == "end" {
+                break;
+            }
+        } else if let Some(data) = line.strip_prefix("data: ").filter(|_| kind == "log") {
+            let chunk: LogChunk = serde_json::from_str(data).context("reading the log stream")?;
+            out.write_all(chunk.data.as_bytes())?;
+            out.flush()?;
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

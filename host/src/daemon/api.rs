@@ -266,11 +266,51 @@ struct LogQuery {
     attempt: Option<u32>,
     #[serde(default)]
     offset: u64,
+    #[serde(default)]
+    follow: bool,
 }
 
-async fn log(State(service): Shared, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Json<super::service::LogChunk>> {
+async fn log(State(service): Shared, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Response> {
     let Query(query) = query?;
-    Ok(Json(service.log(id, query.attempt, query.offset).await?))
+    if query.follow {
+        return Ok(follow_log(service, id, query.attempt, query.offset).await?.into_response());
+    }
+    Ok(Json(service.log(id, query.attempt, query.offset).await?).into_response())
+}
+
+/// How often a followed log is looked at for more output.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `?follow=true`: the log as server-sent `log` events (each a [`super::service::LogChunk`]) as it
+/// grows, then one `end` event once the attempt is over and everything it wrote was sent.
+async fn follow_log(
+    service: Arc<Service>,
+    id: JobId,
+    attempt: Option<u32>,
+    offset: u64,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, ApiError> {
+    // Fails now, as a plain JSON error, for a job that does not exist.
+    service.log(id, attempt, offset).await?;
+    let stream = futures_util::stream::unfold(Some((service, attempt, offset)), move |state| async move {
+        let (service, mut attempt, mut offset) = state?;
+        loop {
+            let Ok(chunk) = service.log(id, attempt, offset).await else { return None };
+            if chunk.attempt > 0 {
+                // Stay with the attempt being printed, even if a retry starts meanwhile.
+                attempt = Some(chunk.attempt);
+            }
+            if !chunk.data.is_empty() {
+                offset = chunk.next_offset;
+                let event = SseEvent::default().event("log").json_data(&chunk).ok()?;
+                return Some((Ok(event), Some((service, attempt, offset))));
+            }
+            if chunk.complete {
+                return Some((Ok(SseEvent::default().event("end").data(id.to_string())), None));
+            }
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]
