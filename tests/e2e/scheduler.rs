@@ -80,6 +80,7 @@ fn memory_decides_where_jobs_fit_and_a_job_too_big_waits() {
     }
     let huge = d.job(huge);
     assert_eq!(state(&huge), "waiting", "a 30 GB job on 24 GB GPUs: {huge:#}");
+    assert_eq!(huge["reason"], "needs 30000 MiB per GPU; the largest eligible GPU here has 24564 MiB: it waits");
     // Small jobs share a GPU when sharing is on (best fit packs them onto one).
     let small: Vec<u64> = (0..4).flat_map(|_| d.submit(json!({ "commands": ["sleep 0.8"], "memory_mib": 4_000 }))).collect();
     let small: Vec<Value> = small.iter().map(|&id| d.finished(id)).collect();

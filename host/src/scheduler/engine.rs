@@ -330,6 +330,18 @@ impl Engine {
         Ok(queue)
     }
 
+    fn what_fits(&self) -> Capacity {
+        let gpus: Vec<u64> = self
+            .gpus
+            .summaries()
+            .iter()
+            .filter_map(|s| s.reading.snapshot())
+            .filter(|g| self.options.rules.eligible(g.index))
+            .map(|g| g.memory_total_mib.saturating_sub(self.options.rules.memory_margin_mib))
+            .collect();
+        Capacity { eligible_gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX), largest_mib: gpus.into_iter().max().unwrap_or(0) }
+    }
+
     fn job(&self, id: JobId) -> Result<Job, SchedulerError> {
         self.jobs.get(&id).cloned().ok_or(SchedulerError::NoSuchJob(id))
     }
@@ -393,6 +405,11 @@ impl Engine {
         if let Some(cycle) = find_cycle(&jobs) {
             let names: Vec<String> = cycle.iter().map(|id| id.to_string()).collect();
             return Err(SchedulerError::Invalid { field: "after".into(), message: format!("dependency cycle: {}", names.join(" → ")) });
+        }
+        // Not refused (GPUs can come back, and a federation may send it elsewhere), but said.
+        let fits = self.what_fits();
+        for job in &mut jobs {
+            job.reason = fits.never_fits(job);
         }
         // Committed before it is acknowledged, and before anything can start.
         self.save_jobs(&jobs)?;
@@ -902,6 +919,26 @@ fn running_job(job: &Job) -> Option<RunningJob> {
     })
 }
 
+/// The most this node's eligible GPUs could ever give a job.
+struct Capacity {
+    eligible_gpus: u32,
+    largest_mib: u64,
+}
+
+impl Capacity {
+    /// Why a job can't start on this node whatever else runs, if that is so.
+    fn never_fits(&self, job: &Job) -> Option<String> {
+        let want = job.spec.gpus.unwrap_or_default().min;
+        if want > self.eligible_gpus {
+            Some(format!("needs {want} GPUs; this node has {} eligible: it waits until more are", self.eligible_gpus))
+        } else if job.memory_mib > self.largest_mib {
+            Some(format!("needs {} MiB per GPU; the largest eligible GPU here has {} MiB: it waits", job.memory_mib, self.largest_mib))
+        } else {
+            None
+        }
+    }
+}
+
 /// `<state>/jobs/<id>/<attempt>`: the attempt's spec, lock, log and exit record.
 pub fn attempt_dir(state_dir: &std::path::Path, job: JobId, attempt: u32) -> PathBuf {
     state_dir.join("jobs").join(job.to_string()).join(attempt.to_string())
@@ -975,6 +1012,18 @@ mod tests {
             reason: None,
             after: after.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_job_that_can_never_fit_says_why() {
+        let capacity = Capacity { eligible_gpus: 2, largest_mib: 24_000 };
+        let mut j = job(1, &[]);
+        assert_eq!(capacity.never_fits(&j), None);
+        j.spec.gpus = Some(crate::scheduler::GpuCount { min: 4, max: 8 });
+        assert_eq!(capacity.never_fits(&j).as_deref(), Some("needs 4 GPUs; this node has 2 eligible: it waits until more are"));
+        j.spec.gpus = None;
+        j.memory_mib = 30_000;
+        assert!(capacity.never_fits(&j).is_some_and(|why| why.contains("30000 MiB")));
     }
 
     #[test]
