@@ -21,7 +21,7 @@ req = urllib.request.Request(sys.argv[1] + "/api/v1/jobs", data=json.dumps({"job
 urllib.request.urlopen(req).read()
 PY
 echo "machine: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for path in /api/v1/node /api/v1/gpu/status /metrics; do
+for path in /api/v1/node /api/gpu /api/v1/gpu/status /metrics; do
     echo "== GET $path (jobs running: $(curl -s "$url/api/v1/jobs?state=running" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'))"
     wrk -t2 -c64 -d10s --latency "$url$path" | grep -E 'Requests/sec|Latency|50%|99%|requests in'
 done

@@ -61,3 +61,39 @@ fn seed_003_agent_info_and_health() {
     assert!(gpu["power"]["max"].is_f64() && gpu["processes"].is_array(), "{gpu:#}");
     assert_eq!(d.get("/api/health")["status"], "healthy");
 }
+
+#[test]
+fn seed_001_gpu_monitoring_shows_users_and_human_sizes() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2xA100"]);
+    let id = d.submit(json!({ "commands": ["sleep 30"], "memory_mib": 10_240 }))[0];
+    let job = d.wait_job(id, std::time::Duration::from_secs(30), |j| j["state"] == "running");
+    let busy = job["attempts"][0]["gpus"][0].as_u64().expect("gpu") as usize;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let gpu = loop {
+        let gpu = d.get("/api/gpu");
+        if gpu["total_processes"].as_u64() >= Some(1) {
+            break gpu;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never showed: {gpu:#}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(gpu["available"], true);
+    assert_eq!(gpu["gpu_count"], 2);
+    assert!(gpu["timestamp"].as_str().is_some_and(|t| t.len() == 19 && t.as_bytes()[10] == b'T'), "{gpu:#}");
+    let user = String::from_utf8(std::process::Command::new("id").arg("-un").output().expect("id").stdout).expect("utf-8");
+    assert_eq!(gpu["active_users"], json!([user.trim()]));
+    assert_eq!(gpu["active_user_count"], 1);
+    assert!(gpu["host"]["memory"]["total_human"].as_str().is_some_and(|h| h.ends_with("GB")));
+    let card = &gpu["gpus"][busy];
+    assert_eq!(card["memory"]["total_human"], "80GB");
+    assert_eq!(card["power"]["limit_human"], "400W");
+    assert_eq!(card["processes"][0]["gpu_memory_human"], "10GB");
+    assert_eq!(card["processes"][0]["username"], user.trim());
+    let processes = d.get("/api/gpu/processes");
+    assert_eq!(processes["count"], 1);
+    assert_eq!(processes["processes"][0]["gpu_index"], busy as u64);
+    let state = d.get("/api/gpu/state");
+    assert_eq!((state["running"].as_bool(), state["interval"].as_f64()), (Some(true), Some(0.1)));
+    d.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+}

@@ -2,17 +2,19 @@
 //! services as `/api/v1`: each reshapes an answer into the seed document's fields, nothing more.
 //!
 //! - `diffusion_pipe`: seed 000's GPU API (`/api/v1/gpu/...`, `{code, message, data}` envelope);
+//! - `gpu_manager`: seed 001/004's GPU monitoring (`/api/gpu…`);
 //! - `flowline`: seed 003's agent (`/api/info`, `/api/health`).
 
 mod diffusion_pipe;
 mod flowline;
+mod gpu_manager;
 
 use super::service::Service;
 use axum::Router;
 use std::sync::Arc;
 
 pub fn router(service: Arc<Service>) -> Router {
-    diffusion_pipe::router(service.clone()).merge(flowline::router(service))
+    diffusion_pipe::router(service.clone()).merge(gpu_manager::router(service.clone())).merge(flowline::router(service))
 }
 
 /// MiB as the seeds' GB: GiB, to one decimal.

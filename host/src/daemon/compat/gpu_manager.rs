@@ -1,0 +1,150 @@
+//! Seed 001/004 (GPU manager) GPU monitoring: `/api/gpu` with its host block, active users and
+//! `*_human` fields, `/api/gpu/processes`, `/api/gpu/state`.
+
+use crate::daemon::service::Service;
+use crate::gpu::GpuSnapshot;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/api/gpu", get(gpu))
+        .route("/api/gpu/processes", get(processes))
+        .route("/api/gpu/state", get(state))
+        .with_state(service)
+}
+
+/// `64GB`, `1.5GB`, `512MB`: what seed 001 shows people.
+fn human_mib(mib: u64) -> String {
+    if mib < 1024 {
+        return format!("{mib}MB");
+    }
+    let gb = mib as f64 / 1024.0;
+    if (gb - gb.round()).abs() < 0.05 { format!("{}GB", gb.round()) } else { format!("{gb:.1}GB") }
+}
+
+fn human_watts(w: Option<f64>) -> Option<String> {
+    w.map(|w| format!("{}W", w.round()))
+}
+
+/// `2025-12-02T01:00:00` (UTC) from milliseconds since the Unix epoch.
+fn timestamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
+    g.processes
+        .iter()
+        .map(|p| {
+            json!({
+                "gpu_index": g.index,
+                "pid": p.pid,
+                "username": p.user,
+                "gpu_memory": p.used_memory_mib,
+                "gpu_memory_human": p.used_memory_mib.map(human_mib),
+                "command": p.command,
+            })
+        })
+        .collect()
+}
+
+async fn gpu(State(service): State<Arc<Service>>) -> Json<Value> {
+    let node = service.gpus.latest();
+    let host = service.host.latest();
+    let gpus: Vec<&GpuSnapshot> = node.gpus.iter().filter_map(|r| r.snapshot()).collect();
+    let users: BTreeSet<String> = gpus.iter().flat_map(|g| g.processes.iter().filter_map(|p| p.user.clone())).collect();
+    let (used, total) = gpus.iter().fold((0, 0), |(u, t), g| (u + g.memory_used_mib, t + g.memory_total_mib));
+    let memory_percent = if total == 0 { 0.0 } else { (used as f64 * 1000.0 / total as f64).round() / 10.0 };
+    Json(json!({
+        "available": !gpus.is_empty(),
+        "simulated": node.simulated,
+        "timestamp": timestamp(node.sampled_at_ms),
+        "gpu_count": node.gpus.len(),
+        "total_processes": gpus.iter().map(|g| g.processes.len()).sum::<usize>(),
+        "memory_percent": memory_percent,
+        "active_user_count": users.len(),
+        "active_users": users,
+        "host": {
+            "hostname": host.hostname,
+            "cpu": { "percent": host.cpu_percent, "count": host.cpu_cores },
+            "memory": {
+                "used_human": human_mib(host.memory_used_mib),
+                "total_human": human_mib(host.memory_total_mib),
+                "percent": host.memory_percent,
+            },
+        },
+        "gpus": gpus.iter().map(|g| json!({
+            "index": g.index,
+            "name": g.name,
+            "uuid": g.uuid,
+            "temperature": g.temperature_c,
+            "utilization": { "gpu": g.utilization_gpu, "memory": g.utilization_memory },
+            "memory": {
+                "used": g.memory_used_mib,
+                "total": g.memory_total_mib,
+                "used_human": human_mib(g.memory_used_mib),
+                "total_human": human_mib(g.memory_total_mib),
+                "percent": (g.memory_used_mib * 100 + g.memory_total_mib / 2).checked_div(g.memory_total_mib).unwrap_or(0),
+            },
+            "power": {
+                "draw": g.power_draw_w,
+                "limit": g.power_limit_w,
+                "draw_human": human_watts(g.power_draw_w),
+                "limit_human": human_watts(g.power_limit_w),
+            },
+            "processes": process_rows(g),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn processes(State(service): State<Arc<Service>>) -> Json<Value> {
+    let node = service.gpus.latest();
+    let rows: Vec<Value> = node.gpus.iter().filter_map(|r| r.snapshot()).flat_map(process_rows).collect();
+    Json(json!({ "timestamp": timestamp(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
+}
+
+async fn state(State(service): State<Arc<Service>>) -> Json<Value> {
+    let node = service.gpus.latest();
+    let config = service.gpus.config();
+    Json(json!({
+        "running": true,
+        "simulated": node.simulated,
+        "interval": config.interval.as_secs_f64(),
+        "window": config.window.as_secs_f64(),
+        "last_update": timestamp(node.sampled_at_ms),
+        "gpu_count": node.gpus.len(),
+        "unavailable_gpus": node.gpus.iter().filter(|r| r.snapshot().is_none()).map(|r| r.index()).collect::<Vec<_>>(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_and_times() {
+        assert_eq!(human_mib(65_536), "64GB");
+        assert_eq!(human_mib(1536), "1.5GB");
+        assert_eq!(human_mib(512), "512MB");
+        assert_eq!(human_watts(Some(149.6)).as_deref(), Some("150W"));
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00");
+        assert_eq!(timestamp(1_764_637_200_000), "2025-12-02T01:00:00");
+        assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00:00");
+    }
+}
