@@ -129,6 +129,11 @@ impl GpuMonitor {
         self.shared.read().latest.clone()
     }
 
+    /// When the latest sample was taken: tells a cache whether what it holds is current.
+    pub fn sampled_at_ms(&self) -> u64 {
+        self.shared.read().latest.sampled_at_ms
+    }
+
     /// Bumped whenever a GPU's availability, memory use or process set changes: the scheduler
     /// wakes on it rather than polling.
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -4,18 +4,27 @@
 use crate::daemon::service::Service;
 use crate::gpu::GpuSnapshot;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// The routes' state: the service, and `/api/gpu`'s last answer with the sample it was made from.
+/// Dashboards poll it from every open tab; between two samples the answer can't change, so it is
+/// built once per sample.
+pub struct GpuManager {
+    service: Arc<Service>,
+    rendered: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
+}
+
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/gpu", get(gpu))
         .route("/api/gpu/processes", get(processes))
         .route("/api/gpu/state", get(state))
-        .with_state(service)
+        .with_state(Arc::new(GpuManager { service, rendered: parking_lot::Mutex::new(None) }))
 }
 
 /// `64GB`, `1.5GB`, `512MB`: what seed 001 shows people.
@@ -64,14 +73,30 @@ fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
         .collect()
 }
 
-async fn gpu(State(service): State<Arc<Service>>) -> Json<Value> {
+async fn gpu(State(manager): State<Arc<GpuManager>>) -> impl IntoResponse {
+    let sampled = manager.service.gpus.sampled_at_ms();
+    let cached = manager.rendered.lock().as_ref().filter(|(at, _)| *at == sampled).map(|(_, body)| body.clone());
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let (at, value) = render_gpu(&manager.service);
+            let body = bytes::Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+            *manager.rendered.lock() = Some((at, body.clone()));
+            body
+        }
+    };
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// The answer and the sample it describes.
+fn render_gpu(service: &Service) -> (u64, Value) {
     let node = service.gpus.latest();
     let host = service.host.latest();
     let gpus: Vec<&GpuSnapshot> = node.gpus.iter().filter_map(|r| r.snapshot()).collect();
     let users: BTreeSet<String> = gpus.iter().flat_map(|g| g.processes.iter().filter_map(|p| p.user.clone())).collect();
     let (used, total) = gpus.iter().fold((0, 0), |(u, t), g| (u + g.memory_used_mib, t + g.memory_total_mib));
     let memory_percent = if total == 0 { 0.0 } else { (used as f64 * 1000.0 / total as f64).round() / 10.0 };
-    Json(json!({
+    let value = json!({
         "available": !gpus.is_empty(),
         "simulated": node.simulated,
         "timestamp": timestamp(node.sampled_at_ms),
@@ -110,18 +135,19 @@ async fn gpu(State(service): State<Arc<Service>>) -> Json<Value> {
             },
             "processes": process_rows(g),
         })).collect::<Vec<_>>(),
-    }))
+    });
+    (node.sampled_at_ms, value)
 }
 
-async fn processes(State(service): State<Arc<Service>>) -> Json<Value> {
-    let node = service.gpus.latest();
+async fn processes(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
+    let node = manager.service.gpus.latest();
     let rows: Vec<Value> = node.gpus.iter().filter_map(|r| r.snapshot()).flat_map(process_rows).collect();
     Json(json!({ "timestamp": timestamp(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
 }
 
-async fn state(State(service): State<Arc<Service>>) -> Json<Value> {
-    let node = service.gpus.latest();
-    let config = service.gpus.config();
+async fn state(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
+    let node = manager.service.gpus.latest();
+    let config = manager.service.gpus.config();
     Json(json!({
         "running": true,
         "simulated": node.simulated,
