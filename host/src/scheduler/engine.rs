@@ -1,6 +1,6 @@
 //! The scheduling thread: its state, the messages it handles, and the pass.
 
-use super::gpus::{gpu_states, observed, ownership, Booking, JOB_ID_VAR};
+use super::gpus::{gpu_states, ownership, Booking, Observation, JOB_ID_VAR};
 use super::model::{Attempt, Dependency, Job, JobId, JobSpec, JobState, QueueState, Run, RunId, RunState};
 use super::{Counts, Event, QueueStatus, Request, RunRequest, RunStatus, RunningJob, SchedulerError, SchedulerOptions, SchedulingRules, Status};
 use crate::executor::{self, Adoption, AttemptSpec, ExitRecord, RunningAttempt, ShimInfo};
@@ -66,7 +66,7 @@ struct Engine {
     /// The running job ids, shared with the sampler's ownership test.
     running_ids: Arc<RwLock<HashSet<JobId>>>,
     /// Memory per (job, GPU) seen at the last GPU change.
-    observed: HashMap<(JobId, u32), u64>,
+    observed: Observation,
     /// Small numbers the policy sees for queue names.
     queue_numbers: HashMap<String, u64>,
     next_job: JobId,
@@ -108,7 +108,7 @@ pub(super) fn start(
         dependents: HashMap::new(),
         live: HashMap::new(),
         running_ids,
-        observed: HashMap::new(),
+        observed: Observation::default(),
         queue_numbers: HashMap::new(),
         next_job,
         dirty: true,
@@ -158,6 +158,7 @@ impl Engine {
         }
     }
 
+    /// Takes a finished job out of its queue's index.
     fn unindex(&mut self, id: JobId, queue: &str) {
         if let Some(set) = self.queue_jobs.get_mut(queue) {
             set.remove(&id);
@@ -166,9 +167,13 @@ impl Engine {
                 self.freed.remove(queue);
             }
         }
+    }
+
+    /// Forgets what was tracked of a job's attempt while it ran: it holds no GPU any more.
+    fn attempt_over(&mut self, id: JobId) {
         self.running_ids.write().remove(&id);
         self.live.remove(&id);
-        self.observed.retain(|(job, _), _| *job != id);
+        self.observed.forget(id);
     }
 
     /// After a restart: every attempt the store says is running is looked at again.
@@ -229,7 +234,7 @@ impl Engine {
             Msg::Ended { job, attempt, outcome } => self.ended(job, attempt, outcome),
             Msg::GpusChanged => {
                 let running = self.running_ids.read().clone();
-                self.observed = observed(&self.gpus.summaries(), &|job| running.contains(&job));
+                self.observed = Observation::of(&self.gpus.summaries(), &|job| running.contains(&job));
                 self.note_gpu_peaks();
                 self.dirty = true;
                 Ok(())
@@ -563,8 +568,7 @@ impl Engine {
                 job.reason = Some(reason);
                 let job = job.clone();
                 self.save_jobs([&job])?;
-                self.running_ids.write().remove(&id);
-                self.live.remove(&id);
+                self.attempt_over(id);
                 self.dirty = true;
                 return Ok(());
             }
@@ -630,9 +634,7 @@ impl Engine {
         let job = job.clone();
         self.save_jobs([&job])?;
         self.store.save_queue(&queue)?;
-        self.running_ids.write().remove(&id);
-        self.live.remove(&id);
-        self.observed.retain(|(j, _), _| *j != id);
+        self.attempt_over(id);
         if job.state.is_final() {
             self.unindex(id, &job.queue);
             self.after_final(&job)?;
@@ -654,7 +656,7 @@ impl Engine {
 
     /// Keeps each running attempt's highest observed GPU memory, which an out-of-memory retry asks for.
     fn note_gpu_peaks(&mut self) {
-        for (&(job, _), &mib) in &self.observed {
+        for (&(job, _), &mib) in &self.observed.held {
             if let Some(attempt) = self.jobs.get_mut(&job).and_then(|j| j.attempts.last_mut()) {
                 attempt.gpu_memory_peak_mib = attempt.gpu_memory_peak_mib.max(mib);
             }

@@ -28,18 +28,35 @@ pub fn ownership(running: Arc<RwLock<HashSet<JobId>>>) -> Ownership {
     Arc::new(move |pid| job_of(pid).is_some_and(|job| running.read().contains(&job)))
 }
 
-/// Memory per (job, GPU) that the latest reading shows the running jobs' processes holding.
-pub fn observed(summaries: &[GpuSummary], running: &impl Fn(JobId) -> bool) -> HashMap<(JobId, u32), u64> {
-    let mut held = HashMap::new();
-    for summary in summaries {
-        let Some(gpu) = summary.reading.snapshot() else { continue };
-        for process in &gpu.processes {
-            if let Some(job) = job_of(process.pid).filter(|&job| running(job)) {
-                *held.entry((job, gpu.index)).or_insert(0) += process.used_memory_mib.unwrap_or(0);
+/// What a GPU reading shows of gantry's running jobs. Made once per sample that changed, so a
+/// scheduling pass reads no `/proc`.
+#[derive(Default)]
+pub struct Observation {
+    /// Memory per (job, GPU) the jobs' processes hold.
+    pub held: HashMap<(JobId, u32), u64>,
+    /// The GPU processes that belong to running jobs.
+    pub pids: HashSet<u32>,
+}
+
+impl Observation {
+    pub fn of(summaries: &[GpuSummary], running: &impl Fn(JobId) -> bool) -> Observation {
+        let mut seen = Observation::default();
+        for summary in summaries {
+            let Some(gpu) = summary.reading.snapshot() else { continue };
+            for process in &gpu.processes {
+                if let Some(job) = job_of(process.pid).filter(|&job| running(job)) {
+                    *seen.held.entry((job, gpu.index)).or_insert(0) += process.used_memory_mib.unwrap_or(0);
+                    seen.pids.insert(process.pid);
+                }
             }
         }
+        seen
     }
-    held
+
+    /// A job ended: nothing it held counts any more.
+    pub fn forget(&mut self, job: JobId) {
+        self.held.retain(|(j, _), _| *j != job);
+    }
 }
 
 /// A running job as GPU accounting sees it.
@@ -53,7 +70,7 @@ pub fn gpu_states(
     summaries: &[GpuSummary],
     eligible: &impl Fn(u32) -> bool,
     bookings: &[Booking<'_>],
-    observed: &HashMap<(JobId, u32), u64>,
+    observed: &Observation,
 ) -> Vec<GpuState> {
     summaries
         .iter()
@@ -78,16 +95,12 @@ pub fn gpu_states(
             };
             let (mut held, mut reserved, mut jobs) = (0u64, 0u64, 0u32);
             for booking in bookings.iter().filter(|b| b.gpus.contains(&index)) {
-                let seen = observed.get(&(booking.job, index)).copied().unwrap_or(0);
+                let seen = observed.held.get(&(booking.job, index)).copied().unwrap_or(0);
                 held += seen;
                 reserved += booking.need_mib.saturating_sub(seen);
                 jobs += 1;
             }
-            let foreign = gpu
-                .processes
-                .iter()
-                .filter(|p| job_of(p.pid).is_none_or(|job| !bookings.iter().any(|b| b.job == job)))
-                .count();
+            let foreign = gpu.processes.iter().filter(|p| !observed.pids.contains(&p.pid)).count();
             let used = summary.foreign_peak_mib + held;
             GpuState {
                 index,
