@@ -200,10 +200,11 @@ impl Service {
         let path = executor::log_path(&chosen.dir);
         let complete = chosen.ended_ms.is_some();
         let number = chosen.number;
+        let read_error = |message: String| ServiceError::File { path: executor::log_path(&chosen.dir), message };
         let (bytes, next_offset) = tokio::task::spawn_blocking(move || executor::read_log(&path, offset, LOG_CHUNK))
             .await
-            .map_err(|e| ServiceError::Plugin(e.to_string()))?
-            .map_err(|e| ServiceError::File { path: executor::log_path(&chosen.dir), message: e.to_string() })?;
+            .map_err(|e| read_error(e.to_string()))?
+            .map_err(|e| read_error(e.to_string()))?;
         Ok(LogChunk { job: id, attempt: number, offset: next_offset - bytes.len() as u64, next_offset, data: String::from_utf8_lossy(&bytes).into_owned(), complete })
     }
 }
