@@ -1,6 +1,7 @@
 //! `gantry.toml`: read raw, then validated into [`Config`]. Every error names the file and the
 //! key (TOML syntax errors also the line), and a missing file means the embedded defaults.
 
+use crate::auth::{AuthConfig, AuthMode};
 use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
 use crate::scheduler::SchedulingRules;
 use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
@@ -31,6 +32,21 @@ struct RawConfig {
     scheduler: RawScheduler,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    mode: Option<String>,
+    secret: Option<String>,
+    allow_register: Option<bool>,
+    allow_open_network: Option<bool>,
+    session_hours: Option<u64>,
+    access_minutes: Option<u64>,
+    refresh_days: Option<u64>,
+    login_attempts_per_minute: Option<u32>,
 }
 
 /// Seed 004's `gpu_manage.yaml` keys are accepted under their own names.
@@ -128,6 +144,7 @@ pub struct Config {
     /// Where `gantry serve` listens.
     pub listen: std::net::SocketAddr,
     pub server: ServerConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -257,6 +274,7 @@ impl Config {
         }
         let server = ServerConfig { cors_origins, max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX) };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
+        let auth = auth_config(raw.auth, &invalid)?;
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -265,6 +283,7 @@ impl Config {
             work_dir,
             listen,
             server,
+            auth,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),
@@ -276,6 +295,39 @@ impl Config {
             state_dir,
         })
     }
+}
+
+/// Seed 001's rule holds: a secret that is empty or `none`/`null`/`false` means no login. Without
+/// a `mode`, a real secret means secret mode.
+fn auth_config(raw: RawAuth, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<AuthConfig, ConfigError> {
+    let defaults = AuthConfig::default();
+    let secret = raw.secret.filter(|s| !matches!(s.trim().to_lowercase().as_str(), "" | "none" | "null" | "false"));
+    let mode = match raw.mode.as_deref() {
+        None if secret.is_some() => AuthMode::Secret,
+        None | Some("none") => AuthMode::None,
+        Some("secret") => AuthMode::Secret,
+        Some("users") => AuthMode::Users,
+        Some(other) => return Err(invalid("auth.mode", format!("'{other}' is not one of none, secret, users"))),
+    };
+    let positive = |key: &str, value: Option<u64>, default: std::time::Duration, unit: u64| match value {
+        Some(0) => Err(invalid(key, "must be at least 1".into())),
+        Some(v) => Ok(std::time::Duration::from_secs(v.saturating_mul(unit))),
+        None => Ok(default),
+    };
+    Ok(AuthConfig {
+        mode,
+        secret,
+        allow_register: raw.allow_register.unwrap_or(defaults.allow_register),
+        allow_open_network: raw.allow_open_network.unwrap_or(defaults.allow_open_network),
+        session_ttl: positive("auth.session_hours", raw.session_hours, defaults.session_ttl, 3600)?,
+        access_ttl: positive("auth.access_minutes", raw.access_minutes, defaults.access_ttl, 60)?,
+        refresh_ttl: positive("auth.refresh_days", raw.refresh_days, defaults.refresh_ttl, 24 * 3600)?,
+        login_attempts_per_minute: match raw.login_attempts_per_minute {
+            Some(0) => return Err(invalid("auth.login_attempts_per_minute", "must be at least 1".into())),
+            Some(n) => n,
+            None => defaults.login_attempts_per_minute,
+        },
+    })
 }
 
 /// A bare library name is left to the dynamic loader; a path is relative to the config file.
@@ -476,6 +528,19 @@ mod tests {
         assert!(err.to_string().contains("server.cors_origins"), "{err}");
         let err = Config::parse(Path::new("g.toml"), "[server]\nlisten = \"localhost\"\n").expect_err("refused");
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn auth_section_follows_seed_001s_secret_rule() {
+        let parse = |text: &str| Config::parse(Path::new("g.toml"), text);
+        assert_eq!(parse("").expect("valid").auth.mode, AuthMode::None);
+        let secret = parse("[auth]\nsecret = \"s3cret\"\n").expect("valid").auth;
+        assert_eq!((secret.mode, secret.secret.as_deref()), (AuthMode::Secret, Some("s3cret")));
+        assert_eq!(parse("[auth]\nsecret = \"none\"\n").expect("valid").auth.mode, AuthMode::None);
+        let generated = parse("[auth]\nmode = \"secret\"\n").expect("valid").auth;
+        assert_eq!((generated.mode, generated.secret), (AuthMode::Secret, None));
+        let err = parse("[auth]\nmode = \"ldap\"\n").expect_err("refused");
+        assert!(err.to_string().contains("auth.mode"), "{err}");
     }
 
     #[test]

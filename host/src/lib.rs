@@ -12,6 +12,7 @@
 //! - [`config`] reads and checks `gantry.toml`; [`watch`] tells when it (or a plugin) changed;
 //!   [`procfs`] holds the few facts read from `/proc`; [`metrics`] is Prometheus' side of it.
 
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod executor;

@@ -37,7 +37,37 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (job_id, number)
      );
      CREATE TABLE queues (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
+    // Accounts of `auth.mode = "users"`; tokens are kept only as SHA-256 digests.
+    "CREATE TABLE users (
+         id TEXT PRIMARY KEY,
+         email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+         password_hash TEXT NOT NULL,
+         role TEXT NOT NULL,
+         data TEXT NOT NULL
+     );
+     CREATE TABLE tokens (
+         digest TEXT PRIMARY KEY,
+         user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         kind TEXT NOT NULL,
+         name TEXT NOT NULL,
+         created_ms INTEGER NOT NULL,
+         expires_ms INTEGER
+     );",
 ];
+
+/// A connection with the settings every user of the database needs. Only [`Store::open`]
+/// migrates; other connections (accounts) are opened after it.
+pub fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let sql = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let conn = Connection::open(path).map_err(sql)?;
+    // WAL: readers never block the writer. NORMAL: a commit survives a crash of gantry (what
+    // this must survive); only a power loss may take the last commits, never corrupt.
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+    Ok(conn)
+}
 
 /// Everything the scheduler needs to carry on after a restart.
 #[derive(Debug, Default)]
@@ -54,15 +84,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let sql = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-        let conn = Connection::open(path).map_err(sql)?;
-        // WAL: readers never block the writer. NORMAL: a commit survives a crash of gantry (what
-        // this must survive); only a power loss may take the last commits, never corrupt.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store { conn: connect(path)?, path: path.to_path_buf() };
         store.migrate()?;
         Ok(store)
     }

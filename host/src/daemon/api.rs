@@ -1,15 +1,17 @@
 //! The HTTP routes of `/api/v1`: each turns a request into one service call and its answer into
 //! JSON. Errors are `{error, detail}` with the status that fits.
 
+use super::auth::Access;
+use super::routes::Routes;
 use super::service::{Service, ServiceError};
-use crate::scheduler::{JobFilter, JobId, JobSpec, JobState, RunId, RunMode, SchedulerError};
+use crate::auth::{Principal, Role};
+use crate::scheduler::{Job, JobFilter, JobId, JobSpec, JobState, RunId, RunMode, SchedulerError};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -22,8 +24,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &'static str, detail: impl Into<serde_json::Value>) -> Self {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<serde_json::Value>) -> Self {
         ApiError { status, error, detail: detail.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn detail_text(&self) -> String {
+        match &self.detail {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -57,6 +70,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "parse", lines)
             }
             ServiceError::NoAttempt { .. } | ServiceError::NoSuchGpu(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            ServiceError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
             ServiceError::NoParser(_) | ServiceError::Plugin(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", detail),
         }
     }
@@ -74,7 +88,7 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A path parameter whose rejection is answered in the API's JSON error shape.
 pub struct PathParam<T>(pub T);
@@ -95,30 +109,41 @@ pub async fn no_route(uri: axum::http::Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
 }
 type Shared = State<Arc<Service>>;
+type Caller = Extension<Principal>;
 
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/shutdown", post(shutdown))
-        .route("/api/v1/node", get(node))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/gpus/{index}", get(gpu))
-        .route("/api/v1/plugins", get(plugins))
-        .route("/api/v1/plugins/reload", post(reload_plugins))
-        .route("/api/v1/queues", get(queues))
-        .route("/api/v1/jobs/{id}/retry", post(retry))
-        .route("/api/v1/jobs/{id}/attempts", get(attempts))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/jobs", post(submit).get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(job))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel))
-        .route("/api/v1/jobs/{id}/hold", post(hold))
-        .route("/api/v1/jobs/{id}/release", post(release))
-        .route("/api/v1/jobs/{id}/log", get(log))
-        .route("/api/v1/runs", post(start_run).get(runs))
-        .route("/api/v1/runs/{id}/stop", post(stop_run))
-        .route("/api/v1/queues/{name}", put(set_queue))
+/// The job, if the caller may see or change it.
+async fn owned(service: &Service, who: &Principal, id: JobId) -> ApiResult<Job> {
+    let job = service.scheduler.job(id).await?;
+    Service::may_touch(who, &job)?;
+    Ok(job)
+}
+
+pub fn routes(service: Arc<Service>) -> Routes {
+    use Access::{Admin, Operate, Public, Read};
+    Routes::new(service.auth.clone(), "native")
+        .get("/api/v1/health", Public, "Liveness and version", health)
+        .get("/metrics", Public, "Prometheus metrics: GPUs with DCGM names, jobs, queues, scheduling, plugins", metrics)
+        .post("/api/v1/shutdown", Admin, "Stop the daemon; running jobs carry on under their shims", shutdown)
+        .get("/api/v1/node", Read, "This machine: GPUs, host, driver, versions, whether simulated", node)
+        .get("/api/v1/events", Read, "Server-sent events: job, run and GPU changes", events)
+        .get("/api/v1/gpus/{index}", Read, "One GPU with its history (`?since=` ms since the epoch)", gpu)
+        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures", plugins)
+        .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
+        .get("/api/v1/queues", Read, "Queues with their counts, parallelism and backoff", queues)
+        .put("/api/v1/queues/{name}", Admin, "Set a queue's parallelism", set_queue)
+        .get("/api/v1/status", Read, "The scheduler at a glance", status)
+        .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
+        .get("/api/v1/jobs", Read, "Jobs, filtered by `state`, `queue`, `run`, `owner`; paginated by `offset` and `limit`", list_jobs)
+        .get("/api/v1/jobs/{id}", Read, "One job with its attempts", job)
+        .post("/api/v1/jobs/{id}/cancel", Operate, "Cancel a job, stopping it if it runs", cancel)
+        .post("/api/v1/jobs/{id}/hold", Operate, "Hold a waiting job", hold)
+        .post("/api/v1/jobs/{id}/release", Operate, "Release a held job", release)
+        .post("/api/v1/jobs/{id}/retry", Operate, "Run a failed or cancelled job again", retry)
+        .get("/api/v1/jobs/{id}/attempts", Read, "A job's attempts", attempts)
+        .get("/api/v1/jobs/{id}/log", Read, "A job's log (`?attempt=&offset=`; `?follow=true` streams it as server-sent events)", log)
+        .post("/api/v1/runs", Operate, "Start a run from a command file", start_run)
+        .get("/api/v1/runs", Read, "Runs with their counts", runs)
+        .post("/api/v1/runs/{id}/stop", Operate, "Stop a run: its waiting jobs are cancelled, its running ones stopped", stop_run)
         .with_state(service)
 }
 
@@ -192,12 +217,13 @@ async fn queues(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::
     Ok(Json(service.scheduler.queues().await?))
 }
 
-async fn retry(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn retry(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
+    owned(&service, &who, id).await?;
     Ok(Json(service.scheduler.retry(id).await?))
 }
 
-async fn attempts(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Vec<crate::scheduler::Attempt>>> {
-    Ok(Json(service.scheduler.job(id).await?.attempts))
+async fn attempts(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Vec<crate::scheduler::Attempt>>> {
+    Ok(Json(owned(&service, &who, id).await?.attempts))
 }
 
 async fn status(State(service): Shared) -> ApiResult<Json<crate::scheduler::Status>> {
@@ -212,11 +238,14 @@ enum Submission {
     One(Box<JobSpec>),
 }
 
-async fn submit(State(service): Shared, body: Result<Json<Submission>, JsonRejection>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let specs = match body?.0 {
+async fn submit(State(service): Shared, Extension(who): Caller, body: Result<Json<Submission>, JsonRejection>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let mut specs = match body?.0 {
         Submission::Batch { jobs } => jobs,
         Submission::One(spec) => vec![*spec],
     };
+    if service.auth.mode() != crate::auth::AuthMode::None {
+        specs.iter_mut().for_each(|spec| Service::stamp_owner(&who, spec));
+    }
     let ids = service.scheduler.submit(specs).await?;
     Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
 }
@@ -227,36 +256,41 @@ struct JobQuery {
     state: Option<String>,
     queue: Option<String>,
     run: Option<RunId>,
+    owner: Option<String>,
     #[serde(default)]
     offset: usize,
     limit: Option<usize>,
 }
 
-async fn list_jobs(State(service): Shared, query: Result<Query<JobQuery>, QueryRejection>) -> ApiResult<Json<serde_json::Value>> {
+async fn list_jobs(State(service): Shared, Extension(who): Caller, query: Result<Query<JobQuery>, QueryRejection>) -> ApiResult<Json<serde_json::Value>> {
     let Query(query) = query?;
     let state = match query.state.as_deref() {
         Some(s) => Some(s.parse::<JobState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", format!("state: {e}")))?),
         None => None,
     };
-    let jobs = service.scheduler.jobs(JobFilter { state, queue: query.queue, run: query.run }).await?;
+    let owner = if who.role == Role::User { Some(who.name) } else { query.owner };
+    let jobs = service.scheduler.jobs(JobFilter { state, queue: query.queue, run: query.run, owner }).await?;
     let total = jobs.len();
     let page: Vec<_> = jobs.into_iter().skip(query.offset).take(query.limit.unwrap_or(usize::MAX)).collect();
     Ok(Json(json!({ "total": total, "offset": query.offset, "jobs": page })))
 }
 
-async fn job(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
-    Ok(Json(service.scheduler.job(id).await?))
+async fn job(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
+    Ok(Json(owned(&service, &who, id).await?))
 }
 
-async fn cancel(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn cancel(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
+    owned(&service, &who, id).await?;
     Ok(Json(service.scheduler.cancel(id).await?))
 }
 
-async fn hold(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn hold(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
+    owned(&service, &who, id).await?;
     Ok(Json(service.scheduler.hold(id).await?))
 }
 
-async fn release(State(service): Shared, PathParam(id): PathParam<JobId>) -> ApiResult<Json<crate::scheduler::Job>> {
+async fn release(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
+    owned(&service, &who, id).await?;
     Ok(Json(service.scheduler.release(id).await?))
 }
 
@@ -270,8 +304,9 @@ struct LogQuery {
     follow: bool,
 }
 
-async fn log(State(service): Shared, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Response> {
+async fn log(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Response> {
     let Query(query) = query?;
+    owned(&service, &who, id).await?;
     if query.follow {
         return Ok(follow_log(service, id, query.attempt, query.offset).await?.into_response());
     }
@@ -321,17 +356,17 @@ struct RunBody {
     mode: Option<RunMode>,
 }
 
-async fn start_run(State(service): Shared, body: Result<Json<RunBody>, JsonRejection>) -> ApiResult<(StatusCode, Json<crate::scheduler::RunStatus>)> {
+async fn start_run(State(service): Shared, Extension(who): Caller, body: Result<Json<RunBody>, JsonRejection>) -> ApiResult<(StatusCode, Json<crate::scheduler::RunStatus>)> {
     let Json(body) = body?;
-    Ok((StatusCode::CREATED, Json(service.start_run(body.file, body.mode).await?)))
+    Ok((StatusCode::CREATED, Json(service.start_run(body.file, body.mode, Some(&who)).await?)))
 }
 
 async fn runs(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::RunStatus>>> {
     Ok(Json(service.scheduler.runs().await?))
 }
 
-async fn stop_run(State(service): Shared, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
-    Ok(Json(service.scheduler.stop_run(id).await?))
+async fn stop_run(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
+    Ok(Json(service.stop_run(id, &who).await?))
 }
 
 #[derive(Deserialize)]

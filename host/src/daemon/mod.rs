@@ -3,15 +3,22 @@
 //! daemon leaves them running, and the next daemon on the same state directory adopts them.
 //!
 //! - `service`: what routes call beyond the scheduler itself (runs from command files, logs);
+//! - `routes`: the route table every route is added to, with its access level;
 //! - `api`: the HTTP routes of `/api/v1`;
-//! - `compat`: the seed systems' own endpoints over the same services.
+//! - `compat`: the seed systems' own endpoints over the same services;
+//! - `auth`: the access check of every route, logins, tokens and accounts;
+//! - `openapi`: the API's description, made from the route table.
 
 mod api;
+mod auth;
 mod compat;
+mod openapi;
+mod routes;
 mod service;
 
 pub use service::{LogChunk, Service, ServiceError};
 
+use crate::auth::{AuthMode, Authority};
 use crate::config::Config;
 use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
 use crate::host_info::HostMonitor;
@@ -44,6 +51,10 @@ pub enum DaemonError {
     Scheduler(#[from] crate::scheduler::SchedulerError),
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("refusing to listen on {0} without authentication: anyone who reaches it could run commands here. Set [auth] mode = \"secret\" or \"users\", listen on 127.0.0.1, or set auth.allow_open_network = true to accept the risk")]
+    OpenNetwork(std::net::SocketAddr),
     #[error("{0}")]
     Internal(String),
 }
@@ -76,6 +87,10 @@ pub async fn serve(
 ) -> Result<(), DaemonError> {
     let state_dir = config.state_dir.clone();
     let state_error = |message: String| DaemonError::StateDir { path: state_dir.clone(), message };
+    let addr = listener.local_addr().map_err(DaemonError::Http)?;
+    if !addr.ip().is_loopback() && config.auth.mode == AuthMode::None && !config.auth.allow_open_network {
+        return Err(DaemonError::OpenNetwork(addr));
+    }
     std::fs::create_dir_all(&state_dir).map_err(|e| state_error(e.to_string()))?;
     // Two daemons on one state directory would both start its jobs.
     let _lock = lock_state_dir(&state_dir)?;
@@ -98,7 +113,17 @@ pub async fn serve(
     let policy = PolicyService::new(plugins.clone(), config.plugins.policy.clone());
 
     let db = state_dir.join("gantry.db");
-    let store = blocking(move || Store::open(&db)).await??;
+    let store = {
+        let db = db.clone();
+        blocking(move || Store::open(&db)).await??
+    };
+    let (auth, notice) = {
+        let (auth, dir) = (config.auth.clone(), state_dir.clone());
+        blocking(move || Authority::open(auth, &dir, &db)).await??
+    };
+    if let Some(notice) = notice {
+        (options.notices)(&notice);
+    }
     let shim_program = shim_program()?;
     let metrics = Arc::new(SchedulerMetrics::default());
     let scheduler = Scheduler::start(
@@ -120,8 +145,16 @@ pub async fn serve(
     let _rules_watcher = watch_rules(&config, scheduler.clone(), options.notices);
 
     let host = HostMonitor::start(HOST_INTERVAL).map_err(|e| DaemonError::Internal(format!("starting the host monitor: {e}")))?;
-    let service = Arc::new(Service { scheduler: scheduler.clone(), gpus: monitor, host, plugins, parser: config.plugins.parser.clone(), metrics, shutdown: Arc::new(tokio::sync::Notify::new()) });
-    let addr = listener.local_addr().map_err(DaemonError::Http)?;
+    let service = Arc::new(Service {
+        scheduler: scheduler.clone(),
+        gpus: monitor,
+        host,
+        plugins,
+        parser: config.plugins.parser.clone(),
+        metrics,
+        auth: Arc::new(auth),
+        shutdown: Arc::new(tokio::sync::Notify::new()),
+    });
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
     let info_path = state_dir.join(INFO_FILE);
     let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::Internal(e.to_string()))?;
@@ -136,7 +169,8 @@ pub async fn serve(
             () = asked.notified() => {}
         }
     };
-    let served = axum::serve(listener, app(service, &config.server)).with_graceful_shutdown(stop).await;
+    let app = app(service, &config.server).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
     served.map_err(DaemonError::Http)
@@ -147,8 +181,18 @@ pub async fn serve(
 fn app(service: Arc<Service>, server: &crate::config::ServerConfig) -> axum::Router {
     use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
     use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-    let mut app = api::router(service.clone())
-        .merge(compat::router(service))
+    let (router, mut operations) = api::routes(service.clone()).merge(compat::routes(service.clone())).merge(auth::routes(service)).into_parts();
+    operations.push(routes::Operation {
+        method: http::Method::GET,
+        path: openapi::PATH,
+        tag: "meta",
+        summary: "This API's OpenAPI 3 document",
+        access: auth::Access::Public,
+    });
+    let document = bytes::Bytes::from(serde_json::to_vec(&openapi::document(&operations)).unwrap_or_default());
+    let describe = axum::routing::get(move || async move { ([(http::header::CONTENT_TYPE, "application/json")], document) });
+    let mut app = router
+        .route(openapi::PATH, describe)
         .fallback(api::no_route)
         .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))

@@ -2,12 +2,13 @@
 //! (a command file goes through the parser plugin before it becomes a run; logs are read from
 //! attempt directories).
 
+use crate::auth::{AuthMode, Authority, Principal, Role};
 use crate::executor;
 use crate::gpu::{DriverInfo, GpuMonitor, GpuSummary, UsageSample};
 use crate::host_info::{HostInfo, HostMonitor};
 use crate::metrics::{family, label, SchedulerMetrics};
 use crate::plugin::{Diagnostic, ParseMode, PluginRuntime};
-use crate::scheduler::{GpuCount, Job, JobId, JobSpec, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
+use crate::scheduler::{GpuCount, Job, JobFilter, JobId, JobSpec, JobState, RunId, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub enum ServiceError {
     NoAttempt { job: JobId, attempt: u32 },
     #[error("GPU {0} does not exist")]
     NoSuchGpu(u32),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub struct Service {
@@ -38,6 +41,7 @@ pub struct Service {
     pub plugins: Arc<PluginRuntime>,
     pub parser: String,
     pub metrics: Arc<SchedulerMetrics>,
+    pub auth: Arc<Authority>,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     pub shutdown: Arc<tokio::sync::Notify>,
 }
@@ -78,6 +82,17 @@ pub struct LogChunk {
     pub data: String,
     /// The attempt has ended: nothing more will be written.
     pub complete: bool,
+}
+
+/// What an account has used here (`/auth/users/me`).
+#[derive(Debug, Default, Serialize)]
+pub struct Usage {
+    pub jobs_submitted: usize,
+    pub jobs_running: usize,
+    pub jobs_succeeded: usize,
+    pub jobs_failed: usize,
+    /// GPU time of all its attempts, in hours.
+    pub gpu_hours: f64,
 }
 
 /// Most bytes one log request returns.
@@ -152,7 +167,7 @@ impl Service {
 
     /// Loads a command file as a run: read, parsed by the parser plugin (off the async threads),
     /// its blocks turned into jobs whose queues are the file's queue ids.
-    pub async fn start_run(&self, file: PathBuf, mode: Option<RunMode>) -> Result<RunStatus, ServiceError> {
+    pub async fn start_run(&self, file: PathBuf, mode: Option<RunMode>, who: Option<&Principal>) -> Result<RunStatus, ServiceError> {
         let text = tokio::fs::read_to_string(&file)
             .await
             .map_err(|e| ServiceError::File { path: file.clone(), message: e.to_string() })?;
@@ -181,10 +196,55 @@ impl Service {
                 gpus: Some(GpuCount { min: block.gpu_count.max(1), max: block.gpu_count.max(1) }),
                 memory_mib: gb_to_mib(block.memory_gb),
                 cwd: cwd.clone(),
+                owner: who.filter(|_| self.auth.mode() != AuthMode::None).map(|w| w.name.clone()),
                 ..JobSpec::default()
             })
             .collect();
         Ok(self.scheduler.start_run(RunRequest { file, mode, jobs }).await?)
+    }
+
+    /// Users see and change only their own jobs; admins all of them, viewers see all and change
+    /// none (their routes let them only read).
+    pub fn may_touch(who: &Principal, job: &Job) -> Result<(), ServiceError> {
+        if who.role == Role::User && job.spec.owner.as_deref() != Some(who.name.as_str()) {
+            let owner = job.spec.owner.as_deref().unwrap_or("nobody");
+            return Err(ServiceError::Forbidden(format!("job {} belongs to {owner}", job.id)));
+        }
+        Ok(())
+    }
+
+    /// A job is owned by whoever submits it; only an admin may submit in someone else's name.
+    pub fn stamp_owner(who: &Principal, spec: &mut JobSpec) {
+        if who.role != Role::Admin || spec.owner.is_none() {
+            spec.owner = Some(who.name.clone());
+        }
+    }
+
+    /// Stops a run, if every job of it is the caller's to cancel.
+    pub async fn stop_run(&self, id: RunId, who: &Principal) -> Result<RunStatus, ServiceError> {
+        for job in self.scheduler.jobs(JobFilter { run: Some(id), ..JobFilter::default() }).await? {
+            Self::may_touch(who, &job)?;
+        }
+        Ok(self.scheduler.stop_run(id).await?)
+    }
+
+    /// Jobs of `owner` by state, and the GPU time of their attempts.
+    pub async fn usage(&self, owner: &str) -> Result<Usage, ServiceError> {
+        let jobs = self.scheduler.jobs(JobFilter { owner: Some(owner.to_string()), ..JobFilter::default() }).await?;
+        let now = crate::auth::now_ms();
+        let gpu_ms: u64 = jobs
+            .iter()
+            .flat_map(|j| j.attempts.iter())
+            .map(|a| a.ended_ms.unwrap_or(now).saturating_sub(a.started_ms) * a.gpus.len() as u64)
+            .sum();
+        let count = |state: JobState| jobs.iter().filter(|j| j.state == state).count();
+        Ok(Usage {
+            jobs_submitted: jobs.len(),
+            jobs_running: count(JobState::Running),
+            jobs_succeeded: count(JobState::Succeeded),
+            jobs_failed: count(JobState::Failed),
+            gpu_hours: gpu_ms as f64 / 3_600_000.0,
+        })
     }
 
     /// Reads an attempt's log (the latest attempt unless one is named) from `offset`.

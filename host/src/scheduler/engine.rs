@@ -273,6 +273,7 @@ impl Engine {
                     .filter(|j| filter.state.is_none_or(|s| j.state == s))
                     .filter(|j| filter.queue.as_ref().is_none_or(|q| &j.queue == q))
                     .filter(|j| filter.run.is_none_or(|r| j.run == Some(r)))
+                    .filter(|j| filter.owner.as_ref().is_none_or(|o| j.spec.owner.as_ref() == Some(o)))
                     .cloned()
                     .collect();
                 let _ = reply.send(jobs);

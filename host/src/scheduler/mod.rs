@@ -62,6 +62,7 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     pub queue: Option<String>,
     pub run: Option<RunId>,
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -8,19 +8,20 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use crate::daemon::auth::Access;
+use crate::daemon::routes::Routes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/api/v1/gpu/status", get(status))
-        .route("/api/v1/gpu/available", get(available))
-        .route("/api/v1/gpu/{id}/details", get(details))
-        .route("/api/v1/gpu/summary", get(summary))
+pub fn routes(service: Arc<Service>) -> Routes {
+    Routes::new(service.auth.clone(), "seed 000")
+        .get("/api/v1/gpu/status", Access::Read, "Every GPU in seed 000's envelope", status)
+        .get("/api/v1/gpu/available", Access::Read, "GPUs with at least `min_memory` MiB free (`task_type` accepted)", available)
+        .get("/api/v1/gpu/{id}/details", Access::Read, "One GPU in seed 000's envelope", details)
+        .get("/api/v1/gpu/summary", Access::Read, "Counts of GPUs by state and memory totals", summary)
         .with_state(service)
 }
 

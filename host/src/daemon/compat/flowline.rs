@@ -5,13 +5,17 @@
 use super::gb;
 use crate::daemon::service::Service;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use crate::daemon::auth::Access;
+use crate::daemon::routes::Routes;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new().route("/api/info", get(info)).route("/api/health", get(health)).with_state(service)
+pub fn routes(service: Arc<Service>) -> Routes {
+    Routes::new(service.auth.clone(), "seed 003")
+        .get("/api/info", Access::Read, "Seed 003's agent report: timestamp, system block, GPUs", info)
+        .get("/api/health", Access::Public, "Seed 003's health check", health)
+        .with_state(service)
 }
 
 async fn info(State(service): State<Arc<Service>>) -> Json<Value> {

@@ -5,8 +5,9 @@ use crate::daemon::service::Service;
 use crate::gpu::GpuSnapshot;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use crate::daemon::auth::Access;
+use crate::daemon::routes::Routes;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,11 +20,11 @@ pub struct GpuManager {
     rendered: parking_lot::Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/api/gpu", get(gpu))
-        .route("/api/gpu/processes", get(processes))
-        .route("/api/gpu/state", get(state))
+pub fn routes(service: Arc<Service>) -> Routes {
+    Routes::new(service.auth.clone(), "seed 001/004")
+        .get("/api/gpu", Access::Read, "GPU monitoring with host block, active users and *_human fields", gpu)
+        .get("/api/gpu/processes", Access::Read, "Processes on every GPU with their users", processes)
+        .get("/api/gpu/state", Access::Read, "The monitor's state", state)
         .with_state(Arc::new(GpuManager { service, rendered: parking_lot::Mutex::new(None) }))
 }
 

@@ -9,12 +9,12 @@ mod diffusion_pipe;
 mod flowline;
 mod gpu_manager;
 
+use super::routes::Routes;
 use super::service::Service;
-use axum::Router;
 use std::sync::Arc;
 
-pub fn router(service: Arc<Service>) -> Router {
-    diffusion_pipe::router(service.clone()).merge(gpu_manager::router(service.clone())).merge(flowline::router(service))
+pub fn routes(service: Arc<Service>) -> Routes {
+    diffusion_pipe::routes(service.clone()).merge(gpu_manager::routes(service.clone())).merge(flowline::routes(service))
 }
 
 /// MiB as the seeds' GB: GiB, to one decimal.

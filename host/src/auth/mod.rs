@@ -1,0 +1,327 @@
+//! Who may call the daemon. By configuration (`[auth] mode`):
+//!
+//! - `none`: everyone is an admin. Only for loopback: the daemon refuses to listen beyond it in
+//!   this mode unless `allow_open_network` says so.
+//! - `secret` (seed 001): one shared secret; logging in with it gives an admin session.
+//! - `users` (seed 002): accounts with argon2 passwords and the roles admin, user and viewer;
+//!   JWT access tokens with refresh tokens, and long-lived API tokens for scripts.
+//!
+//! - `token`: signed tokens (HS256 JWTs);
+//! - `users`: the accounts and their tokens in SQLite;
+//! - `limiter`: failed logins per client address.
+
+pub mod limiter;
+pub mod token;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+pub use token::{Claims, TokenKind};
+pub use users::{NewUser, Profile, TokenInfo, User, UserStore};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Submits jobs and runs, and sees and changes only their own jobs.
+    User,
+    /// Everything, including configuration, plugins and other users' jobs.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    None,
+    Secret,
+    Users,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// Secret mode's secret; `None`: generated at first start, printed once, kept in the state dir.
+    pub secret: Option<String>,
+    /// Users mode: whether anyone may register (`/auth/register`), or only admins create accounts.
+    pub allow_register: bool,
+    /// Mode `none` on an address beyond loopback, knowingly.
+    pub allow_open_network: bool,
+    /// Lifetime of browser sessions.
+    pub session_ttl: Duration,
+    /// Lifetime of users-mode access tokens (renewed with the refresh token).
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Failed logins one address may make per minute before it has to wait.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            secret: None,
+            allow_register: true,
+            allow_open_network: false,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    #[error("wrong e-mail or password")]
+    BadCredentials,
+    #[error("wrong secret")]
+    BadSecret,
+    #[error("the token is not valid (expired, revoked or unknown)")]
+    BadToken,
+    #[error("this account is deactivated")]
+    Inactive,
+    #[error("no such account")]
+    NoSuchUser,
+    #[error("`{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("registration is closed: an admin creates accounts")]
+    RegistrationClosed,
+    #[error("this needs auth mode `{0}`")]
+    WrongMode(&'static str),
+    #[error("too many failed logins from this address; try again in {0} s")]
+    RateLimited(u64),
+    #[error("accounts: {0}")]
+    Store(String),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Whoever is calling, once authenticated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The caller of a daemon without authentication.
+    pub fn local() -> Principal {
+        Principal { id: "local".into(), name: "local".into(), role: Role::Admin }
+    }
+
+    fn of(user: &User) -> Principal {
+        Principal { id: user.id.clone(), name: user.name().to_string(), role: user.role }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A token handed to a client, with what goes with it.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub token: String,
+    pub csrf: String,
+    pub expires_s: u64,
+}
+
+/// The daemon's authentication state: mode, keys, accounts and the login limiter.
+pub struct Authority {
+    config: AuthConfig,
+    /// Signs tokens. In secret mode it is derived from the secret too, so changing the secret
+    /// ends every session.
+    key: Vec<u8>,
+    secret: Option<String>,
+    users: Option<UserStore>,
+    pub limiter: limiter::LoginLimiter,
+}
+
+const KEY_FILE: &str = "auth.key";
+const SECRET_FILE: &str = "auth.secret";
+
+impl Authority {
+    /// Reads (or makes) the signing key and, in secret mode without a configured secret, the
+    /// generated secret. The second value is a line to show once: the secret just generated.
+    pub fn open(config: AuthConfig, state_dir: &Path, db: &Path) -> Result<(Authority, Option<String>), AuthError> {
+        let key = read_or_create(&state_dir.join(KEY_FILE), || users::random_hex(32))?;
+        let mut notice = None;
+        let secret = match (config.mode, &config.secret) {
+            (AuthMode::Secret, Some(secret)) => Some(secret.clone()),
+            (AuthMode::Secret, None) => {
+                let path = state_dir.join(SECRET_FILE);
+                let existed = path.exists();
+                let secret = read_or_create(&path, || users::random_hex(12))?;
+                if !existed {
+                    notice = Some(format!("auth: generated the access secret {secret} (kept in {}; set auth.secret to choose one)", path.display()));
+                }
+                Some(secret)
+            }
+            _ => None,
+        };
+        let key = match &secret {
+            Some(secret) => {
+                use hmac::Mac;
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!("any key length"));
+                mac.update(secret.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            None => key.into_bytes(),
+        };
+        let users = match config.mode {
+            AuthMode::Users => Some(UserStore::open(db)?),
+            _ => None,
+        };
+        let limiter = limiter::LoginLimiter::new(config.login_attempts_per_minute, Duration::from_secs(60));
+        Ok((Authority { config, key, secret, users, limiter }, notice))
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.config.mode
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// Secret mode: whether `given` is the secret, compared in constant time.
+    pub fn check_secret(&self, given: &str) -> Result<Principal, AuthError> {
+        let secret = self.secret.as_deref().ok_or(AuthError::WrongMode("secret"))?;
+        if bool::from(secret.as_bytes().ct_eq(given.as_bytes())) {
+            Ok(Principal { id: "admin".into(), name: "admin".into(), role: Role::Admin })
+        } else {
+            Err(AuthError::BadSecret)
+        }
+    }
+
+    pub fn issue(&self, who: &Principal, kind: TokenKind) -> Issued {
+        let ttl = match kind {
+            TokenKind::Session => self.config.session_ttl,
+            TokenKind::Access => self.config.access_ttl,
+        };
+        let now = now_ms() / 1000;
+        let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs() };
+        Issued { token: token::sign(&self.key, &claims), csrf: claims.csrf, expires_s: ttl.as_secs() }
+    }
+
+    /// A signed token's claims. Users-mode tokens name an account that must still exist and be
+    /// active with the same role; that check needs the database, see [`Authority::current`].
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        token::verify(&self.key, token, now_ms() / 1000).map_err(|_| AuthError::BadToken)
+    }
+
+    pub fn users(&self) -> Result<&UserStore, AuthError> {
+        self.users.as_ref().ok_or(AuthError::WrongMode("users"))
+    }
+
+    /// Users mode: the account behind verified claims as it is now (a deactivated account or a
+    /// changed role takes effect at once, not when the token expires). Blocks.
+    pub fn current(&self, claims: &Claims) -> Result<Principal, AuthError> {
+        match &self.users {
+            None => Ok(Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role }),
+            Some(users) => {
+                let user = users.get(&claims.sub).map_err(|_| AuthError::BadToken)?;
+                if !user.is_active {
+                    return Err(AuthError::Inactive);
+                }
+                Ok(Principal::of(&user))
+            }
+        }
+    }
+
+    /// Users mode: an API token's account. Blocks.
+    pub fn api_token(&self, token: &str) -> Result<Principal, AuthError> {
+        Ok(Principal::of(&self.users()?.token_user(token, "api")?))
+    }
+
+    /// Users mode: checks e-mail and password; blocks (argon2).
+    pub fn login(&self, email: &str, password: &str) -> Result<User, AuthError> {
+        self.users()?.login(email, password)
+    }
+
+    pub fn register(&self, new: NewUser) -> Result<User, AuthError> {
+        if !self.config.allow_register {
+            return Err(AuthError::RegistrationClosed);
+        }
+        self.users()?.create(new, false)
+    }
+
+    /// An access token and a refresh token for the account.
+    pub fn tokens_for(&self, user: &User) -> Result<(Issued, String), AuthError> {
+        let access = self.issue(&Principal::of(user), TokenKind::Access);
+        let expires = now_ms() + self.config.refresh_ttl.as_millis() as u64;
+        let (refresh, _) = self.users()?.issue_token(&user.id, "refresh", "refresh", Some(expires))?;
+        Ok((access, refresh))
+    }
+
+    /// Trades a refresh token for a new pair; the old refresh token stops working.
+    pub fn refresh(&self, refresh: &str) -> Result<(User, Issued, String), AuthError> {
+        let users = self.users()?;
+        let user = users.token_user(refresh, "refresh")?;
+        users.revoke(refresh)?;
+        let (access, refresh) = self.tokens_for(&user)?;
+        Ok((user, access, refresh))
+    }
+}
+
+/// The file's first line, or a new value written with mode 0600 when it does not exist.
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> Result<String, AuthError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file_error = |e: std::io::Error| AuthError::File { path: path.to_path_buf(), message: e.to_string() };
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        Ok(_) => Err(AuthError::File { path: path.to_path_buf(), message: "is empty; delete it to have a new one made".into() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let value = make();
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(file_error)?;
+            file.write_all(format!("{value}\n").as_bytes()).map_err(file_error)?;
+            Ok(value)
+        }
+        Err(e) => Err(file_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_mode_generates_once_and_sessions_follow_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("gantry.db");
+        let config = AuthConfig { mode: AuthMode::Secret, ..AuthConfig::default() };
+        let (first, notice) = Authority::open(config.clone(), dir.path(), &db).expect("open");
+        let line = notice.expect("a generated secret is shown");
+        let secret = std::fs::read_to_string(dir.path().join(SECRET_FILE)).expect("kept").trim().to_string();
+        assert!(line.contains(&secret));
+        assert_eq!(first.check_secret("nope"), Err(AuthError::BadSecret));
+        let admin = first.check_secret(&secret).expect("right secret");
+        let session = first.issue(&admin, TokenKind::Session);
+
+        // The next start reads it and says nothing; its sessions stay valid.
+        let (second, notice) = Authority::open(config.clone(), dir.path(), &db).expect("reopen");
+        assert!(notice.is_none());
+        assert_eq!(second.verify(&session.token).expect("still valid").role, Role::Admin);
+
+        // A configured secret replaces it, and the old sessions end.
+        let (third, _) = Authority::open(AuthConfig { secret: Some("another one".into()), ..config }, dir.path(), &db).expect("open");
+        assert_eq!(third.verify(&session.token), Err(AuthError::BadToken));
+    }
+}
