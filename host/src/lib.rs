@@ -13,11 +13,13 @@
 //!   [`procfs`] holds the few facts read from `/proc`; [`metrics`] is Prometheus' side of it.
 
 pub mod auth;
+pub mod command_files;
 pub mod config;
 pub mod daemon;
 pub mod executor;
 pub mod gpu;
 pub mod host_info;
+pub mod log_access;
 pub mod metrics;
 pub mod plugin;
 pub mod policy;

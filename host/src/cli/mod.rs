@@ -103,7 +103,7 @@ pub fn main() -> ExitCode {
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => Config::load(path)?,
-        None => Config::defaults(),
+        None => Config::discover()?,
     })
 }
 

@@ -71,6 +71,23 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::NoAttempt { .. } | ServiceError::NoSuchGpu(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
             ServiceError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            ServiceError::Invalid { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail),
+            ServiceError::CommandFile(e) => match e {
+                crate::command_files::CommandFileError::Missing { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+                crate::command_files::CommandFileError::NoBackup { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+                crate::command_files::CommandFileError::Io { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "file", detail),
+            },
+            ServiceError::Edit(e) => match e {
+                crate::config::edit::EditError::File { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "file", detail),
+                _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail),
+            },
+            ServiceError::LogAccess(e) => match e {
+                crate::log_access::LogAccessError::Outside(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
+                crate::log_access::LogAccessError::Unbound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+                crate::log_access::LogAccessError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "path", detail),
+                crate::log_access::LogAccessError::Io { .. } => ApiError::new(StatusCode::NOT_FOUND, "file", detail),
+            },
+            ServiceError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
             ServiceError::NoParser(_) | ServiceError::Plugin(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", detail),
         }
     }
@@ -144,6 +161,16 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .post("/api/v1/runs", Operate, "Start a run from a command file", start_run)
         .get("/api/v1/runs", Read, "Runs with their counts", runs)
         .post("/api/v1/runs/{id}/stop", Operate, "Stop a run: its waiting jobs are cancelled, its running ones stopped", stop_run)
+        .get("/api/v1/command-files", Read, "The numbered command files of both modes", command_files)
+        .post("/api/v1/command-files/{mode}", Operate, "A new command file after the last (`{queues}` or `{text}`, or empty)", create_command_file)
+        .get("/api/v1/command-files/{mode}/{index}", Read, "A command file: its text, and its queues and processes", command_file)
+        .put("/api/v1/command-files/{mode}/{index}", Operate, "Replace a command file with `{queues}` (rendered by the parser plugin) or `{text}` (kept if it parses)", put_command_file)
+        .delete("/api/v1/command-files/{mode}/{index}", Operate, "Delete a command file (its backup stays)", delete_command_file)
+        .post("/api/v1/command-files/{mode}/{index}/reset", Operate, "Put a command file back as it was before its last change", reset_command_file)
+        .get("/api/v1/rules", Read, "The scheduling rules", rules)
+        .put("/api/v1/rules", Admin, "Change rules: written keeping the file's comments, applied to the next scheduling pass", put_rules)
+        .get("/api/v1/settings", Read, "Settings, each with requires_restart, warning and description", settings)
+        .put("/api/v1/settings", Admin, "Change settings; they apply at the next start", put_settings)
         .with_state(service)
 }
 
@@ -378,4 +405,70 @@ struct QueueBody {
 async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, body: Result<Json<QueueBody>, JsonRejection>) -> ApiResult<Json<crate::scheduler::QueueState>> {
     let Json(body) = body?;
     Ok(Json(service.scheduler.set_parallelism(name, body.parallelism).await?))
+}
+
+async fn command_files(State(service): Shared) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!({
+        "single": service.list_command_files(RunMode::Single).await?,
+        "multi": service.list_command_files(RunMode::Multi).await?,
+    })))
+}
+
+async fn command_file(State(service): Shared, PathParam((mode, index)): PathParam<(RunMode, u32)>) -> ApiResult<Json<super::editing::CommandFileView>> {
+    Ok(Json(service.command_file(mode, index).await?))
+}
+
+/// A command file's new content: structured, or the text itself.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CommandFileBody {
+    Text { text: String },
+    Data(super::editing::CommandConfig),
+}
+
+async fn put_command_file(State(service): Shared, PathParam((mode, index)): PathParam<(RunMode, u32)>, body: Result<Json<CommandFileBody>, JsonRejection>) -> ApiResult<Json<super::editing::CommandFileView>> {
+    match body?.0 {
+        CommandFileBody::Text { text } => service.put_command_text(mode, index, text, None).await?,
+        CommandFileBody::Data(data) => service.put_command_config(mode, index, &data).await?,
+    };
+    Ok(Json(service.command_file(mode, index).await?))
+}
+
+async fn create_command_file(State(service): Shared, PathParam(mode): PathParam<RunMode>, body: Option<Json<CommandFileBody>>) -> ApiResult<(StatusCode, Json<super::editing::CommandFileView>)> {
+    let index = match body.map(|Json(b)| b) {
+        None => service.new_command_file(mode, None).await?,
+        Some(CommandFileBody::Data(data)) => service.new_command_file(mode, Some(&data)).await?,
+        Some(CommandFileBody::Text { text }) => {
+            let index = service.new_command_file(mode, None).await?;
+            service.put_command_text(mode, index, text, None).await?;
+            index
+        }
+    };
+    Ok((StatusCode::CREATED, Json(service.command_file(mode, index).await?)))
+}
+
+async fn delete_command_file(State(service): Shared, PathParam((mode, index)): PathParam<(RunMode, u32)>) -> ApiResult<StatusCode> {
+    service.delete_command_file(mode, index).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reset_command_file(State(service): Shared, PathParam((mode, index)): PathParam<(RunMode, u32)>) -> ApiResult<Json<super::editing::CommandFileView>> {
+    service.reset_command_file(mode, index).await?;
+    Ok(Json(service.command_file(mode, index).await?))
+}
+
+pub async fn rules(State(service): Shared) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(service.rules().await?))
+}
+
+async fn put_rules(State(service): Shared, body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(service.put_rules(body?.0).await?))
+}
+
+pub async fn settings(State(service): Shared) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(service.settings().await?))
+}
+
+pub async fn put_settings(State(service): Shared, body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>) -> ApiResult<Json<crate::config::edit::SettingsChange>> {
+    Ok(Json(service.put_settings(body?.0).await?))
 }

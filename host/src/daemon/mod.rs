@@ -12,8 +12,10 @@
 mod api;
 mod auth;
 mod compat;
+mod editing;
 mod openapi;
 mod routes;
+mod run_log;
 mod service;
 
 pub use service::{LogChunk, Service, ServiceError};
@@ -145,6 +147,11 @@ pub async fn serve(
     let _rules_watcher = watch_rules(&config, scheduler.clone(), options.notices);
 
     let host = HostMonitor::start(HOST_INTERVAL).map_err(|e| DaemonError::Internal(format!("starting the host monitor: {e}")))?;
+    let logs = {
+        let roots: Vec<PathBuf> = [state_dir.join("jobs"), config.server.log_dir.clone()].into_iter().chain(config.server.log_roots.iter().cloned()).collect();
+        let bindings = state_dir.join("log_bindings.json");
+        blocking(move || crate::log_access::LogAccess::open(&roots, bindings)).await?.map_err(|e| DaemonError::Internal(e.to_string()))?
+    };
     let service = Arc::new(Service {
         scheduler: scheduler.clone(),
         gpus: monitor,
@@ -153,12 +160,19 @@ pub async fn serve(
         parser: config.plugins.parser.clone(),
         metrics,
         auth: Arc::new(auth),
+        config_file: Arc::new(crate::config::edit::ConfigFile::new(config.path())),
+        config: parking_lot::RwLock::new(config.clone()),
+        logs: Arc::new(logs),
         shutdown: Arc::new(tokio::sync::Notify::new()),
     });
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
     let info_path = state_dir.join(INFO_FILE);
     let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::Internal(e.to_string()))?;
     std::fs::write(&info_path, text).map_err(|e| state_error(e.to_string()))?;
+    let log_dir = config.server.log_dir.clone();
+    let log_error = |e: std::io::Error| DaemonError::StateDir { path: log_dir.clone(), message: e.to_string() };
+    run_log::start(&scheduler, log_dir.clone()).map_err(log_error)?;
+    let pid_file = run_log::write_pid_file(&log_dir, &info.url).map_err(log_error)?;
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
     // Either the caller's signal or `POST /api/v1/shutdown` ends the serving.
@@ -173,6 +187,7 @@ pub async fn serve(
     let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     scheduler.shutdown();
     let _ = std::fs::remove_file(&info_path);
+    let _ = std::fs::remove_file(&pid_file);
     served.map_err(DaemonError::Http)
 }
 

@@ -7,7 +7,7 @@ use crate::executor;
 use crate::gpu::{DriverInfo, GpuMonitor, GpuSummary, UsageSample};
 use crate::host_info::{HostInfo, HostMonitor};
 use crate::metrics::{family, label, SchedulerMetrics};
-use crate::plugin::{Diagnostic, ParseMode, PluginRuntime};
+use crate::plugin::{Diagnostic, JobFile, ParseMode, PluginRuntime};
 use crate::scheduler::{GpuCount, Job, JobFilter, JobId, JobSpec, JobState, RunId, RunMode, RunRequest, RunStatus, Scheduler, SchedulerError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,16 @@ pub enum ServiceError {
     NoSuchGpu(u32),
     #[error("{0}")]
     Forbidden(String),
+    #[error("`{field}`: {message}")]
+    Invalid { field: String, message: String },
+    #[error(transparent)]
+    CommandFile(#[from] crate::command_files::CommandFileError),
+    #[error(transparent)]
+    Edit(#[from] crate::config::edit::EditError),
+    #[error(transparent)]
+    LogAccess(#[from] crate::log_access::LogAccessError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 pub struct Service {
@@ -42,6 +52,10 @@ pub struct Service {
     pub parser: String,
     pub metrics: Arc<SchedulerMetrics>,
     pub auth: Arc<Authority>,
+    /// The configuration as last read or written (the rules in it may have changed since start).
+    pub config: parking_lot::RwLock<crate::config::Config>,
+    pub config_file: Arc<crate::config::edit::ConfigFile>,
+    pub logs: Arc<crate::log_access::LogAccess>,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     pub shutdown: Arc<tokio::sync::Notify>,
 }
@@ -171,17 +185,8 @@ impl Service {
         let text = tokio::fs::read_to_string(&file)
             .await
             .map_err(|e| ServiceError::File { path: file.clone(), message: e.to_string() })?;
-        let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
-        let name = file.to_string_lossy().into_owned();
-        let parse_mode = mode.map(|m| match m {
-            RunMode::Single => ParseMode::Single,
-            RunMode::Multi => ParseMode::Multi,
-        });
-        let parsed = tokio::task::spawn_blocking(move || parser.parse(&name, parse_mode, &text))
-            .await
-            .map_err(|e| ServiceError::Plugin(e.to_string()))?
-            .map_err(|e| ServiceError::Plugin(e.to_string()))?;
-        let job_file = parsed.map_err(|diagnostics| ServiceError::Parse { path: file.clone(), diagnostics })?;
+        let parse_mode = mode.map(super::editing::parse_mode);
+        let job_file = self.parse(&file, parse_mode, &text).await?;
         let mode = match job_file.mode {
             ParseMode::Single => RunMode::Single,
             ParseMode::Multi => RunMode::Multi,
@@ -201,6 +206,18 @@ impl Service {
             })
             .collect();
         Ok(self.scheduler.start_run(RunRequest { file, mode, jobs }).await?)
+    }
+
+    /// A command file's text as jobs, by the parser plugin (off the async threads); its
+    /// findings come back with line and column.
+    pub async fn parse(&self, file: &Path, mode: Option<ParseMode>, text: &str) -> Result<JobFile, ServiceError> {
+        let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
+        let (name, text) = (file.to_string_lossy().into_owned(), text.to_string());
+        let parsed = tokio::task::spawn_blocking(move || parser.parse(&name, mode, &text))
+            .await
+            .map_err(|e| ServiceError::Plugin(e.to_string()))?
+            .map_err(|e| ServiceError::Plugin(e.to_string()))?;
+        parsed.map_err(|diagnostics| ServiceError::Parse { path: file.to_path_buf(), diagnostics })
     }
 
     /// Users see and change only their own jobs; admins all of them, viewers see all and change

@@ -42,21 +42,6 @@ fn human_watts(w: Option<f64>) -> Option<String> {
 }
 
 /// `2025-12-02T01:00:00` (UTC) from milliseconds since the Unix epoch.
-fn timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
 
 fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
     g.processes
@@ -100,7 +85,7 @@ fn render_gpu(service: &Service) -> (u64, Value) {
     let value = json!({
         "available": !gpus.is_empty(),
         "simulated": node.simulated,
-        "timestamp": timestamp(node.sampled_at_ms),
+        "timestamp": super::iso_time(node.sampled_at_ms),
         "gpu_count": node.gpus.len(),
         "total_processes": gpus.iter().map(|g| g.processes.len()).sum::<usize>(),
         "memory_percent": memory_percent,
@@ -143,7 +128,7 @@ fn render_gpu(service: &Service) -> (u64, Value) {
 async fn processes(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
     let node = manager.service.gpus.latest();
     let rows: Vec<Value> = node.gpus.iter().filter_map(|r| r.snapshot()).flat_map(process_rows).collect();
-    Json(json!({ "timestamp": timestamp(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
+    Json(json!({ "timestamp": super::iso_time(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
 }
 
 async fn state(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
@@ -154,7 +139,7 @@ async fn state(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
         "simulated": node.simulated,
         "interval": config.interval.as_secs_f64(),
         "window": config.window.as_secs_f64(),
-        "last_update": timestamp(node.sampled_at_ms),
+        "last_update": super::iso_time(node.sampled_at_ms),
         "gpu_count": node.gpus.len(),
         "unavailable_gpus": node.gpus.iter().filter(|r| r.snapshot().is_none()).map(|r| r.index()).collect::<Vec<_>>(),
     }))
@@ -170,8 +155,8 @@ mod tests {
         assert_eq!(human_mib(1536), "1.5GB");
         assert_eq!(human_mib(512), "512MB");
         assert_eq!(human_watts(Some(149.6)).as_deref(), Some("150W"));
-        assert_eq!(timestamp(0), "1970-01-01T00:00:00");
-        assert_eq!(timestamp(1_764_637_200_000), "2025-12-02T01:00:00");
-        assert_eq!(timestamp(951_782_400_000), "2000-02-29T00:00:00");
+        assert_eq!(super::super::iso_time(0), "1970-01-01T00:00:00");
+        assert_eq!(super::super::iso_time(1_764_637_200_000), "2025-12-02T01:00:00");
+        assert_eq!(super::super::iso_time(951_782_400_000), "2000-02-29T00:00:00");
     }
 }

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod edit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
@@ -75,6 +77,9 @@ struct RawScheduler {
     check_time: Option<f64>,
     /// Seed 001's working directory: the default `cwd` of jobs.
     work_dir: Option<PathBuf>,
+    /// Seed 001's command files: configuration 1 of each mode; configuration N+1 adds `_N`.
+    gpu_command_file: Option<PathBuf>,
+    gpus_command_file: Option<PathBuf>,
     #[serde(default)]
     params: BTreeMap<String, String>,
 }
@@ -90,6 +95,9 @@ struct RawRetry {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    log_dir: Option<PathBuf>,
+    log_level: Option<String>,
+    log_roots: Option<Vec<PathBuf>>,
     cors_origins: Option<Vec<String>>,
     max_body_kib: Option<u64>,
 }
@@ -143,17 +151,38 @@ pub struct Config {
     pub work_dir: Option<PathBuf>,
     /// Where `gantry serve` listens.
     pub listen: std::net::SocketAddr,
+    /// Seed 001's `check_time`, kept only to be shown back: gantry schedules on events.
+    pub check_time_s: Option<f64>,
+    pub command_files: CommandFiles,
     pub server: ServerConfig,
     pub auth: AuthConfig,
 }
 
+/// The first command file of each mode (seed 001/004's `command_gpu.txt`, `command_gpus.txt`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandFiles {
+    pub single: PathBuf,
+    pub multi: PathBuf,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
+    /// The daemon's pid file and run log (seed 001's `logs/`).
+    pub log_dir: PathBuf,
+    /// The daemon's log filter (`error` … `trace`), unless `GANTRY_LOG` says otherwise.
+    pub log_level: String,
+    /// Directories whose files the API may read as logs, beyond job logs and `log_dir`.
+    pub log_roots: Vec<PathBuf>,
     /// Origins a browser may call the API from; `*` for any. Empty: same origin only.
     pub cors_origins: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
 }
+
+/// The configuration file's name in the state directory.
+pub const DEFAULT_FILE: &str = "gantry.toml";
+
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 /// Loopback only: a daemon that runs commands is not offered to the network unless asked.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -164,12 +193,20 @@ const DEFAULT_MAX_BODY_KIB: u64 = 8192;
 #[derive(Clone, Debug)]
 pub struct GpuConfig {
     pub mode: GpuMode,
+    /// `gpu.simulate` as written (`auto` when absent), to be shown back.
+    pub simulate: String,
     /// `gpu.nvml_library`, else `$GANTRY_NVML_LIBRARY`, else the system's `libnvidia-ml.so.1`.
     pub nvml_library: PathBuf,
     pub sampler: SamplerConfig,
 }
 
 impl Config {
+    /// The file the API edits: the one this came from, else `gantry.toml` in the state
+    /// directory, where the next start without `--config` finds it.
+    pub fn path(&self) -> PathBuf {
+        self.source.clone().unwrap_or_else(|| self.state_dir.join(DEFAULT_FILE))
+    }
+
     /// Where simulation mode keeps its stand-in driver and `nvml-sim.json`.
     pub fn sim_dir(&self) -> PathBuf {
         self.state_dir.join("sim")
@@ -205,6 +242,13 @@ const MAX_TIMEOUT_MS: u64 = 60_000;
 const MAX_MEMORY_MIB: u64 = 4096;
 
 impl Config {
+    /// Without `--config`: `gantry.toml` in the default state directory if the API (or someone)
+    /// wrote one there, else the embedded defaults.
+    pub fn discover() -> Result<Config, ConfigError> {
+        let path = default_state_dir().join(DEFAULT_FILE);
+        if path.is_file() { Config::load(&path) } else { Ok(Config::defaults()) }
+    }
+
     /// The embedded defaults, with the state directory from `GANTRY_STATE_DIR` or the XDG state dir.
     pub fn defaults() -> Config {
         Config::validate(None, RawConfig::default()).unwrap_or_else(|e| unreachable!("embedded defaults are valid: {e}"))
@@ -256,6 +300,18 @@ impl Config {
 
         let gpu = gpu_config(raw.gpu, &invalid)?;
         let work_dir = raw.scheduler.work_dir.clone().map(resolve);
+        let check_time_s = raw.scheduler.check_time;
+        // Relative to the configuration file, or to the state directory without one.
+        let command_base = if path.is_some() { base.to_path_buf() } else { state_dir.clone() };
+        let command_file = |p: Option<PathBuf>, default: &str| match p {
+            Some(p) if p.is_absolute() => p,
+            Some(p) => command_base.join(p),
+            None => command_base.join("command").join(default),
+        };
+        let command_files = CommandFiles {
+            single: command_file(raw.scheduler.gpu_command_file.clone(), "command_gpu.txt"),
+            multi: command_file(raw.scheduler.gpus_command_file.clone(), "command_gpus.txt"),
+        };
         let scheduler = scheduler_rules(raw.scheduler, &invalid)?;
         let listen = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen.parse().map_err(|e| invalid("server.listen", format!("'{listen}' is not HOST:PORT: {e}")))?;
@@ -272,7 +328,17 @@ impl Config {
         if max_body_kib == 0 {
             return Err(invalid("server.max_body_kib", "must be at least 1".into()));
         }
-        let server = ServerConfig { cors_origins, max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX) };
+        let log_level = raw.server.log_level.unwrap_or_else(|| "warn".into());
+        if !LOG_LEVELS.contains(&log_level.as_str()) {
+            return Err(invalid("server.log_level", format!("'{log_level}' is not one of {}", LOG_LEVELS.join(", "))));
+        }
+        let server = ServerConfig {
+            log_dir: raw.server.log_dir.map(resolve).unwrap_or_else(|| state_dir.join("logs")),
+            log_roots: raw.server.log_roots.unwrap_or_default().into_iter().map(resolve).collect(),
+            log_level,
+            cors_origins,
+            max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX),
+        };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;
 
@@ -282,6 +348,8 @@ impl Config {
             scheduler,
             work_dir,
             listen,
+            check_time_s,
+            command_files,
             server,
             auth,
             plugins: PluginConfig {
@@ -336,6 +404,7 @@ fn resolve_library(lib: PathBuf, base: &Path) -> PathBuf {
 }
 
 fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<GpuConfig, ConfigError> {
+    let simulate = raw.simulate.as_deref().map_or_else(|| "auto".to_string(), |s| s.trim().to_string());
     let mode = match raw.simulate.as_deref().map(str::trim) {
         None | Some("auto") => GpuMode::Auto,
         Some("off") => GpuMode::Hardware,
@@ -360,7 +429,7 @@ fn gpu_config(raw: RawGpu, invalid: &dyn Fn(&str, String) -> ConfigError) -> Res
         .nvml_library
         .or_else(|| std::env::var_os("GANTRY_NVML_LIBRARY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(crate::gpu::SYSTEM_LIBRARY));
-    Ok(GpuConfig { mode, nvml_library, sampler: SamplerConfig { interval, window, history } })
+    Ok(GpuConfig { mode, simulate, nvml_library, sampler: SamplerConfig { interval, window, history } })
 }
 
 fn scheduler_rules(raw: RawScheduler, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<SchedulingRules, ConfigError> {

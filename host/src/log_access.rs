@@ -1,0 +1,164 @@
+//! Which files the API may read as logs: those inside the configured roots (job logs, the
+//! daemon's log directory, `server.log_roots`), and files an authorised user bound to a process
+//! of a command file (seed 001/004's log bindings, kept in `<state>/log_bindings.json`). A path
+//! is judged after resolving it: `..` is refused outright, and a symlink that leads out of a root
+//! is out. Blocking file work.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogAccessError {
+    #[error("`{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0} is outside the log roots and not a bound log file")]
+    Outside(PathBuf),
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("no log is bound to {0}")]
+    Unbound(String),
+}
+
+/// A log file bound to one process of a command file (seed 001's fields).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub mode: String,
+    pub config_index: u32,
+    pub queue_id: u32,
+    pub process_index: u32,
+    pub log_path: PathBuf,
+    pub bound_at: String,
+}
+
+impl Binding {
+    /// Seed 001's key: `{mode}_{config_index}_{queue_id}_{process_index}`.
+    pub fn key(mode: &str, config_index: u32, queue_id: u32, process_index: u32) -> String {
+        format!("{mode}_{config_index}_{queue_id}_{process_index}")
+    }
+}
+
+pub struct LogAccess {
+    roots: Vec<PathBuf>,
+    file: PathBuf,
+    bindings: parking_lot::Mutex<BTreeMap<String, Binding>>,
+}
+
+/// Most of a log one request returns.
+pub const MAX_READ: u64 = 1 << 20;
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LogAccessError + '_ {
+    move |e| LogAccessError::Io { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// An absolute path without `..`, resolved (symlinks too) to the file it names.
+fn resolve(path: &Path) -> Result<PathBuf, LogAccessError> {
+    if !path.is_absolute() {
+        return Err(LogAccessError::Invalid { field: "path", message: format!("{} is not an absolute path", path.display()) });
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(LogAccessError::Invalid { field: "path", message: format!("{}: `..` is not allowed", path.display()) });
+    }
+    let real = std::fs::canonicalize(path).map_err(io(path))?;
+    if !real.is_file() {
+        return Err(LogAccessError::Invalid { field: "path", message: format!("{} is not a regular file", path.display()) });
+    }
+    Ok(real)
+}
+
+impl LogAccess {
+    /// Roots that do not exist yet are made, so that they can be resolved once and for all.
+    pub fn open(roots: &[PathBuf], bindings_file: PathBuf) -> Result<LogAccess, LogAccessError> {
+        let mut resolved = Vec::new();
+        for root in roots {
+            std::fs::create_dir_all(root).map_err(io(root))?;
+            resolved.push(std::fs::canonicalize(root).map_err(io(root))?);
+        }
+        let bindings = match std::fs::read_to_string(&bindings_file) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| LogAccessError::Io { path: bindings_file.clone(), message: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(io(&bindings_file)(e)),
+        };
+        Ok(LogAccess { roots: resolved, file: bindings_file, bindings: parking_lot::Mutex::new(bindings) })
+    }
+
+    fn save(&self, bindings: &BTreeMap<String, Binding>) -> Result<(), LogAccessError> {
+        let text = serde_json::to_vec_pretty(bindings).map_err(|e| LogAccessError::Io { path: self.file.clone(), message: e.to_string() })?;
+        let temp = self.file.with_extension("json.tmp");
+        std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &self.file)).map_err(io(&self.file))
+    }
+
+    pub fn bind(&self, mut binding: Binding) -> Result<Binding, LogAccessError> {
+        binding.log_path = resolve(&binding.log_path)?;
+        let key = Binding::key(&binding.mode, binding.config_index, binding.queue_id, binding.process_index);
+        let mut bindings = self.bindings.lock();
+        let mut next = bindings.clone();
+        next.insert(key, binding.clone());
+        self.save(&next)?;
+        *bindings = next;
+        Ok(binding)
+    }
+
+    pub fn unbind(&self, key: &str) -> Result<(), LogAccessError> {
+        let mut bindings = self.bindings.lock();
+        let mut next = bindings.clone();
+        next.remove(key).ok_or_else(|| LogAccessError::Unbound(key.to_string()))?;
+        self.save(&next)?;
+        *bindings = next;
+        Ok(())
+    }
+
+    pub fn bindings(&self) -> BTreeMap<String, Binding> {
+        self.bindings.lock().clone()
+    }
+
+    pub fn bound(&self, key: &str) -> Result<PathBuf, LogAccessError> {
+        self.bindings.lock().get(key).map(|b| b.log_path.clone()).ok_or_else(|| LogAccessError::Unbound(key.to_string()))
+    }
+
+    /// The file behind `path` if it may be read.
+    pub fn permitted(&self, path: &Path) -> Result<PathBuf, LogAccessError> {
+        let real = resolve(path)?;
+        let bound = self.bindings.lock().values().any(|b| b.log_path == real);
+        if bound || self.roots.iter().any(|root| real.starts_with(root)) { Ok(real) } else { Err(LogAccessError::Outside(path.to_path_buf())) }
+    }
+
+    /// The last `lines` lines of a permitted file (at most [`MAX_READ`] bytes of it).
+    pub fn tail(&self, path: &Path, lines: usize) -> Result<String, LogAccessError> {
+        let real = self.permitted(path)?;
+        let text = crate::executor::log_tail(&real, MAX_READ).map_err(io(&real))?;
+        let all: Vec<&str> = text.lines().collect();
+        Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_bindings_and_escapes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("jobs");
+        let access = LogAccess::open(&[root.clone()], dir.path().join("log_bindings.json")).expect("open");
+        std::fs::write(root.join("a.log"), "1\n2\n3\n").expect("write");
+        assert_eq!(access.tail(&root.join("a.log"), 2).expect("inside"), "2\n3");
+
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "key").expect("write");
+        assert!(matches!(access.tail(&secret, 10), Err(LogAccessError::Outside(_))));
+        assert!(matches!(access.tail(&root.join("../secret.txt"), 10), Err(LogAccessError::Invalid { .. })));
+        assert!(matches!(access.tail(Path::new("jobs/a.log"), 10), Err(LogAccessError::Invalid { .. })));
+        std::os::unix::fs::symlink(&secret, root.join("link.log")).expect("symlink");
+        assert!(matches!(access.tail(&root.join("link.log"), 10), Err(LogAccessError::Outside(_))));
+
+        // Bound, it may be read, and the binding survives a restart.
+        let binding = Binding { mode: "single".into(), config_index: 0, queue_id: 1, process_index: 0, log_path: secret.clone(), bound_at: "now".into() };
+        access.bind(binding).expect("bind");
+        assert_eq!(access.tail(&secret, 10).expect("bound"), "key");
+        let again = LogAccess::open(&[root], dir.path().join("log_bindings.json")).expect("reopen");
+        assert_eq!(again.bound("single_0_1_0").expect("kept"), std::fs::canonicalize(&secret).expect("real"));
+        again.unbind("single_0_1_0").expect("unbind");
+        assert!(matches!(again.tail(&secret, 10), Err(LogAccessError::Outside(_))));
+    }
+}
