@@ -4,8 +4,10 @@
 //! at a path that does not exist unless the test says otherwise.
 
 mod api;
+mod auth;
 mod cli;
 mod compat;
+mod console;
 mod daemon;
 mod executor;
 mod gpus;
@@ -143,6 +145,27 @@ impl Daemon {
             Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(serde_json::Value::Null)),
             Err(e) => panic!("{method} {path}: {e}"),
         }
+    }
+
+    /// A request with headers: `(status, the Set-Cookie header, body)`; a form body when `form`
+    /// is given, else JSON when `body` is.
+    pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<serde_json::Value>, form: Option<&[(&str, &str)]>) -> (u16, Option<String>, serde_json::Value) {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let result = match (form, body) {
+            (Some(form), _) => request.send_form(form),
+            (None, Some(body)) => request.send_json(body),
+            (None, None) => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let cookie = response.header("set-cookie").map(String::from);
+        (response.status(), cookie, response.into_json().unwrap_or(serde_json::Value::Null))
     }
 
     pub fn get_text(&self, path: &str) -> String {
