@@ -154,11 +154,18 @@ fn shutdown_stops_the_daemon_and_its_jobs_carry_on_into_the_next() {
     let marker = g.state.path().join("done");
     let id = d.submit(serde_json::json!({ "commands": [format!("sleep 1.5; touch {}", marker.display())] }))[0];
     d.wait_job(id, Duration::from_secs(30), |j| j["state"] == "running");
+    // Seed 001's files in the log directory: who serves, and what it said.
+    let pid_file = g.state.path().join("logs/pid.json");
+    let pid: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pid_file).expect("pid.json")).expect("json");
+    assert!(pid["pid"].as_u64().is_some_and(|p| p > 0) && pid["url"] == d.url.as_str(), "{pid}");
     let out = g.run(&["shutdown"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("is stopping"), "{}", stdout(&out));
     assert!(d.exited(Duration::from_secs(30)).success());
     assert!(!g.state.path().join("daemon.json").exists(), "daemon.json outlived the daemon");
+    assert!(!pid_file.exists(), "pid.json outlived the daemon");
+    let run_log = std::fs::read_to_string(g.state.path().join("logs/run.log")).expect("run.log");
+    assert!(run_log.contains(&format!("serving {}", d.url)) && run_log.contains("stopped; running jobs continue"), "{run_log}");
     let restarted = g.serve(FAST, &["--simulate", "1"]);
     // Not dropped: its cleanup would kill the job the new daemon adopts.
     std::mem::forget(std::mem::replace(&mut d, restarted));

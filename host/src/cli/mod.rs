@@ -72,7 +72,10 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    init_tracing();
+    // The daemon sets up its own logging, to its run log as well, once its configuration is read.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing();
+    }
     let server = cli.server;
     let client = |config: &Config| client::Client::connect(config, server.as_deref());
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {

@@ -6,7 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use gantry::config::Config;
 use gantry::daemon::{serve, ServeOptions};
+use parking_lot::Mutex;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -31,18 +34,63 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => config.listen,
     });
     let mode = args.mode.mode(&config);
+    let run_log = open_run_log(&config)?;
+    let say = {
+        let run_log = run_log.clone();
+        move |line: &str| {
+            eprintln!("gantry: {line}");
+            let _ = writeln!(run_log.lock(), "gantry: {line}");
+        }
+    };
     runtime.block_on(async move {
         let listener = bind(wanted).await?;
         let addr = listener.local_addr()?;
         if addr.port() != wanted.port() && wanted.port() != 0 {
-            eprintln!("gantry: port {} is taken; listening on {} instead", wanted.port(), addr.port());
+            say(&format!("port {} is taken; listening on {} instead", wanted.port(), addr.port()));
         }
-        eprintln!("gantry: serving http://{addr} (state in {})", config.state_dir.display());
-        let options = ServeOptions { gpu_mode: mode, notices: Box::new(|line| eprintln!("gantry: {line}")) };
+        say(&format!("serving http://{addr} (state in {})", config.state_dir.display()));
+        let options = ServeOptions { gpu_mode: mode, notices: Box::new(say.clone()) };
         serve(config, options, listener, shutdown_signal()).await?;
-        eprintln!("gantry: stopped; running jobs continue under their shims");
+        say("stopped; running jobs continue under their shims");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Seed 001's `logs/run.log`: what the daemon says and logs, also kept in its log directory.
+/// `GANTRY_LOG` overrides `server.log_level`.
+fn open_run_log(config: &Config) -> anyhow::Result<Arc<Mutex<std::fs::File>>> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let dir = &config.server.log_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the log directory {}", dir.display()))?;
+    let path = dir.join("run.log");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let file = Arc::new(Mutex::new(file));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.server.log_level));
+    let to_file = SharedFile(file.clone());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr.and(to_file)).try_init();
+    Ok(file)
+}
+
+/// The run log as a tracing writer, shared with the notices.
+#[derive(Clone)]
+struct SharedFile(Arc<Mutex<std::fs::File>>);
+
+impl std::io::Write for &SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedFile {
+    type Writer = &'a SharedFile;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
 }
 
 async fn bind(wanted: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
