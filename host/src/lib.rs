@@ -26,4 +26,5 @@ pub mod policy;
 pub mod procfs;
 pub mod scheduler;
 pub mod store;
+pub mod tasks;
 pub mod watch;

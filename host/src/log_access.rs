@@ -140,7 +140,7 @@ mod tests {
     fn roots_bindings_and_escapes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("jobs");
-        let access = LogAccess::open(&[root.clone()], dir.path().join("log_bindings.json")).expect("open");
+        let access = LogAccess::open(std::slice::from_ref(&root), dir.path().join("log_bindings.json")).expect("open");
         std::fs::write(root.join("a.log"), "1\n2\n3\n").expect("write");
         assert_eq!(access.tail(&root.join("a.log"), 2).expect("inside"), "2\n3");
 

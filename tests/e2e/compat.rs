@@ -97,3 +97,45 @@ fn seed_001_gpu_monitoring_shows_users_and_human_sizes() {
     assert_eq!((state["running"].as_bool(), state["interval"].as_f64()), (Some(true), Some(0.1)));
     d.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
 }
+
+/// The process with `GANTRY_JOB_ID=<job>` in its environment (the job's shell).
+fn process_of_job(job: u64) -> Option<u32> {
+    let wanted = format!("GANTRY_JOB_ID={job}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let environ = std::fs::read(entry.path().join("environ")).ok()?;
+        environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
+    })
+}
+
+#[test]
+fn seed_000_a_training_task_registers_and_its_progress_shows_on_its_gpu() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2xRTX4090"]);
+    let id = d.submit(json!({ "commands": ["sleep 30"], "memory_mib": 1000 }))[0];
+    let job = d.wait_job(id, std::time::Duration::from_secs(30), |j| j["state"] == "running");
+    let gpu = job["attempts"][0]["gpus"][0].as_u64().expect("gpu");
+    // Registered by the training process's pid: gantry finds its job.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        match process_of_job(id) {
+            Some(pid) => break pid,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
+            None => panic!("no process of job {id}"),
+        }
+    };
+    let (code, registered) = d.request("POST", "/api/v1/tasks", Some(json!({ "name": "lora", "pid": pid, "total_steps": 200 })));
+    assert_eq!((code, registered["code"].as_u64()), (201, Some(201)), "{registered}");
+    let task = &registered["data"];
+    assert_eq!((task["task_id"].as_u64(), task["job_id"].as_u64(), task["name"].as_str()), (Some(id), Some(id), Some("lora")));
+    assert_eq!(task["gpu_ids"], json!([gpu]));
+    let (code, reported) = d.request("POST", &format!("/api/v1/tasks/{id}/progress"), Some(json!({ "step": 50, "epoch": 1, "loss": 0.42, "metrics": { "lr": 0.0001 } })));
+    assert_eq!(code, 200, "{reported}");
+    assert_eq!((reported["data"]["progress"].as_f64(), reported["data"]["loss"].as_f64()), (Some(25.0), Some(0.42)));
+    let details = d.get(&format!("/api/v1/gpu/{gpu}/details"));
+    assert_eq!((details["data"]["current_task"].as_u64(), details["data"]["task_progress"].as_f64()), (Some(id), Some(25.0)), "{details}");
+    assert_eq!(d.get("/api/v1/tasks")["data"]["count"], 1);
+    let (code, bad) = d.request("POST", &format!("/api/v1/tasks/{id}/progress"), Some(json!({ "progress": 140 })));
+    assert_eq!((code, bad["code"].as_u64()), (422, Some(422)), "{bad}");
+    assert_eq!(d.request("POST", "/api/v1/tasks/77/progress", Some(json!({ "step": 1 }))).0, 404);
+}

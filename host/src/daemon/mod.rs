@@ -163,6 +163,7 @@ pub async fn serve(
         config_file: Arc::new(crate::config::edit::ConfigFile::new(config.path())),
         config: parking_lot::RwLock::new(config.clone()),
         logs: Arc::new(logs),
+        tasks: crate::tasks::Tasks::default(),
         shutdown: Arc::new(tokio::sync::Notify::new()),
     });
     let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };

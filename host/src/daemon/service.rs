@@ -56,6 +56,7 @@ pub struct Service {
     pub config: parking_lot::RwLock<crate::config::Config>,
     pub config_file: Arc<crate::config::edit::ConfigFile>,
     pub logs: Arc<crate::log_access::LogAccess>,
+    pub tasks: crate::tasks::Tasks,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     pub shutdown: Arc<tokio::sync::Notify>,
 }
@@ -218,6 +219,23 @@ impl Service {
             .map_err(|e| ServiceError::Plugin(e.to_string()))?
             .map_err(|e| ServiceError::Plugin(e.to_string()))?;
         parsed.map_err(|diagnostics| ServiceError::Parse { path: file.to_path_buf(), diagnostics })
+    }
+
+    /// Registers a training task; one that names its job (or runs as a process of one) is that
+    /// job's, on its GPUs.
+    pub async fn register_task(&self, registration: crate::tasks::Registration, who: &Principal) -> Result<crate::tasks::Task, ServiceError> {
+        let job_id = registration.job_id.or_else(|| {
+            registration.pid.and_then(|pid| crate::procfs::environment_value(pid, crate::scheduler::JOB_ID_VAR)).and_then(|v| v.parse().ok())
+        });
+        let gpus = match job_id {
+            Some(id) => {
+                let job = self.scheduler.job(id).await?;
+                Self::may_touch(who, &job)?;
+                job.current_attempt().map(|a| a.gpus.clone()).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        Ok(self.tasks.register(registration, job_id, gpus, crate::auth::now_ms()))
     }
 
     /// Users see and change only their own jobs; admins all of them, viewers see all and change

@@ -18,6 +18,7 @@ mod rules;
 
 pub use model::{Attempt, Dependency, GpuCount, Job, JobId, JobSpec, JobState, QueueState, Run, RunId, RunMode, RunState};
 pub use rules::SchedulingRules;
+pub use gpus::JOB_ID_VAR;
 
 use crate::gpu::GpuMonitor;
 use crate::policy::PolicyService;

@@ -178,7 +178,7 @@ async fn running(State(service): Shared) -> ApiResult<Json<Value>> {
         }
         let count = |jobs: &[&crate::scheduler::Job], states: &[JobState]| jobs.iter().filter(|j| states.contains(&j.state)).count();
         let gpus_of = |job: &crate::scheduler::Job| job.current_attempt().filter(|_| job.state == JobState::Running).map(|a| a.gpus.clone()).unwrap_or_default();
-        let mut gpus_used: Vec<u32> = jobs.iter().flat_map(|j| gpus_of(j)).collect();
+        let mut gpus_used: Vec<u32> = jobs.iter().flat_map(&gpus_of).collect();
         gpus_used.sort_unstable();
         gpus_used.dedup();
         let mut assignments = Map::new();

@@ -4,7 +4,10 @@
 use super::gb;
 use crate::daemon::service::Service;
 use crate::gpu::{GpuReading, GpuSnapshot};
-use axum::extract::rejection::QueryRejection;
+use crate::auth::Principal;
+use crate::tasks::{Registration, Report};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +25,10 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/gpu/available", Access::Read, "GPUs with at least `min_memory` MiB free (`task_type` accepted)", available)
         .get("/api/v1/gpu/{id}/details", Access::Read, "One GPU in seed 000's envelope", details)
         .get("/api/v1/gpu/summary", Access::Read, "Counts of GPUs by state and memory totals", summary)
+        .post("/api/v1/tasks", Access::Operate, "Register a training task (`job_id`, or `pid` of a process of a job, or `gpu_ids`)", register_task)
+        .get("/api/v1/tasks", Access::Read, "Registered training tasks with their progress", tasks)
+        .get("/api/v1/tasks/{id}", Access::Read, "One training task", task)
+        .post("/api/v1/tasks/{id}/progress", Access::Operate, "Report a task's progress: `progress` % or `step`/`total_steps`, `epoch`, `loss`, `message`, `metrics`", report_progress)
         .with_state(service)
 }
 
@@ -33,13 +40,25 @@ fn success(data: Value) -> Response {
     envelope(StatusCode::OK, "success", data)
 }
 
-/// Each GPU in seed 000's shape, with the gantry job running on it as its current task.
+/// Each GPU in seed 000's shape, with the gantry job running on it as its current task and
+/// that task's reported progress.
 async fn gpus(service: &Service) -> Vec<Value> {
     let tasks: HashMap<u32, u64> = match service.scheduler.running().await {
         Ok(running) => running.iter().flat_map(|job| job.gpus.iter().map(move |&g| (g, job.id))).collect(),
         Err(_) => HashMap::new(),
     };
-    service.gpus.latest().gpus.iter().map(|reading| gpu(reading, tasks.get(&reading.index()).copied())).collect()
+    service
+        .gpus
+        .latest()
+        .gpus
+        .iter()
+        .map(|reading| {
+            let task = tasks.get(&reading.index()).copied();
+            let mut value = gpu(reading, task);
+            value["task_progress"] = json!(task.and_then(|t| service.tasks.get(t).ok()).and_then(|t| t.progress));
+            value
+        })
+        .collect()
 }
 
 fn gpu(reading: &GpuReading, task: Option<u64>) -> Value {
@@ -136,4 +155,51 @@ async fn details(State(service): State<Arc<Service>>, Path(id): Path<String>) ->
 async fn summary(State(service): State<Arc<Service>>) -> Response {
     let gpus = gpus(&service).await;
     success(summary_of(&gpus))
+}
+
+fn task_error(e: crate::tasks::TaskError) -> Response {
+    let code = match e {
+        crate::tasks::TaskError::Unknown(_) => StatusCode::NOT_FOUND,
+        crate::tasks::TaskError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    envelope(code, &e.to_string(), Value::Null)
+}
+
+fn service_error(e: crate::daemon::service::ServiceError) -> Response {
+    let error = crate::daemon::api::ApiError::from(e);
+    envelope(error.status(), &error.detail_text(), Value::Null)
+}
+
+async fn register_task(State(service): State<Arc<Service>>, Extension(who): Extension<Principal>, body: Result<Json<Registration>, JsonRejection>) -> Response {
+    let registration = match body {
+        Ok(Json(registration)) => registration,
+        Err(e) => return envelope(StatusCode::BAD_REQUEST, &e.body_text(), Value::Null),
+    };
+    match service.register_task(registration, &who).await {
+        Ok(task) => envelope(StatusCode::CREATED, "success", json!(task)),
+        Err(e) => service_error(e),
+    }
+}
+
+async fn tasks(State(service): State<Arc<Service>>) -> Response {
+    let tasks = service.tasks.list();
+    success(json!({ "tasks": tasks, "count": tasks.len() }))
+}
+
+async fn task(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+    match id.parse::<u64>() {
+        Ok(id) => service.tasks.get(id).map_or_else(task_error, |t| success(json!(t))),
+        Err(_) => envelope(StatusCode::BAD_REQUEST, &format!("task id '{id}' is not a number"), Value::Null),
+    }
+}
+
+async fn report_progress(State(service): State<Arc<Service>>, Path(id): Path<String>, body: Result<Json<Report>, JsonRejection>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return envelope(StatusCode::BAD_REQUEST, &format!("task id '{id}' is not a number"), Value::Null);
+    };
+    let report = match body {
+        Ok(Json(report)) => report,
+        Err(e) => return envelope(StatusCode::BAD_REQUEST, &e.body_text(), Value::Null),
+    };
+    service.tasks.report(id, report, crate::auth::now_ms()).map_or_else(task_error, |t| success(json!(t)))
 }

@@ -41,8 +41,6 @@ fn human_watts(w: Option<f64>) -> Option<String> {
     w.map(|w| format!("{}W", w.round()))
 }
 
-/// `2025-12-02T01:00:00` (UTC) from milliseconds since the Unix epoch.
-
 fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
     g.processes
         .iter()

@@ -24,7 +24,7 @@ fn gb(mib: u64) -> f64 {
     (mib as f64 / 1024.0 * 10.0).round() / 10.0
 }
 
-/// Seed 001's timestamps: local-free ISO 8601 (`2025-12-03T02:14:39`, UTC).
+/// Seed 001's timestamps: ISO 8601 in UTC without a zone (`2025-12-03T02:14:39`).
 pub fn iso_time(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);

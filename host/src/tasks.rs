@@ -1,0 +1,144 @@
+//! Seed 000's training tasks: a training process registers itself and reports its progress
+//! (step, epoch, loss, free-form metrics), and GPU views show it next to the job. A task started
+//! by gantry is its job (found from the job id, or from the process's `GANTRY_JOB_ID`); one
+//! started by hand is tracked on its own. Progress lives in memory: it is what the process says
+//! now, and it says it again after a daemon restart.
+
+use crate::scheduler::JobId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Task {
+    pub task_id: u64,
+    pub name: String,
+    pub job_id: Option<JobId>,
+    pub pid: Option<u32>,
+    pub gpu_ids: Vec<u32>,
+    /// Percent, 0 to 100.
+    pub progress: Option<f64>,
+    pub step: Option<u64>,
+    pub total_steps: Option<u64>,
+    pub epoch: Option<u64>,
+    pub loss: Option<f64>,
+    pub message: Option<String>,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub registered_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub name: Option<String>,
+    pub job_id: Option<JobId>,
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub gpu_ids: Vec<u32>,
+    pub total_steps: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Percent; worked out from `step` and `total_steps` when not given.
+    pub progress: Option<f64>,
+    pub step: Option<u64>,
+    pub total_steps: Option<u64>,
+    pub epoch: Option<u64>,
+    pub loss: Option<f64>,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TaskError {
+    #[error("task {0} is not registered")]
+    Unknown(u64),
+    #[error("`{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+/// Ids of tasks without a job start here, clear of job ids.
+const OWN_IDS: u64 = 1 << 40;
+
+#[derive(Default)]
+pub struct Tasks {
+    tasks: parking_lot::RwLock<BTreeMap<u64, Task>>,
+}
+
+impl Tasks {
+    /// A task for `job` (if any) takes the job's id; registering again updates it.
+    pub fn register(&self, r: Registration, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Task {
+        let mut tasks = self.tasks.write();
+        let task_id = job.unwrap_or_else(|| tasks.keys().copied().filter(|k| *k >= OWN_IDS).max().map_or(OWN_IDS, |k| k + 1));
+        let name = r.name.unwrap_or_else(|| job.map_or_else(|| format!("task {task_id}"), |j| format!("job {j}")));
+        let task = Task {
+            task_id,
+            name,
+            job_id: job,
+            pid: r.pid,
+            gpu_ids: if gpu_ids.is_empty() { r.gpu_ids } else { gpu_ids },
+            progress: None,
+            step: None,
+            total_steps: r.total_steps,
+            epoch: None,
+            loss: None,
+            message: None,
+            metrics: BTreeMap::new(),
+            registered_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        tasks.insert(task_id, task.clone());
+        task
+    }
+
+    pub fn report(&self, id: u64, r: Report, now_ms: u64) -> Result<Task, TaskError> {
+        if let Some(p) = r.progress.filter(|p| !p.is_finite() || !(0.0..=100.0).contains(p)) {
+            return Err(TaskError::Invalid { field: "progress", message: format!("must be a percentage from 0 to 100, got {p}") });
+        }
+        let mut tasks = self.tasks.write();
+        let task = tasks.get_mut(&id).ok_or(TaskError::Unknown(id))?;
+        task.step = r.step.or(task.step);
+        task.total_steps = r.total_steps.or(task.total_steps);
+        task.epoch = r.epoch.or(task.epoch);
+        task.loss = r.loss.or(task.loss);
+        task.message = r.message.or(task.message.take());
+        task.metrics.extend(r.metrics);
+        task.progress = r.progress.or_else(|| match (task.step, task.total_steps) {
+            (Some(step), Some(total)) if total > 0 => Some((step as f64 / total as f64 * 100.0).min(100.0)),
+            _ => task.progress,
+        });
+        task.updated_ms = now_ms;
+        Ok(task.clone())
+    }
+
+    pub fn get(&self, id: u64) -> Result<Task, TaskError> {
+        self.tasks.read().get(&id).cloned().ok_or(TaskError::Unknown(id))
+    }
+
+    pub fn list(&self) -> Vec<Task> {
+        self.tasks.read().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_task_takes_its_id_and_progress_follows_the_steps() {
+        let tasks = Tasks::default();
+        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, Some(7), vec![1], 10);
+        assert_eq!((task.task_id, task.name.as_str(), task.gpu_ids.as_slice()), (7, "job 7", &[1][..]));
+        let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, None, vec![], 10);
+        assert_eq!(own.task_id, OWN_IDS);
+        let report = Report { step: Some(50), loss: Some(0.25), ..Report::default() };
+        let task = tasks.report(7, report, 20).expect("known");
+        assert_eq!((task.progress, task.loss, task.updated_ms), (Some(25.0), Some(0.25), 20));
+        let bad = Report { progress: Some(150.0), ..Report::default() };
+        assert!(matches!(tasks.report(7, bad, 30), Err(TaskError::Invalid { field: "progress", .. })));
+        assert_eq!(tasks.report(9, Report::default(), 30), Err(TaskError::Unknown(9)));
+    }
+}
