@@ -40,6 +40,12 @@ fn secret_mode_sessions_cookie_csrf_and_login_rate_limit() {
     assert_eq!(d.call("POST", "/api/v1/jobs", &[("Authorization", &bearer)], Some(job), None).0, 201);
     assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", "Bearer forged.token.value")], None, None).0, 401);
 
+    // The CLI says what is missing, and works with the token.
+    let out = g.run(&["--server", &d.url, "status"]);
+    assert!(!out.status.success() && stderr(&out).contains("needs a login"), "{}", stderr(&out));
+    let out = g.run(&["--server", &d.url, "--token", ok["token"].as_str().expect("token"), "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
     // Two more failures use up this address's three; then even the right secret waits.
     for _ in 0..2 {
         assert_eq!(d.call("POST", "/api/auth/login", &[], Some(json!({ "password": "guess" })), None).0, 401);

@@ -9,11 +9,13 @@ use std::time::Duration;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` for daemons that need a login.
+    authorization: Option<String>,
 }
 
 impl Client {
     /// The daemon at `server`, else the one serving this state directory (its `daemon.json`).
-    pub fn connect(config: &Config, server: Option<&str>) -> anyhow::Result<Client> {
+    pub fn connect(config: &Config, server: Option<&str>, token: Option<String>) -> anyhow::Result<Client> {
         let base = match server {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => {
@@ -26,24 +28,32 @@ impl Client {
             }
         };
         let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout(Duration::from_secs(60)).build();
-        Ok(Client { base, agent })
+        Ok(Client { base, agent, authorization: token.map(|t| format!("Bearer {t}")) })
+    }
+
+    fn request(&self, agent: &ureq::Agent, method: &str, path: &str) -> ureq::Request {
+        let request = agent.request(method, &format!("{}{path}", self.base));
+        match &self.authorization {
+            Some(value) => request.set("Authorization", value),
+            None => request,
+        }
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        self.answer(self.agent.get(&format!("{}{path}", self.base)).call())
+        self.answer(self.request(&self.agent, "GET", path).call())
     }
 
     /// A response body read as it arrives (server-sent events), with no overall deadline.
     pub fn stream(&self, path: &str) -> anyhow::Result<impl std::io::Read + use<>> {
         let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).build();
-        match agent.get(&format!("{}{path}", self.base)).call() {
+        match self.request(&agent, "GET", path).call() {
             Ok(response) => Ok(response.into_reader()),
             Err(e) => self.answer::<serde_json::Value>(Err(e)).and_then(|_| Err(anyhow!("the daemon answered without a stream"))),
         }
     }
 
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<T> {
-        self.answer(self.agent.post(&format!("{}{path}", self.base)).send_json(body))
+        self.answer(self.request(&self.agent, "POST", path).send_json(body))
     }
 
     fn answer<T: DeserializeOwned>(&self, result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<T> {
@@ -57,6 +67,9 @@ impl Client {
                     other if !other.is_null() => other.to_string(),
                     _ => format!("HTTP {code}"),
                 };
+                if code == 401 {
+                    return Err(anyhow!("{detail} (this daemon needs a login: pass --token or set GANTRY_TOKEN)"));
+                }
                 Err(anyhow!("{detail}"))
             }
             Err(e) => Err(anyhow!("cannot reach the gantry daemon at {}: {e}", self.base)),

@@ -24,6 +24,11 @@ struct Cli {
     #[arg(long, global = true, env = "GANTRY_SERVER", value_name = "URL")]
     server: Option<String>,
 
+    /// A token for a daemon that needs a login: an API token (`gty_…`, from POST /api/v1/tokens)
+    /// or the token a login returns.
+    #[arg(long, global = true, env = "GANTRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -76,8 +81,8 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing();
     }
-    let server = cli.server;
-    let client = |config: &Config| client::Client::connect(config, server.as_deref());
+    let (server, token) = (cli.server, cli.token);
+    let client = |config: &Config| client::Client::connect(config, server.as_deref(), token.clone());
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Serve(args) => serve::run(config, args),
         Command::Submit(args) => jobs::submit(&client(&config)?, args),
