@@ -98,16 +98,6 @@ fn seed_001_gpu_monitoring_shows_users_and_human_sizes() {
     d.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
 }
 
-/// The process with `GANTRY_JOB_ID=<job>` in its environment (the job's shell).
-fn process_of_job(job: u64) -> Option<u32> {
-    let wanted = format!("GANTRY_JOB_ID={job}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
-    })
-}
-
 #[test]
 fn seed_000_a_training_task_registers_and_its_progress_shows_on_its_gpu() {
     let g = Gantry::new();
@@ -118,8 +108,8 @@ fn seed_000_a_training_task_registers_and_its_progress_shows_on_its_gpu() {
     // Registered by the training process's pid: gantry finds its job.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let pid = loop {
-        match process_of_job(id) {
-            Some(pid) => break pid,
+        match crate::processes_with_env(&format!("GANTRY_JOB_ID={id}")).first() {
+            Some(&pid) => break pid,
             None if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
             None => panic!("no process of job {id}"),
         }

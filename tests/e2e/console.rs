@@ -1,21 +1,9 @@
 //! Seed 001/004's console endpoints: command files, schedulers, rules, settings, log bindings,
 //! called as the documents show, with their effects checked on disk and on the simulated GPUs.
 
-use crate::{Daemon, Gantry, FAST};
+use crate::{Gantry, FAST};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-fn until(d: &Daemon, path: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let body = d.get(path);
-        if check(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} did not get there in {limit:?}: {body:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::time::Duration;
 
 fn queues_of(body: &Value) -> Vec<(u64, Vec<Vec<String>>)> {
     body["queues"]
@@ -84,7 +72,7 @@ fn command_files_round_trip_and_a_run_started_through_the_scheduler_api_runs() {
     assert_eq!(d.get("/api/scheduler/single/state?config_index=0"), json!({ "running": true, "pid": pid }));
     assert_eq!(d.get("/api/scheduler/state")["single_0"]["running"], true);
 
-    let running = until(&d, "/api/scheduler/running", Duration::from_secs(30), |b| b["schedulers"][0]["running_tasks"].as_u64() >= Some(1));
+    let running = d.wait_get("/api/scheduler/running", Duration::from_secs(30), |b| b["schedulers"][0]["running_tasks"].as_u64() >= Some(1));
     let s = &running["schedulers"][0];
     assert_eq!((s["pid"].as_u64(), s["mode"].as_str(), s["config_index"].as_u64(), s["total_tasks"].as_u64()), (Some(pid), Some("single"), Some(0), Some(3)), "{s:#}");
     assert!(s["started_at"].as_str().is_some_and(|t| t.len() == 19 && t.contains('T')), "{s:#}");
@@ -99,7 +87,7 @@ fn command_files_round_trip_and_a_run_started_through_the_scheduler_api_runs() {
     }
 
     // It ends by itself; its jobs succeeded and the run log tells their story.
-    until(&d, "/api/scheduler/single/state?config_index=0", Duration::from_secs(60), |b| b["running"] == false);
+    d.wait_get("/api/scheduler/single/state?config_index=0", Duration::from_secs(60), |b| b["running"] == false);
     let jobs = d.get(&format!("/api/v1/jobs?run={pid}"));
     assert!(jobs["jobs"].as_array().expect("jobs").iter().all(|j| j["state"] == "succeeded"), "{jobs:#}");
     let run_log = std::fs::read_to_string(started["log_file"].as_str().expect("log file")).expect("run log");
@@ -108,7 +96,7 @@ fn command_files_round_trip_and_a_run_started_through_the_scheduler_api_runs() {
     // Stopped by pid, a run's running job is stopped.
     d.request("PUT", "/api/commands/single?config_index=0", Some(json!({ "queues": [{ "id": 1, "processes": [{ "commands": ["sleep 300"], "memory": 1 }] }] })));
     let pid = d.request("POST", "/api/scheduler/single/start?config_index=0", None).1["pid"].as_u64().expect("pid");
-    until(&d, "/api/scheduler/running", Duration::from_secs(30), |b| b["schedulers"][0]["running_tasks"] == 1);
+    d.wait_get("/api/scheduler/running", Duration::from_secs(30), |b| b["schedulers"][0]["running_tasks"] == 1);
     let (code, stopped) = d.request("POST", &format!("/api/scheduler/stop/{pid}"), None);
     assert_eq!((code, &stopped["success"]), (200, &json!(true)), "{stopped}");
     let job = d.get(&format!("/api/v1/jobs?run={pid}"))["jobs"][0]["id"].as_u64().expect("job");

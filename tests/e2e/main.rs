@@ -192,13 +192,18 @@ impl Daemon {
 
     /// Waits until `check` holds for the job, or fails after `limit`.
     pub fn wait_job(&self, id: u64, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        self.wait_get(&format!("/api/v1/jobs/{id}"), limit, check)
+    }
+
+    /// Polls `GET path` until `check` holds for its answer, or fails after `limit`.
+    pub fn wait_get(&self, path: &str, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {
-            let job = self.job(id);
-            if check(&job) {
-                return job;
+            let body = self.get(path);
+            if check(&body) {
+                return body;
             }
-            assert!(Instant::now() < deadline, "job {id} did not get there in {limit:?}: {job:#}");
+            assert!(Instant::now() < deadline, "{path} did not get there in {limit:?}: {body:#}");
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -243,16 +248,23 @@ impl Drop for Daemon {
     }
 }
 
+/// Processes whose environment holds `NAME=value` exactly as `wanted`.
+pub fn processes_with_env(wanted: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
 /// Kills every process whose environment names this state directory.
 fn kill_leftovers(state: &Path) {
-    let wanted = format!("GANTRY_STATE_DIR={}", state.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        if environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()) {
-            // SAFETY: signalling a process found above; no memory is involved.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+    for pid in processes_with_env(&format!("GANTRY_STATE_DIR={}", state.display())) {
+        // SAFETY: signalling a process found above; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
