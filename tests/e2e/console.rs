@@ -71,6 +71,9 @@ fn command_files_round_trip_and_a_run_started_through_the_scheduler_api_runs() {
     assert_eq!((code, &again["success"]), (409, &json!(false)), "{again}");
     assert_eq!(d.get("/api/scheduler/single/state?config_index=0"), json!({ "running": true, "pid": pid }));
     assert_eq!(d.get("/api/scheduler/state")["single_0"]["running"], true);
+    let run = d.get(&format!("/api/v1/runs/{pid}"));
+    assert_eq!((run["mode"].as_str(), run["counts"]["total"].as_u64()), (Some("single"), Some(3)), "{run}");
+    assert_eq!(d.request("GET", "/api/v1/runs/999", None).0, 404);
 
     let running = d.wait_get("/api/scheduler/running", Duration::from_secs(30), |b| b["schedulers"][0]["running_tasks"].as_u64() >= Some(1));
     let s = &running["schedulers"][0];

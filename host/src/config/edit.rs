@@ -225,6 +225,11 @@ impl ConfigFile {
         }
         let temp = self.path.with_extension("toml.tmp");
         std::fs::write(&temp, text).map_err(|e| self.file_error(e))?;
+        if config.auth.secret.is_some() {
+            // The secret is a credential: only the daemon's user may read the file holding it.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).map_err(|e| self.file_error(e))?;
+        }
         std::fs::rename(&temp, &self.path).map_err(|e| self.file_error(e))?;
         Ok(config)
     }
@@ -437,5 +442,8 @@ mod tests {
         assert!(err.to_string().contains("server.log_level"), "{err}");
         let err = file.put_settings(&obj(json!({"target-yaml-path": "/x"})), &config).expect_err("read-only");
         assert!(err.to_string().contains("read-only"), "{err}");
+        use std::os::unix::fs::PermissionsExt;
+        file.put_settings(&obj(json!({"secret": "s3cret"})), &config).expect("secret");
+        assert_eq!(std::fs::metadata(file.path()).expect("meta").permissions().mode() & 0o777, 0o600);
     }
 }

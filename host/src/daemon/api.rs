@@ -160,6 +160,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/jobs/{id}/log", Read, "A job's log (`?attempt=&offset=`; `?follow=true` streams it as server-sent events)", log)
         .post("/api/v1/runs", Operate, "Start a run from a command file", start_run)
         .get("/api/v1/runs", Read, "Runs with their counts", runs)
+        .get("/api/v1/runs/{id}", Read, "One run: its file, mode, state and job counts", run)
         .post("/api/v1/runs/{id}/stop", Operate, "Stop a run: its waiting jobs are cancelled, its running ones stopped", stop_run)
         .get("/api/v1/command-files", Read, "The numbered command files of both modes", command_files)
         .post("/api/v1/command-files/{mode}", Operate, "A new command file after the last (`{queues}` or `{text}`, or empty)", create_command_file)
@@ -390,6 +391,11 @@ async fn start_run(State(service): Shared, Extension(who): Caller, body: Result<
 
 async fn runs(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::RunStatus>>> {
     Ok(Json(service.scheduler.runs().await?))
+}
+
+async fn run(State(service): Shared, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
+    let runs = service.scheduler.runs().await?;
+    Ok(Json(runs.into_iter().find(|r| r.run.id == id).ok_or(SchedulerError::NoSuchRun(id))?))
 }
 
 async fn stop_run(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
