@@ -93,6 +93,14 @@ fn command_files_round_trip_and_a_run_started_through_the_scheduler_api_runs() {
     d.wait_get("/api/scheduler/single/state?config_index=0", Duration::from_secs(60), |b| b["running"] == false);
     let jobs = d.get(&format!("/api/v1/jobs?run={pid}"));
     assert!(jobs["jobs"].as_array().expect("jobs").iter().all(|j| j["state"] == "succeeded"), "{jobs:#}");
+    // Lists filter and page.
+    let finished = d.get("/api/v1/runs?state=finished");
+    assert_eq!(finished.as_array().map(|r| r.iter().filter_map(|r| r["id"].as_u64()).collect::<Vec<_>>()), Some(vec![pid]));
+    assert_eq!(d.get("/api/v1/runs?state=running"), json!([]));
+    assert_eq!(d.get("/api/v1/runs?offset=1"), json!([]));
+    let parsers = d.get("/api/v1/plugins?kind=parser");
+    assert!(!parsers.as_array().expect("plugins").is_empty() && parsers.as_array().expect("plugins").iter().all(|p| p["kind"] == "parser"), "{parsers}");
+    assert_eq!(d.request("GET", "/api/v1/runs?colour=red", None).0, 400);
     let run_log = std::fs::read_to_string(started["log_file"].as_str().expect("log file")).expect("run log");
     assert!(run_log.contains("succeeded") && run_log.lines().count() >= 6, "{run_log}");
 

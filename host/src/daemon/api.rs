@@ -144,9 +144,9 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/node", Read, "This machine: GPUs, host, driver, versions, whether simulated", node)
         .get("/api/v1/events", Read, "Server-sent events: job, run and GPU changes", events)
         .get("/api/v1/gpus/{index}", Read, "One GPU with its history (`?since=` ms since the epoch)", gpu)
-        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures", plugins)
+        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures (`?kind=&offset=&limit=`)", plugins)
         .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
-        .get("/api/v1/queues", Read, "Queues with their counts, parallelism and backoff", queues)
+        .get("/api/v1/queues", Read, "Queues with their counts, parallelism and backoff (`?run=&offset=&limit=`)", queues)
         .put("/api/v1/queues/{name}", Admin, "Set a queue's parallelism", set_queue)
         .get("/api/v1/status", Read, "The scheduler at a glance", status)
         .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
@@ -159,7 +159,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/jobs/{id}/attempts", Read, "A job's attempts", attempts)
         .get("/api/v1/jobs/{id}/log", Read, "A job's log (`?attempt=&offset=`; `?follow=true` streams it as server-sent events)", log)
         .post("/api/v1/runs", Operate, "Start a run from a command file", start_run)
-        .get("/api/v1/runs", Read, "Runs with their counts", runs)
+        .get("/api/v1/runs", Read, "Runs with their counts (`?state=&offset=&limit=`)", runs)
         .get("/api/v1/runs/{id}", Read, "One run: its file, mode, state and job counts", run)
         .post("/api/v1/runs/{id}/stop", Operate, "Stop a run: its waiting jobs are cancelled, its running ones stopped", stop_run)
         .get("/api/v1/command-files", Read, "The numbered command files of both modes", command_files)
@@ -233,16 +233,45 @@ async fn gpu(State(service): Shared, PathParam(index): PathParam<u32>, query: Re
     Ok(Json(service.gpu(index, query.since)?))
 }
 
-async fn plugins(State(service): Shared) -> Json<Vec<crate::plugin::PluginStatus>> {
-    Json(service.plugins.list())
+/// `?offset=&limit=` on a list, and what it filters by. The answer stays the plain array older
+/// clients read; `X-Total-Count` says how many matched before the page was cut.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+    /// Plugins: `kind`; runs: `state`; queues: `run`.
+    kind: Option<String>,
+    state: Option<String>,
+    run: Option<RunId>,
+}
+
+fn page<T: serde::Serialize>(items: Vec<T>, query: &ListQuery) -> Response {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(query.offset).take(query.limit.unwrap_or(usize::MAX)).collect();
+    ([("x-total-count", total.to_string())], Json(page)).into_response()
+}
+
+/// Whether a value's JSON form is the wanted string (enums serialise as their snake_case names).
+fn named<T: serde::Serialize>(value: &T, wanted: Option<&str>) -> bool {
+    wanted.is_none_or(|w| serde_json::to_value(value).ok().and_then(|v| v.as_str().map(|s| s == w)).unwrap_or(false))
+}
+
+async fn plugins(State(service): Shared, query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let list: Vec<_> = service.plugins.list().into_iter().filter(|p| named(&p.kind, query.kind.as_deref())).collect();
+    Ok(page(list, &query))
 }
 
 async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<crate::plugin::PluginStatus>>> {
     Ok(Json(service.reload_plugins().await?))
 }
 
-async fn queues(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::QueueStatus>>> {
-    Ok(Json(service.scheduler.queues().await?))
+async fn queues(State(service): Shared, query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let list: Vec<_> = service.scheduler.queues().await?.into_iter().filter(|q| query.run.is_none_or(|r| q.run == Some(r))).collect();
+    Ok(page(list, &query))
 }
 
 async fn retry(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
@@ -389,8 +418,10 @@ async fn start_run(State(service): Shared, Extension(who): Caller, body: Result<
     Ok((StatusCode::CREATED, Json(service.start_run(body.file, body.mode, Some(&who)).await?)))
 }
 
-async fn runs(State(service): Shared) -> ApiResult<Json<Vec<crate::scheduler::RunStatus>>> {
-    Ok(Json(service.scheduler.runs().await?))
+async fn runs(State(service): Shared, query: Result<Query<ListQuery>, QueryRejection>) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let list: Vec<_> = service.scheduler.runs().await?.into_iter().filter(|r| named(&r.run.state, query.state.as_deref())).collect();
+    Ok(page(list, &query))
 }
 
 async fn run(State(service): Shared, PathParam(id): PathParam<RunId>) -> ApiResult<Json<crate::scheduler::RunStatus>> {
