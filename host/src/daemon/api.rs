@@ -87,6 +87,7 @@ impl From<ServiceError> for ApiError {
                 crate::log_access::LogAccessError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, "path", detail),
                 crate::log_access::LogAccessError::Io { .. } => ApiError::new(StatusCode::NOT_FOUND, "file", detail),
             },
+            ServiceError::Auth(e) => e.into(),
             ServiceError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
             ServiceError::NoParser(_) | ServiceError::Plugin(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", detail),
         }
@@ -275,7 +276,7 @@ async fn queues(State(service): Shared, query: Result<Query<ListQuery>, QueryRej
 }
 
 async fn retry(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
-    owned(&service, &who, id).await?;
+    service.check_owner(&who, id).await?;
     Ok(Json(service.scheduler.retry(id).await?))
 }
 
@@ -300,9 +301,7 @@ async fn submit(State(service): Shared, Extension(who): Caller, body: Result<Jso
         Submission::Batch { jobs } => jobs,
         Submission::One(spec) => vec![*spec],
     };
-    if service.auth.mode() != crate::auth::AuthMode::None {
-        specs.iter_mut().for_each(|spec| Service::stamp_owner(&who, spec));
-    }
+    specs.iter_mut().for_each(|spec| service.stamp_owner(&who, spec));
     let ids = service.scheduler.submit(specs).await?;
     Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
 }
@@ -337,17 +336,17 @@ async fn job(State(service): Shared, Extension(who): Caller, PathParam(id): Path
 }
 
 async fn cancel(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
-    owned(&service, &who, id).await?;
+    service.check_owner(&who, id).await?;
     Ok(Json(service.scheduler.cancel(id).await?))
 }
 
 async fn hold(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
-    owned(&service, &who, id).await?;
+    service.check_owner(&who, id).await?;
     Ok(Json(service.scheduler.hold(id).await?))
 }
 
 async fn release(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
-    owned(&service, &who, id).await?;
+    service.check_owner(&who, id).await?;
     Ok(Json(service.scheduler.release(id).await?))
 }
 
@@ -363,7 +362,7 @@ struct LogQuery {
 
 async fn log(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>, query: Result<Query<LogQuery>, QueryRejection>) -> ApiResult<Response> {
     let Query(query) = query?;
-    owned(&service, &who, id).await?;
+    service.check_owner(&who, id).await?;
     if query.follow {
         return Ok(follow_log(service, id, query.attempt, query.offset).await?.into_response());
     }

@@ -2,7 +2,7 @@
 //! is written), and the rules and settings in `gantry.toml`. File work and plugin calls run off
 //! the async threads.
 
-use super::service::{Service, ServiceError};
+use super::service::{off_thread, Service, ServiceError};
 use crate::command_files::Entry;
 use crate::config::edit::SettingsChange;
 use crate::plugin::{JobFile, JobSpec as Block, ParseMode};
@@ -100,10 +100,6 @@ impl CommandConfig {
     }
 }
 
-async fn blocking<T: Send + 'static, E: Into<ServiceError> + Send + 'static>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| ServiceError::Internal(e.to_string()))?.map_err(Into::into)
-}
-
 impl Service {
     fn command_files(&self) -> crate::config::CommandFiles {
         self.config.read().command_files.clone()
@@ -111,13 +107,13 @@ impl Service {
 
     pub async fn list_command_files(&self, mode: RunMode) -> Result<Vec<Entry>, ServiceError> {
         let files = self.command_files();
-        blocking(move || Ok::<_, ServiceError>(files.list(mode))).await
+        off_thread(move || Ok::<_, ServiceError>(files.list(mode))).await
     }
 
     pub async fn command_file(&self, mode: RunMode, index: u32) -> Result<CommandFileView, ServiceError> {
         let files = self.command_files();
         let path = files.path(mode, index);
-        let text = blocking(move || files.read(mode, index)).await?;
+        let text = off_thread(move || files.read(mode, index)).await?;
         let file = self.parse(&path, Some(parse_mode(mode)), &text).await?;
         Ok(CommandFileView { mode, index, path, text, data: CommandConfig::from_file(&file) })
     }
@@ -138,7 +134,7 @@ impl Service {
         if expected.is_some_and(|e| e != parsed) {
             return Err(ServiceError::Plugin(format!("parser plugin {}: its render of this configuration does not parse back to it", self.parser)));
         }
-        blocking(move || files.write(mode, index, &text)).await
+        off_thread(move || files.write(mode, index, &text)).await
     }
 
     pub async fn new_command_file(&self, mode: RunMode, data: Option<&CommandConfig>) -> Result<u32, ServiceError> {
@@ -147,23 +143,23 @@ impl Service {
             None => String::new(),
         };
         let files = self.command_files();
-        blocking(move || files.create(mode, &text)).await
+        off_thread(move || files.create(mode, &text)).await
     }
 
     pub async fn delete_command_file(&self, mode: RunMode, index: u32) -> Result<(), ServiceError> {
         let files = self.command_files();
-        blocking(move || files.delete(mode, index)).await
+        off_thread(move || files.delete(mode, index)).await
     }
 
     pub async fn reset_command_file(&self, mode: RunMode, index: u32) -> Result<(), ServiceError> {
         let files = self.command_files();
-        blocking(move || files.reset(mode, index)).await
+        off_thread(move || files.reset(mode, index)).await
     }
 
     pub async fn render(&self, file: &JobFile) -> Result<String, ServiceError> {
         let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
         let file = file.clone();
-        blocking(move || parser.render(&file).map_err(|e| ServiceError::Plugin(e.to_string()))).await
+        off_thread(move || parser.render(&file).map_err(|e| ServiceError::Plugin(e.to_string()))).await
     }
 
     /// Seed 004's rules as the file says them now.
@@ -175,7 +171,7 @@ impl Service {
     /// Writes the rules and applies them to the next scheduling pass.
     pub async fn put_rules(&self, changes: Map<String, Value>) -> Result<Value, ServiceError> {
         let file = self.config_file.clone();
-        let config = blocking(move || file.put_rules(&changes)).await?;
+        let config = off_thread(move || file.put_rules(&changes)).await?;
         self.scheduler.set_rules(config.scheduler.clone())?;
         let rules = crate::config::edit::rules_json(&config);
         // Only the hot part: settings saved in the file wait for the next start.
@@ -194,7 +190,7 @@ impl Service {
     pub async fn put_settings(&self, changes: Map<String, Value>) -> Result<SettingsChange, ServiceError> {
         let current = self.load_config().await?;
         let file = self.config_file.clone();
-        let (_, change) = blocking(move || file.put_settings(&changes, &current)).await?;
+        let (_, change) = off_thread(move || file.put_settings(&changes, &current)).await?;
         Ok(change)
     }
 
@@ -203,15 +199,25 @@ impl Service {
         super::run_log::path(&self.config.read().server.log_dir, run)
     }
 
+    pub async fn bind_log(&self, binding: crate::log_access::Binding) -> Result<crate::log_access::Binding, ServiceError> {
+        let logs = self.logs.clone();
+        off_thread(move || logs.bind(binding)).await
+    }
+
+    pub async fn unbind_log(&self, key: String) -> Result<(), ServiceError> {
+        let logs = self.logs.clone();
+        off_thread(move || logs.unbind(&key)).await
+    }
+
     /// The last `lines` lines of a log file the caller may read (see [`crate::log_access`]).
     pub async fn read_log_file(&self, path: PathBuf, lines: usize) -> Result<String, ServiceError> {
         let logs = self.logs.clone();
-        blocking(move || logs.tail(&path, lines)).await
+        off_thread(move || logs.tail(&path, lines)).await
     }
 
     async fn load_config(&self) -> Result<crate::config::Config, ServiceError> {
         let (file, fallback) = (self.config_file.clone(), self.config.read().clone());
-        blocking(move || file.load(&fallback)).await
+        off_thread(move || file.load(&fallback)).await
     }
 }
 

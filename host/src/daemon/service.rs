@@ -40,6 +40,8 @@ pub enum ServiceError {
     Edit(#[from] crate::config::edit::EditError),
     #[error(transparent)]
     LogAccess(#[from] crate::log_access::LogAccessError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("{0}")]
     Internal(String),
 }
@@ -108,6 +110,15 @@ pub struct Usage {
     pub jobs_failed: usize,
     /// GPU time of all its attempts, in hours.
     pub gpu_hours: f64,
+}
+
+/// Runs blocking work (files, SQLite, argon2, plugin calls) off the async threads.
+pub async fn off_thread<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    E: Into<ServiceError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| ServiceError::Internal(e.to_string()))?.map_err(Into::into)
 }
 
 /// Most bytes one log request returns.
@@ -202,8 +213,13 @@ impl Service {
                 gpus: Some(GpuCount { min: block.gpu_count.max(1), max: block.gpu_count.max(1) }),
                 memory_mib: gb_to_mib(block.memory_gb),
                 cwd: cwd.clone(),
-                owner: who.filter(|_| self.auth.mode() != AuthMode::None).map(|w| w.name.clone()),
                 ..JobSpec::default()
+            })
+            .map(|mut spec| {
+                if let Some(who) = who {
+                    self.stamp_owner(who, &mut spec);
+                }
+                spec
             })
             .collect();
         Ok(self.scheduler.start_run(RunRequest { file, mode, jobs }).await?)
@@ -214,10 +230,7 @@ impl Service {
     pub async fn parse(&self, file: &Path, mode: Option<ParseMode>, text: &str) -> Result<JobFile, ServiceError> {
         let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
         let (name, text) = (file.to_string_lossy().into_owned(), text.to_string());
-        let parsed = tokio::task::spawn_blocking(move || parser.parse(&name, mode, &text))
-            .await
-            .map_err(|e| ServiceError::Plugin(e.to_string()))?
-            .map_err(|e| ServiceError::Plugin(e.to_string()))?;
+        let parsed = off_thread(move || parser.parse(&name, mode, &text).map_err(|e| ServiceError::Plugin(e.to_string()))).await?;
         parsed.map_err(|diagnostics| ServiceError::Parse { path: file.to_path_buf(), diagnostics })
     }
 
@@ -248,9 +261,19 @@ impl Service {
         Ok(())
     }
 
-    /// A job is owned by whoever submits it; only an admin may submit in someone else's name.
-    pub fn stamp_owner(who: &Principal, spec: &mut JobSpec) {
-        if who.role != Role::Admin || spec.owner.is_none() {
+    /// [`Service::may_touch`] for a job known by id. Only callers limited to their own jobs cost
+    /// a lookup.
+    pub async fn check_owner(&self, who: &Principal, id: JobId) -> Result<(), ServiceError> {
+        if who.role == Role::User {
+            Self::may_touch(who, &self.scheduler.job(id).await?)?;
+        }
+        Ok(())
+    }
+
+    /// Where callers log in, a job is owned by whoever submits it; only an admin may submit in
+    /// someone else's name. Without logins the spec's owner stands.
+    pub fn stamp_owner(&self, who: &Principal, spec: &mut JobSpec) {
+        if self.auth.mode() != AuthMode::None && (who.role != Role::Admin || spec.owner.is_none()) {
             spec.owner = Some(who.name.clone());
         }
     }

@@ -114,8 +114,12 @@ async fn reset_commands(State(service): Shared, PathParam(mode): PathParam<RunMo
 /// The latest run of a command file that is still going.
 async fn active_run(service: &Service, mode: RunMode, index: u32) -> ApiResult<Option<RunStatus>> {
     let path = service.config.read().command_files.path(mode, index);
-    let runs = service.scheduler.runs().await?;
-    Ok(runs.into_iter().rev().find(|r| r.run.file == path && r.run.state == RunState::Running))
+    Ok(running_of(&service.scheduler.runs().await?, &path).cloned())
+}
+
+/// The latest run of this file still going.
+fn running_of<'a>(runs: &'a [RunStatus], path: &std::path::Path) -> Option<&'a RunStatus> {
+    runs.iter().rev().find(|r| r.run.file == path && r.run.state == RunState::Running)
 }
 
 async fn start(State(service): Shared, Extension(who): Extension<Principal>, PathParam(mode): PathParam<RunMode>, query: Result<Query<Index>, QueryRejection>) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -146,10 +150,11 @@ async fn state(State(service): Shared, PathParam(mode): PathParam<RunMode>, quer
 }
 
 async fn all_states(State(service): Shared) -> ApiResult<Json<Value>> {
+    let (runs, files) = (service.scheduler.runs().await?, service.config.read().command_files.clone());
     let mut out = Map::new();
     for mode in [RunMode::Single, RunMode::Multi] {
         for entry in service.list_command_files(mode).await? {
-            let run = active_run(&service, mode, entry.index).await?;
+            let run = running_of(&runs, &files.path(mode, entry.index));
             out.insert(
                 format!("{}_{}", mode_name(mode), entry.index),
                 json!({ "mode": mode, "config_index": entry.index, "running": run.is_some(), "pid": run.map(|r| r.run.id) }),
@@ -267,16 +272,14 @@ async fn bind(State(service): Shared, query: Result<Query<BindParams>, QueryReje
     let params = bind_params(query, body)?;
     let log_path = params.log_path.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "`log_path`: the log file to bind is missing"))?;
     let binding = Binding { mode: mode_name(params.mode).into(), config_index: params.config_index, queue_id: params.queue_id, process_index: params.process_index, log_path, bound_at: iso(crate::auth::now_ms()) };
-    let logs = service.logs.clone();
-    let bound = tokio::task::spawn_blocking(move || logs.bind(binding)).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?.map_err(crate::daemon::service::ServiceError::from)?;
+    let bound = service.bind_log(binding).await?;
     Ok(Json(json!({ "success": true, "message": "log bound", "binding": bound })))
 }
 
 async fn unbind(State(service): Shared, query: Result<Query<BindParams>, QueryRejection>, body: Option<Json<BindParams>>) -> ApiResult<Json<Value>> {
     let params = bind_params(query, body)?;
     let key = Binding::key(mode_name(params.mode), params.config_index, params.queue_id, params.process_index);
-    let logs = service.logs.clone();
-    tokio::task::spawn_blocking(move || logs.unbind(&key)).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?.map_err(crate::daemon::service::ServiceError::from)?;
+    service.unbind_log(key).await?;
     Ok(Json(json!({ "success": true, "message": "log unbound" })))
 }
 
