@@ -4,7 +4,7 @@
 //! daemon calls this off its async threads.
 
 use crate::config::CommandFiles;
-use crate::scheduler::RunMode;
+use crate::model::RunMode;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -25,13 +25,6 @@ pub struct Entry {
     pub name: String,
     pub file_name: String,
     pub exists: bool,
-}
-
-pub fn mode_name(mode: RunMode) -> &'static str {
-    match mode {
-        RunMode::Single => "single",
-        RunMode::Multi => "multi",
-    }
 }
 
 impl CommandFiles {
@@ -101,7 +94,7 @@ impl CommandFiles {
         let path = self.path(mode, index);
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CommandFileError::Missing { mode: mode_name(mode), index, path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CommandFileError::Missing { mode: mode.as_str(), index, path }),
             Err(e) => Err(CommandFileError::Io { path, message: e.to_string() }),
         }
     }
@@ -122,13 +115,19 @@ impl CommandFiles {
         Ok(path)
     }
 
-    /// A new configuration after the last one; its index.
-    pub fn create(&self, mode: RunMode, text: &str) -> Result<u32, CommandFileError> {
+    /// The index a new configuration gets: the first, while it does not exist, else after the
+    /// last.
+    pub fn next_index(&self, mode: RunMode) -> u32 {
         let existing = self.list(mode);
-        let index = match existing.iter().find(|e| e.index == 0 && !e.exists) {
+        match existing.iter().find(|e| e.index == 0 && !e.exists) {
             Some(_) => 0,
             None => existing.iter().map(|e| e.index).max().unwrap_or(0) + 1,
-        };
+        }
+    }
+
+    /// A new configuration after the last one; its index.
+    pub fn create(&self, mode: RunMode, text: &str) -> Result<u32, CommandFileError> {
+        let index = self.next_index(mode);
         self.write(mode, index, text)?;
         Ok(index)
     }
@@ -137,7 +136,7 @@ impl CommandFiles {
     pub fn delete(&self, mode: RunMode, index: u32) -> Result<(), CommandFileError> {
         let path = self.path(mode, index);
         if !path.is_file() {
-            return Err(CommandFileError::Missing { mode: mode_name(mode), index, path });
+            return Err(CommandFileError::Missing { mode: mode.as_str(), index, path });
         }
         std::fs::copy(&path, backup(&path)).and_then(|_| std::fs::remove_file(&path)).map_err(|e| CommandFileError::Io { path, message: e.to_string() })
     }

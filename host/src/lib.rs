@@ -1,16 +1,17 @@
 //! gantry: a GPU scheduling runtime whose strategies are WebAssembly plugins.
 //!
-//! - [`plugin`]: the plugin runtime (wasmtime components defined in `wit/gantry.wit`);
-//! - [`policy`]: asks the active policy plugin where jobs go, re-checks the answer, falls back to
-//!   the native best fit;
-//! - [`gpu`]: NVML (real or the bundled stand-in), sampling, GPU snapshots;
-//! - [`host_info`]: CPU, memory and the rest of the machine;
-//! - [`executor`]: runs each job attempt under a shim that outlives the daemon;
-//! - [`scheduler`]: queues, runs, retries; one thread that decides where and when jobs start;
-//! - [`store`]: SQLite state that survives crashes;
-//! - [`daemon`]: `gantry serve`, the HTTP API over all of the above;
-//! - [`config`] reads and checks `gantry.toml`; [`watch`] tells when it (or a plugin) changed;
-//!   [`procfs`] holds the few facts read from `/proc`; [`metrics`] is Prometheus' side of it.
+//! The house has floors, and imports only go down:
+//!
+//! - [`daemon`]: the composition root: starts every part and serves [`http`] over [`service`];
+//! - [`http`]: the HTTP API (gantry's own routes and the seed systems'), one service call per
+//!   request;
+//! - [`service`]: everything a client may ask, over the parts below;
+//! - the parts: [`scheduler`] (queues, runs, retries; one thread decides), [`executor`] (attempts
+//!   under shims that outlive the daemon), [`store`] (SQLite), [`policy`] (placement, fail-open),
+//!   [`plugin`] (the wasmtime runtime), [`gpu`] (NVML, sampling, simulation), [`host_info`],
+//!   [`auth`] (modes, tokens, accounts), [`config`] (reading and editing `gantry.toml`),
+//!   [`command_files`], [`log_access`], [`tasks`], [`metrics`], [`watch`], [`procfs`];
+//! - [`model`]: the records every floor speaks (jobs, runs, rules, who is calling).
 
 pub mod auth;
 pub mod command_files;
@@ -19,12 +20,20 @@ pub mod daemon;
 pub mod executor;
 pub mod gpu;
 pub mod host_info;
+pub mod http;
 pub mod log_access;
 pub mod metrics;
+pub mod model;
 pub mod plugin;
 pub mod policy;
 pub mod procfs;
 pub mod scheduler;
+pub mod service;
 pub mod store;
 pub mod tasks;
 pub mod watch;
+
+#[cfg(test)]
+mod layering;
+#[cfg(test)]
+mod testing;

@@ -5,6 +5,7 @@
 //! ineligible GPU, or memory that is not there after reservations and the window's peak use is
 //! dropped with a logged reason, and its job waits for the next pass.
 
+use crate::model::SchedulingRules;
 use crate::plugin::PluginRuntime;
 use placement::{GpuState, PendingJob, Placement, Ranking, Rejection, Rules};
 use std::sync::Arc;
@@ -61,10 +62,24 @@ impl PolicyService {
             },
         };
         let (placements, rejected) = placement::validate(proposed, pending, gpus, rules);
-        for why in &rejected {
-            tracing::warn!(policy = ?decider, reason = %why, "placement dropped");
+        if let Some(first) = rejected.first() {
+            // One line per pass, however many were dropped: each job's own reason says why.
+            tracing::warn!(policy = ?decider, dropped = rejected.len(), first = %first, "placements dropped");
         }
         PassOutcome { placements, rejected, decider }
+    }
+}
+
+/// The record the policy plugin receives of the rules in force.
+pub fn rules_for(rules: &SchedulingRules) -> Rules {
+    Rules {
+        gpu_left: rules.gpu_left,
+        min_gpu: rules.min_gpu,
+        max_gpu: rules.max_gpu,
+        memory_margin_mib: rules.memory_margin_mib,
+        allow_sharing: rules.allow_sharing,
+        memory_save_mode: rules.memory_save_mode,
+        params: rules.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }
 

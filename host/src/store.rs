@@ -1,11 +1,12 @@
-//! Crash-safe state: SQLite in WAL mode under the state directory. The scheduler is its only
-//! writer and calls it from its own thread, never from the async executor.
+//! Crash-safe state: SQLite in WAL mode under the state directory. Jobs, runs and queues are
+//! written by the scheduler alone, from its own thread; accounts (`auth::users`) live in the same
+//! file through a connection of their own. Neither runs on the async executor.
 //!
 //! Records are stored as JSON beside the columns that are queried, so adding a field to a job
 //! needs no migration; changes of shape that do are numbered migrations in [`MIGRATIONS`],
 //! applied in order and remembered in `PRAGMA user_version`.
 
-use crate::scheduler::{Job, QueueState, Run};
+use crate::model::{Job, JobId, QueueState, Run};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
@@ -129,7 +130,7 @@ impl Store {
             };
             let mut bare = job.clone();
             bare.attempts.clear();
-            rows.push((job.id, job.state.as_str(), job.queue.clone(), job.run, self.json(&format!("job {}", job.id), &bare)?, attempt));
+            rows.push((job.id.0, job.state.as_str(), job.queue.clone(), job.run.map(|r| r.0), self.json(&format!("job {}", job.id), &bare)?, attempt));
         }
         let path = self.path.clone();
         let sql = move |source| StoreError::Sqlite { path: path.clone(), source };
@@ -160,7 +161,7 @@ impl Store {
     pub fn save_run(&mut self, run: &Run) -> Result<(), StoreError> {
         let data = self.json(&format!("run {}", run.id), run)?;
         self.conn
-            .execute("INSERT INTO runs (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data", params![run.id, data])
+            .execute("INSERT INTO runs (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data", params![run.id.0, data])
             .map_err(self.sql())?;
         Ok(())
     }
@@ -195,10 +196,10 @@ impl Store {
         let mut jobs = snapshot.jobs.iter_mut().peekable();
         for row in rows {
             let (job_id, number, data) = row.map_err(&sql)?;
-            while jobs.peek().is_some_and(|j| j.id < job_id) {
+            while jobs.peek().is_some_and(|j| j.id < JobId(job_id)) {
                 jobs.next();
             }
-            if let Some(job) = jobs.peek_mut().filter(|j| j.id == job_id) {
+            if let Some(job) = jobs.peek_mut().filter(|j| j.id == JobId(job_id)) {
                 job.attempts.push(self.parse(format!("attempt {job_id}/{number}"), &data)?);
             }
         }
@@ -226,11 +227,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{Attempt, JobSpec, JobState};
+    use crate::model::{Attempt, JobSpec, JobState};
 
     fn job(id: u64) -> Job {
         Job {
-            id,
+            id: JobId(id),
             spec: JobSpec { commands: vec![format!("echo {id}")], ..JobSpec::default() },
             queue: format!("job{id}"),
             run: None,

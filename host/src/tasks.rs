@@ -4,7 +4,7 @@
 //! started by hand is tracked on its own. Progress lives in memory: it is what the process says
 //! now, and it says it again after a daemon restart.
 
-use crate::scheduler::JobId;
+use crate::model::JobId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -72,7 +72,7 @@ impl Tasks {
     /// A task for `job` (if any) takes the job's id; registering again updates it.
     pub fn register(&self, r: Registration, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Task {
         let mut tasks = self.tasks.write();
-        let task_id = job.unwrap_or_else(|| tasks.keys().copied().filter(|k| *k >= OWN_IDS).max().map_or(OWN_IDS, |k| k + 1));
+        let task_id = job.map_or_else(|| tasks.keys().copied().filter(|k| *k >= OWN_IDS).max().map_or(OWN_IDS, |k| k + 1), |j| j.0);
         let name = r.name.unwrap_or_else(|| job.map_or_else(|| format!("task {task_id}"), |j| format!("job {j}")));
         let task = Task {
             task_id,
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_jobs_task_takes_its_id_and_progress_follows_the_steps() {
         let tasks = Tasks::default();
-        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, Some(7), vec![1], 10);
+        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, Some(JobId(7)), vec![1], 10);
         assert_eq!((task.task_id, task.name.as_str(), task.gpu_ids.as_slice()), (7, "job 7", &[1][..]));
         let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, None, vec![], 10);
         assert_eq!(own.task_id, OWN_IDS);

@@ -18,29 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+pub use crate::model::{Principal, Role};
 pub use token::{Claims, TokenKind};
 pub use users::{NewUser, Profile, TokenInfo, User, UserStore};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// Submits jobs and runs, and sees and changes only their own jobs.
-    User,
-    /// Everything, including configuration, plugins and other users' jobs.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,7 +63,7 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("wrong e-mail or password")]
     BadCredentials,
@@ -105,33 +85,26 @@ pub enum AuthError {
     WrongMode(&'static str),
     #[error("too many failed logins from this address; try again in {0} s")]
     RateLimited(u64),
-    #[error("accounts: {0}")]
-    Store(String),
+    #[error("log in first: send `Authorization: Bearer <token>` or the session cookie")]
+    NoCredentials,
+    #[error("a change made with the session cookie needs this server's Origin or the X-CSRF-Token header")]
+    Csrf,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{path}: {source}")]
+    Database { path: PathBuf, source: rusqlite::Error },
+    #[error("account record: {0}")]
+    Record(#[from] serde_json::Error),
+    #[error("password hashing: {0}")]
+    Hashing(argon2::password_hash::Error),
+    #[error("the OS random source: {0}")]
+    Random(getrandom::Error),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 }
 
-/// Whoever is calling, once authenticated.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Principal {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-}
-
-impl Principal {
-    /// The caller of a daemon without authentication.
-    pub fn local() -> Principal {
-        Principal { id: "local".into(), name: "local".into(), role: Role::Admin }
-    }
-
-    fn of(user: &User) -> Principal {
-        Principal { id: user.id.clone(), name: user.name().to_string(), role: user.role }
-    }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+fn principal_of(user: &User) -> Principal {
+    Principal { id: user.id.clone(), name: user.name().to_string(), role: user.role }
 }
 
 /// A token handed to a client, with what goes with it.
@@ -215,7 +188,7 @@ impl Authority {
             TokenKind::Session => self.config.session_ttl,
             TokenKind::Access => self.config.access_ttl,
         };
-        let now = now_ms() / 1000;
+        let now = crate::model::now_ms() / 1000;
         let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs() };
         Issued { token: token::sign(&self.key, &claims), csrf: claims.csrf, expires_s: ttl.as_secs() }
     }
@@ -223,7 +196,7 @@ impl Authority {
     /// A signed token's claims. Users-mode tokens name an account that must still exist and be
     /// active with the same role; that check needs the database, see [`Authority::current`].
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        token::verify(&self.key, token, now_ms() / 1000).map_err(|_| AuthError::BadToken)
+        token::verify(&self.key, token, crate::model::now_ms() / 1000).map_err(|_| AuthError::BadToken)
     }
 
     pub fn users(&self) -> Result<&UserStore, AuthError> {
@@ -240,14 +213,14 @@ impl Authority {
                 if !user.is_active {
                     return Err(AuthError::Inactive);
                 }
-                Ok(Principal::of(&user))
+                Ok(principal_of(&user))
             }
         }
     }
 
     /// Users mode: an API token's account. Blocks.
     pub fn api_token(&self, token: &str) -> Result<Principal, AuthError> {
-        Ok(Principal::of(&self.users()?.token_user(token, "api")?))
+        Ok(principal_of(&self.users()?.token_user(token, "api")?))
     }
 
     /// Users mode: checks e-mail and password; blocks (argon2).
@@ -264,8 +237,8 @@ impl Authority {
 
     /// An access token and a refresh token for the account.
     pub fn tokens_for(&self, user: &User) -> Result<(Issued, String), AuthError> {
-        let access = self.issue(&Principal::of(user), TokenKind::Access);
-        let expires = now_ms() + self.config.refresh_ttl.as_millis() as u64;
+        let access = self.issue(&principal_of(user), TokenKind::Access);
+        let expires = crate::model::now_ms() + u64::try_from(self.config.refresh_ttl.as_millis()).unwrap_or(u64::MAX);
         let (refresh, _) = self.users()?.issue_token(&user.id, "refresh", "refresh", Some(expires))?;
         Ok((access, refresh))
     }
@@ -311,7 +284,7 @@ mod tests {
         let line = notice.expect("a generated secret is shown");
         let secret = std::fs::read_to_string(dir.path().join(SECRET_FILE)).expect("kept").trim().to_string();
         assert!(line.contains(&secret));
-        assert_eq!(first.check_secret("nope"), Err(AuthError::BadSecret));
+        assert!(matches!(first.check_secret("nope"), Err(AuthError::BadSecret)));
         let admin = first.check_secret(&secret).expect("right secret");
         let session = first.issue(&admin, TokenKind::Session);
 
@@ -322,6 +295,6 @@ mod tests {
 
         // A configured secret replaces it, and the old sessions end.
         let (third, _) = Authority::open(AuthConfig { secret: Some("another one".into()), ..config }, dir.path(), &db).expect("open");
-        assert_eq!(third.verify(&session.token), Err(AuthError::BadToken));
+        assert!(matches!(third.verify(&session.token), Err(AuthError::BadToken)));
     }
 }

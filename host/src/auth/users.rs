@@ -92,16 +92,16 @@ pub fn random_hex(bytes: usize) -> String {
 impl UserStore {
     /// Opens the accounts in the database that [`crate::store::Store::open`] migrated.
     pub fn open(path: &Path) -> Result<UserStore, AuthError> {
-        let conn = crate::store::connect(path).map_err(|e| AuthError::Store(e.to_string()))?;
+        let conn = crate::store::connect(path)?;
         Ok(UserStore { conn: parking_lot::Mutex::new(conn), path: path.to_path_buf() })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> AuthError + '_ {
-        |e| AuthError::Store(format!("{}: {e}", self.path.display()))
+        |source| AuthError::Database { path: self.path.clone(), source }
     }
 
     fn row(data: String) -> Result<User, AuthError> {
-        serde_json::from_str(&data).map_err(|e| AuthError::Store(format!("account record: {e}")))
+        Ok(serde_json::from_str(&data)?)
     }
 
     pub fn create(&self, new: NewUser, by_admin: bool) -> Result<User, AuthError> {
@@ -128,9 +128,9 @@ impl UserStore {
             is_active: true,
             is_superuser: role == Role::Admin,
             is_verified: false,
-            created_ms: super::now_ms(),
+            created_ms: crate::model::now_ms(),
         };
-        let data = serde_json::to_string(&user).map_err(|e| AuthError::Store(e.to_string()))?;
+        let data = serde_json::to_string(&user)?;
         let inserted = conn.execute(
             "INSERT INTO users (id, email, password_hash, role, data) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(email) DO NOTHING",
             params![user.id, email, hash, role.as_str(), data],
@@ -154,7 +154,7 @@ impl UserStore {
             let _ = hash_password(password);
             return Err(AuthError::BadCredentials);
         };
-        let parsed = PasswordHash::new(&hash).map_err(|e| AuthError::Store(format!("password hash: {e}")))?;
+        let parsed = PasswordHash::new(&hash).map_err(AuthError::Hashing)?;
         Argon2::default().verify_password(password.as_bytes(), &parsed).map_err(|_| AuthError::BadCredentials)?;
         let user = Self::row(data)?;
         if !user.is_active {
@@ -207,7 +207,7 @@ impl UserStore {
     }
 
     fn save(&self, user: &User, hash: Option<String>) -> Result<User, AuthError> {
-        let data = serde_json::to_string(user).map_err(|e| AuthError::Store(e.to_string()))?;
+        let data = serde_json::to_string(user)?;
         let conn = self.conn.lock();
         conn.execute("UPDATE users SET role = ?2, data = ?3 WHERE id = ?1", params![user.id, user.role.as_str(), data]).map_err(self.sql())?;
         if let Some(hash) = hash {
@@ -219,7 +219,7 @@ impl UserStore {
     /// A new token of `kind` for the user; only its digest is kept.
     pub fn issue_token(&self, user_id: &str, kind: &str, name: &str, expires_ms: Option<u64>) -> Result<(String, TokenInfo), AuthError> {
         let token = format!("{API_TOKEN_PREFIX}{}", random_hex(24));
-        let created_ms = super::now_ms();
+        let created_ms = crate::model::now_ms();
         let id = digest(&token);
         self.conn
             .lock()
@@ -240,7 +240,7 @@ impl UserStore {
             .optional()
             .map_err(self.sql())?;
         let (user_id, expires) = found.ok_or(AuthError::BadToken)?;
-        if expires.is_some_and(|e| e <= super::now_ms() as i64) {
+        if expires.is_some_and(|e| e <= crate::model::now_ms() as i64) {
             return Err(AuthError::BadToken);
         }
         let user = self.get(&user_id)?;
@@ -289,9 +289,9 @@ fn check_password(password: &str) -> Result<(), AuthError> {
 
 fn hash_password(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).map_err(|e| AuthError::Store(format!("random source: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Store(e.to_string()))?;
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| AuthError::Store(e.to_string()))?.to_string())
+    getrandom::getrandom(&mut salt).map_err(AuthError::Random)?;
+    let salt = SaltString::encode_b64(&salt).map_err(AuthError::Hashing)?;
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(AuthError::Hashing)?.to_string())
 }
 
 #[cfg(test)]
@@ -326,15 +326,15 @@ mod tests {
         let (_dir, users) = store();
         let user = users.create(new("a@x.org"), false).expect("create");
         assert_eq!(users.login("a@x.org", "correct horse").expect("login").id, user.id);
-        assert_eq!(users.login("a@x.org", "wrong horse"), Err(AuthError::BadCredentials));
-        assert_eq!(users.login("nobody@x.org", "correct horse"), Err(AuthError::BadCredentials));
+        assert!(matches!(users.login("a@x.org", "wrong horse"), Err(AuthError::BadCredentials)));
+        assert!(matches!(users.login("nobody@x.org", "correct horse"), Err(AuthError::BadCredentials)));
         let (token, info) = users.issue_token(&user.id, "api", "ci", None).expect("token");
         assert_eq!(users.token_user(&token, "api").expect("valid").id, user.id);
-        assert_eq!(users.token_user(&token, "refresh"), Err(AuthError::BadToken));
+        assert!(matches!(users.token_user(&token, "refresh"), Err(AuthError::BadToken)));
         assert_eq!(users.tokens(&user.id, "api").expect("list").len(), 1);
         assert!(users.delete_token(&user.id, &info.id).expect("delete"));
-        assert_eq!(users.token_user(&token, "api"), Err(AuthError::BadToken));
+        assert!(matches!(users.token_user(&token, "api"), Err(AuthError::BadToken)));
         let (expired, _) = users.issue_token(&user.id, "refresh", "s", Some(1)).expect("token");
-        assert_eq!(users.token_user(&expired, "refresh"), Err(AuthError::BadToken));
+        assert!(matches!(users.token_user(&expired, "refresh"), Err(AuthError::BadToken)));
     }
 }

@@ -4,8 +4,8 @@
 use super::client::Client;
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
-use gantry::daemon::LogChunk;
-use gantry::scheduler::{GpuCount, Job, JobSpec, RunMode, RunStatus, Status};
+use gantry::service::LogChunk;
+use gantry::model::{GpuCount, Job, JobSpec, RunMode, RunStatus, Status};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -84,7 +84,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         cwd,
         env: args.env.into_iter().collect(),
         labels: args.label.into_iter().collect(),
-        after: args.after.into_iter().map(gantry::scheduler::Dependency::Job).collect(),
+        after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
         owner: std::env::var("USER").ok(),
         ..JobSpec::default()
@@ -218,7 +218,7 @@ pub fn status(client: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
         let error = queue.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default();
         println!("queue {}: {} left, running {:?}{backoff}{error}", queue.name, queue.counts.waiting + queue.counts.held + queue.counts.running, queue.current);
     }
-    let mut per_gpu: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut per_gpu: BTreeMap<u32, Vec<gantry::model::JobId>> = BTreeMap::new();
     for job in &status.running {
         for gpu in &job.gpus {
             per_gpu.entry(*gpu).or_default().push(job.id);

@@ -49,7 +49,7 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             say(&format!("port {} is taken; listening on {} instead", wanted.port(), addr.port()));
         }
         say(&format!("serving http://{addr} (state in {})", config.state_dir.display()));
-        let options = ServeOptions { gpu_mode: mode, notices: Box::new(say.clone()) };
+        let options = ServeOptions { gpu_mode: mode, shim_program: None, notices: std::sync::Arc::new(say.clone()) };
         serve(config, options, listener, shutdown_signal()).await?;
         say("stopped; running jobs continue under their shims");
         Ok(ExitCode::SUCCESS)

@@ -3,7 +3,7 @@
 
 use crate::auth::{AuthConfig, AuthMode};
 use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
-use crate::scheduler::SchedulingRules;
+use crate::model::SchedulingRules;
 use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

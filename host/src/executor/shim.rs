@@ -8,6 +8,7 @@
 use super::attempt::{read_json, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
 use super::logfile::RotatingLog;
 use super::ExecutorError;
+use crate::model::now_ms;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -19,10 +20,6 @@ use std::time::Duration;
 /// reading (a process that escaped the job's group could hold the pipe open forever).
 const DRAIN: Duration = Duration::from_secs(2);
 
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];

@@ -2,7 +2,7 @@
 //!
 //! - `nvml`: the reader over nvml-wrapper (the real driver or the bundled stand-in);
 //! - `sim`: simulation mode, which runs the same NVML code path over the bundled fake library;
-//! - `process`: user and command line of the processes NVML reports;
+//! - `process`: user, command line and gantry job of the processes NVML reports;
 //! - `sampler`: the background thread that samples every GPU into ring buffers and tells
 //!   observers when something changed.
 //!
@@ -59,6 +59,10 @@ pub struct GpuProcess {
     /// None when the process is gone or belongs to a user whose `/proc` entries we can't read.
     pub user: Option<String>,
     pub command: Option<String>,
+    /// The gantry job whose process this is (by `GANTRY_JOB_ID` in its environment), read when
+    /// the sample was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::model::JobId>,
 }
 
 /// One GPU at one moment. Fields the driver does not support are `None`.
@@ -158,13 +162,6 @@ pub fn open_gpus(mode: &GpuMode, driver: &std::path::Path, sim_dir: &std::path::
             }
         },
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -94,12 +94,12 @@ impl NvmlReader {
                 if processes.iter().any(|q: &GpuProcess| q.pid == p.pid) {
                     continue;
                 }
-                let (user, command) = self.names.describe(p.pid);
+                let facts = self.names.describe(p.pid);
                 let used_memory_mib = match p.used_gpu_memory {
                     UsedGpuMemory::Used(bytes) => Some(bytes / MIB),
                     UsedGpuMemory::Unavailable => None,
                 };
-                processes.push(GpuProcess { pid: p.pid, kind, used_memory_mib, user, command });
+                processes.push(GpuProcess { pid: p.pid, kind, used_memory_mib, user: facts.user, command: facts.command, job: facts.job });
             }
         }
         Ok(GpuSnapshot {
@@ -133,6 +133,6 @@ impl NvmlReader {
                 Err(e) => GpuReading::Unavailable { index, error: e.to_string() },
             })
             .collect();
-        Ok(NodeGpus { simulated: self.simulated, driver: self.driver_info(), sampled_at_ms: super::now_ms(), gpus })
+        Ok(NodeGpus { simulated: self.simulated, driver: self.driver_info(), sampled_at_ms: crate::model::now_ms(), gpus })
     }
 }

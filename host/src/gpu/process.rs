@@ -1,5 +1,8 @@
-//! User and command line of a process, from `/proc`, for the processes NVML lists by pid.
+//! User, command line and gantry job of a process, from `/proc`, for the processes NVML lists by
+//! pid. Read once per sample: everything downstream (the scheduler's accounting, the sampler's
+//! split of memory into gantry's and everybody else's) uses what the sample carries.
 
+use crate::model::{JobId, JOB_ID_VAR};
 use std::collections::HashMap;
 
 /// Caches user names by uid: a sample of eight GPUs would otherwise look up the same few users
@@ -10,11 +13,20 @@ pub struct ProcessNames {
 }
 
 impl ProcessNames {
-    /// The owner's name and the full command line, each `None` if the process is gone or hidden.
-    pub fn describe(&mut self, pid: u32) -> (Option<String>, Option<String>) {
+    /// The owner's name, the full command line and the gantry job it runs for, each `None` if
+    /// the process is gone, hidden from us, or not a job's.
+    pub fn describe(&mut self, pid: u32) -> ProcessFacts {
         let user = uid_of(pid).and_then(|uid| self.users.entry(uid).or_insert_with(|| user_name(uid)).clone());
-        (user, command_line(pid))
+        let job = crate::procfs::environment_value(pid, JOB_ID_VAR).and_then(|v| v.parse::<JobId>().ok());
+        ProcessFacts { user, command: command_line(pid), job }
     }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    pub user: Option<String>,
+    pub command: Option<String>,
+    pub job: Option<JobId>,
 }
 
 fn uid_of(pid: u32) -> Option<u32> {
@@ -53,13 +65,14 @@ mod tests {
     #[test]
     fn describes_this_process() {
         let mut names = ProcessNames::default();
-        let (user, command) = names.describe(std::process::id());
-        assert!(user.is_some_and(|u| !u.is_empty()));
-        assert!(command.is_some_and(|c| c.contains("gantry")));
+        let facts = names.describe(std::process::id());
+        assert!(facts.user.is_some_and(|u| !u.is_empty()));
+        assert!(facts.command.is_some_and(|c| c.contains("gantry")));
+        assert_eq!(facts.job, None);
     }
 
     #[test]
     fn a_missing_process_has_no_description() {
-        assert_eq!(ProcessNames::default().describe(u32::MAX - 7), (None, None));
+        assert_eq!(ProcessNames::default().describe(u32::MAX - 7), ProcessFacts::default());
     }
 }

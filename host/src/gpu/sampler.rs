@@ -61,8 +61,9 @@ pub struct GpuSummary {
     pub utilization_mean: Option<u32>,
 }
 
-/// Tells whether a process (by pid) belongs to gantry's own jobs.
-pub type Ownership = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+/// Tells whether a job is one of gantry's running jobs: the memory of its processes is then
+/// gantry's own, not someone else's.
+pub type Ownership = Arc<dyn Fn(crate::model::JobId) -> bool + Send + Sync>;
 
 struct Shared {
     latest: NodeGpus,
@@ -182,7 +183,7 @@ impl Drop for GpuMonitor {
 impl Sampler {
     fn sample(&mut self) {
         let now = Instant::now();
-        let at_ms = super::now_ms();
+        let at_ms = crate::model::now_ms();
         let count = match self.reader.device_count() {
             Ok(n) => n,
             Err(e) => {
@@ -222,7 +223,7 @@ impl Sampler {
             .map(|reading| {
                 let Some(s) = reading.snapshot() else { return 0 };
                 let ours: u64 = match &ownership {
-                    Some(owned) => s.processes.iter().filter(|p| owned(p.pid)).filter_map(|p| p.used_memory_mib).sum(),
+                    Some(owned) => s.processes.iter().filter(|p| p.job.is_some_and(|job| owned(job))).filter_map(|p| p.used_memory_mib).sum(),
                     None => 0,
                 };
                 s.memory_used_mib.saturating_sub(ours)

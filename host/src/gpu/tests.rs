@@ -58,7 +58,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 fn this_user() -> String {
     let uid = unsafe { libc::getuid() };
-    process::ProcessNames::default().describe(std::process::id()).0.unwrap_or_else(|| uid.to_string())
+    process::ProcessNames::default().describe(std::process::id()).user.unwrap_or_else(|| uid.to_string())
 }
 
 #[test]

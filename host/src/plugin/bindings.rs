@@ -28,15 +28,9 @@ pub mod provider {
     });
 }
 
-/// The `gantry:plugin` version this host was built against, read from the WIT itself so there is
-/// one place to bump.
+/// The `gantry:plugin` version this host was built against, read from the WIT itself (by the
+/// `placement` crate, which the policy plugins share) so there is one place to bump.
 pub fn host_wit_version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(|| {
-        include_str!("../../../wit/gantry.wit")
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("package gantry:plugin@"))
-            .map(|v| v.trim_end_matches(';').to_string())
-            .unwrap_or_default()
-    })
+    VERSION.get_or_init(placement::wit_version)
 }

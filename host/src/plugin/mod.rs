@@ -22,6 +22,7 @@ mod provider;
 mod sandbox;
 mod watch;
 
+pub use bindings::host_wit_version as wit_version;
 pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
 pub use loaded::{
@@ -40,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Policy,

@@ -6,30 +6,22 @@
 //! to a job that is still starting stays booked (no second job races onto it), and memory of a
 //! job that just ended is free at once rather than a window later.
 
-use super::JobId;
 use crate::gpu::{GpuSummary, Ownership};
-use crate::procfs::environment_value;
+use crate::model::JobId;
 use parking_lot::RwLock;
 use placement::GpuState;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// The variable that marks every process of a job, inherited by all it starts.
-pub const JOB_ID_VAR: &str = "GANTRY_JOB_ID";
-
-/// The gantry job a process belongs to, by its environment.
-pub fn job_of(pid: u32) -> Option<JobId> {
-    environment_value(pid, JOB_ID_VAR)?.parse().ok()
-}
-
 /// The sampler's test for "one of gantry's running jobs": by job id, which the scheduler records
-/// before the job's first process exists, so no process is ever mistaken for a stranger's.
+/// before the job's first process exists, so no process is ever mistaken for a stranger's. The
+/// job a process belongs to was read once, when the sample was taken.
 pub fn ownership(running: Arc<RwLock<HashSet<JobId>>>) -> Ownership {
-    Arc::new(move |pid| job_of(pid).is_some_and(|job| running.read().contains(&job)))
+    Arc::new(move |job| running.read().contains(&job))
 }
 
-/// What a GPU reading shows of gantry's running jobs. Made once per sample that changed, so a
-/// scheduling pass reads no `/proc`.
+/// What a GPU reading shows of gantry's running jobs, from the job each process was found to
+/// belong to when the sample was taken. Made once per sample that changed.
 #[derive(Default)]
 pub struct Observation {
     /// Memory per (job, GPU) the jobs' processes hold.
@@ -44,7 +36,7 @@ impl Observation {
         for summary in summaries {
             let Some(gpu) = summary.reading.snapshot() else { continue };
             for process in &gpu.processes {
-                if let Some(job) = job_of(process.pid).filter(|&job| running(job)) {
+                if let Some(job) = process.job.filter(|&job| running(job)) {
                     *seen.held.entry((job, gpu.index)).or_insert(0) += process.used_memory_mib.unwrap_or(0);
                     seen.pids.insert(process.pid);
                 }

@@ -222,6 +222,22 @@ pub enum Rejection {
     GpuOccupied { job: u64, gpu: u32 },
 }
 
+impl Rejection {
+    /// The job whose placement was dropped.
+    pub fn job(&self) -> u64 {
+        match *self {
+            Rejection::UnknownJob { job }
+            | Rejection::DuplicateJob { job }
+            | Rejection::UnknownGpu { job, .. }
+            | Rejection::RepeatedGpu { job, .. }
+            | Rejection::IneligibleGpu { job, .. }
+            | Rejection::GpuCount { job, .. }
+            | Rejection::MemoryDoesNotFit { job, .. }
+            | Rejection::GpuOccupied { job, .. } => job,
+        }
+    }
+}
+
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -54,17 +54,4 @@ impl SchedulingRules {
     pub fn eligible(&self, index: u32) -> bool {
         self.eligible_gpus.as_ref().is_none_or(|set| set.contains(&index))
     }
-
-    /// The record the policy plugin receives.
-    pub fn for_policy(&self) -> placement::Rules {
-        placement::Rules {
-            gpu_left: self.gpu_left,
-            min_gpu: self.min_gpu,
-            max_gpu: self.max_gpu,
-            memory_margin_mib: self.memory_margin_mib,
-            allow_sharing: self.allow_sharing,
-            memory_save_mode: self.memory_save_mode,
-            params: self.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        }
-    }
 }

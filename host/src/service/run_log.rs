@@ -1,7 +1,8 @@
 //! The daemon's files in its log directory (seed 001's `logs/`): `pid.json` while it serves, and
 //! one log per run (`run_<id>.log`, seed 001's scheduler log) with every change of its jobs.
 
-use crate::scheduler::{Event, RunId, Scheduler};
+use crate::model::{iso_time, now_ms, Event, RunId};
+use crate::scheduler::Scheduler;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ pub fn start(scheduler: &Scheduler, dir: PathBuf) -> std::io::Result<()> {
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        let now = super::compat::iso_time(crate::auth::now_ms());
+        let now = iso_time(now_ms());
         let (run, line) = match &event {
             Event::Job { id, state, queue, run: Some(run), attempt, gpus, reason } => {
                 let why = reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -33,7 +34,7 @@ pub fn start(scheduler: &Scheduler, dir: PathBuf) -> std::io::Result<()> {
         };
         let written = std::fs::OpenOptions::new().create(true).append(true).open(path(&dir, run)).and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = written {
-            tracing::warn!(run, error = %e, "cannot write the run log");
+            tracing::warn!(run = %run, error = %e, "cannot write the run log");
         }
     })?;
     Ok(())
@@ -43,7 +44,7 @@ pub fn start(scheduler: &Scheduler, dir: PathBuf) -> std::io::Result<()> {
 pub fn write_pid_file(dir: &Path, url: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let file = dir.join("pid.json");
-    let info = serde_json::json!({ "pid": std::process::id(), "url": url, "started_at": super::compat::iso_time(crate::auth::now_ms()) });
+    let info = serde_json::json!({ "pid": std::process::id(), "url": url, "started_at": iso_time(now_ms()) });
     std::fs::write(&file, info.to_string())?;
     Ok(file)
 }

@@ -1,13 +1,13 @@
 //! Seed 001/004 (GPU manager) GPU monitoring: `/api/gpu` with its host block, active users and
 //! `*_human` fields, `/api/gpu/processes`, `/api/gpu/state`.
 
-use crate::daemon::service::Service;
-use crate::gpu::GpuSnapshot;
+use crate::http::gate::Access;
+use crate::http::routes::Routes;
+use crate::model::iso_time;
+use crate::service::{GpuSnapshot, Service};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
-use crate::daemon::auth::Access;
-use crate::daemon::routes::Routes;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct GpuManager {
 }
 
 pub fn routes(service: Arc<Service>) -> Routes {
-    Routes::new(service.auth.clone(), "seed 001/004")
+    Routes::new(service.clone(), "seed 001/004")
         .get("/api/gpu", Access::Read, "GPU monitoring with host block, active users and *_human fields", gpu)
         .get("/api/gpu/processes", Access::Read, "Processes on every GPU with their users", processes)
         .get("/api/gpu/state", Access::Read, "The monitor's state", state)
@@ -58,7 +58,7 @@ fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
 }
 
 async fn gpu(State(manager): State<Arc<GpuManager>>) -> impl IntoResponse {
-    let sampled = manager.service.gpus.sampled_at_ms();
+    let sampled = manager.service.sampled_at_ms();
     let cached = manager.rendered.lock().as_ref().filter(|(at, _)| *at == sampled).map(|(_, body)| body.clone());
     let body = match cached {
         Some(body) => body,
@@ -74,8 +74,8 @@ async fn gpu(State(manager): State<Arc<GpuManager>>) -> impl IntoResponse {
 
 /// The answer and the sample it describes.
 fn render_gpu(service: &Service) -> (u64, Value) {
-    let node = service.gpus.latest();
-    let host = service.host.latest();
+    let machine = service.machine();
+    let (node, host) = (machine.gpus, machine.host);
     let gpus: Vec<&GpuSnapshot> = node.gpus.iter().filter_map(|r| r.snapshot()).collect();
     let users: BTreeSet<String> = gpus.iter().flat_map(|g| g.processes.iter().filter_map(|p| p.user.clone())).collect();
     let (used, total) = gpus.iter().fold((0, 0), |(u, t), g| (u + g.memory_used_mib, t + g.memory_total_mib));
@@ -83,7 +83,7 @@ fn render_gpu(service: &Service) -> (u64, Value) {
     let value = json!({
         "available": !gpus.is_empty(),
         "simulated": node.simulated,
-        "timestamp": super::iso_time(node.sampled_at_ms),
+        "timestamp": iso_time(node.sampled_at_ms),
         "gpu_count": node.gpus.len(),
         "total_processes": gpus.iter().map(|g| g.processes.len()).sum::<usize>(),
         "memory_percent": memory_percent,
@@ -124,20 +124,20 @@ fn render_gpu(service: &Service) -> (u64, Value) {
 }
 
 async fn processes(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
-    let node = manager.service.gpus.latest();
+    let node = manager.service.machine().gpus;
     let rows: Vec<Value> = node.gpus.iter().filter_map(|r| r.snapshot()).flat_map(process_rows).collect();
-    Json(json!({ "timestamp": super::iso_time(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
+    Json(json!({ "timestamp": iso_time(node.sampled_at_ms), "count": rows.len(), "processes": rows }))
 }
 
 async fn state(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
-    let node = manager.service.gpus.latest();
-    let config = manager.service.gpus.config();
+    let machine = manager.service.machine();
+    let (node, config) = (machine.gpus, machine.sampler);
     Json(json!({
         "running": true,
         "simulated": node.simulated,
         "interval": config.interval.as_secs_f64(),
         "window": config.window.as_secs_f64(),
-        "last_update": super::iso_time(node.sampled_at_ms),
+        "last_update": iso_time(node.sampled_at_ms),
         "gpu_count": node.gpus.len(),
         "unavailable_gpus": node.gpus.iter().filter(|r| r.snapshot().is_none()).map(|r| r.index()).collect::<Vec<_>>(),
     }))
@@ -148,13 +148,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_sizes_and_times() {
+    fn human_sizes() {
         assert_eq!(human_mib(65_536), "64GB");
         assert_eq!(human_mib(1536), "1.5GB");
         assert_eq!(human_mib(512), "512MB");
         assert_eq!(human_watts(Some(149.6)).as_deref(), Some("150W"));
-        assert_eq!(super::super::iso_time(0), "1970-01-01T00:00:00");
-        assert_eq!(super::super::iso_time(1_764_637_200_000), "2025-12-02T01:00:00");
-        assert_eq!(super::super::iso_time(951_782_400_000), "2000-02-29T00:00:00");
     }
 }

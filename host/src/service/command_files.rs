@@ -1,14 +1,12 @@
-//! What the API edits on disk: command files (through the parser plugin, so only what parses
-//! is written), and the rules and settings in `gantry.toml`. File work and plugin calls run off
-//! the async threads.
+//! Seed 004's numbered command files, read and written through the parser plugin: a file is
+//! written only if it parses, and a rendered configuration only if it parses back to itself.
+//! File work and plugin calls run off the async threads.
 
-use super::service::{off_thread, Service, ServiceError};
+use super::{off_thread, Service, ServiceError};
 use crate::command_files::Entry;
-use crate::config::edit::SettingsChange;
+use crate::model::{FieldError, RunMode};
 use crate::plugin::{JobFile, JobSpec as Block, ParseMode};
-use crate::scheduler::RunMode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::path::PathBuf;
 
 /// Seed 004's command configuration: queues, each a list of processes run one after another.
@@ -85,19 +83,37 @@ impl CommandConfig {
             for (p, process) in queue.processes.iter().enumerate() {
                 let at = |field: &str| format!("queues[{q}].processes[{p}].{field}");
                 if process.commands.is_empty() || process.commands.iter().any(|c| c.trim().is_empty() || c.contains('\n')) {
-                    return Err(ServiceError::Invalid { field: at("commands"), message: "needs one or more non-empty single-line commands".into() });
+                    return Err(FieldError::new(at("commands"), "needs one or more non-empty single-line commands").into());
                 }
                 if !process.memory.is_finite() || process.memory < 0.0 {
-                    return Err(ServiceError::Invalid { field: at("memory"), message: format!("must be GB >= 0, got {}", process.memory) });
+                    return Err(FieldError::new(at("memory"), format!("must be GB >= 0, got {}", process.memory)).into());
                 }
                 if process.gpu_count == 0 || (mode == RunMode::Single && process.gpu_count != 1) {
-                    return Err(ServiceError::Invalid { field: at("gpu_count"), message: "single mode runs each process on one GPU; multi mode needs at least 1".into() });
+                    return Err(FieldError::new(at("gpu_count"), "single mode runs each process on one GPU; multi mode needs at least 1").into());
                 }
                 jobs.push(Block { queue: queue.id, commands: process.commands.clone(), gpu_count: process.gpu_count, memory_gb: process.memory });
             }
         }
         Ok(JobFile { mode: parse_mode(mode), jobs })
     }
+}
+
+/// What a new or replaced command file holds: the queues, rendered by the parser plugin, or the
+/// text itself.
+#[derive(Clone, Debug)]
+pub enum Content {
+    Empty,
+    Config(CommandConfig),
+    Text(String),
+}
+
+/// A numbered command file in a listing, with its queues or why they could not be read.
+#[derive(Debug, Serialize)]
+pub struct CommandFileSummary {
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub data: Option<CommandConfig>,
+    pub error: Option<String>,
 }
 
 impl Service {
@@ -110,40 +126,56 @@ impl Service {
         off_thread(move || Ok::<_, ServiceError>(files.list(mode))).await
     }
 
+    /// Every command file of a mode with its queues, or why they could not be read.
+    pub async fn all_command_files(&self, mode: RunMode) -> Result<Vec<CommandFileSummary>, ServiceError> {
+        let mut out = Vec::new();
+        for entry in self.list_command_files(mode).await? {
+            let (data, error) = match entry.exists {
+                true => match self.command_file(mode, entry.index).await {
+                    Ok(view) => (Some(view.data), None),
+                    Err(e) => (None, Some(e.detail_lines().join("\n"))),
+                },
+                false => (None, None),
+            };
+            out.push(CommandFileSummary { entry, data, error });
+        }
+        Ok(out)
+    }
+
     pub async fn command_file(&self, mode: RunMode, index: u32) -> Result<CommandFileView, ServiceError> {
         let files = self.command_files();
         let path = files.path(mode, index);
         let text = off_thread(move || files.read(mode, index)).await?;
-        let file = self.parse(&path, Some(parse_mode(mode)), &text).await?;
+        let file = self.parse(&path, Some(parse_mode(mode)), text.clone()).await?;
         Ok(CommandFileView { mode, index, path, text, data: CommandConfig::from_file(&file) })
     }
 
-    /// Writes the configuration through the parser's `render`, after checking that the text
-    /// rendered parses back to the same jobs.
-    pub async fn put_command_config(&self, mode: RunMode, index: u32, data: &CommandConfig) -> Result<PathBuf, ServiceError> {
-        let file = data.to_file(mode)?;
-        let text = self.render(&file).await?;
-        self.put_command_text(mode, index, text, Some(file)).await
+    /// Replaces a command file with `content`, if it passes the parser (see [`Service::checked_text`]).
+    pub async fn put_command_file(&self, mode: RunMode, index: u32, content: Content) -> Result<CommandFileView, ServiceError> {
+        let files = self.command_files();
+        let text = self.checked_text(mode, &files.path(mode, index), content).await?;
+        off_thread(move || files.write(mode, index, &text)).await?;
+        self.command_file(mode, index).await
     }
 
-    /// Writes text that parses (as-is: its comments are the user's).
-    pub async fn put_command_text(&self, mode: RunMode, index: u32, text: String, expected: Option<JobFile>) -> Result<PathBuf, ServiceError> {
+    /// A new command file after the last, holding `content` if it passes the parser: its entry in
+    /// the listing, and the file as read back.
+    pub async fn new_command_file(&self, mode: RunMode, content: Content) -> Result<(Entry, CommandFileView), ServiceError> {
         let files = self.command_files();
-        let path = files.path(mode, index);
-        let parsed = self.parse(&path, Some(parse_mode(mode)), &text).await?;
-        if expected.is_some_and(|e| e != parsed) {
-            return Err(ServiceError::Plugin(format!("parser plugin {}: its render of this configuration does not parse back to it", self.parser)));
-        }
-        off_thread(move || files.write(mode, index, &text)).await
-    }
-
-    pub async fn new_command_file(&self, mode: RunMode, data: Option<&CommandConfig>) -> Result<u32, ServiceError> {
-        let text = match data {
-            Some(data) => self.render(&data.to_file(mode)?).await?,
-            None => String::new(),
-        };
-        let files = self.command_files();
-        off_thread(move || files.create(mode, &text)).await
+        let next = off_thread({
+            let files = files.clone();
+            move || Ok::<_, ServiceError>(files.next_index(mode))
+        })
+        .await?;
+        let text = self.checked_text(mode, &files.path(mode, next), content).await?;
+        let index = off_thread({
+            let files = files.clone();
+            move || files.create(mode, &text)
+        })
+        .await?;
+        let entries = off_thread(move || Ok::<_, ServiceError>(files.list(mode))).await?;
+        let entry = entries.into_iter().find(|e| e.index == index).ok_or_else(|| ServiceError::Internal(format!("{} configuration {index} vanished as it was made", mode.as_str())))?;
+        Ok((entry, self.command_file(mode, index).await?))
     }
 
     pub async fn delete_command_file(&self, mode: RunMode, index: u32) -> Result<(), ServiceError> {
@@ -151,73 +183,35 @@ impl Service {
         off_thread(move || files.delete(mode, index)).await
     }
 
-    pub async fn reset_command_file(&self, mode: RunMode, index: u32) -> Result<(), ServiceError> {
+    pub async fn reset_command_file(&self, mode: RunMode, index: u32) -> Result<CommandFileView, ServiceError> {
         let files = self.command_files();
-        off_thread(move || files.reset(mode, index)).await
+        off_thread(move || files.reset(mode, index)).await?;
+        self.command_file(mode, index).await
     }
 
-    pub async fn render(&self, file: &JobFile) -> Result<String, ServiceError> {
-        let parser = self.plugins.get(&self.parser).ok_or_else(|| ServiceError::NoParser(self.parser.clone()))?;
-        let file = file.clone();
-        off_thread(move || parser.render(&file).map_err(|e| ServiceError::Plugin(e.to_string()))).await
-    }
-
-    /// Seed 004's rules as the file says them now.
-    pub async fn rules(&self) -> Result<Value, ServiceError> {
-        let config = self.load_config().await?;
-        Ok(crate::config::edit::rules_json(&config))
-    }
-
-    /// Writes the rules and applies them to the next scheduling pass.
-    pub async fn put_rules(&self, changes: Map<String, Value>) -> Result<Value, ServiceError> {
-        let file = self.config_file.clone();
-        let config = off_thread(move || file.put_rules(&changes)).await?;
-        self.scheduler.set_rules(config.scheduler.clone())?;
-        let rules = crate::config::edit::rules_json(&config);
-        // Only the hot part: settings saved in the file wait for the next start.
-        let mut current = self.config.write();
-        current.scheduler = config.scheduler;
-        current.work_dir = config.work_dir;
-        current.check_time_s = config.check_time_s;
-        current.command_files = config.command_files;
-        Ok(rules)
-    }
-
-    pub async fn settings(&self) -> Result<Value, ServiceError> {
-        Ok(crate::config::edit::settings_json(&self.load_config().await?))
-    }
-
-    pub async fn put_settings(&self, changes: Map<String, Value>) -> Result<SettingsChange, ServiceError> {
-        let current = self.load_config().await?;
-        let file = self.config_file.clone();
-        let (_, change) = off_thread(move || file.put_settings(&changes, &current)).await?;
-        Ok(change)
-    }
-
-    /// The log a run's job changes are written to.
-    pub fn run_log_path(&self, run: crate::scheduler::RunId) -> PathBuf {
-        super::run_log::path(&self.config.read().server.log_dir, run)
-    }
-
-    pub async fn bind_log(&self, binding: crate::log_access::Binding) -> Result<crate::log_access::Binding, ServiceError> {
-        let logs = self.logs.clone();
-        off_thread(move || logs.bind(binding)).await
-    }
-
-    pub async fn unbind_log(&self, key: String) -> Result<(), ServiceError> {
-        let logs = self.logs.clone();
-        off_thread(move || logs.unbind(&key)).await
-    }
-
-    /// The last `lines` lines of a log file the caller may read (see [`crate::log_access`]).
-    pub async fn read_log_file(&self, path: PathBuf, lines: usize) -> Result<String, ServiceError> {
-        let logs = self.logs.clone();
-        off_thread(move || logs.tail(&path, lines)).await
-    }
-
-    async fn load_config(&self) -> Result<crate::config::Config, ServiceError> {
-        let (file, fallback) = (self.config_file.clone(), self.config.read().clone());
-        off_thread(move || file.load(&fallback)).await
+    /// The text to write for `content`. Text is kept as given (its comments are the user's) if it
+    /// parses; queues are rendered by the parser plugin and kept only if the text parses back to
+    /// the same jobs, so a parser can't write what it would not read.
+    async fn checked_text(&self, mode: RunMode, path: &std::path::Path, content: Content) -> Result<String, ServiceError> {
+        match content {
+            Content::Empty => Ok(String::new()),
+            Content::Text(text) => {
+                self.parse(path, Some(parse_mode(mode)), text.clone()).await?;
+                Ok(text)
+            }
+            Content::Config(data) => {
+                let file = data.to_file(mode)?;
+                let name = self.config.read().plugins.parser.clone();
+                let parser = self.plugins.get(&name).ok_or_else(|| ServiceError::NoParser(name.clone()))?;
+                let rendered = file.clone();
+                let text = off_thread(move || parser.render(&rendered)).await?;
+                let parsed = self.parse(path, Some(parse_mode(mode)), text.clone()).await.map_err(|_| ServiceError::RenderMismatch { parser: name.clone() })?;
+                if parsed != file {
+                    return Err(ServiceError::RenderMismatch { parser: name });
+                }
+                Ok(text)
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ mod flowline;
 mod gpu_manager;
 
 use super::routes::Routes;
-use super::service::Service;
+use crate::service::Service;
 use std::sync::Arc;
 
 pub fn routes(service: Arc<Service>) -> Routes {
@@ -22,21 +22,4 @@ pub fn routes(service: Arc<Service>) -> Routes {
 /// MiB as the seeds' GB: GiB, to one decimal.
 fn gb(mib: u64) -> f64 {
     (mib as f64 / 1024.0 * 10.0).round() / 10.0
-}
-
-/// Seed 001's timestamps: ISO 8601 in UTC without a zone (`2025-12-03T02:14:39`).
-pub fn iso_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }

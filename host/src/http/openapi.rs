@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, made from the route table at start: every route the router serves is
 //! in it, with its access level, and nothing else is.
 
-use super::auth::Access;
+use super::gate::Access;
 use super::routes::Operation;
 use serde_json::{json, Map, Value};
 
@@ -47,7 +47,7 @@ pub fn document(operations: &[Operation]) -> Value {
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT or an API token gty_…" },
-                "session": { "type": "apiKey", "in": "cookie", "name": super::auth::COOKIE },
+                "session": { "type": "apiKey", "in": "cookie", "name": super::gate::COOKIE },
             },
             "schemas": {
                 "Error": {

@@ -3,24 +3,24 @@
 //! federation.
 
 use super::gb;
-use crate::daemon::service::Service;
+use crate::http::gate::Access;
+use crate::http::routes::Routes;
+use crate::service::Service;
 use axum::extract::State;
 use axum::Json;
-use crate::daemon::auth::Access;
-use crate::daemon::routes::Routes;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub fn routes(service: Arc<Service>) -> Routes {
-    Routes::new(service.auth.clone(), "seed 003")
+    Routes::new(service.clone(), "seed 003")
         .get("/api/info", Access::Read, "Seed 003's agent report: timestamp, system block, GPUs", info)
         .get("/api/health", Access::Public, "Seed 003's health check", health)
         .with_state(service)
 }
 
 async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
-    let host = service.host.latest();
-    let node = service.gpus.latest();
+    let machine = service.machine();
+    let (host, node) = (machine.host, machine.gpus);
     let gpus: Vec<Value> = node
         .gpus
         .iter()

@@ -2,7 +2,8 @@
 //! the router, the access check and the OpenAPI document are built from the same list and can't
 //! disagree.
 
-use super::auth::{gate, Access, Gate};
+use super::gate::{gate, Access, Gate};
+use crate::service::Service;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{on, MethodFilter};
@@ -23,13 +24,13 @@ pub struct Operation {
 pub struct Routes<S = ()> {
     router: Router<S>,
     operations: Vec<Operation>,
-    auth: Arc<super::auth::Sessions>,
+    service: Arc<Service>,
     tag: &'static str,
 }
 
 impl<S: Clone + Send + Sync + 'static> Routes<S> {
-    pub fn new(auth: Arc<super::auth::Sessions>, tag: &'static str) -> Self {
-        Routes { router: Router::new(), operations: Vec::new(), auth, tag }
+    pub fn new(service: Arc<Service>, tag: &'static str) -> Self {
+        Routes { router: Router::new(), operations: Vec::new(), service, tag }
     }
 
     pub fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, summary: &'static str, handler: H) -> Self
@@ -38,7 +39,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or_else(|e| unreachable!("routes use standard methods: {e}"));
-        let checked = on(filter, handler).route_layer(axum::middleware::from_fn_with_state(Gate { sessions: self.auth.clone(), access }, gate));
+        let checked = on(filter, handler).route_layer(axum::middleware::from_fn_with_state(Gate { service: self.service.clone(), access }, gate));
         self.router = self.router.route(path, checked);
         self.operations.push(Operation { method, path, tag: self.tag, summary, access });
         self
@@ -65,7 +66,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 
     pub fn with_state(self, state: S) -> Routes<()> {
-        Routes { router: self.router.with_state(state), operations: self.operations, auth: self.auth, tag: self.tag }
+        Routes { router: self.router.with_state(state), operations: self.operations, service: self.service, tag: self.tag }
     }
 }
 

@@ -1,0 +1,244 @@
+//! `gantry serve`: the composition root. It starts every part in order (GPUs, plugins, store,
+//! accounts, scheduler, host monitor), hands them to the service, and serves the HTTP API over
+//! it until asked to stop. Jobs run under shims and outlive the daemon: stopping or killing it
+//! leaves them running, and the next daemon on the same state directory adopts them.
+
+use crate::auth::{AuthMode, Authority};
+use crate::config::Config;
+use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
+use crate::host_info::HostMonitor;
+use crate::metrics::SchedulerMetrics;
+use crate::plugin::PluginRuntime;
+use crate::policy::PolicyService;
+use crate::scheduler::{Scheduler, SchedulerOptions};
+use crate::service::{run_log, Parts, Service};
+use crate::store::Store;
+use crate::watch::{watch_dir, DirWatcher};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{path}: {message}")]
+    StateDir { path: PathBuf, message: String },
+    #[error("another gantry daemon (pid {pid}) is using {path}")]
+    AlreadyRunning { path: PathBuf, pid: String },
+    #[error("opening GPUs: {0}")]
+    Gpu(#[from] crate::gpu::GpuError),
+    #[error("plugins: {0}")]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Scheduler(#[from] crate::scheduler::SchedulerError),
+    #[error("serving HTTP: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("log access: {0}")]
+    LogAccess(#[from] crate::log_access::LogAccessError),
+    #[error("refusing to listen on {0} without authentication: anyone who reaches it could run commands here. Set [auth] mode = \"secret\" or \"users\", listen on 127.0.0.1, or set auth.allow_open_network = true to accept the risk")]
+    OpenNetwork(std::net::SocketAddr),
+    #[error("starting {what}: {source}")]
+    Start { what: &'static str, source: std::io::Error },
+    #[error("{} is missing: it is installed with gantry and runs every job", .0.display())]
+    NoShim(PathBuf),
+    #[error("a start-up task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Where a running daemon can be reached; written to `<state>/daemon.json` for the CLI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub url: String,
+    pub pid: u32,
+}
+
+pub const INFO_FILE: &str = "daemon.json";
+
+/// How often CPU, memory and load are read for the API.
+const HOST_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How the daemon was asked to run, beyond the configuration.
+pub struct ServeOptions {
+    pub gpu_mode: GpuMode,
+    /// Where `gantry-shim` is installed; beside the `gantry` binary unless given.
+    pub shim_program: Option<PathBuf>,
+    /// What to tell the user (one line each), e.g. that GPUs are simulated.
+    pub notices: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+/// Every part of a daemon, started, and what must live as long as they do.
+pub struct Started {
+    pub service: Arc<Service>,
+    _lock: File,
+    _plugin_watcher: Option<DirWatcher>,
+    _rules_watcher: Option<DirWatcher>,
+}
+
+/// Starts every part on `config`'s state directory and hands them to a [`Service`]. Must be
+/// called within a tokio runtime. Serving is [`serve`]'s; tests call this and route requests
+/// into [`crate::http::router`] without a socket.
+pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, DaemonError> {
+    let state_dir = config.state_dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(|e| DaemonError::StateDir { path: state_dir.clone(), message: e.to_string() })?;
+    // Two daemons on one state directory would both start its jobs.
+    let lock = lock_state_dir(&state_dir)?;
+
+    let (mode, library, sim_dir) = (options.gpu_mode.clone(), config.gpu.nvml_library.clone(), config.sim_dir());
+    let (reader, notice) = tokio::task::spawn_blocking(move || open_gpus(&mode, &library, &sim_dir)).await??;
+    if let Some(notice) = notice {
+        (options.notices)(&notice);
+    }
+    let simulated = reader.simulated();
+    let sampler = config.gpu.sampler.clone();
+    let gpus = Arc::new(tokio::task::spawn_blocking(move || GpuMonitor::start(reader, sampler)).await?.map_err(|source| DaemonError::Start { what: "the GPU sampler", source })?);
+
+    let plugin_options = config.plugins.runtime_options();
+    let plugins = tokio::task::spawn_blocking(move || PluginRuntime::new(plugin_options)).await??;
+    let plugin_watcher = plugins.watch()?;
+    let policy = PolicyService::new(plugins.clone(), config.plugins.policy.clone());
+
+    let db = state_dir.join("gantry.db");
+    let store = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || Store::open(&db)).await??
+    };
+    let (auth, notice) = {
+        let (auth, dir) = (config.auth.clone(), state_dir.clone());
+        tokio::task::spawn_blocking(move || Authority::open(auth, &dir, &db)).await??
+    };
+    if let Some(notice) = notice {
+        (options.notices)(&notice);
+    }
+    let metrics = Arc::new(SchedulerMetrics::default());
+    let scheduler = Scheduler::start(
+        SchedulerOptions {
+            rules: config.scheduler.clone(),
+            state_dir: state_dir.clone(),
+            shim_program: shim_program(options.shim_program.clone())?,
+            simulation: simulated.then(|| {
+                let config = config.sim_dir().join("nvml-sim.json");
+                std::fs::canonicalize(&config).unwrap_or(config).to_string_lossy().into_owned()
+            }),
+            work_dir: config.work_dir.clone(),
+            metrics: metrics.clone(),
+        },
+        store,
+        gpus.clone(),
+        policy,
+    )?;
+    let rules_watcher = watch_rules(&config, scheduler.clone(), options.notices.clone());
+    run_log::start(&scheduler, config.server.log_dir.clone()).map_err(|e| DaemonError::StateDir { path: config.server.log_dir.clone(), message: e.to_string() })?;
+
+    let host = HostMonitor::start(HOST_INTERVAL).map_err(|source| DaemonError::Start { what: "the host monitor", source })?;
+    let logs = {
+        let roots: Vec<PathBuf> = [state_dir.join("jobs"), config.server.log_dir.clone()].into_iter().chain(config.server.log_roots.iter().cloned()).collect();
+        let bindings = state_dir.join("log_bindings.json");
+        tokio::task::spawn_blocking(move || crate::log_access::LogAccess::open(&roots, bindings)).await??
+    };
+    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config }));
+    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher })
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves or `POST /api/v1/shutdown` asks.
+pub async fn serve(
+    config: Config,
+    options: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let addr = listener.local_addr().map_err(DaemonError::Http)?;
+    if !addr.ip().is_loopback() && config.auth.mode == AuthMode::None && !config.auth.allow_open_network {
+        return Err(DaemonError::OpenNetwork(addr));
+    }
+    let (state_dir, log_dir) = (config.state_dir.clone(), config.server.log_dir.clone());
+    let started = start(config, &options).await?;
+    let service = started.service.clone();
+
+    let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
+    let info_path = state_dir.join(INFO_FILE);
+    let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
+    std::fs::write(&info_path, text).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
+    let pid_file = run_log::write_pid_file(&log_dir, &info.url).map_err(|e| DaemonError::StateDir { path: log_dir.clone(), message: e.to_string() })?;
+    tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
+
+    let asked = service.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = asked.shutdown_requested() => {}
+        }
+    };
+    let app = crate::http::router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    service.stop_scheduler();
+    let _ = std::fs::remove_file(&info_path);
+    let _ = std::fs::remove_file(&pid_file);
+    drop(started);
+    served.map_err(DaemonError::Http)
+}
+
+/// `gantry-shim`: where the options say, else beside `gantry`.
+fn shim_program(given: Option<PathBuf>) -> Result<PathBuf, DaemonError> {
+    let shim = match given {
+        Some(shim) => shim,
+        None => std::env::current_exe().map_err(|source| DaemonError::Start { what: "finding the gantry binary", source })?.with_file_name("gantry-shim"),
+    };
+    if shim.is_file() { Ok(shim) } else { Err(DaemonError::NoShim(shim)) }
+}
+
+/// Holds `<state>/daemon.lock` for the daemon's life.
+fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DaemonError::StateDir { path: path.clone(), message: e.to_string() })?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let pid = std::fs::read_to_string(dir.join(INFO_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<DaemonInfo>(&t).ok())
+            .map_or_else(|| "unknown".into(), |i| i.pid.to_string());
+        return Err(DaemonError::AlreadyRunning { path: dir.to_path_buf(), pid });
+    }
+    Ok(file)
+}
+
+/// Re-reads the configuration file when it changes and hands the scheduler its new rules. An
+/// edit that does not validate is reported (file and key) and the rules in force stay.
+fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) + Send + Sync>) -> Option<DirWatcher> {
+    let path = config.source.clone()?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let name = path.file_name()?.to_os_string();
+    let watched = path.clone();
+    let result = watch_dir(&dir, Duration::from_millis(50), "gantry-config-reload", move |paths| {
+        if paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
+            match Config::load(&watched) {
+                Ok(new) => {
+                    notices(&format!("{}: scheduling rules reloaded", watched.display()));
+                    if scheduler.set_rules(new.scheduler).is_err() {
+                        return false;
+                    }
+                }
+                Err(e) => notices(&format!("{e}; the previous rules stay in force")),
+            }
+        }
+        true
+    });
+    match result {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot watch the configuration; rules will not hot-reload");
+            None
+        }
+    }
+}

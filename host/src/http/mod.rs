@@ -1,0 +1,58 @@
+//! The HTTP API over the service layer: gantry's own routes (`/api/v1`, accounts), the seed
+//! systems' endpoints, and the OpenAPI document of both. Handlers parse the request, make one
+//! service call and shape its answer; nothing here reads files, SQL, NVML or plugins.
+//!
+//! - `error`: the `{error, detail}` shape and extractors that answer in it;
+//! - `gate`: the access check of every route;
+//! - `routes`: the route table the router, the gate and the OpenAPI document are made from;
+//! - `openapi`: the API's description;
+//! - `v1`: gantry's own routes; `compat`: the seed systems' routes.
+
+mod compat;
+pub mod error;
+mod gate;
+mod openapi;
+mod routes;
+mod v1;
+
+pub use gate::{Access, COOKIE};
+
+use crate::service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request that takes longer than this is answered 408 (event streams are not affected: their
+/// response starts at once).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every route, with the layers every request passes: size limit, CORS as configured, a timeout,
+/// compression (not of event streams, which must not wait for a buffer to fill), tracing.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let server = service.server_config();
+    let (router, mut operations) = v1::routes(service.clone()).merge(compat::routes(service)).into_parts();
+    operations.push(routes::Operation { method: http::Method::GET, path: openapi::PATH, tag: "meta", summary: "This API's OpenAPI 3 document", access: Access::Public });
+    let document = bytes::Bytes::from(serde_json::to_vec(&openapi::document(&operations)).unwrap_or_default());
+    let describe = axum::routing::get(move || async move { ([(http::header::CONTENT_TYPE, "application/json")], document) });
+    let mut app = router
+        .route(openapi::PATH, describe)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
+        .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    if !server.cors_origins.is_empty() {
+        let origins = if server.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::from(Any)
+        } else {
+            AllowOrigin::list(server.cors_origins.iter().filter_map(|o| o.parse().ok()))
+        };
+        app = app.layer(CorsLayer::new().allow_origin(origins).allow_methods(Any).allow_headers(Any));
+    }
+    app
+}
+
+#[cfg(test)]
+mod tests;

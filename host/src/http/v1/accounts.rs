@@ -1,0 +1,182 @@
+//! The login routes of seed 001 (`/api/auth/...`, one secret) and seed 002 (`/auth/...`,
+//! accounts with JWTs), API tokens, and account administration. A login sets the session cookie
+//! (HttpOnly, SameSite=Strict) beside the tokens it answers.
+
+use crate::http::error::{ApiError, ApiResult, Body, FormBody, PathParam};
+use crate::http::gate::Access::{Admin, Public, Read};
+use crate::http::gate::COOKIE;
+use crate::http::routes::Routes;
+use crate::model::{Principal, Role};
+use crate::service::{AuthMode, Issued, NewUser, Profile, Service, TokenInfo, User};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+type Shared = State<Arc<Service>>;
+type Caller = Extension<Principal>;
+
+pub fn routes(service: Arc<Service>) -> Routes {
+    Routes::new(service.clone(), "auth")
+        .get("/api/auth/check", Public, "Whether this server needs a login (seed 001)", check)
+        .post("/api/auth/login", Public, "Log in with the secret (seed 001) or an account; sets the session cookie", login)
+        .post("/api/auth/logout", Public, "End the browser session", logout)
+        .post("/auth/register", Public, "Create an account (seed 002; can be disabled)", register)
+        .post("/auth/jwt/login", Public, "Log in with username (e-mail) and password as a form (seed 002)", jwt_login)
+        .post("/auth/jwt/refresh", Public, "Trade a refresh token for new tokens", jwt_refresh)
+        .post("/auth/jwt/logout", Read, "Revoke a refresh token and end the browser session (seed 002)", jwt_logout)
+        .get("/auth/users/me", Read, "The caller's profile and usage (seed 002)", me)
+        .patch("/auth/users/me", Read, "Change the caller's profile or password (seed 002)", update_me)
+        .get("/api/protected-route", Read, "Seed 002's example of a route that needs a login", protected)
+        .get("/api/admin-only", Admin, "Seed 002's example of a route for admins", protected)
+        .get("/api/v1/tokens", Read, "The caller's API tokens (not the tokens themselves)", list_tokens)
+        .post("/api/v1/tokens", Read, "A new long-lived API token for scripts; shown once", create_token)
+        .delete("/api/v1/tokens/{id}", Read, "Revoke one of the caller's API tokens", delete_token)
+        .get("/api/v1/users", Admin, "Every account", list_users)
+        .post("/api/v1/users", Admin, "Create an account with a role", create_user)
+        .patch("/api/v1/users/{id}", Admin, "Change an account's role or deactivate it", update_user)
+        .with_state(service)
+}
+
+fn session_cookie(token: &str, max_age_s: u64) -> String {
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}")
+}
+
+/// A login's answer: the body, and the session cookie.
+fn with_cookie(session: &Issued, body: serde_json::Value) -> Response {
+    ([(header::SET_COOKIE, session_cookie(&session.token, session.expires_s))], Json(body)).into_response()
+}
+
+fn logged_out(status: StatusCode) -> Response {
+    (status, [(header::SET_COOKIE, session_cookie("", 0))]).into_response()
+}
+
+async fn check(State(service): Shared) -> Json<serde_json::Value> {
+    let mode = service.auth_mode();
+    Json(json!({ "requires_auth": mode != AuthMode::None, "mode": mode }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    /// The secret (secret mode) or the account's password (users mode).
+    password: String,
+    /// Users mode: the account's e-mail.
+    #[serde(default, alias = "email")]
+    username: Option<String>,
+}
+
+/// Seed 001's answer: `{success, message}`, also for a refused login.
+async fn login(State(service): Shared, ConnectInfo(addr): ConnectInfo<SocketAddr>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
+    match service.login(addr.ip(), body.password, body.username).await.map_err(ApiError::from) {
+        Ok(session) => Ok(with_cookie(&session, json!({ "success": true, "message": "logged in", "token": session.token, "csrf_token": session.csrf }))),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            let message = e.detail_text();
+            Ok((StatusCode::UNAUTHORIZED, Json(json!({ "success": false, "message": message, "error": e.code(), "detail": message }))).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn logout() -> Response {
+    logged_out(StatusCode::NO_CONTENT)
+}
+
+async fn register(State(service): Shared, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((StatusCode::CREATED, Json(service.register(new).await?)))
+}
+
+#[derive(Deserialize)]
+struct FormLogin {
+    username: String,
+    password: String,
+}
+
+fn tokens_body(access: &Issued, refresh: &str) -> serde_json::Value {
+    json!({ "access_token": access.token, "token_type": "bearer", "expires_in": access.expires_s, "refresh_token": refresh, "csrf_token": access.csrf })
+}
+
+async fn jwt_login(State(service): Shared, ConnectInfo(addr): ConnectInfo<SocketAddr>, FormBody(form): FormBody<FormLogin>) -> ApiResult<Response> {
+    let reply = service.jwt_login(addr.ip(), form.username, form.password).await?;
+    Ok(with_cookie(&reply.session, tokens_body(&reply.access, &reply.refresh)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn jwt_refresh(State(service): Shared, Body(body): Body<RefreshBody>) -> ApiResult<Json<serde_json::Value>> {
+    let (access, refresh) = service.refresh(body.refresh_token).await?;
+    Ok(Json(tokens_body(&access, &refresh)))
+}
+
+async fn jwt_logout(State(service): Shared, body: Option<Body<RefreshBody>>) -> ApiResult<Response> {
+    if let Some(Body(body)) = body {
+        service.revoke_refresh(body.refresh_token).await?;
+    }
+    Ok(logged_out(StatusCode::NO_CONTENT))
+}
+
+/// Seed 002's profile, with what the account has used here.
+async fn me(State(service): Shared, Extension(who): Caller) -> ApiResult<Json<serde_json::Value>> {
+    let (user, usage) = service.me(&who).await?;
+    let mut body = match user {
+        Some(user) => serde_json::to_value(user).map_err(|e| ApiError::internal(&e))?,
+        None => json!({ "id": who.id, "email": who.name, "role": who.role, "is_superuser": who.role == Role::Admin }),
+    };
+    body["usage"] = serde_json::to_value(usage).map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(body))
+}
+
+async fn update_me(State(service): Shared, Extension(who): Caller, Body(profile): Body<Profile>) -> ApiResult<Json<User>> {
+    Ok(Json(service.update_me(&who, profile).await?))
+}
+
+async fn protected(Extension(who): Caller) -> Json<serde_json::Value> {
+    Json(json!({ "message": "这是一个受保护的路由", "user": who.name }))
+}
+
+async fn list_tokens(State(service): Shared, Extension(who): Caller) -> ApiResult<Json<Vec<TokenInfo>>> {
+    Ok(Json(service.tokens(&who).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    name: String,
+}
+
+async fn create_token(State(service): Shared, Extension(who): Caller, Body(body): Body<TokenBody>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let (token, info) = service.create_token(&who, body.name).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "id": info.id, "name": info.name, "created_ms": info.created_ms }))))
+}
+
+async fn delete_token(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<String>) -> ApiResult<StatusCode> {
+    service.delete_token(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_users(State(service): Shared) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(service.users().await?))
+}
+
+async fn create_user(State(service): Shared, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((StatusCode::CREATED, Json(service.create_user(new).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    role: Role,
+    is_active: Option<bool>,
+}
+
+async fn update_user(State(service): Shared, PathParam(id): PathParam<String>, Body(change): Body<UserChange>) -> ApiResult<Json<User>> {
+    Ok(Json(service.update_user(id, change.role, change.is_active).await?))
+}

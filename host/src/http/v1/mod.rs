@@ -1,0 +1,21 @@
+//! gantry's own routes: `/api/v1` and the logins and accounts of seeds 001 and 002.
+//!
+//! - `node`: health, metrics, the machine, events, plugins, the daemon's life;
+//! - `jobs`: jobs, their logs, queues, runs, status;
+//! - `files`: command files, rules, settings;
+//! - `accounts`: logins, tokens, accounts;
+//! - `paging`: `?offset=&limit=` of the lists.
+
+mod accounts;
+pub mod files;
+mod jobs;
+mod node;
+mod paging;
+
+use super::routes::Routes;
+use crate::service::Service;
+use std::sync::Arc;
+
+pub fn routes(service: Arc<Service>) -> Routes {
+    node::routes(service.clone()).merge(jobs::routes(service.clone())).merge(files::routes(service.clone())).merge(accounts::routes(service))
+}

@@ -1,0 +1,99 @@
+//! The daemon and its machine: health, metrics, shutdown, the node and its GPUs, the event
+//! stream, the plugins.
+
+use super::paging::page;
+use crate::http::error::{ApiResult, Params, PathParam};
+use crate::http::gate::Access::{Admin, Public, Read};
+use crate::http::routes::Routes;
+use crate::model::Event;
+use crate::service::{GpuDetail, Node, PluginKind, PluginStatus, Service, Update};
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::Response;
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+type Shared = State<Arc<Service>>;
+
+pub fn routes(service: Arc<Service>) -> Routes {
+    Routes::new(service.clone(), "native")
+        .get("/api/v1/health", Public, "Liveness and version", health)
+        .get("/metrics", Public, "Prometheus metrics: GPUs with DCGM names, jobs, queues, scheduling, plugins", metrics)
+        .post("/api/v1/shutdown", Admin, "Stop the daemon; running jobs carry on under their shims", shutdown)
+        .get("/api/v1/node", Read, "This machine: GPUs, host, driver, versions, whether simulated", node)
+        .get("/api/v1/events", Read, "Server-sent events: job, run and GPU changes", events)
+        .get("/api/v1/gpus/{index}", Read, "One GPU with its history (`?since=` ms since the epoch)", gpu)
+        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures (`?kind=&offset=&limit=`)", plugins)
+        .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
+        .with_state(service)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Stops the daemon after answering; running jobs carry on under their shims.
+async fn shutdown(State(service): Shared) -> Json<serde_json::Value> {
+    service.shutdown();
+    Json(json!({ "status": "stopping", "pid": std::process::id() }))
+}
+
+async fn metrics(State(service): Shared) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
+    let text = service.metrics().await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+/// Server-sent events: `job` and `run` changes as the scheduler makes them, `gpus` (the GPU
+/// summaries) whenever a sample changes what placement sees, `lagged` if this client fell behind.
+async fn events(State(service): Shared) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let events = service.updates().filter_map(|update| async move {
+        let event = match update {
+            Update::Scheduler(event) => {
+                let kind = match &event {
+                    Event::Job { .. } => "job",
+                    Event::Run(_) => "run",
+                };
+                SseEvent::default().event(kind).json_data(&event).ok()?
+            }
+            Update::Gpus(summaries) => SseEvent::default().event("gpus").json_data(&summaries).ok()?,
+            Update::Lagged(missed) => SseEvent::default().event("lagged").data(missed.to_string()),
+        };
+        Some(Ok(event))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+async fn node(State(service): Shared) -> Json<Node> {
+    Json(service.node())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// Milliseconds since the Unix epoch.
+    since: Option<u64>,
+}
+
+async fn gpu(State(service): Shared, PathParam(index): PathParam<u32>, Params(query): Params<HistoryQuery>) -> ApiResult<Json<GpuDetail>> {
+    Ok(Json(service.gpu(index, query.since)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginQuery {
+    kind: Option<PluginKind>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn plugins(State(service): Shared, Params(query): Params<PluginQuery>) -> Response {
+    page(service.plugins(query.kind), query.offset, query.limit)
+}
+
+async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<PluginStatus>>> {
+    Ok(Json(service.reload_plugins().await?))
+}

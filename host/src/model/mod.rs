@@ -1,0 +1,24 @@
+//! gantry's domain records: jobs, runs and queues, the scheduling rules, who is calling, and
+//! what the scheduler reports. Every layer speaks these types, and this module imports nothing
+//! else of gantry: it is the floor of the house.
+//!
+//! - `job`: jobs and their attempts, and a submission checked field by field ([`Batch`]);
+//! - `run`: command files loaded as runs, and queue state;
+//! - `rules`: the scheduling rules;
+//! - `status`: counts, queues, runs, progress, usage and events;
+//! - `principal`: who is calling and whose jobs they may touch;
+//! - `time`: the clock and the seeds' timestamp format.
+
+pub mod job;
+pub mod principal;
+pub mod rules;
+pub mod run;
+pub mod status;
+pub mod time;
+
+pub use job::{limits, After, JOB_ID_VAR, Attempt, Batch, Dependency, FieldError, GpuCount, Job, JobId, JobSpec, JobState, NewJob};
+pub use principal::{Principal, Role, Scope};
+pub use rules::SchedulingRules;
+pub use run::{QueueState, Run, RunId, RunMode, RunState};
+pub use status::{Counts, CurrentJob, Event, JobFilter, QueueProgress, QueueStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
+pub use time::{iso_time, now_ms};

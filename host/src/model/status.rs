@@ -1,0 +1,158 @@
+//! What the scheduler reports about itself: job counts, queues, runs, the running jobs, and the
+//! events subscribers hear as things change.
+
+use super::{Job, JobId, JobState, Run, RunId};
+use serde::{Deserialize, Serialize};
+
+/// Which jobs a listing shows.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub queue: Option<String>,
+    pub run: Option<RunId>,
+    pub owner: Option<String>,
+}
+
+impl JobFilter {
+    pub fn matches(&self, job: &Job) -> bool {
+        self.state.is_none_or(|s| job.state == s)
+            && self.queue.as_ref().is_none_or(|q| &job.queue == q)
+            && self.run.is_none_or(|r| job.run == Some(r))
+            && self.owner.as_ref().is_none_or(|o| job.spec.owner.as_ref() == Some(o))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: usize,
+    pub waiting: usize,
+    pub held: usize,
+    pub running: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, state: JobState) {
+        self.total += 1;
+        *match state {
+            JobState::Waiting => &mut self.waiting,
+            JobState::Held => &mut self.held,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+        } += 1;
+    }
+
+    /// Jobs not yet over.
+    pub fn unfinished(&self) -> usize {
+        self.waiting + self.held + self.running
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub name: String,
+    pub run: Option<RunId>,
+    pub counts: Counts,
+    /// The jobs of this queue running now.
+    pub current: Vec<JobId>,
+    /// How many of its jobs may run at once.
+    pub parallelism: u32,
+    pub consecutive_failures: u32,
+    pub backoff_until_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunStatus {
+    #[serde(flatten)]
+    pub run: Run,
+    pub counts: Counts,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunningJob {
+    pub id: JobId,
+    pub queue: String,
+    pub gpus: Vec<u32>,
+    pub memory_mib: u64,
+    pub started_ms: u64,
+    pub commands: Vec<String>,
+}
+
+/// The whole scheduler at a glance (`gantry status`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub counts: Counts,
+    pub runs: Vec<RunStatus>,
+    /// Queues with work left or a recent error.
+    pub queues: Vec<QueueStatus>,
+    pub running: Vec<RunningJob>,
+    /// Who decided the last pass: the policy plugin, or the native fallback and why.
+    pub last_decider: Option<String>,
+}
+
+/// A running run with the progress of each of its queues (seed 001's running schedulers).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunProgress {
+    pub status: RunStatus,
+    /// GPUs its running jobs hold, in order.
+    pub gpus_used: Vec<u32>,
+    pub queues: Vec<QueueProgress>,
+}
+
+/// One queue of a run: the command file's queue id, its counts, and the job running now.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueProgress {
+    pub id: String,
+    pub counts: Counts,
+    pub current: Option<CurrentJob>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CurrentJob {
+    pub id: JobId,
+    /// From 1, among the queue's jobs.
+    pub position: usize,
+    pub first_command: String,
+    pub gpus: Vec<u32>,
+}
+
+/// What an account has used here (`/auth/users/me`).
+#[derive(Debug, Default, Serialize)]
+pub struct Usage {
+    pub jobs_submitted: usize,
+    pub jobs_running: usize,
+    pub jobs_succeeded: usize,
+    pub jobs_failed: usize,
+    /// GPU time of all its attempts, in hours.
+    pub gpu_hours: f64,
+}
+
+/// What subscribers (`/api/v1/events`, the run logs) hear as it happens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A job was submitted or changed state, attempt or GPUs.
+    Job { id: JobId, state: JobState, queue: String, run: Option<RunId>, attempt: u32, gpus: Vec<u32>, reason: Option<String> },
+    /// A run started, finished or was stopped.
+    Run(Run),
+}
+
+impl Event {
+    pub fn job(job: &Job) -> Event {
+        Event::Job {
+            id: job.id,
+            state: job.state,
+            queue: job.queue.clone(),
+            run: job.run,
+            attempt: job.current_attempt().map_or(0, |a| a.number),
+            gpus: job.gpus_held().to_vec(),
+            reason: job.reason.clone(),
+        }
+    }
+}

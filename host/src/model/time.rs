@@ -1,0 +1,38 @@
+//! The clock every part of gantry stamps records with, and the timestamp format of the seeds.
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Seed 001's timestamps: ISO 8601 in UTC without a zone (`2025-12-03T02:14:39`).
+pub fn iso_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_timestamps() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00");
+        assert_eq!(iso_time(1_764_637_200_000), "2025-12-02T01:00:00");
+        assert_eq!(iso_time(951_782_400_000), "2000-02-29T00:00:00");
+        assert!(now_ms() > 1_700_000_000_000);
+    }
+}

@@ -1,0 +1,226 @@
+//! The pass: which jobs may start now, where the policy puts them, and launching them. Also what
+//! wakes the thread when nothing else does (backoffs ending, delayed starts).
+
+use super::Engine;
+use crate::executor::AttemptSpec;
+use crate::model::{now_ms, Attempt, Job, JobId, JobState, JOB_ID_VAR};
+use crate::policy::Decider;
+use crate::scheduler::gpus::{gpu_states, Booking};
+use crate::scheduler::messages::SchedulerError;
+use placement::PendingJob;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A pass hands the policy at most this many jobs: the highest-priority, oldest heads. A pass
+/// can start no more jobs than there are GPUs anyway, and the cost of a call grows with its input.
+const MAX_PENDING_PER_PASS: usize = 256;
+
+impl Engine {
+    pub(super) fn pass(&mut self) -> Result<(), SchedulerError> {
+        let started = std::time::Instant::now();
+        let result = self.place_heads();
+        self.options.metrics.pass.observe(started.elapsed());
+        result
+    }
+
+    /// The jobs that may start now: per queue, in order, as many as its parallelism allows; a
+    /// head that must wait (held, delayed, dependencies) holds up the rest of its queue.
+    fn runnable(&mut self) -> Vec<JobId> {
+        let now = now_ms();
+        self.last_pass_ms = now;
+        let mut heads = Vec::new();
+        for (name, ids) in &self.queue_jobs {
+            let queue = self.queues.get(name);
+            if queue.and_then(|q| q.backoff_until_ms).is_some_and(|t| t > now) {
+                continue;
+            }
+            let mut slots = queue.map_or(1, |q| q.parallelism.max(1));
+            for id in ids {
+                let Some(job) = self.jobs.get(id) else { continue };
+                match job.state {
+                    JobState::Running => slots = slots.saturating_sub(1),
+                    JobState::Waiting => {
+                        let delayed = job.spec.start_at_ms.is_some_and(|t| t > now);
+                        let blocked = job.after.iter().any(|d| self.jobs.get(d).is_none_or(|dep| dep.state != JobState::Succeeded));
+                        if delayed || blocked || slots == 0 {
+                            break;
+                        }
+                        heads.push(*id);
+                        slots -= 1;
+                    }
+                    _ => break,
+                }
+                if slots == 0 {
+                    break;
+                }
+            }
+        }
+        heads
+    }
+
+    fn pending(&mut self, heads: &[JobId]) -> Vec<PendingJob> {
+        let mut pending: Vec<PendingJob> = Vec::with_capacity(heads.len());
+        for job in heads.iter().filter_map(|id| self.jobs.get(id)) {
+            let next = self.queue_numbers.len() as u64;
+            let queue = *self.queue_numbers.entry(job.queue.clone()).or_insert(next);
+            let gpus = job.spec.gpus.unwrap_or_default();
+            pending.push(PendingJob {
+                id: job.id.0,
+                queue,
+                min_gpus: gpus.min,
+                max_gpus: gpus.max,
+                memory_mib: job.memory_mib,
+                priority: job.spec.priority,
+                attempts: u32::try_from(job.attempts.len()).unwrap_or(u32::MAX),
+                submitted_ms: job.submitted_ms,
+                labels: (!job.spec.labels.is_empty()).then(|| job.spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            });
+        }
+        pending.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        pending.truncate(MAX_PENDING_PER_PASS);
+        pending
+    }
+
+    fn place_heads(&mut self) -> Result<(), SchedulerError> {
+        let heads = self.runnable();
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let pending = self.pending(&heads);
+        let summaries = self.gpus.summaries();
+        let bookings: Vec<Booking<'_>> = self
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running)
+            .filter_map(|j| j.current_attempt().map(|a| Booking { job: j.id, gpus: &a.gpus, need_mib: a.memory_mib }))
+            .collect();
+        let rules = &self.options.rules;
+        let states = gpu_states(&summaries, &|i| rules.eligible(i), &bookings, &self.observed);
+        let outcome = self.policy.place(&pending, &states, &crate::policy::rules_for(rules));
+        self.last_decider = Some(match &outcome.decider {
+            Decider::Plugin { name, version } => format!("{name} {version}"),
+            Decider::Fallback { reason } => format!("native best fit ({reason})"),
+        });
+        for rejection in &outcome.rejected {
+            self.explain(JobId(rejection.job()), format!("not placed this pass: {rejection}"))?;
+        }
+        for placement in outcome.placements {
+            self.launch(JobId(placement.job), placement.gpus)?;
+        }
+        Ok(())
+    }
+
+    /// Says why a waiting job did not start, once per change of reason.
+    fn explain(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
+        let Some(job) = self.jobs.get_mut(&id).filter(|j| j.state == JobState::Waiting && j.reason.as_deref() != Some(reason.as_str())) else {
+            return Ok(());
+        };
+        job.reason = Some(reason);
+        let job = job.clone();
+        self.save_jobs([&job])
+    }
+
+    /// Records the attempt (committed) and only then starts its shim, so a crash in between
+    /// leaves an attempt that adoption finds never started, not a job that runs unrecorded.
+    fn launch(&mut self, id: JobId, gpus: Vec<u32>) -> Result<(), SchedulerError> {
+        let dir;
+        let spec;
+        let number;
+        {
+            let options = &self.options;
+            let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+            number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
+            dir = attempt_dir(&options.state_dir, id, number);
+            spec = AttemptSpec {
+                job_id: id.0,
+                attempt: number,
+                commands: job.spec.commands.clone(),
+                cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
+                env: attempt_env(job, number, &gpus, options.simulation.as_deref()),
+                log_max_bytes: options.rules.log_max_bytes,
+                log_keep: options.rules.log_keep,
+            };
+            job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
+            job.state = JobState::Running;
+            job.reason = None;
+        }
+        let job = self.jobs[&id].clone();
+        self.save_jobs([&job])?;
+        self.track(id, number);
+        if let Some(freed) = self.freed.remove(&job.queue) {
+            self.options.metrics.dispatch.observe(freed.elapsed());
+        }
+        self.launcher.launch(id, number, dir, spec, self.tx.clone());
+        Ok(())
+    }
+
+    /// The earliest time a backoff ends or a delayed job may start that the last pass did not
+    /// see pass. Compared with the last pass's clock, not the current one: a deadline that passed
+    /// after that pass looked must still wake the next.
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        let seen = self.last_pass_ms;
+        let backoffs = self.queues.values().filter_map(|q| q.backoff_until_ms);
+        let delays = self
+            .queue_jobs
+            .values()
+            .filter_map(|ids| ids.iter().next())
+            .filter_map(|id| self.jobs.get(id).and_then(|j| j.spec.start_at_ms));
+        backoffs.chain(delays).filter(|&t| t > seen).min()
+    }
+
+    pub(super) fn what_fits(&self) -> Capacity {
+        let gpus: Vec<u64> = self
+            .gpus
+            .summaries()
+            .iter()
+            .filter_map(|s| s.reading.snapshot())
+            .filter(|g| self.options.rules.eligible(g.index))
+            .map(|g| g.memory_total_mib.saturating_sub(self.options.rules.memory_margin_mib))
+            .collect();
+        Capacity { eligible_gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX), largest_mib: gpus.into_iter().max().unwrap_or(0) }
+    }
+}
+
+/// What an attempt's processes find in their environment: the job's own variables, then what
+/// gantry sets, which the job can't override.
+fn attempt_env(job: &Job, number: u32, gpus: &[u32], simulation: Option<&str>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    if let Some(machine) = simulation {
+        env.insert("GANTRY_SIM_MACHINE".to_string(), machine.to_string());
+        env.insert("GANTRY_SIM_GPU_MEM_MIB".to_string(), job.memory_mib.to_string());
+    }
+    env.extend(job.spec.env.clone());
+    let visible: Vec<String> = gpus.iter().map(u32::to_string).collect();
+    env.insert("CUDA_VISIBLE_DEVICES".into(), visible.join(","));
+    // CUDA's default order is fastest-first; NVML's, and so gantry's, is by PCI bus.
+    env.insert("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into());
+    env.insert(JOB_ID_VAR.into(), job.id.to_string());
+    env.insert("GANTRY_ATTEMPT".into(), number.to_string());
+    env.insert("GANTRY_QUEUE".into(), job.queue.clone());
+    env
+}
+
+/// The most this node's eligible GPUs could ever give a job.
+pub(super) struct Capacity {
+    pub eligible_gpus: u32,
+    pub largest_mib: u64,
+}
+
+impl Capacity {
+    /// Why a job can't start on this node whatever else runs, if that is so.
+    pub fn never_fits(&self, job: &Job) -> Option<String> {
+        let want = job.spec.gpus.unwrap_or_default().min;
+        if want > self.eligible_gpus {
+            Some(format!("needs {want} GPUs; this node has {} eligible: it waits until more are", self.eligible_gpus))
+        } else if job.memory_mib > self.largest_mib {
+            Some(format!("needs {} MiB per GPU; the largest eligible GPU here has {} MiB: it waits", job.memory_mib, self.largest_mib))
+        } else {
+            None
+        }
+    }
+}
+
+/// `<state>/jobs/<id>/<attempt>`: the attempt's spec, lock, log and exit record.
+pub fn attempt_dir(state_dir: &Path, job: JobId, attempt: u32) -> PathBuf {
+    state_dir.join("jobs").join(job.to_string()).join(attempt.to_string())
+}

@@ -1,0 +1,82 @@
+//! New jobs and runs. A batch was checked field by field before it got here ([`Batch`]); what is
+//! left to check needs the scheduler's state: that the jobs it depends on exist.
+
+use super::Engine;
+use crate::model::{now_ms, After, Batch, FieldError, Job, JobId, JobState, Run, RunId, RunState, RunStatus};
+use crate::scheduler::messages::{RunRequest, SchedulerError};
+
+impl Engine {
+    pub(super) fn submit(&mut self, batch: Batch, run: Option<RunId>) -> Result<Vec<JobId>, SchedulerError> {
+        let first = self.next_job;
+        let ids: Vec<JobId> = (first..first + batch.len() as u64).map(JobId).collect();
+        let now = now_ms();
+        let fits = self.what_fits();
+        let mut jobs = Vec::with_capacity(batch.len());
+        for (i, new) in batch.into_jobs().into_iter().enumerate() {
+            let mut after = Vec::with_capacity(new.after.len());
+            for dep in new.after {
+                after.push(match dep {
+                    After::Member(j) => ids[j],
+                    After::Job(id) if self.jobs.contains_key(&id) => id,
+                    After::Job(id) => return Err(FieldError::new(format!("jobs[{i}].after"), format!("job {id} does not exist")).into()),
+                });
+            }
+            let spec = new.spec;
+            let queue = match (run, &spec.queue) {
+                (Some(run), Some(q)) => format!("run{run}/{q}"),
+                (Some(run), None) => format!("run{run}/job{}", ids[i]),
+                (None, Some(q)) => q.clone(),
+                (None, None) => format!("job{}", ids[i]),
+            };
+            let mut job = Job {
+                id: ids[i],
+                state: if spec.hold { JobState::Held } else { JobState::Waiting },
+                memory_mib: spec.memory_mib,
+                queue,
+                run,
+                submitted_ms: now,
+                attempts: vec![],
+                reason: None,
+                after,
+                spec,
+            };
+            // Not refused (GPUs can come back, and a federation may send it elsewhere), but said.
+            job.reason = fits.never_fits(&job);
+            jobs.push(job);
+        }
+        // Committed before it is acknowledged, and before anything can start.
+        self.save_jobs(&jobs)?;
+        self.next_job += jobs.len() as u64;
+        for job in jobs {
+            self.index(&job);
+            self.jobs.insert(job.id, job);
+        }
+        // A dependency that already failed dooms its dependents at once.
+        for id in &ids {
+            let failed_dep = self.jobs[id].after.iter().copied().find(|d| self.jobs.get(d).is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Cancelled)));
+            if let Some(dep) = failed_dep {
+                self.finish_unstarted(*id, JobState::Cancelled, format!("dependency {dep} did not succeed"))?;
+            }
+        }
+        self.dirty = true;
+        Ok(ids)
+    }
+
+    pub(super) fn start_run(&mut self, request: RunRequest) -> Result<RunStatus, SchedulerError> {
+        if request.exclusive
+            && let Some(running) = self.runs.values().rev().find(|r| r.file == request.file && r.state == RunState::Running)
+        {
+            return Err(SchedulerError::AlreadyRunning { file: request.file, run: running.id });
+        }
+        let id = RunId(self.next_run);
+        let run = Run { id, file: request.file, mode: request.mode, state: RunState::Running, created_ms: now_ms(), ended_ms: None };
+        self.save_run(&run)?;
+        self.next_run += 1;
+        self.runs.insert(id, run);
+        if let Err(e) = self.submit(request.batch, Some(id)) {
+            self.end_run(id, RunState::Stopped)?;
+            return Err(e);
+        }
+        Ok(self.run_status(&self.runs[&id]))
+    }
+}

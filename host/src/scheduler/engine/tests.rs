@@ -1,0 +1,261 @@
+//! The engine's state machine without processes: a launcher that records what it was asked, and
+//! the messages a shim would cause (`Started`, `Ended`) fed by hand. GPUs are simulated through
+//! the real NVML path; placement is the real policy service.
+
+use super::*;
+use crate::executor::{ExitRecord, RunningAttempt, ShimInfo};
+use crate::model::{Batch, Dependency, JobFilter, JobSpec, Principal, Role, RunMode, RunState, Scope};
+use crate::scheduler::messages::RunRequest;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Record {
+    launched: Vec<(JobId, u32)>,
+    cancelled: Vec<ShimInfo>,
+}
+
+/// Records launches and cancels; starts nothing.
+struct Recorder(Arc<Mutex<Record>>);
+
+impl Launcher for Recorder {
+    fn launch(&self, job: JobId, attempt: u32, _dir: PathBuf, _spec: crate::executor::AttemptSpec, _tx: mpsc::Sender<Msg>) {
+        self.0.lock().expect("record").launched.push((job, attempt));
+    }
+
+    fn watch(&self, _job: JobId, _attempt: u32, _running: RunningAttempt, _tx: mpsc::Sender<Msg>) {}
+
+    fn cancel(&self, shim: ShimInfo, _grace: Duration) {
+        self.0.lock().expect("record").cancelled.push(shim);
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    record: Arc<Mutex<Record>>,
+    dir: tempfile::TempDir,
+    _rx: mpsc::Receiver<Msg>,
+}
+
+fn shim(job: JobId) -> ShimInfo {
+    ShimInfo { pid: 4_000_000 + u32::try_from(job.0).unwrap_or(0), start_ticks: 1, job_pgid: 4_000_000 }
+}
+
+fn exit(code: i32) -> Result<Adoption, String> {
+    Ok(Adoption::Finished(ExitRecord { exit_code: Some(code), signal: None, started_ms: now_ms(), ended_ms: now_ms(), peak_rss_kib: 1 }))
+}
+
+fn spec(commands: &str) -> JobSpec {
+    JobSpec { commands: vec![commands.into()], ..JobSpec::default() }
+}
+
+fn in_queue(queue: &str) -> JobSpec {
+    JobSpec { queue: Some(queue.into()), ..spec("true") }
+}
+
+impl Harness {
+    fn new(gpus: u32, rules: SchedulingRules) -> Harness {
+        let dir = tempfile::tempdir().expect("state dir");
+        let store = Store::open(&dir.path().join("gantry.db")).expect("store");
+        let monitor = crate::testing::simulated_gpus(dir.path(), gpus);
+        let policy = PolicyService::new(crate::testing::bundled_plugins(), "policy-best-fit");
+        let options = SchedulerOptions {
+            rules,
+            state_dir: dir.path().to_path_buf(),
+            shim_program: PathBuf::from("/nonexistent/gantry-shim"),
+            simulation: None,
+            work_dir: None,
+            metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
+        };
+        let record = Arc::new(Mutex::new(Record::default()));
+        let (tx, rx) = mpsc::channel();
+        let (events, _) = tokio::sync::broadcast::channel(64);
+        let engine = Engine::new(options, store, monitor, policy, Box::new(Recorder(record.clone())), tx, events).expect("engine");
+        Harness { engine, record, dir, _rx: rx }
+    }
+
+    fn submit(&mut self, specs: Vec<JobSpec>) -> Vec<JobId> {
+        self.engine.submit(Batch::new(specs).expect("valid batch"), None).expect("submitted")
+    }
+
+    /// One scheduling pass; the jobs it launched, in order.
+    fn pass(&mut self) -> Vec<JobId> {
+        let before = self.record.lock().expect("record").launched.len();
+        self.engine.pass().expect("pass");
+        self.record.lock().expect("record").launched[before..].iter().map(|(job, _)| *job).collect()
+    }
+
+    fn started(&mut self, id: JobId) {
+        let attempt = self.job(id).attempts.len() as u32;
+        self.engine.handle(Msg::Started { job: id, attempt, shim: Ok(shim(id)) }).expect("started");
+    }
+
+    fn ended(&mut self, id: JobId, outcome: Result<Adoption, String>) {
+        let attempt = self.job(id).attempts.len() as u32;
+        self.engine.handle(Msg::Ended { job: id, attempt, outcome }).expect("ended");
+    }
+
+    fn job(&self, id: JobId) -> &Job {
+        &self.engine.jobs[&id]
+    }
+
+    fn state(&self, id: JobId) -> JobState {
+        self.job(id).state
+    }
+}
+
+#[test]
+fn a_job_runs_and_the_next_of_its_queue_waits_for_it() {
+    let mut h = Harness::new(2, SchedulingRules::default());
+    let ids = h.submit(vec![in_queue("q"), in_queue("q")]);
+    assert_eq!(h.pass(), vec![ids[0]], "only the head of the queue starts");
+    assert_eq!(h.state(ids[0]), JobState::Running);
+    assert_eq!(h.job(ids[0]).attempts[0].gpus.len(), 1);
+    assert_eq!(h.pass(), vec![], "nothing new while the head runs");
+    h.started(ids[0]);
+    h.ended(ids[0], exit(0));
+    assert_eq!(h.state(ids[0]), JobState::Succeeded);
+    assert_eq!(h.pass(), vec![ids[1]]);
+    // What was committed survives: a new engine on the same store sees the same states.
+    let reopened = Store::open(&h.dir.path().join("gantry.db")).expect("reopen").load().expect("load");
+    assert_eq!(reopened.jobs.iter().map(|j| j.state).collect::<Vec<_>>(), [JobState::Succeeded, JobState::Running]);
+}
+
+#[test]
+fn cancel_ends_a_waiting_job_at_once_and_signals_a_running_one() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let ids = h.submit(vec![spec("sleep 1"), spec("sleep 1")]);
+    assert_eq!(h.pass(), vec![ids[0]], "one GPU, no sharing: one job");
+    let waiting = h.engine.cancel_request(ids[1], &Scope::All).expect("cancel waiting");
+    assert_eq!(waiting.state, JobState::Cancelled);
+
+    h.engine.cancel_request(ids[0], &Scope::All).expect("cancel running");
+    assert_eq!(h.state(ids[0]), JobState::Running, "it ends when its shim says so");
+    assert!(h.record.lock().expect("record").cancelled.is_empty(), "no shim to signal yet");
+    h.started(ids[0]);
+    assert_eq!(h.record.lock().expect("record").cancelled, vec![shim(ids[0])], "signalled once the shim is known");
+    h.ended(ids[0], Ok(Adoption::Finished(ExitRecord { exit_code: None, signal: Some(15), started_ms: 0, ended_ms: 1, peak_rss_kib: 0 })));
+    assert_eq!(h.state(ids[0]), JobState::Cancelled);
+    assert_eq!(h.job(ids[0]).reason.as_deref(), Some("cancelled by request"));
+    assert!(matches!(h.engine.cancel_request(ids[0], &Scope::All), Err(SchedulerError::Conflict { action: "cancel", .. })));
+}
+
+#[test]
+fn a_failure_is_retried_then_fails_and_a_retry_request_queues_it_again() {
+    let mut h = Harness::new(1, SchedulingRules { max_retry_before_backoff: 0, ..SchedulingRules::default() });
+    let id = h.submit(vec![JobSpec { retries: Some(1), ..spec("exit 7") }])[0];
+    h.pass();
+    h.ended(id, exit(7));
+    assert_eq!(h.state(id), JobState::Waiting);
+    assert_eq!(h.job(id).reason.as_deref(), Some("attempt 1 exited with code 7; retrying"));
+    assert_eq!(h.pass(), vec![id]);
+    assert_eq!(h.job(id).attempts.len(), 2);
+    h.ended(id, exit(7));
+    assert_eq!(h.state(id), JobState::Failed);
+    assert_eq!(h.job(id).reason.as_deref(), Some("exited with code 7"));
+
+    let again = h.engine.retry(id, &Scope::All).expect("retry");
+    assert_eq!((again.state, again.spec.retries), (JobState::Waiting, Some(3)), "its retries count again from here");
+    assert_eq!(h.pass(), vec![id]);
+    assert!(matches!(h.engine.retry(id, &Scope::All), Err(SchedulerError::Conflict { action: "retry", .. })));
+}
+
+#[test]
+fn failures_in_a_row_make_the_queue_back_off() {
+    let backoff = Duration::from_secs(3600);
+    let mut h = Harness::new(1, SchedulingRules { max_retry_before_backoff: 2, backoff, ..SchedulingRules::default() });
+    let ids = h.submit(vec![in_queue("q"), in_queue("q"), in_queue("q")]);
+    for &id in &ids[..2] {
+        assert_eq!(h.pass(), vec![id]);
+        h.ended(id, exit(1));
+        assert_eq!(h.state(id), JobState::Failed);
+    }
+    let queue = &h.engine.queues["q"];
+    let until = queue.backoff_until_ms.expect("backing off");
+    assert!(until > now_ms() + 3_000_000, "{until}");
+    assert_eq!(queue.consecutive_failures, 0, "the count starts again after a backoff");
+    assert_eq!(h.pass(), vec![], "the third waits out the backoff");
+    assert_eq!(h.engine.next_deadline(), Some(until), "and the thread wakes when it ends");
+}
+
+#[test]
+fn a_dependency_orders_jobs_and_its_failure_cancels_what_waits_on_it() {
+    let mut h = Harness::new(2, SchedulingRules::default());
+    let first = JobSpec { key: Some("first".into()), ..spec("true") };
+    let then = JobSpec { after: vec![Dependency::Key("first".into())], ..spec("true") };
+    let ids = h.submit(vec![first.clone(), then.clone()]);
+    assert_eq!(h.pass(), vec![ids[0]], "the dependent waits although a GPU is free");
+    h.ended(ids[0], exit(0));
+    assert_eq!(h.pass(), vec![ids[1]]);
+
+    let ids = h.submit(vec![first, then]);
+    h.pass();
+    h.ended(ids[0], exit(3));
+    assert_eq!(h.state(ids[1]), JobState::Cancelled);
+    assert_eq!(h.job(ids[1]).reason.as_deref(), Some(format!("dependency {} failed", ids[0]).as_str()));
+    // A new job after the failed one is cancelled as it is submitted.
+    let late = h.submit(vec![JobSpec { after: vec![Dependency::Job(ids[0])], ..spec("true") }])[0];
+    assert_eq!(h.state(late), JobState::Cancelled);
+    let unknown = h.engine.submit(Batch::new(vec![JobSpec { after: vec![Dependency::Job(JobId(999))], ..spec("true") }]).expect("valid"), None);
+    assert!(matches!(unknown, Err(SchedulerError::Invalid(e)) if e.field == "jobs[0].after"));
+}
+
+#[test]
+fn a_held_head_holds_up_its_queue_until_released() {
+    let mut h = Harness::new(2, SchedulingRules::default());
+    let ids = h.submit(vec![JobSpec { hold: true, ..in_queue("q") }, in_queue("q")]);
+    assert_eq!(h.state(ids[0]), JobState::Held);
+    assert_eq!(h.pass(), vec![]);
+    assert!(matches!(h.engine.transition(ids[1], &Scope::All, JobState::Held, JobState::Waiting, "release"), Err(SchedulerError::Conflict { .. })));
+    h.engine.transition(ids[0], &Scope::All, JobState::Held, JobState::Waiting, "release").expect("release");
+    assert_eq!(h.pass(), vec![ids[0]]);
+}
+
+#[test]
+fn a_user_touches_only_their_own_jobs() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let ids = h.submit(vec![JobSpec { owner: Some("ada".into()), ..spec("true") }, JobSpec { owner: Some("bob".into()), ..spec("true") }]);
+    let ada = Principal { id: "1".into(), name: "ada".into(), role: Role::User }.scope();
+    assert!(matches!(h.engine.cancel_request(ids[1], &ada), Err(SchedulerError::Forbidden { owner, .. }) if owner == "bob"));
+    assert_eq!(h.state(ids[1]), JobState::Waiting, "a refused cancel changes nothing");
+    assert_eq!(h.engine.list(&JobFilter::default(), &ada).iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[0]]);
+    h.engine.cancel_request(ids[0], &ada).expect("own job");
+}
+
+#[test]
+fn a_file_runs_once_at_a_time_and_a_stopped_run_says_stopped() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let request = |exclusive| RunRequest { file: "/tmp/command_gpu.txt".into(), mode: RunMode::Single, batch: Batch::new(vec![in_queue("1"), in_queue("1")]).expect("valid"), exclusive };
+    let run = h.engine.start_run(request(true)).expect("started").run.id;
+    assert!(matches!(h.engine.start_run(request(true)), Err(SchedulerError::AlreadyRunning { run: r, .. }) if r == run));
+    let stopped = h.engine.stop_run(run, &Scope::All).expect("stopped");
+    assert_eq!(stopped.run.state, RunState::Stopped, "not finished: it was stopped");
+    assert_eq!(stopped.counts.cancelled, 2);
+    h.engine.start_run(request(true)).expect("a stopped file may start again");
+}
+
+#[test]
+fn an_out_of_memory_failure_is_retried_with_a_larger_need() {
+    let mut h = Harness::new(1, SchedulingRules { max_retry_before_backoff: 0, ..SchedulingRules::default() });
+    let id = h.submit(vec![JobSpec { memory_mib: 1000, retries: Some(1), ..spec("python train.py") }])[0];
+    h.pass();
+    let log = h.job(id).attempts[0].dir.join("output.log");
+    std::fs::create_dir_all(log.parent().expect("attempt dir")).expect("dir");
+    std::fs::write(&log, "step 1\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n").expect("log");
+    h.ended(id, exit(1));
+    let job = h.job(id);
+    assert!(job.attempts[0].out_of_memory);
+    assert_eq!((job.state, job.memory_mib), (JobState::Waiting, 1250), "its need plus a quarter");
+}
+
+#[test]
+fn an_attempt_whose_shim_never_recorded_itself_waits_again() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let id = h.submit(vec![spec("true")])[0];
+    h.pass();
+    h.ended(id, Ok(Adoption::Lost { ran: false, reason: "the shim never started".into() }));
+    let job = h.job(id);
+    assert_eq!((job.state, job.attempts.len()), (JobState::Waiting, 0));
+    assert_eq!(h.pass(), vec![id]);
+    assert_eq!(h.record.lock().expect("record").launched.last(), Some(&(id, 1)), "as attempt 1 again");
+}

@@ -1,0 +1,85 @@
+//! What the scheduler's handle and its thread say to each other, what the thread needs from the
+//! daemon, and what can go wrong.
+
+use crate::executor::{Adoption, ShimInfo};
+use crate::model::{Batch, FieldError, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunMode, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage};
+use crate::store::StoreError;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("job {0} does not exist")]
+    NoSuchJob(JobId),
+    #[error("run {0} does not exist")]
+    NoSuchRun(RunId),
+    #[error("job {job} belongs to {owner}")]
+    Forbidden { job: JobId, owner: String },
+    #[error("job {id} is {state}: {action} is not possible")]
+    Conflict { id: JobId, state: &'static str, action: &'static str },
+    #[error("{} is running already as run {run}", file.display())]
+    AlreadyRunning { file: PathBuf, run: RunId },
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("state: {0}")]
+    Store(#[from] StoreError),
+    #[error("starting the scheduling thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the scheduler has stopped")]
+    Stopped,
+}
+
+/// What the scheduler needs from the daemon.
+pub struct SchedulerOptions {
+    pub rules: SchedulingRules,
+    pub state_dir: PathBuf,
+    /// `gantry-shim`, which every attempt runs under.
+    pub shim_program: PathBuf,
+    /// In simulation, the machine (`GANTRY_SIM_MACHINE`) whose fake NVML counts the jobs' memory.
+    pub simulation: Option<String>,
+    /// Working directory of jobs that name none.
+    pub work_dir: Option<PathBuf>,
+    pub metrics: Arc<crate::metrics::SchedulerMetrics>,
+}
+
+/// A command file's jobs, ready to become a run.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub file: PathBuf,
+    pub mode: RunMode,
+    pub batch: Batch,
+    /// Refuse if a run of the same file is still going (seed 001's one scheduler per file).
+    pub exclusive: bool,
+}
+
+pub enum Request {
+    Submit(Batch, oneshot::Sender<Result<Vec<JobId>, SchedulerError>>),
+    StartRun(RunRequest, oneshot::Sender<Result<RunStatus, SchedulerError>>),
+    StopRun(RunId, Scope, oneshot::Sender<Result<RunStatus, SchedulerError>>),
+    Cancel(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    Hold(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    Release(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    Retry(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    Job(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    Jobs(JobFilter, Scope, oneshot::Sender<Vec<Job>>),
+    Runs(oneshot::Sender<Vec<RunStatus>>),
+    Progress(oneshot::Sender<Vec<RunProgress>>),
+    Status(oneshot::Sender<Status>),
+    Usage(String, oneshot::Sender<Usage>),
+    SetRules(SchedulingRules),
+    SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
+    Queues(oneshot::Sender<Vec<QueueStatus>>),
+    Running(oneshot::Sender<Vec<RunningJob>>),
+}
+
+/// Everything the scheduling thread hears.
+pub enum Msg {
+    Request(Request),
+    /// The shim of an attempt is up (or could not be started).
+    Started { job: JobId, attempt: u32, shim: Result<ShimInfo, String> },
+    /// An attempt's shim exited, as far as the executor can tell.
+    Ended { job: JobId, attempt: u32, outcome: Result<Adoption, String> },
+    GpusChanged,
+    Shutdown,
+}

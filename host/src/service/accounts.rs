@@ -1,0 +1,171 @@
+//! Who is calling: credentials checked against the mode in force, the logins of seed 001 (one
+//! secret) and seed 002 (accounts), API tokens, and account administration. Password hashing and
+//! account lookups block, so they run off the async threads.
+
+use super::{off_thread, Service, ServiceError};
+use crate::auth::{AuthError, AuthMode, Issued, NewUser, Profile, TokenInfo, TokenKind, User};
+use crate::model::{Principal, Role, Usage};
+use std::net::IpAddr;
+
+/// What a request presented, as the HTTP layer found it.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    None,
+    /// `Authorization: Bearer …`: a JWT, or an API token `gty_…`.
+    Bearer(String),
+    /// The session cookie a login set. A request that changes something on its strength must
+    /// prove it comes from a page of this server: `same_origin`, or the session's CSRF token.
+    Cookie { token: String, csrf_header: Option<String>, same_origin: bool },
+}
+
+/// Seed 002's login: a session (and its CSRF token) for the browser, and the bearer tokens for
+/// scripts.
+pub struct LoginReply {
+    pub session: Issued,
+    pub access: Issued,
+    pub refresh: String,
+}
+
+impl Service {
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth.mode()
+    }
+
+    /// The caller behind `credential`. `changes` says whether the request changes something,
+    /// which a cookie alone may not do from a foreign page.
+    pub async fn authenticate(&self, credential: Credential, changes: bool) -> Result<Principal, ServiceError> {
+        if self.auth.mode() == AuthMode::None {
+            return Ok(Principal::local());
+        }
+        let claims = match credential {
+            Credential::None => return Err(AuthError::NoCredentials.into()),
+            Credential::Bearer(token) if token.starts_with("gty_") => {
+                let auth = self.auth.clone();
+                return off_thread(move || auth.api_token(&token)).await;
+            }
+            Credential::Bearer(token) => self.auth.verify(&token)?,
+            Credential::Cookie { token, csrf_header, same_origin } => {
+                let claims = self.auth.verify(&token)?;
+                let proven = same_origin || csrf_header.is_some_and(|h| !claims.csrf.is_empty() && h == claims.csrf);
+                if changes && !proven {
+                    return Err(AuthError::Csrf.into());
+                }
+                claims
+            }
+        };
+        if self.auth.mode() == AuthMode::Users {
+            let auth = self.auth.clone();
+            return off_thread(move || auth.current(&claims)).await;
+        }
+        Ok(self.auth.current(&claims)?)
+    }
+
+    /// Refuses an address over its limit of failed logins before anything is checked, and counts
+    /// a failure against it after.
+    async fn limited<T>(&self, addr: IpAddr, attempt: impl std::future::Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
+        self.auth.limiter.check(addr).map_err(AuthError::RateLimited)?;
+        let result = attempt.await;
+        if let Err(ServiceError::Auth(AuthError::BadCredentials | AuthError::BadSecret)) = &result {
+            self.auth.limiter.failed(addr);
+        }
+        result
+    }
+
+    /// Seed 001's login: the secret, or (users mode) an account's e-mail and password.
+    pub async fn login(&self, addr: IpAddr, password: String, username: Option<String>) -> Result<Issued, ServiceError> {
+        self.limited(addr, async {
+            let who = match self.auth.mode() {
+                AuthMode::None => Principal::local(),
+                AuthMode::Secret => self.auth.check_secret(&password)?,
+                AuthMode::Users => {
+                    let email = username.ok_or_else(|| crate::model::FieldError::new("username", "this server has accounts; give the e-mail"))?;
+                    let auth = self.auth.clone();
+                    let user = off_thread(move || auth.login(&email, &password)).await?;
+                    Principal { id: user.id.clone(), name: user.email.clone(), role: user.role }
+                }
+            };
+            Ok(self.auth.issue(&who, TokenKind::Session))
+        })
+        .await
+    }
+
+    /// Seed 002's form login: a session for the browser, an access and a refresh token.
+    pub async fn jwt_login(&self, addr: IpAddr, username: String, password: String) -> Result<LoginReply, ServiceError> {
+        let auth = self.auth.clone();
+        let (user, access, refresh) = self
+            .limited(addr, off_thread(move || {
+                let user = auth.login(&username, &password)?;
+                let (access, refresh) = auth.tokens_for(&user)?;
+                Ok::<_, AuthError>((user, access, refresh))
+            }))
+            .await?;
+        let session = self.auth.issue(&Principal { id: user.id, name: user.email, role: user.role }, TokenKind::Session);
+        Ok(LoginReply { session, access, refresh })
+    }
+
+    /// Trades a refresh token for a new pair; the old one stops working.
+    pub async fn refresh(&self, token: String) -> Result<(Issued, String), ServiceError> {
+        let auth = self.auth.clone();
+        let (_, access, refresh) = off_thread(move || auth.refresh(&token)).await?;
+        Ok((access, refresh))
+    }
+
+    pub async fn revoke_refresh(&self, token: String) -> Result<(), ServiceError> {
+        let auth = self.auth.clone();
+        off_thread(move || auth.users()?.revoke(&token).map(drop)).await
+    }
+
+    pub async fn register(&self, new: NewUser) -> Result<User, ServiceError> {
+        let auth = self.auth.clone();
+        off_thread(move || auth.register(new)).await
+    }
+
+    /// The caller's account (users mode) and what their jobs used.
+    pub async fn me(&self, who: &Principal) -> Result<(Option<User>, Usage), ServiceError> {
+        let usage = self.scheduler.usage(who.name.clone()).await?;
+        if self.auth.mode() != AuthMode::Users {
+            return Ok((None, usage));
+        }
+        let (auth, id) = (self.auth.clone(), who.id.clone());
+        Ok((Some(off_thread(move || auth.users()?.get(&id)).await?), usage))
+    }
+
+    pub async fn update_me(&self, who: &Principal, profile: Profile) -> Result<User, ServiceError> {
+        let (auth, id) = (self.auth.clone(), who.id.clone());
+        off_thread(move || auth.users()?.update(&id, profile)).await
+    }
+
+    pub async fn tokens(&self, who: &Principal) -> Result<Vec<TokenInfo>, ServiceError> {
+        let (auth, id) = (self.auth.clone(), who.id.clone());
+        off_thread(move || auth.users()?.tokens(&id, "api")).await
+    }
+
+    /// A new API token; the token itself is shown only in this answer.
+    pub async fn create_token(&self, who: &Principal, name: String) -> Result<(String, TokenInfo), ServiceError> {
+        let (auth, id) = (self.auth.clone(), who.id.clone());
+        off_thread(move || auth.users()?.issue_token(&id, "api", &name, None)).await
+    }
+
+    pub async fn delete_token(&self, who: &Principal, token: String) -> Result<(), ServiceError> {
+        let (auth, id, shown) = (self.auth.clone(), who.id.clone(), token.clone());
+        match off_thread(move || auth.users()?.delete_token(&id, &token)).await? {
+            true => Ok(()),
+            false => Err(ServiceError::NotFound(format!("no token {shown} of yours"))),
+        }
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, ServiceError> {
+        let auth = self.auth.clone();
+        off_thread(move || auth.users()?.list()).await
+    }
+
+    pub async fn create_user(&self, new: NewUser) -> Result<User, ServiceError> {
+        let auth = self.auth.clone();
+        off_thread(move || auth.users()?.create(new, true)).await
+    }
+
+    pub async fn update_user(&self, id: String, role: Role, active: Option<bool>) -> Result<User, ServiceError> {
+        let auth = self.auth.clone();
+        off_thread(move || auth.users()?.set_role(&id, role, active)).await
+    }
+}

@@ -1,0 +1,157 @@
+//! Jobs: submitted, listed and changed (each in one visit to the scheduler, ownership checked
+//! there), their logs, the queues, the scheduler's status, and the stream of what changes.
+
+use super::{off_thread, Service, ServiceError};
+use crate::auth::AuthMode;
+use crate::executor;
+use crate::gpu::GpuSummary;
+use crate::model::{Batch, Event, Job, JobFilter, JobId, Principal, QueueState, QueueStatus, Role, RunId, Status};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A piece of a job's log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub job: JobId,
+    pub attempt: u32,
+    pub offset: u64,
+    pub next_offset: u64,
+    pub data: String,
+    /// The attempt has ended: nothing more will be written.
+    pub complete: bool,
+}
+
+/// What a followed log yields: more of it, then its end.
+pub enum LogUpdate {
+    Chunk(LogChunk),
+    End(JobId),
+}
+
+/// What subscribers to the daemon's changes hear.
+pub enum Update {
+    Scheduler(Event),
+    /// The GPU summaries, when a sample changed what placement sees.
+    Gpus(Vec<GpuSummary>),
+    /// This subscriber fell behind and missed this many scheduler events.
+    Lagged(u64),
+}
+
+/// Most bytes one log request returns.
+const LOG_CHUNK: usize = 1 << 20;
+
+/// How often a followed log is looked at for more output.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Service {
+    /// Commits a checked batch. Where callers log in, a job is owned by whoever submits it;
+    /// only an admin may submit in someone else's name. Without logins the spec's owner stands.
+    pub async fn submit(&self, who: &Principal, mut batch: Batch) -> Result<Vec<JobId>, ServiceError> {
+        if self.auth.mode() != AuthMode::None {
+            batch.stamp_owner(&who.name, who.role == Role::Admin);
+        }
+        Ok(self.scheduler.submit(batch).await?)
+    }
+
+    pub async fn jobs(&self, who: &Principal, filter: JobFilter) -> Result<Vec<Job>, ServiceError> {
+        Ok(self.scheduler.jobs(filter, who.scope()).await?)
+    }
+
+    pub async fn job(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.job(id, who.scope()).await?)
+    }
+
+    pub async fn cancel(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.cancel(id, who.scope()).await?)
+    }
+
+    pub async fn hold(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.hold(id, who.scope()).await?)
+    }
+
+    pub async fn release(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.release(id, who.scope()).await?)
+    }
+
+    pub async fn retry(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.retry(id, who.scope()).await?)
+    }
+
+    pub async fn status(&self) -> Result<Status, ServiceError> {
+        Ok(self.scheduler.status().await?)
+    }
+
+    /// Queues, those of one run if `run` says so.
+    pub async fn queues(&self, run: Option<RunId>) -> Result<Vec<QueueStatus>, ServiceError> {
+        let queues = self.scheduler.queues().await?;
+        Ok(queues.into_iter().filter(|q| run.is_none_or(|r| q.run == Some(r))).collect())
+    }
+
+    pub async fn set_parallelism(&self, queue: String, parallelism: u32) -> Result<QueueState, ServiceError> {
+        Ok(self.scheduler.set_parallelism(queue, parallelism).await?)
+    }
+
+    /// Reads an attempt's log (the latest attempt unless one is named) from `offset`, if the
+    /// caller may see the job.
+    pub async fn log(&self, who: &Principal, id: JobId, attempt: Option<u32>, offset: u64) -> Result<LogChunk, ServiceError> {
+        let job = self.scheduler.job(id, who.scope()).await?;
+        let chosen = match attempt {
+            Some(n) => job.attempts.iter().find(|a| a.number == n).ok_or(ServiceError::NoAttempt { job: id, attempt: n })?,
+            None => match job.attempts.last() {
+                Some(a) => a,
+                None => return Ok(LogChunk { job: id, attempt: 0, offset, next_offset: offset, data: String::new(), complete: job.state.is_final() }),
+            },
+        };
+        let path = executor::log_path(&chosen.dir);
+        let (complete, number) = (chosen.ended_ms.is_some(), chosen.number);
+        let (bytes, next_offset) = off_thread(move || executor::read_log(&path, offset, LOG_CHUNK).map_err(|e| ServiceError::File { path, message: e.to_string() })).await?;
+        let start = next_offset - bytes.len() as u64;
+        Ok(LogChunk { job: id, attempt: number, offset: start, next_offset, data: String::from_utf8_lossy(&bytes).into_owned(), complete })
+    }
+
+    /// The log as it grows: a chunk whenever there is more, then its end once the attempt is over
+    /// and everything it wrote was sent. Fails at once, before any streaming, for a job the
+    /// caller may not see or that does not exist.
+    pub async fn follow_log(self: &Arc<Self>, who: &Principal, id: JobId, attempt: Option<u32>, offset: u64) -> Result<impl Stream<Item = LogUpdate> + use<>, ServiceError> {
+        self.log(who, id, attempt, offset).await?;
+        let start = (self.clone(), who.clone(), attempt, offset);
+        Ok(futures_util::stream::unfold(Some(start), move |state| async move {
+            let (service, who, mut attempt, mut offset) = state?;
+            loop {
+                let Ok(chunk) = service.log(&who, id, attempt, offset).await else { return None };
+                if chunk.attempt > 0 {
+                    // Stay with the attempt being printed, even if a retry starts meanwhile.
+                    attempt = Some(chunk.attempt);
+                }
+                if !chunk.data.is_empty() {
+                    offset = chunk.next_offset;
+                    return Some((LogUpdate::Chunk(chunk), Some((service, who, attempt, offset))));
+                }
+                if chunk.complete {
+                    return Some((LogUpdate::End(id), None));
+                }
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+            }
+        }))
+    }
+
+    /// Job and run changes as the scheduler makes them, and the GPU summaries whenever a sample
+    /// changes what placement sees.
+    pub fn updates(self: &Arc<Self>) -> impl Stream<Item = Update> + use<> {
+        let state = (self.scheduler.subscribe(), self.gpus.subscribe(), self.clone());
+        futures_util::stream::unfold(state, |(mut jobs, mut gpus, service)| async move {
+            let update = tokio::select! {
+                received = jobs.recv() => match received {
+                    Ok(event) => Update::Scheduler(event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Update::Lagged(missed),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                changed = gpus.changed() => {
+                    changed.ok()?;
+                    Update::Gpus(service.gpus.summaries())
+                }
+            };
+            Some((update, (jobs, gpus, service)))
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! The service layer: everything a client may ask of the daemon, one method per question or
+//! change, whatever the route it came by (gantry's own API, a seed system's endpoint, later the
+//! dashboard and federation). It holds the parts the composition root started and is the only
+//! thing the HTTP layer talks to. Blocking work (files, SQLite, argon2, plugin calls) runs off
+//! the async threads here, through [`off_thread`].
+//!
+//! - `jobs`: submitting, listing, changing jobs; their logs; queues; the scheduler's status;
+//! - `runs`: command files as runs, and seed 001's schedulers over them;
+//! - `command_files`: seed 004's numbered command files, read and written through the parser;
+//! - `settings`: the rules and settings in `gantry.toml`;
+//! - `logs`: log files outside jobs (bindings, the log directory), and the run logs;
+//! - `node`: this machine (GPUs, host), metrics, plugins, seed 000's training tasks;
+//! - `accounts`: who is calling: credentials, logins, tokens, accounts.
+
+mod accounts;
+mod command_files;
+mod jobs;
+mod logs;
+mod node;
+pub mod run_log;
+mod runs;
+mod settings;
+
+pub use accounts::{Credential, LoginReply};
+pub use command_files::{CommandConfig, CommandFileSummary, CommandFileView, Content, Process, QueueBlock};
+pub use jobs::{LogChunk, LogUpdate, Update};
+pub use node::{GpuDetail, GpusWithTasks, Machine, Node, Versions};
+pub use runs::{CommandFileRun, StartedRun};
+
+pub use crate::auth::{AuthMode, Issued, NewUser, Profile, TokenInfo, User};
+pub use crate::command_files::Entry as CommandFileEntry;
+pub use crate::config::edit::SettingsChange;
+pub use crate::config::ServerConfig;
+pub use crate::gpu::{GpuReading, GpuSnapshot, GpuSummary, NodeGpus};
+pub use crate::log_access::Binding;
+pub use crate::plugin::{PluginKind, PluginStatus};
+pub use crate::scheduler::SchedulerError;
+pub use crate::tasks::{Registration, Report, Task};
+
+use crate::auth::Authority;
+use crate::gpu::GpuMonitor;
+use crate::host_info::HostMonitor;
+use crate::metrics::SchedulerMetrics;
+use crate::model::{FieldError, JobId};
+use crate::plugin::{Diagnostic, PluginRuntime};
+use crate::scheduler::Scheduler;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the composition root hands the service: every part already started.
+pub struct Parts {
+    pub scheduler: Scheduler,
+    pub gpus: Arc<GpuMonitor>,
+    pub host: HostMonitor,
+    pub plugins: Arc<PluginRuntime>,
+    pub auth: Authority,
+    pub metrics: Arc<SchedulerMetrics>,
+    pub logs: crate::log_access::LogAccess,
+    pub config: crate::config::Config,
+}
+
+pub struct Service {
+    scheduler: Scheduler,
+    gpus: Arc<GpuMonitor>,
+    host: HostMonitor,
+    plugins: Arc<PluginRuntime>,
+    metrics: Arc<SchedulerMetrics>,
+    auth: Arc<Authority>,
+    /// The configuration as last read or written (the rules in it may have changed since start).
+    config: parking_lot::RwLock<crate::config::Config>,
+    config_file: Arc<crate::config::edit::ConfigFile>,
+    logs: Arc<crate::log_access::LogAccess>,
+    tasks: crate::tasks::Tasks,
+    /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+impl Service {
+    pub fn new(parts: Parts) -> Service {
+        Service {
+            scheduler: parts.scheduler,
+            gpus: parts.gpus,
+            host: parts.host,
+            plugins: parts.plugins,
+            metrics: parts.metrics,
+            auth: Arc::new(parts.auth),
+            config_file: Arc::new(crate::config::edit::ConfigFile::new(parts.config.path())),
+            config: parking_lot::RwLock::new(parts.config),
+            logs: Arc::new(parts.logs),
+            tasks: crate::tasks::Tasks::default(),
+            shutdown: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The HTTP server's settings as the daemon started with them.
+    pub fn server_config(&self) -> ServerConfig {
+        self.config.read().server.clone()
+    }
+
+    /// Asks the daemon to stop serving; running jobs carry on under their shims.
+    pub fn shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Resolves once [`Service::shutdown`] was asked for.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.notified().await;
+    }
+
+    /// Stops the scheduling thread, as the daemon ends.
+    pub fn stop_scheduler(&self) {
+        self.scheduler.shutdown();
+    }
+}
+
+/// What went wrong, classified for whoever answers the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    /// The parser's findings, each with line and column.
+    #[error("{path}: {} problem(s)", diagnostics.len())]
+    Parse { path: PathBuf, diagnostics: Vec<Diagnostic> },
+    #[error("parser plugin {0} is not loaded")]
+    NoParser(String),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+    #[error("parser plugin {parser}: its render of this configuration does not parse back to it")]
+    RenderMismatch { parser: String },
+    #[error("job {job} has no attempt {attempt}")]
+    NoAttempt { job: JobId, attempt: u32 },
+    #[error("GPU {0} does not exist")]
+    NoSuchGpu(u32),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    CommandFile(#[from] crate::command_files::CommandFileError),
+    #[error(transparent)]
+    Edit(#[from] crate::config::edit::EditError),
+    #[error(transparent)]
+    LogAccess(#[from] crate::log_access::LogAccessError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Task(#[from] crate::tasks::TaskError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The classes of failure a client is told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is malformed (a path that may not be used, say).
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    /// Well-formed but not acceptable: a field's value, a file's content.
+    Invalid,
+    RateLimited,
+    /// A part the request needs is not working now (the parser plugin, the scheduler stopping).
+    Unavailable,
+    /// Our fault; the client learns nothing more, the daemon's log has the cause.
+    Internal,
+}
+
+impl ServiceError {
+    /// The error as lines a person reads: a parse error's findings as `file:line:column: message`.
+    pub fn detail_lines(&self) -> Vec<String> {
+        match self {
+            ServiceError::Parse { path, diagnostics } => diagnostics.iter().map(|d| format!("{}:{}:{}: {}", path.display(), d.line, d.column, d.message)).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+
+    /// The class, and a short code a client can branch on.
+    pub fn kind(&self) -> (ErrorKind, &'static str) {
+        use crate::auth::AuthError as A;
+        use crate::command_files::CommandFileError as C;
+        use crate::config::edit::EditError as E;
+        use crate::log_access::LogAccessError as L;
+        use ErrorKind::*;
+        match self {
+            ServiceError::Scheduler(e) => match e {
+                SchedulerError::NoSuchJob(_) | SchedulerError::NoSuchRun(_) => (NotFound, "not_found"),
+                SchedulerError::Forbidden { .. } => (Forbidden, "forbidden"),
+                SchedulerError::Conflict { .. } | SchedulerError::AlreadyRunning { .. } => (Conflict, "conflict"),
+                SchedulerError::Invalid(_) => (Invalid, "invalid"),
+                SchedulerError::Stopped => (Unavailable, "stopping"),
+                SchedulerError::Store(_) | SchedulerError::Thread(_) => (Internal, "internal"),
+            },
+            ServiceError::Invalid(_) => (Invalid, "invalid"),
+            ServiceError::File { .. } => (Invalid, "file"),
+            ServiceError::Parse { .. } => (Invalid, "parse"),
+            ServiceError::NoParser(_) | ServiceError::Plugin(_) | ServiceError::RenderMismatch { .. } => (Unavailable, "plugin"),
+            ServiceError::NoAttempt { .. } | ServiceError::NoSuchGpu(_) | ServiceError::NotFound(_) => (NotFound, "not_found"),
+            ServiceError::CommandFile(e) => match e {
+                C::Missing { .. } => (NotFound, "not_found"),
+                C::NoBackup { .. } => (Conflict, "conflict"),
+                C::Io { .. } => (Internal, "internal"),
+            },
+            ServiceError::Edit(e) => match e {
+                E::File { .. } => (Internal, "internal"),
+                E::Field { .. } | E::Config(_) => (Invalid, "invalid"),
+            },
+            ServiceError::LogAccess(e) => match e {
+                L::Outside(_) => (Forbidden, "forbidden"),
+                L::Unbound(_) | L::Io { .. } => (NotFound, "not_found"),
+                L::Invalid { .. } => (BadRequest, "path"),
+            },
+            ServiceError::Auth(e) => match e {
+                A::BadCredentials | A::BadSecret | A::BadToken | A::NoCredentials => (Unauthorized, "unauthorized"),
+                A::Inactive | A::RegistrationClosed => (Forbidden, "forbidden"),
+                A::NoSuchUser => (NotFound, "not_found"),
+                A::Invalid { .. } => (Invalid, "invalid"),
+                A::Conflict(_) => (Conflict, "conflict"),
+                A::WrongMode(_) => (NotFound, "auth_mode"),
+                A::RateLimited(_) => (RateLimited, "rate_limited"),
+                A::Csrf => (Forbidden, "csrf"),
+                A::Store(_) | A::Database { .. } | A::Record(_) | A::Hashing(_) | A::Random(_) | A::File { .. } => (Internal, "internal"),
+            },
+            ServiceError::Task(e) => match e {
+                crate::tasks::TaskError::Unknown(_) => (NotFound, "not_found"),
+                crate::tasks::TaskError::Invalid { .. } => (Invalid, "invalid"),
+            },
+            ServiceError::Internal(_) => (Internal, "internal"),
+        }
+    }
+}
+
+/// Runs blocking work (files, SQLite, argon2, plugin calls) off the async threads.
+pub async fn off_thread<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    E: Into<ServiceError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| ServiceError::Internal(format!("a blocking task failed: {e}")))?.map_err(Into::into)
+}

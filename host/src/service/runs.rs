@@ -1,0 +1,167 @@
+//! Command files as runs: read, parsed by the parser plugin, checked like any submission, and
+//! handed to the scheduler; and seed 001's "schedulers", which are runs of its numbered command
+//! files (a scheduler's `pid` is the run's id).
+
+use super::command_files::parse_mode;
+use super::{off_thread, Service, ServiceError};
+use crate::model::{Batch, GpuCount, JobSpec, Principal, RunId, RunMode, RunProgress, RunState, RunStatus};
+use crate::plugin::{JobFile, ParseMode};
+use crate::scheduler::RunRequest;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Largest command file read. Command files are lists of shell lines; a bigger file is a mistake.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// A run started from one of the numbered command files.
+#[derive(Debug, Serialize)]
+pub struct StartedRun {
+    pub status: RunStatus,
+    /// Where its jobs' changes are written (seed 001's scheduler log).
+    pub log_file: PathBuf,
+    pub config_file: PathBuf,
+}
+
+/// A numbered command file and the run of it still going, if any.
+#[derive(Debug, Serialize)]
+pub struct CommandFileRun {
+    pub mode: RunMode,
+    pub index: u32,
+    pub run: Option<RunId>,
+}
+
+/// Seed 004 gives memory in GB (decimal fractions allowed); jobs need MiB. 1 GB in those files
+/// means what `nvidia-smi` calls 1 GiB, 1024 MiB.
+fn gb_to_mib(gb: f64) -> u64 {
+    (gb.max(0.0) * 1024.0).ceil() as u64
+}
+
+/// The latest run of `file` still going.
+fn running_of<'a>(runs: &'a [RunStatus], file: &Path) -> Option<&'a RunStatus> {
+    runs.iter().rev().find(|r| r.run.file == file && r.run.state == RunState::Running)
+}
+
+impl Service {
+    /// Loads a command file as a run; its queue ids become queues of the run.
+    pub async fn start_run(&self, who: &Principal, file: PathBuf, mode: Option<RunMode>) -> Result<RunStatus, ServiceError> {
+        let request = self.run_request(who, file, mode, false).await?;
+        Ok(self.scheduler.start_run(request).await?)
+    }
+
+    async fn run_request(&self, who: &Principal, file: PathBuf, mode: Option<RunMode>, exclusive: bool) -> Result<RunRequest, ServiceError> {
+        let text = read_command_file(&file).await?;
+        let job_file = self.parse(&file, mode.map(parse_mode), text).await?;
+        let mode = match job_file.mode {
+            ParseMode::Single => RunMode::Single,
+            ParseMode::Multi => RunMode::Multi,
+        };
+        let cwd = file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+        let specs = job_file
+            .jobs
+            .into_iter()
+            .map(|block| JobSpec {
+                commands: block.commands,
+                queue: Some(block.queue.to_string()),
+                gpus: Some(GpuCount { min: block.gpu_count.max(1), max: block.gpu_count.max(1) }),
+                memory_mib: gb_to_mib(block.memory_gb),
+                cwd: cwd.clone(),
+                ..JobSpec::default()
+            })
+            .collect();
+        let mut batch = Batch::new(specs)?;
+        if self.auth.mode() != crate::auth::AuthMode::None {
+            batch.stamp_owner(&who.name, false);
+        }
+        Ok(RunRequest { file, mode, batch, exclusive })
+    }
+
+    /// A command file's text as jobs, by the parser plugin (off the async threads); its
+    /// findings come back with line and column.
+    pub(super) async fn parse(&self, file: &Path, mode: Option<ParseMode>, text: String) -> Result<JobFile, ServiceError> {
+        let name = self.config.read().plugins.parser.clone();
+        let parser = self.plugins.get(&name).ok_or(ServiceError::NoParser(name))?;
+        let file_name = file.to_string_lossy().into_owned();
+        let parsed = off_thread(move || parser.parse(&file_name, mode, &text)).await?;
+        parsed.map_err(|diagnostics| ServiceError::Parse { path: file.to_path_buf(), diagnostics })
+    }
+
+    /// Stops a run, if every job of it is the caller's to cancel.
+    pub async fn stop_run(&self, who: &Principal, id: RunId) -> Result<RunStatus, ServiceError> {
+        Ok(self.scheduler.stop_run(id, who.scope()).await?)
+    }
+
+    pub async fn runs(&self) -> Result<Vec<RunStatus>, ServiceError> {
+        Ok(self.scheduler.runs().await?)
+    }
+
+    pub async fn run(&self, id: RunId) -> Result<RunStatus, ServiceError> {
+        let runs = self.scheduler.runs().await?;
+        runs.into_iter().find(|r| r.run.id == id).ok_or(crate::scheduler::SchedulerError::NoSuchRun(id).into())
+    }
+
+    /// Starts numbered command file `index` of `mode`, unless a run of it is still going: the
+    /// check and the start are one step of the scheduler, so two starts can't both pass it.
+    pub async fn start_command_file(&self, who: &Principal, mode: RunMode, index: u32) -> Result<StartedRun, ServiceError> {
+        let file = self.config.read().command_files.path(mode, index);
+        let request = self.run_request(who, file.clone(), Some(mode), true).await?;
+        let status = self.scheduler.start_run(request).await?;
+        Ok(StartedRun { log_file: self.run_log_path(status.run.id), config_file: file, status })
+    }
+
+    /// Stops the run of numbered command file `index` of `mode`.
+    pub async fn stop_command_file(&self, who: &Principal, mode: RunMode, index: u32) -> Result<RunId, ServiceError> {
+        let run = self.command_file_run(mode, index).await?.ok_or_else(|| ServiceError::NotFound(format!("{} configuration {index} is not running", mode.as_str())))?;
+        self.scheduler.stop_run(run, who.scope()).await?;
+        Ok(run)
+    }
+
+    /// The run of numbered command file `index` of `mode` still going, if any.
+    pub async fn command_file_run(&self, mode: RunMode, index: u32) -> Result<Option<RunId>, ServiceError> {
+        let file = self.config.read().command_files.path(mode, index);
+        Ok(running_of(&self.scheduler.runs().await?, &file).map(|r| r.run.id))
+    }
+
+    /// Every numbered command file of both modes, with its run still going.
+    pub async fn command_file_runs(&self) -> Result<Vec<CommandFileRun>, ServiceError> {
+        let files = self.config.read().command_files.clone();
+        let runs = self.scheduler.runs().await?;
+        let listing = files.clone();
+        let entries = off_thread(move || Ok::<_, ServiceError>([RunMode::Single, RunMode::Multi].map(|mode| (mode, listing.list(mode))))).await?;
+        Ok(entries
+            .into_iter()
+            .flat_map(|(mode, list)| list.into_iter().map(move |entry| (mode, entry.index)))
+            .map(|(mode, index)| CommandFileRun { mode, index, run: running_of(&runs, &files.path(mode, index)).map(|r| r.run.id) })
+            .collect())
+    }
+
+    /// Each running run with its queues' progress, and which numbered command file it runs.
+    pub async fn run_progress(&self) -> Result<Vec<(RunProgress, Option<(RunMode, u32)>)>, ServiceError> {
+        let files = self.config.read().command_files.clone();
+        let progress = self.scheduler.progress().await?;
+        off_thread(move || Ok::<_, ServiceError>(progress.into_iter().map(|p| {
+            let located = files.locate(&p.status.run.file);
+            (p, located)
+        }).collect()))
+        .await
+    }
+}
+
+/// A command file's text, read by the daemon.
+async fn read_command_file(file: &Path) -> Result<String, ServiceError> {
+    let error = |message: String| ServiceError::File { path: file.to_path_buf(), message };
+    let size = tokio::fs::metadata(file).await.map_err(|e| error(e.to_string()))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(error(format!("{size} bytes; a command file may have at most {MAX_FILE_BYTES}")));
+    }
+    tokio::fs::read_to_string(file).await.map_err(|e| error(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gigabytes_of_command_files() {
+        assert_eq!(super::gb_to_mib(4.0), 4096);
+        assert_eq!(super::gb_to_mib(0.5), 512);
+        assert_eq!(super::gb_to_mib(0.3), 308);
+    }
+}
