@@ -263,6 +263,37 @@ mod tests {
         assert_eq!(store.max_job_id().expect("max"), 2);
     }
 
+    /// `tests/data/gantry-v1.db` was written by the first daemon (commit e4447c9, schema 1): two
+    /// jobs of one queue (one succeeded, one failed after a retry), a held job, a finished run of
+    /// two jobs from `command_gpu.txt`, and a job still running when the daemon was stopped.
+    #[test]
+    fn a_database_of_the_first_release_is_migrated_and_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gantry.db");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/gantry-v1.db"), &path).expect("fixture");
+        let store = Store::open(&path).expect("opens and migrates");
+        assert_eq!(store.schema_version().expect("version"), MIGRATIONS.len() as u32);
+        let snapshot = store.load().expect("every record reads with today's types");
+        let states: Vec<(u64, JobState)> = snapshot.jobs.iter().map(|j| (j.id.0, j.state)).collect();
+        assert_eq!(
+            states,
+            [(1, JobState::Succeeded), (2, JobState::Failed), (3, JobState::Held), (4, JobState::Succeeded), (5, JobState::Succeeded), (6, JobState::Running)]
+        );
+        let failed = &snapshot.jobs[1];
+        assert_eq!((failed.attempts.len(), failed.attempts[1].exit_code), (2, Some(3)));
+        assert_eq!(snapshot.jobs[3].run, Some(crate::model::RunId(1)));
+        assert_eq!(snapshot.runs.len(), 1);
+        assert_eq!(snapshot.runs[0].state, crate::model::RunState::Finished);
+        let train = snapshot.queues.iter().find(|q| q.name == "train").expect("queue state kept");
+        assert_eq!((train.consecutive_failures, train.last_error.as_deref()), (2, Some("job 2: exited with code 3")));
+        assert_eq!(store.max_job_id().expect("max"), 6);
+        drop(store);
+        // The accounts of the second migration work on it.
+        let users = crate::auth::UserStore::open(&path).expect("accounts open");
+        let new = serde_json::from_value(serde_json::json!({ "email": "a@x.org", "password": "correct horse" })).expect("new user");
+        assert_eq!(users.create(new, false).expect("first account").role, crate::model::Role::Admin);
+    }
+
     #[test]
     fn a_newer_schema_is_refused_by_name() {
         let dir = tempfile::tempdir().expect("tempdir");

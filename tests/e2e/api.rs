@@ -43,7 +43,7 @@ fn a_gpu_shows_the_memory_a_job_holds_and_keeps_history() {
     assert!(history.len() >= 2, "{detail:#}");
     assert!(history.iter().any(|s| s["memory_used_mib"].as_u64() >= Some(3000)));
     // Gantry's own job is not counted as someone else's use.
-    assert!(history.iter().all(|s| s["memory_foreign_mib"].as_u64() < Some(3000)), "{detail:#}");
+    assert!(history.iter().all(|s| s["memory_foreign_mib"].as_u64().is_some_and(|mib| mib < 3000)), "{detail:#}");
     let since = history.last().and_then(|s| s["at_ms"].as_u64()).expect("at_ms");
     let recent = d.get(&format!("/api/v1/gpus/{gpu}?since={since}"));
     assert!(recent["history"].as_array().is_some_and(|h| h.len() < history.len() || h.len() == 1));

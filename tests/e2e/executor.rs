@@ -98,7 +98,9 @@ async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().expect("dir");
     let attempt = start(dir.path(), &["trap '' TERM", "echo trapped", "sleep 300"]);
     // Cancel once the trap is set, not while the shell is still starting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(dir.path().join("output.log")).unwrap_or_default().contains("trapped") {
+        assert!(std::time::Instant::now() < deadline, "the job never set its trap");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cancel(&attempt.shim, Duration::from_millis(200)).await;
@@ -108,12 +110,15 @@ async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[tokio::test]
 async fn an_attempt_outlives_the_handle_that_started_it_and_is_adopted() {
     let dir = tempfile::tempdir().expect("dir");
-    // The daemon "dies": its handle is dropped, nothing is waited for.
-    drop(start(dir.path(), &["sleep 0.5", "echo done"]));
+    // The daemon "dies": its handle is dropped, nothing is waited for. The job can't end before
+    // the test lets it, however slow the machine.
+    let go = dir.path().join("go");
+    drop(start(dir.path(), &[&format!("while [ ! -e {} ]; do sleep 0.01; done", go.display()), "echo done"]));
     let again = match adopt(dir.path()).expect("adopts") {
         Adoption::Running(attempt) => attempt,
         other => panic!("expected it still running, got {other:?}"),
     };
+    std::fs::write(&go, "").expect("let it end");
     assert!(finished(again).await.success());
     assert_eq!(log(dir.path()), "done\n");
     // Looking again later gives the same record.

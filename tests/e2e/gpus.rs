@@ -93,14 +93,24 @@ fn gpus_json_agrees_with_gpustat() {
     let g = Gantry::new();
     let prepare = g.run(&["gpus", "--simulate", "3xA6000"]);
     assert!(prepare.status.success(), "{}", stderr(&prepare));
-    let _a = Reaped(gpu_user(&g, "1", 3000));
-    let _b = Reaped(gpu_user(&g, "0,2", 1500));
-    // Both read the same moment's processes once the children have started.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-
-    let ours = g.run(&["gpus", "--json"]);
-    assert!(ours.status.success(), "{}", stderr(&ours));
-    let ours: serde_json::Value = serde_json::from_str(&stdout(&ours)).expect("json");
+    let a = Reaped(gpu_user(&g, "1", 3000));
+    let b = Reaped(gpu_user(&g, "0,2", 1500));
+    // Both read the processes once the children are what the fake counts (they have exec'd with
+    // their environment), not a moment earlier.
+    let pids_on = |value: &serde_json::Value, gpu: usize| -> Vec<u64> {
+        value["gpus"][gpu]["processes"].as_array().map(|list| list.iter().filter_map(|p| p["pid"].as_u64()).collect()).unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ours = loop {
+        let out = g.run(&["gpus", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ours: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+        if pids_on(&ours, 1).contains(&u64::from(a.0.id())) && pids_on(&ours, 2).contains(&u64::from(b.0.id())) {
+            break ours;
+        }
+        assert!(std::time::Instant::now() < deadline, "the fake never counted both processes: {ours:#}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
 
     let theirs = Command::new("python3")
         .args(["-m", "gpustat", "--json"])

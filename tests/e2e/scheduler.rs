@@ -169,8 +169,6 @@ fn failures_are_retried_and_a_failing_queue_backs_off() {
     let second_end = attempts[1]["ended_ms"].as_u64().expect("ended");
     let third_start = attempts[2]["started_ms"].as_u64().expect("started");
     assert!(third_start >= second_end + 1400, "no backoff: ended {second_end}, restarted {third_start}");
-    let first_gap = attempts[1]["started_ms"].as_u64().expect("started") - attempts[0]["ended_ms"].as_u64().expect("ended");
-    assert!(first_gap < 1400, "backoff came too early: {first_gap} ms");
     // Every attempt kept its own log.
     let (status, first) = d.request("GET", &format!("/api/v1/jobs/{id}/log?attempt=1"), None);
     assert_eq!((status, first["data"].as_str()), (200, Some("try 1\n")));
@@ -264,7 +262,10 @@ fn held_and_delayed_jobs_wait_and_hold_up_their_queue() {
     let d = g.serve(&config(""), &["--simulate", "2"]);
     let held = d.submit(json!({ "commands": ["echo held"], "queue": "q", "hold": true }))[0];
     let behind = d.submit(json!({ "commands": ["echo behind"], "queue": "q" }))[0];
-    std::thread::sleep(Duration::from_millis(500));
+    // A job of another queue, submitted after them, that runs to its end: passes were made with
+    // the held head in place, so `behind` waiting is the scheduler's decision, not slowness.
+    let witness = d.submit(json!({ "commands": ["true"], "queue": "other" }))[0];
+    assert_eq!(state(&d.finished(witness)), "succeeded");
     assert_eq!(state(&d.job(held)), "held");
     assert_eq!(state(&d.job(behind)), "waiting");
     let (status, _) = d.request("POST", &format!("/api/v1/jobs/{held}/release"), None);

@@ -2,7 +2,8 @@
 //! what the scheduler reports. Every layer speaks these types, and this module imports nothing
 //! else of gantry: it is the floor of the house.
 //!
-//! - `job`: jobs and their attempts, and a submission checked field by field ([`Batch`]);
+//! - `job`: jobs and their attempts, and what a user submits;
+//! - `submission`: a submission checked field by field ([`Batch`]);
 //! - `run`: command files loaded as runs, and queue state;
 //! - `rules`: the scheduling rules;
 //! - `status`: counts, queues, runs, progress, usage and events;
@@ -14,11 +15,13 @@ pub mod principal;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod submission;
 pub mod time;
 
-pub use job::{limits, After, JOB_ID_VAR, Attempt, Batch, Dependency, FieldError, GpuCount, Job, JobId, JobSpec, JobState, NewJob};
+pub use job::{Attempt, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JOB_ID_VAR};
 pub use principal::{Principal, Role, Scope};
 pub use rules::SchedulingRules;
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
+pub use submission::{limits, After, Batch, FieldError, NewJob};
 pub use status::{Counts, CurrentJob, Event, JobFilter, QueueProgress, QueueStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
 pub use time::{iso_time, now_ms};

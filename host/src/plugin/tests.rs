@@ -130,7 +130,10 @@ fn deadline_is_configurable_per_plugin() {
 
 #[test]
 fn allocation_past_the_cap_is_a_memory_limit_error() {
-    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], HashMap::new());
+    // Time enough to reach the cap on a loaded machine: this is about memory, not the deadline.
+    let limits = PluginLimits { timeout: Duration::from_secs(20), memory_mib: 64 };
+    let per_plugin = HashMap::from([("policy-misbehave".to_string(), PluginSettings { limits, grants: PluginGrants::default() })]);
+    let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], per_plugin);
     let err = misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("alloc")).expect_err("capped");
     assert!(matches!(err, PluginError::MemoryLimit { limit_mib: 64, .. }), "{err}");
     assert_eq!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")).expect("recovers").len(), 1);
@@ -395,8 +398,10 @@ fn a_version_renamed_into_place_is_loaded_once() {
     std::fs::rename(&staged, plugins.join("fixture.wasm")).expect("rename");
     wait_for("version 2", || fixture_version(&runtime).as_deref() == Some("2.0.0"));
     let loaded = runtime.get("policy-fixture").expect("v2");
-    // The rename's two events and any late ones must not load it again.
-    std::thread::sleep(Duration::from_millis(200));
+    // The rename's two events and any late ones must not load it again. The watcher handles
+    // events in order, so once a file written after the rename is loaded, they all were seen.
+    std::fs::write(plugins.join("later.wasm"), std::fs::read(MISBEHAVE).expect("fixture")).expect("a later file");
+    wait_for("the later file", || runtime.get("policy-misbehave").is_some());
     assert!(Arc::ptr_eq(&loaded, &runtime.get("policy-fixture").expect("still v2")));
     assert!(runtime.list().iter().all(|r| !r.source.contains(".partial")), "the staging name is not a plugin");
 }

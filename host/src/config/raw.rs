@@ -1,0 +1,124 @@
+//! `gantry.toml` as written: every key optional, unknown keys refused (serde names the key and
+//! the line). [`super::Config`] is what these become once checked.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+    #[serde(default)]
+    pub gpu: RawGpu,
+    #[serde(default)]
+    pub scheduler: RawScheduler,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub mode: Option<String>,
+    pub secret: Option<String>,
+    pub allow_register: Option<bool>,
+    pub allow_open_network: Option<bool>,
+    pub session_hours: Option<u64>,
+    pub access_minutes: Option<u64>,
+    pub refresh_days: Option<u64>,
+    pub login_attempts_per_minute: Option<u32>,
+}
+
+/// Seed 004's `gpu_manage.yaml` keys are accepted under their own names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    pub compete_gpus: Option<Vec<u32>>,
+    pub use_all_gpus: Option<bool>,
+    pub gpu_left: Option<u32>,
+    pub min_gpu: Option<u32>,
+    pub max_gpu: Option<u32>,
+    pub memory_margin_mib: Option<u64>,
+    #[serde(alias = "maximize_resource_utilization")]
+    pub allow_sharing: Option<bool>,
+    pub memory_save_mode: Option<bool>,
+    pub retries: Option<u32>,
+    pub max_retry_before_backoff: Option<u32>,
+    /// Seconds.
+    pub backoff_duration: Option<f64>,
+    pub retry_config: Option<RawRetry>,
+    pub cancel_grace_s: Option<f64>,
+    pub log_max_mib: Option<u64>,
+    pub log_keep: Option<u32>,
+    /// Seed 001's polling period. gantry schedules on events, so it has nothing to set; it is
+    /// accepted so that a converted `gpu_manage.yaml` loads.
+    pub check_time: Option<f64>,
+    /// Seed 001's working directory: the default `cwd` of jobs.
+    pub work_dir: Option<PathBuf>,
+    /// Seed 001's command files: configuration 1 of each mode; configuration N+1 adds `_N`.
+    pub gpu_command_file: Option<PathBuf>,
+    pub gpus_command_file: Option<PathBuf>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_retry_before_backoff: Option<u32>,
+    pub backoff_duration: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub log_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub log_roots: Option<Vec<PathBuf>>,
+    pub cors_origins: Option<Vec<String>>,
+    pub max_body_kib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpu {
+    /// `auto`, `off` (the driver or nothing), or `N[xMODEL]`.
+    pub simulate: Option<String>,
+    /// The NVIDIA library to load; default `libnvidia-ml.so.1` from the loader's path.
+    pub nvml_library: Option<PathBuf>,
+    pub sample_interval_ms: Option<u64>,
+    pub window_s: Option<u64>,
+    pub history_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    pub dir: Option<PathBuf>,
+    pub policy: Option<String>,
+    pub parser: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, RawPluginSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginSettings {
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub read_only_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub http_base_urls: Vec<String>,
+}
+

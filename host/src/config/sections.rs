@@ -1,0 +1,154 @@
+//! Each section of `gantry.toml` checked into its part of [`super::Config`]; errors name the key.
+
+use super::raw::{RawAuth, RawGpu, RawScheduler};
+use super::{ConfigError, GpuConfig, MAX_MEMORY_MIB, MAX_TIMEOUT_MS};
+use crate::auth::{AuthConfig, AuthMode};
+use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
+use crate::model::SchedulingRules;
+use crate::plugin::PluginLimits;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Reports a key's fault.
+pub type Invalid<'a> = &'a dyn Fn(&str, String) -> ConfigError;
+
+/// Seed 001's rule holds: a secret that is empty or `none`/`null`/`false` means no login. Without
+/// a `mode`, a real secret means secret mode.
+pub fn auth_config(raw: RawAuth, invalid: Invalid<'_>) -> Result<AuthConfig, ConfigError> {
+    let defaults = AuthConfig::default();
+    let secret = raw.secret.filter(|s| !matches!(s.trim().to_lowercase().as_str(), "" | "none" | "null" | "false"));
+    let mode = match raw.mode.as_deref() {
+        None if secret.is_some() => AuthMode::Secret,
+        None | Some("none") => AuthMode::None,
+        Some("secret") => AuthMode::Secret,
+        Some("users") => AuthMode::Users,
+        Some(other) => return Err(invalid("auth.mode", format!("'{other}' is not one of none, secret, users"))),
+    };
+    let positive = |key: &str, value: Option<u64>, default: std::time::Duration, unit: u64| match value {
+        Some(0) => Err(invalid(key, "must be at least 1".into())),
+        Some(v) => Ok(std::time::Duration::from_secs(v.saturating_mul(unit))),
+        None => Ok(default),
+    };
+    Ok(AuthConfig {
+        mode,
+        secret,
+        allow_register: raw.allow_register.unwrap_or(defaults.allow_register),
+        allow_open_network: raw.allow_open_network.unwrap_or(defaults.allow_open_network),
+        session_ttl: positive("auth.session_hours", raw.session_hours, defaults.session_ttl, 3600)?,
+        access_ttl: positive("auth.access_minutes", raw.access_minutes, defaults.access_ttl, 60)?,
+        refresh_ttl: positive("auth.refresh_days", raw.refresh_days, defaults.refresh_ttl, 24 * 3600)?,
+        login_attempts_per_minute: match raw.login_attempts_per_minute {
+            Some(0) => return Err(invalid("auth.login_attempts_per_minute", "must be at least 1".into())),
+            Some(n) => n,
+            None => defaults.login_attempts_per_minute,
+        },
+    })
+}
+
+/// A bare library name is left to the dynamic loader; a path is relative to the config file.
+pub fn resolve_library(lib: PathBuf, base: &Path) -> PathBuf {
+    if lib.components().count() > 1 && lib.is_relative() { base.join(lib) } else { lib }
+}
+
+pub fn gpu_config(raw: RawGpu, invalid: Invalid<'_>) -> Result<GpuConfig, ConfigError> {
+    let simulate = raw.simulate.as_deref().map_or_else(|| "auto".to_string(), |s| s.trim().to_string());
+    let mode = match raw.simulate.as_deref().map(str::trim) {
+        None | Some("auto") => GpuMode::Auto,
+        Some("off") => GpuMode::Hardware,
+        Some(spec) => GpuMode::Simulate(spec.parse::<SimSpec>().map_err(|e| invalid("gpu.simulate", e.to_string()))?),
+    };
+    let defaults = SamplerConfig::default();
+    let min_ms = u64::try_from(SamplerConfig::MIN_INTERVAL.as_millis()).unwrap_or(100);
+    let interval = match raw.sample_interval_ms {
+        Some(ms) if ms < min_ms => return Err(invalid("gpu.sample_interval_ms", format!("must be at least {min_ms}, got {ms}"))),
+        Some(ms) => Duration::from_millis(ms),
+        None => defaults.interval,
+    };
+    let window = raw.window_s.map(Duration::from_secs).unwrap_or(defaults.window);
+    let history = raw.history_s.map(Duration::from_secs).unwrap_or(defaults.history);
+    if window < interval {
+        return Err(invalid("gpu.window_s", format!("must cover at least one sample interval ({interval:?})")));
+    }
+    if history < window {
+        return Err(invalid("gpu.history_s", "must be at least gpu.window_s".into()));
+    }
+    let nvml_library = raw
+        .nvml_library
+        .or_else(|| std::env::var_os("GANTRY_NVML_LIBRARY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(crate::gpu::SYSTEM_LIBRARY));
+    Ok(GpuConfig { mode, simulate, nvml_library, sampler: SamplerConfig { interval, window, history } })
+}
+
+pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<SchedulingRules, ConfigError> {
+    let defaults = SchedulingRules::default();
+    let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
+        Some(s) if !s.is_finite() || s < 0.0 => Err(invalid(key, format!("must be a number of seconds >= 0, got {s}"))),
+        Some(s) => Ok(Duration::from_secs_f64(s)),
+        None => Ok(default),
+    };
+    if raw.check_time.is_some() {
+        tracing::info!("scheduler.check_time is ignored: gantry schedules when something changes, not on a timer");
+    }
+    let retry = raw.retry_config.unwrap_or_default();
+    let (min_gpu, max_gpu) = (raw.min_gpu.unwrap_or(defaults.min_gpu), raw.max_gpu.unwrap_or(defaults.max_gpu));
+    if min_gpu == 0 {
+        return Err(invalid("scheduler.min_gpu", "must be at least 1".into()));
+    }
+    if max_gpu < min_gpu {
+        return Err(invalid("scheduler.max_gpu", format!("must be at least min_gpu ({min_gpu}), got {max_gpu}")));
+    }
+    // `use_all_gpus` wins over `compete_gpus`, as in seed 004.
+    let eligible_gpus = match (raw.use_all_gpus, raw.compete_gpus) {
+        (Some(true), _) | (None, None) => None,
+        (Some(false), None) => return Err(invalid("scheduler.compete_gpus", "needed when use_all_gpus is false".into())),
+        (_, Some(list)) => Some(list),
+    };
+    let log_max_mib = raw.log_max_mib.unwrap_or(defaults.log_max_bytes >> 20);
+    if log_max_mib == 0 {
+        return Err(invalid("scheduler.log_max_mib", "must be at least 1".into()));
+    }
+    Ok(SchedulingRules {
+        eligible_gpus,
+        gpu_left: raw.gpu_left.unwrap_or(defaults.gpu_left),
+        min_gpu,
+        max_gpu,
+        memory_margin_mib: raw.memory_margin_mib.unwrap_or(defaults.memory_margin_mib),
+        allow_sharing: raw.allow_sharing.unwrap_or(defaults.allow_sharing),
+        memory_save_mode: raw.memory_save_mode.unwrap_or(defaults.memory_save_mode),
+        default_retries: raw.retries.unwrap_or(defaults.default_retries),
+        max_retry_before_backoff: raw
+            .max_retry_before_backoff
+            .or(retry.max_retry_before_backoff)
+            .unwrap_or(defaults.max_retry_before_backoff),
+        backoff: seconds("scheduler.backoff_duration", raw.backoff_duration.or(retry.backoff_duration), defaults.backoff)?,
+        cancel_grace: seconds("scheduler.cancel_grace_s", raw.cancel_grace_s, defaults.cancel_grace)?,
+        log_max_bytes: log_max_mib << 20,
+        log_keep: raw.log_keep.unwrap_or(defaults.log_keep),
+        params: raw.params,
+    })
+}
+
+pub fn limits(
+    key: &str,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    inherited: &PluginLimits,
+    invalid: Invalid<'_>,
+) -> Result<PluginLimits, ConfigError> {
+    let timeout = match timeout_ms {
+        Some(ms) if ms == 0 || ms > MAX_TIMEOUT_MS => {
+            return Err(invalid(&format!("{key}.timeout_ms"), format!("must be 1..={MAX_TIMEOUT_MS}, got {ms}")));
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => inherited.timeout,
+    };
+    let memory_mib = match memory_mib {
+        Some(m) if m == 0 || m > MAX_MEMORY_MIB => {
+            return Err(invalid(&format!("{key}.memory_mib"), format!("must be 1..={MAX_MEMORY_MIB}, got {m}")));
+        }
+        Some(m) => m,
+        None => inherited.memory_mib,
+    };
+    Ok(PluginLimits { timeout, memory_mib })
+}
+
