@@ -1,7 +1,7 @@
 //! Running one attempt of a job so that it outlives the daemon.
 //!
-//! Every attempt runs under a shim: the `gantry` binary re-executed as `gantry shim DIR`, in a
-//! session of its own, so a daemon that crashes, is killed or restarts takes no job with it. The
+//! Every attempt runs under a shim: `gantry-shim DIR`, a small binary installed beside `gantry`,
+//! in a session of its own, so a daemon that crashes, is killed or restarts takes no job with it. The
 //! shim starts the job's shell in a process group of its own, copies its output into a
 //! size-capped, rotated log, waits for it, and writes the outcome to `exit.json` in the attempt's
 //! directory. Everything the daemon needs to find the attempt again lives in that directory:
