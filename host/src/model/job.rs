@@ -9,30 +9,9 @@ use std::path::PathBuf;
 /// processes are known to be a job's.
 pub const JOB_ID_VAR: &str = "GANTRY_JOB_ID";
 
-/// A job's number: given once, never reused.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobId(pub u64);
-
-/// Just the number, as people and logs know it.
-impl std::fmt::Debug for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::str::FromStr for JobId {
-    type Err = std::num::ParseIntError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(JobId)
-    }
+super::number! {
+    /// A job's number: given once, never reused.
+    JobId
 }
 
 /// How many GPUs a job takes: a fixed count (`min == max`), or elastic, sized by seed 004's rule
