@@ -19,7 +19,15 @@ const PLUGINS: &[&str] = &[
     "policy-fixture-v1",
     "policy-fixture-v2",
     "provider-echo",
+    "policy-slow-info",
+    "policy-impostor",
+    "policy-bad-name",
+    "parser-hostile",
 ];
+
+/// Fixtures written as a core module in WebAssembly text, made components here: what a Rust
+/// guest can't be made to do (several linear memories).
+const WAT_FIXTURES: &[(&str, &str)] = &[("policy-many-memories", "policy-plugin")];
 
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "plugin";
@@ -54,9 +62,36 @@ fn main() {
     for package in PLUGINS {
         let wasm = out.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(wasm.exists(), "cargo built {package} but {} is missing", wasm.display());
-        let var = format!("GANTRY_WASM_{}", package.replace('-', "_").to_uppercase());
-        println!("cargo:rustc-env={var}={}", wasm.display());
+        export_path(package, &wasm);
     }
+    for (fixture, world) in WAT_FIXTURES {
+        let wasm = componentize(&workspace, fixture, world, &plugins_dir);
+        export_path(fixture, &wasm);
+    }
+}
+
+/// Tells the host where a built plugin is: `GANTRY_WASM_<NAME>`.
+fn export_path(package: &str, wasm: &Path) {
+    let var = format!("GANTRY_WASM_{}", package.replace('-', "_").to_uppercase());
+    println!("cargo:rustc-env={var}={}", wasm.display());
+}
+
+/// `plugins/fixtures/<fixture>/module.wat` as a component of `world` of `wit/`.
+fn componentize(workspace: &Path, fixture: &str, world: &str, out_dir: &Path) -> PathBuf {
+    let source = workspace.join("plugins/fixtures").join(fixture).join("module.wat");
+    let mut module = wat::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_path(workspace.join("wit")).unwrap_or_else(|e| panic!("wit/: {e:#}"));
+    let world = resolve.select_world(&[package], Some(world)).unwrap_or_else(|e| panic!("world {world}: {e:#}"));
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap_or_else(|e| panic!("{fixture}: {e:#}"));
+    let component = wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .and_then(|encoder| encoder.encode())
+        .unwrap_or_else(|e| panic!("{fixture}: {e:#}"));
+    let wasm = out_dir.join(format!("{}.wasm", fixture.replace('-', "_")));
+    std::fs::write(&wasm, component).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+    wasm
 }
 
 fn nested_cargo(workspace: &Path, target_dir: &Path, args: &[&str], failure: &str) {

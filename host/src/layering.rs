@@ -39,7 +39,10 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("source dir").flatten() {
         let path = entry.path();
         if path.is_dir() {
-            files(&path, out);
+            // Test modules in folders of their own reach anywhere, like inline ones.
+            if path.file_name().is_some_and(|n| n != "tests") {
+                files(&path, out);
+            }
         } else if path.extension().is_some_and(|e| e == "rs") && path.file_name().is_some_and(|n| n != "tests.rs") {
             out.push(path);
         }

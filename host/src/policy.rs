@@ -44,21 +44,12 @@ impl PolicyService {
         if pending.is_empty() {
             return PassOutcome { placements: vec![], rejected: vec![], decider: Decider::Fallback { reason: "nothing pending".into() } };
         }
+        // A plugin that failed recently answers "quarantined" without being called.
         let (proposed, decider) = match self.runtime.get(&self.active) {
             None => (native(pending, gpus, rules), Decider::Fallback { reason: format!("policy {} is not loaded", self.active) }),
-            Some(plugin) if plugin.quarantined() => (
-                native(pending, gpus, rules),
-                Decider::Fallback { reason: format!("policy {} failed recently and is quarantined", self.active) },
-            ),
             Some(plugin) => match plugin.place(pending, gpus, rules) {
-                Ok(proposed) => {
-                    plugin.note_success();
-                    (proposed, Decider::Plugin { name: plugin.info.name.clone(), version: plugin.info.version.clone() })
-                }
-                Err(error) => {
-                    plugin.note_failure();
-                    (native(pending, gpus, rules), Decider::Fallback { reason: error.to_string() })
-                }
+                Ok(proposed) => (proposed, Decider::Plugin { name: plugin.info.name.clone(), version: plugin.info.version.clone() }),
+                Err(error) => (native(pending, gpus, rules), Decider::Fallback { reason: error.to_string() }),
             },
         };
         let (placements, rejected) = placement::validate(proposed, pending, gpus, rules);

@@ -13,7 +13,7 @@ mod raw;
 mod sections;
 
 use raw::RawConfig;
-use sections::{auth_config, gpu_config, limits, resolve_library, scheduler_rules};
+use sections::{auth_config, gpu_config, limits, resolve_library, scheduler_rules, RawLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -163,13 +163,13 @@ impl Config {
         let state_dir = raw.state_dir.map(resolve).unwrap_or_else(default_state_dir);
         let plugins = raw.plugins;
         let defaults = PluginSettings {
-            limits: limits("plugins", plugins.timeout_ms, plugins.memory_mib, &PluginLimits::default(), &invalid)?,
+            limits: limits("plugins", RawLimits { timeout_ms: plugins.timeout_ms, memory_mib: plugins.memory_mib, max_jobs: plugins.max_jobs }, &PluginLimits::default(), &invalid)?,
             grants: PluginGrants::default(),
         };
         let mut per_plugin = HashMap::new();
         for (name, s) in plugins.settings {
             let key = format!("plugins.settings.{name}");
-            let limits = limits(&key, s.timeout_ms, s.memory_mib, &defaults.limits, &invalid)?;
+            let limits = limits(&key, RawLimits { timeout_ms: s.timeout_ms, memory_mib: s.memory_mib, max_jobs: s.max_jobs }, &defaults.limits, &invalid)?;
             for url in &s.http_base_urls {
                 match url.parse::<http::Uri>() {
                     Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
@@ -301,7 +301,7 @@ mod tests {
         )
         .expect("valid");
         let runpod = &config.plugins.per_plugin["runpod"];
-        assert_eq!(runpod.limits, PluginLimits { timeout: Duration::from_secs(5), memory_mib: 32 });
+        assert_eq!(runpod.limits, PluginLimits { timeout: Duration::from_secs(5), memory_mib: 32, ..PluginLimits::default() });
         assert_eq!(runpod.grants.read_only_dirs, vec![PathBuf::from("/etc/gantry/data")]);
     }
 

@@ -105,6 +105,7 @@ pub struct RawPlugins {
     pub parser: Option<String>,
     pub timeout_ms: Option<u64>,
     pub memory_mib: Option<u64>,
+    pub max_jobs: Option<usize>,
     #[serde(default)]
     pub settings: BTreeMap<String, RawPluginSettings>,
 }
@@ -114,6 +115,7 @@ pub struct RawPlugins {
 pub struct RawPluginSettings {
     pub timeout_ms: Option<u64>,
     pub memory_mib: Option<u64>,
+    pub max_jobs: Option<usize>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]

@@ -128,13 +128,15 @@ pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<Schedu
     })
 }
 
-pub fn limits(
-    key: &str,
-    timeout_ms: Option<u64>,
-    memory_mib: Option<u64>,
-    inherited: &PluginLimits,
-    invalid: Invalid<'_>,
-) -> Result<PluginLimits, ConfigError> {
+/// A plugin's limits as written: `timeout_ms`, `memory_mib`, `max_jobs`.
+pub struct RawLimits {
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub max_jobs: Option<usize>,
+}
+
+pub fn limits(key: &str, raw: RawLimits, inherited: &PluginLimits, invalid: Invalid<'_>) -> Result<PluginLimits, ConfigError> {
+    let RawLimits { timeout_ms, memory_mib, max_jobs } = raw;
     let timeout = match timeout_ms {
         Some(ms) if ms == 0 || ms > MAX_TIMEOUT_MS => {
             return Err(invalid(&format!("{key}.timeout_ms"), format!("must be 1..={MAX_TIMEOUT_MS}, got {ms}")));
@@ -149,6 +151,12 @@ pub fn limits(
         Some(m) => m,
         None => inherited.memory_mib,
     };
-    Ok(PluginLimits { timeout, memory_mib })
+    let most = crate::model::limits::JOBS_PER_BATCH;
+    let max_jobs = match max_jobs {
+        Some(n) if n == 0 || n > most => return Err(invalid(&format!("{key}.max_jobs"), format!("must be 1..={most}, got {n}"))),
+        Some(n) => n,
+        None => inherited.max_jobs,
+    };
+    Ok(PluginLimits { timeout, memory_mib, max_jobs })
 }
 

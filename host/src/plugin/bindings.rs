@@ -3,11 +3,15 @@
 //! Every world exports the same `meta` interface, so each module has its own `PluginInfo`; the
 //! conversions into the host's single [`super::PluginInfo`] live in `convert.rs`.
 
+// Every world's exports are called asynchronously: a call is a future the host drops at its
+// deadline, whatever the guest waits on in a host function (a clock, a file), while epoch
+// interruption stops a guest that computes instead.
 pub mod policy {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "policy-plugin",
         additional_derives: [PartialEq],
+        exports: { default: async },
     });
 }
 
@@ -16,6 +20,7 @@ pub mod parser {
         path: "../wit",
         world: "parser-plugin",
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+        exports: { default: async },
     });
 }
 

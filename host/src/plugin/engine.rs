@@ -17,6 +17,7 @@ use wasmtime::{Config, Engine};
 /// ticker wakes this often for the daemon's whole life, so it is not finer than deadlines need.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+#[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
     cache_dir: Option<PathBuf>,
@@ -31,6 +32,8 @@ impl PluginEngine {
         // Memory keeps wasmtime's default reservation and guard region: they cost only address
         // space (a few warm instances per plugin) and let compiled code skip explicit bounds
         // checks, which made placement ~2x slower when the guard was shrunk.
+        // wasmtime is built without its `threads` feature: no plugin can declare a shared memory,
+        // which the store's limiter would not count.
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| PluginEngine::engine_error(&e))?;
 
@@ -79,6 +82,21 @@ impl PluginEngine {
         write_atomically(&path, &artifact).map_err(|source| PluginError::Cache { path: path.clone(), source })?;
         // SAFETY: as above; the file was written just now from `precompile_component`.
         unsafe { Component::deserialize_file(&self.engine, &path) }.map_err(compile_error)
+    }
+}
+
+impl PluginEngine {
+    /// [`PluginEngine::compile`] on a thread of its own, waited for at most `limit`: a component
+    /// that takes longer (an enormous one, or one made to) is abandoned, and whoever was loading
+    /// it carries on. Its thread finishes on its own.
+    pub fn compile_within(&self, origin: &str, bytes: &[u8], limit: Duration) -> Result<Component, PluginError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (engine, name, copy) = (self.clone(), origin.to_string(), bytes.to_vec());
+        std::thread::Builder::new()
+            .name("gantry-plugin-compile".into())
+            .spawn(move || drop(tx.send(engine.compile(&name, &copy))))
+            .map_err(|e| PluginError::Engine(format!("starting a compile thread: {e}")))?;
+        rx.recv_timeout(limit).unwrap_or_else(|_| Err(PluginError::CompileTimeout { origin: origin.to_string(), limit }))
     }
 }
 

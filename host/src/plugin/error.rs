@@ -36,6 +36,21 @@ pub enum PluginError {
     #[error("plugin {plugin}: returned an error: {message}")]
     Returned { plugin: String, message: String },
 
+    #[error("plugin {plugin}: returned more than it may: {what}")]
+    Oversized { plugin: String, what: String },
+
+    #[error("plugin {plugin} failed recently and is quarantined for {seconds} s more (last failure: {last})")]
+    Quarantined { plugin: String, seconds: u64, last: String },
+
+    #[error("{origin}: refused: {message}")]
+    BadIdentity { origin: String, message: String },
+
+    #[error("{origin}: says it is {name}, the name of the loaded {holder} plugin; a {kind} plugin can't replace it")]
+    NameTaken { origin: String, name: String, holder: &'static str, kind: &'static str },
+
+    #[error("{origin}: compiling took longer than {limit:?}; it was abandoned")]
+    CompileTimeout { origin: String, limit: Duration },
+
     #[error("plugin {plugin}: failed its check after loading: {message}")]
     FailedCheck { plugin: String, message: String },
 

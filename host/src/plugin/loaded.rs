@@ -1,14 +1,21 @@
-//! One compiled, checked plugin version, and the bounded calls into it.
+//! One compiled, checked plugin version, and how a call into it is bounded.
 //!
-//! Instances are pooled: a call takes a warm instance, or instantiates one from the `InstancePre`,
-//! and gives it back only if the call returned normally. An instance that trapped, timed out or
-//! hit its memory cap is dropped with its store, because it cannot be entered again.
+//! Every call is a future, driven from the caller's (blocking) thread and dropped at the
+//! plugin's deadline by a host timer: whatever the guest waits on inside a host function — a
+//! clock it sleeps on, a file — the caller gets its answer in time. A guest that computes
+//! instead is stopped by epoch interruption at the same deadline. Either way the instance is
+//! dropped with its store, the failure is counted and logged, and the plugin is quarantined
+//! (1 s, doubling to 60 s while it keeps failing): callers skip it meanwhile.
+//!
+//! Instances are pooled: a call takes a warm instance, or instantiates one, and gives it back
+//! only if the call returned normally.
 
 use super::bindings::{parser, policy, provider};
-use super::engine::content_hash;
+use super::engine::{content_hash, EPOCH_TICK};
 use super::sandbox::{arm_deadline, classify, new_store, StoreState};
-use super::{convert, PluginError, PluginInfo, PluginKind, PluginSettings, PluginSource, PluginStats};
+use super::{text, PluginError, PluginInfo, PluginKind, PluginSettings, PluginSource, PluginStats};
 use parking_lot::Mutex;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,35 +25,45 @@ use wasmtime::{Engine, Store};
 /// Warm instances kept per plugin version: enough for the scheduler and a few API calls at once.
 const MAX_WARM: usize = 4;
 
-/// After a failure a policy is skipped (callers use the native fallback) for this long, doubling
-/// up to [`MAX_QUARANTINE`] while it keeps failing, so a plugin that times out does not cost a
-/// full deadline on every scheduling pass.
+/// After a failure a plugin is skipped (a policy's callers use the native fallback) for this
+/// long, doubling up to [`MAX_QUARANTINE`] while it keeps failing, so a plugin that times out
+/// does not cost a full deadline on every scheduling pass.
 const FIRST_QUARANTINE: Duration = Duration::from_secs(1);
 const MAX_QUARANTINE: Duration = Duration::from_secs(60);
 
-type Pool<B> = Mutex<Vec<(Store<StoreState>, B)>>;
+/// Longest a component may take to compile before its load is abandoned. Compiling takes tens
+/// of milliseconds for the plugins people write; this only stops one made to take forever.
+pub const COMPILE_LIMIT: Duration = Duration::from_secs(60);
 
-enum Prepared {
-    Policy { pre: policy::PolicyPluginPre<StoreState>, pool: Pool<policy::PolicyPlugin> },
-    Parser { pre: parser::ParserPluginPre<StoreState>, pool: Pool<parser::ParserPlugin> },
-    Provider { pre: provider::ProviderPluginPre<StoreState> },
+pub(super) enum Prepared {
+    Policy(policy::PolicyPluginPre<StoreState>),
+    Parser(parser::ParserPluginPre<StoreState>),
+    Provider(provider::ProviderPluginPre<StoreState>),
 }
 
-/// The linkers of the three worlds, built once per runtime.
+/// An instance of one of the three worlds.
+pub(super) enum Instance {
+    Policy(policy::PolicyPlugin),
+    Parser(parser::ParserPlugin),
+    Provider(provider::ProviderPlugin),
+}
+
+/// The linkers of the three worlds, built once per runtime. WASI is linked asynchronously, so a
+/// guest waiting in it is a future the deadline can drop; `wasi:http` only for providers.
 pub struct Linkers {
-    sync: Linker<StoreState>,
+    plain: Linker<StoreState>,
     http: Linker<StoreState>,
 }
 
 impl Linkers {
     pub fn new(engine: &Engine) -> Result<Self, PluginError> {
         let err = |e: wasmtime::Error| PluginError::Engine(format!("linking WASI: {e:#}"));
-        let mut sync = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut sync).map_err(err)?;
+        let mut plain = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut plain).map_err(err)?;
         let mut http = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut http).map_err(err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut http).map_err(err)?;
-        Ok(Linkers { sync, http })
+        Ok(Linkers { plain, http })
     }
 }
 
@@ -54,6 +71,7 @@ impl Linkers {
 struct Quarantine {
     until: Option<Instant>,
     next: Duration,
+    last: Option<String>,
 }
 
 pub struct LoadedPlugin {
@@ -61,9 +79,10 @@ pub struct LoadedPlugin {
     pub source: PluginSource,
     pub hash: String,
     pub loaded_at: std::time::SystemTime,
-    settings: PluginSettings,
+    pub(super) settings: PluginSettings,
     engine: Engine,
-    prepared: Prepared,
+    pub(super) prepared: Prepared,
+    pool: Mutex<Vec<(Store<StoreState>, Instance)>>,
     stats: Arc<PluginStats>,
     quarantine: Mutex<Quarantine>,
 }
@@ -98,62 +117,75 @@ fn compatible(found: &str, host: &str) -> bool {
     }
 }
 
+/// Drives `call` from a blocking thread until it finishes or `limit` passes. A tick beyond the
+/// epoch deadline, so a guest that computes is reported by its epoch trap.
+fn within<T>(limit: Duration, call: impl Future<Output = wasmtime::Result<T>>) -> Option<wasmtime::Result<T>> {
+    // The timer is made inside the runtime `in_tokio` enters, not before.
+    wasmtime_wasi::runtime::in_tokio(async { tokio::time::timeout(limit + EPOCH_TICK, call).await }).ok()
+}
+
+/// What the caller knows when loading a component.
+pub struct LoadContext<'a> {
+    pub engine: &'a super::engine::PluginEngine,
+    pub linkers: &'a Linkers,
+    /// The limits the identity call (`info()`) runs under, before the name that selects the
+    /// plugin's own settings is known.
+    pub defaults: &'a PluginSettings,
+    pub settings_for: &'a dyn Fn(&str) -> PluginSettings,
+    pub stats_for: &'a dyn Fn(&str) -> Arc<PluginStats>,
+}
+
 impl LoadedPlugin {
-    /// Compiles, links and checks a component: its `gantry:plugin` version, its `info()`, and a
-    /// smoke call with empty input. Blocking.
-    pub fn load(
-        engine: &super::engine::PluginEngine,
-        linkers: &Linkers,
-        source: PluginSource,
-        bytes: &[u8],
-        settings_for: impl Fn(&str) -> PluginSettings,
-        stats_for: impl Fn(&str) -> Arc<PluginStats>,
-    ) -> Result<LoadedPlugin, PluginError> {
-        let origin = source.to_string();
-        let component = engine.compile(&origin, bytes)?;
-        let wasmtime_engine = engine.engine().clone();
-        let (interfaces, version) = exported_plugin_interfaces(&wasmtime_engine, &component, &origin)?;
-        let needed = super::bindings::host_wit_version();
+    /// Compiles, links and checks a component: its `gantry:plugin` version, its `info()` (under
+    /// the default limits, in an instance that is then dropped), a plain name and version that
+    /// agree with what it exports, and a smoke call with empty input in its first instance
+    /// under its own limits. Blocking, and bounded: compiling by [`COMPILE_LIMIT`], every call by
+    /// the plugin's deadline.
+    pub fn load(context: &LoadContext<'_>, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
+        let origin = super::text::shown(&source.to_string(), 512);
+        let component = context.engine.compile_within(&origin, bytes, COMPILE_LIMIT)?;
+        let engine = context.engine.engine().clone();
+        let (interfaces, version) = exported_plugin_interfaces(&engine, &component, &origin)?;
+        let needed = super::wit_version();
         if !compatible(&version, needed) {
-            return Err(PluginError::IncompatibleVersion { origin, found: version, needed: needed.to_string() });
+            return Err(PluginError::IncompatibleVersion { origin, found: text::shown(&version, 64), needed: needed.to_string() });
         }
 
-        let instantiate_err = |e: wasmtime::Error| PluginError::Instantiate { origin: origin.clone(), message: format!("{e:#}") };
+        let instantiate_err = |e: wasmtime::Error| PluginError::Instantiate { origin: origin.clone(), message: text::shown(&format!("{e:#}"), text::MESSAGE_BYTES) };
         let has = |i: &str| interfaces.iter().any(|x| x == i);
         let prepared = if has("policy") {
-            let pre = linkers.sync.instantiate_pre(&component).map_err(instantiate_err)?;
-            Prepared::Policy { pre: policy::PolicyPluginPre::new(pre).map_err(instantiate_err)?, pool: Mutex::new(Vec::new()) }
+            Prepared::Policy(policy::PolicyPluginPre::new(context.linkers.plain.instantiate_pre(&component).map_err(instantiate_err)?).map_err(instantiate_err)?)
         } else if has("parser") {
-            let pre = linkers.sync.instantiate_pre(&component).map_err(instantiate_err)?;
-            Prepared::Parser { pre: parser::ParserPluginPre::new(pre).map_err(instantiate_err)?, pool: Mutex::new(Vec::new()) }
+            Prepared::Parser(parser::ParserPluginPre::new(context.linkers.plain.instantiate_pre(&component).map_err(instantiate_err)?).map_err(instantiate_err)?)
         } else if has("provider") {
-            let pre = linkers.http.instantiate_pre(&component).map_err(instantiate_err)?;
-            Prepared::Provider { pre: provider::ProviderPluginPre::new(pre).map_err(instantiate_err)? }
+            Prepared::Provider(provider::ProviderPluginPre::new(context.linkers.http.instantiate_pre(&component).map_err(instantiate_err)?).map_err(instantiate_err)?)
         } else {
             return Err(PluginError::NotAPlugin { origin });
         };
+        let kind = prepared.kind();
 
         let mut plugin = LoadedPlugin {
-            info: PluginInfo { name: origin.clone(), version: String::new(), kind: prepared.kind(), wit_version: version },
+            info: PluginInfo { name: origin.clone(), version: String::new(), kind, wit_version: version },
             source,
             hash: content_hash(bytes),
             loaded_at: std::time::SystemTime::now(),
-            settings: PluginSettings::default(),
-            engine: wasmtime_engine,
+            settings: context.defaults.clone(),
+            engine,
             prepared,
+            pool: Mutex::new(Vec::new()),
             stats: Arc::new(PluginStats::default()),
             quarantine: Mutex::new(Quarantine::default()),
         };
-        let info = plugin.call_info()?;
-        if info.kind != plugin.info.kind {
-            return Err(PluginError::FailedCheck {
-                plugin: info.name,
-                message: format!("info() says {} but the component exports the {} interface", info.kind, plugin.info.kind),
-            });
+        let info = plugin.identity()?;
+        let refused = |message: String| PluginError::BadIdentity { origin: origin.clone(), message };
+        text::check_name(&info.name).map_err(refused)?;
+        text::check_version(&info.version).map_err(refused)?;
+        if info.kind != kind {
+            return Err(PluginError::FailedCheck { plugin: info.name, message: format!("info() says {} but the component exports the {kind} interface", info.kind) });
         }
-        plugin.settings = settings_for(&info.name);
-        plugin.stats = stats_for(&info.name);
-        plugin.info = info;
+        plugin.settings = (context.settings_for)(&info.name);
+        plugin.stats = (context.stats_for)(&info.name);
+        plugin.info = PluginInfo { wit_version: text::shown(&info.wit_version, 64), ..info };
         plugin.smoke_check()?;
         Ok(plugin)
     }
@@ -162,229 +194,144 @@ impl LoadedPlugin {
         &self.settings
     }
 
-    fn call_info(&self) -> Result<PluginInfo, PluginError> {
-        match &self.prepared {
-            Prepared::Policy { pre, pool } => self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_meta().call_info(s)).map(Into::into),
-            Prepared::Parser { pre, pool } => self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_meta().call_info(s)).map(Into::into),
-            Prepared::Provider { pre } => {
-                let mut store = self.store()?;
-                let result = wasmtime_wasi::runtime::in_tokio(async {
-                    let bindings = pre.instantiate_async(&mut store).await?;
-                    bindings.gantry_plugin_meta().call_info(&mut store).await
-                });
-                result.map(Into::into).map_err(|e| classify(&self.info.name, &self.settings.limits, &store, e))
-            }
-        }
-    }
-
-    fn smoke_check(&self) -> Result<(), PluginError> {
-        let failed = |message: String| PluginError::FailedCheck { plugin: self.info.name.clone(), message };
-        match self.info.kind {
-            PluginKind::Policy => {
-                let rules = placement::Rules {
-                    gpu_left: 0,
-                    min_gpu: 1,
-                    max_gpu: 1,
-                    memory_margin_mib: 0,
-                    allow_sharing: false,
-                    memory_save_mode: false,
-                    params: vec![],
-                };
-                let placed = self.place(&[], &[], &rules).map_err(|e| failed(e.to_string()))?;
-                if !placed.is_empty() {
-                    return Err(failed(format!("placed {} job(s) when none were pending", placed.len())));
-                }
-            }
-            PluginKind::Parser => {
-                let parsed = self.parse("command_gpu.txt", None, "").map_err(|e| failed(e.to_string()))?;
-                match parsed {
-                    Ok(file) if file.jobs.is_empty() => {}
-                    Ok(file) => return Err(failed(format!("found {} job(s) in an empty file", file.jobs.len()))),
-                    Err(d) => return Err(failed(format!("rejected an empty file: {d:?}"))),
-                }
-            }
-            // A provider's calls reach the network; `info()` is its check.
-            PluginKind::Provider => {}
-        }
-        Ok(())
-    }
-
-    fn store(&self) -> Result<Store<StoreState>, PluginError> {
-        let mut store = new_store(&self.engine, &self.info.name, &self.settings.limits, &self.settings.grants)?;
-        arm_deadline(&mut store, &self.settings.limits);
+    fn store(&self, settings: &PluginSettings) -> Result<Store<StoreState>, PluginError> {
+        let mut store = new_store(&self.engine, &self.info.name, &settings.limits, &settings.grants)?;
+        arm_deadline(&mut store, &settings.limits);
         Ok(store)
     }
 
-    /// One bounded call on a pooled instance.
-    fn run<B, R>(
-        &self,
-        pool: &Pool<B>,
-        instantiate: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<B>,
-        call: impl FnOnce(&mut Store<StoreState>, &B) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
+    pub(super) async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Instance> {
+        Ok(match &self.prepared {
+            Prepared::Policy(pre) => Instance::Policy(pre.instantiate_async(store).await?),
+            Prepared::Parser(pre) => Instance::Parser(pre.instantiate_async(store).await?),
+            Prepared::Provider(pre) => Instance::Provider(pre.instantiate_async(store).await?),
+        })
+    }
+
+    /// `info()` in an instance of its own under the default limits, dropped afterwards.
+    fn identity(&self) -> Result<PluginInfo, PluginError> {
+        let mut store = self.store(&self.settings)?;
+        let limit = self.settings.limits.timeout;
+        let answer = within(limit, async {
+            let instance = self.instantiate(&mut store).await?;
+            instance.info(&mut store).await
+        });
+        match answer {
+            Some(Ok(info)) => Ok(info),
+            Some(Err(e)) => Err(classify(&self.info.name, &self.settings.limits, &store, e)),
+            None => Err(PluginError::Timeout { plugin: self.info.name.clone(), limit }),
+        }
+    }
+
+    /// One bounded call on a pooled instance: `call` gets the store and the instance. Refused
+    /// without calling while the plugin is quarantined.
+    pub(super) fn run<R>(&self, call: impl AsyncFnOnce(&mut Store<StoreState>, &Instance) -> wasmtime::Result<R>) -> Result<R, PluginError> {
+        self.check_quarantine()?;
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let warm = pool.lock().pop();
-        let (mut store, bindings) = match warm {
+        let limits = self.settings.limits.clone();
+        let warm = self.pool.lock().pop();
+        let (mut store, instance) = match warm {
             Some(warm) => warm,
             None => {
-                let mut store = self.store()?;
-                match instantiate(&mut store) {
-                    Ok(b) => (store, b),
-                    Err(e) => return Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
+                let mut store = self.store(&self.settings)?;
+                match within(limits.timeout, self.instantiate(&mut store)) {
+                    Some(Ok(instance)) => (store, instance),
+                    Some(Err(e)) => return Err(self.failed(classify(&self.info.name, &limits, &store, e))),
+                    None => return Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit: limits.timeout })),
                 }
             }
         };
-        arm_deadline(&mut store, &self.settings.limits);
-        let result = call(&mut store, &bindings);
+        store.data().stderr.clear();
+        arm_deadline(&mut store, &limits);
+        let answer = within(limits.timeout, call(&mut store, &instance));
         self.stats.record_duration(started.elapsed());
-        match result {
-            Ok(r) => {
-                let mut pool = pool.lock();
+        match answer {
+            Some(Ok(r)) => {
+                let mut pool = self.pool.lock();
                 if pool.len() < MAX_WARM {
-                    pool.push((store, bindings));
+                    pool.push((store, instance));
                 }
                 Ok(r)
             }
-            Err(e) => Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
+            Some(Err(e)) => Err(self.failed(classify(&self.info.name, &limits, &store, e))),
+            None => Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit: limits.timeout })),
         }
     }
 
-    fn failed(&self, error: PluginError) -> PluginError {
+    /// A store for one provider call, under the plugin's own limits.
+    pub(super) fn call_store(&self) -> Result<Store<StoreState>, PluginError> {
+        self.store(&self.settings)
+    }
+
+    /// Counts, logs and quarantines a failure; every failure of a call passes here.
+    pub(super) fn failed(&self, error: PluginError) -> PluginError {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(plugin = %self.info.name, version = %self.info.version, error = %error, "plugin call failed");
-        error
-    }
-
-    /// Asks the policy for placements. A plugin `err` result is an error here too: either way the
-    /// caller falls back for this pass.
-    pub fn place(
-        &self,
-        pending: &[placement::PendingJob],
-        gpus: &[placement::GpuState],
-        rules: &placement::Rules,
-    ) -> Result<Vec<placement::Placement>, PluginError> {
-        let Prepared::Policy { pre, pool } = &self.prepared else {
-            return Err(self.wrong_kind(PluginKind::Policy));
-        };
-        let pending: Vec<_> = pending.iter().map(convert::pending_job).collect();
-        let gpus: Vec<_> = gpus.iter().map(convert::gpu_state).collect();
-        let rules = convert::rules(rules);
-        let answer = self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_policy().call_place(s, &pending, &gpus, &rules))?;
-        match answer {
-            Ok(placements) => Ok(placements.into_iter().map(convert::placement).collect()),
-            Err(message) => Err(self.failed(PluginError::Returned { plugin: self.info.name.clone(), message })),
-        }
-    }
-
-    pub fn parse(
-        &self,
-        file_name: &str,
-        mode: Option<ParseMode>,
-        text: &str,
-    ) -> Result<Result<JobFile, Vec<Diagnostic>>, PluginError> {
-        let Prepared::Parser { pre, pool } = &self.prepared else {
-            return Err(self.wrong_kind(PluginKind::Parser));
-        };
-        self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_parser().call_parse(s, file_name, mode, text))
-    }
-
-    pub fn render(&self, file: &JobFile) -> Result<String, PluginError> {
-        let Prepared::Parser { pre, pool } = &self.prepared else {
-            return Err(self.wrong_kind(PluginKind::Parser));
-        };
-        self.run(pool, |s| pre.instantiate(s), |s, b| b.gantry_plugin_parser().call_render(s, file))
-    }
-
-    /// One provider call. Providers wait on the network, so the call is async; it is bounded by the
-    /// plugin's deadline both inside the guest (epochs) and around host I/O (a timer).
-    pub async fn provider(&self, call: ProviderCall) -> Result<ProviderReply, PluginError> {
-        let Prepared::Provider { pre } = &self.prepared else {
-            return Err(self.wrong_kind(PluginKind::Provider));
-        };
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let mut store = self.store()?;
-        let limit = self.settings.limits.timeout;
-        let result = tokio::time::timeout(limit, async {
-            let bindings = pre.instantiate_async(&mut store).await?;
-            let p = bindings.gantry_plugin_provider();
-            Ok(match &call {
-                ProviderCall::Submit(job) => ProviderReply::Job(p.call_submit(&mut store, job).await?),
-                ProviderCall::Status(id) => ProviderReply::Job(p.call_status(&mut store, id).await?),
-                ProviderCall::Cancel(id) => ProviderReply::Job(p.call_cancel(&mut store, id).await?),
-                ProviderCall::Logs { id, tail_lines } => ProviderReply::Logs(p.call_logs(&mut store, id, *tail_lines).await?),
-                ProviderCall::EstimateCost(job) => ProviderReply::Cost(p.call_estimate_cost(&mut store, job).await?),
-                ProviderCall::Offers(gpu) => ProviderReply::Offers(p.call_offers(&mut store, gpu).await?),
-            })
-        })
-        .await;
-        self.stats.record_duration(started.elapsed());
-        match result {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
-            Err(_) => Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit })),
-        }
-    }
-
-    fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
-        PluginError::WrongKind { plugin: self.info.name.clone(), wanted: wanted.as_str(), actual: self.info.kind.as_str() }
-    }
-
-    /// Whether callers should skip this policy for now because it failed recently.
-    pub fn quarantined(&self) -> bool {
-        self.quarantine.lock().until.is_some_and(|until| Instant::now() < until)
-    }
-
-    pub fn note_failure(&self) {
+        tracing::warn!(plugin = %self.info.name, version = %self.info.version, error = %error, "plugin call failed; quarantined");
         let mut q = self.quarantine.lock();
         let next = if q.next.is_zero() { FIRST_QUARANTINE } else { q.next };
         q.until = Some(Instant::now() + next);
         q.next = (next * 2).min(MAX_QUARANTINE);
+        q.last = Some(error.to_string());
+        error
     }
 
-    pub fn note_success(&self) {
-        *self.quarantine.lock() = Quarantine::default();
+    /// A call returned what it should: the quarantine starts over at its shortest.
+    pub(super) fn succeeded(&self) {
+        let mut q = self.quarantine.lock();
+        q.until = None;
+        q.next = Duration::ZERO;
+    }
+
+    fn check_quarantine(&self) -> Result<(), PluginError> {
+        let q = self.quarantine.lock();
+        match q.until.map(|until| until.saturating_duration_since(Instant::now())) {
+            Some(left) if !left.is_zero() => Err(PluginError::Quarantined {
+                plugin: self.info.name.clone(),
+                seconds: left.as_secs().max(1),
+                last: q.last.clone().unwrap_or_default(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether callers should skip this plugin for now because it failed recently.
+    pub fn quarantined(&self) -> bool {
+        self.check_quarantine().is_err()
+    }
+
+    /// The last failure of a call, if any.
+    pub fn last_failure(&self) -> Option<String> {
+        self.quarantine.lock().last.clone()
     }
 
     pub fn stats(&self) -> &PluginStats {
         &self.stats
+    }
+
+    pub(super) fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
+        PluginError::WrongKind { plugin: self.info.name.clone(), wanted: wanted.as_str(), actual: self.info.kind.as_str() }
     }
 }
 
 impl Prepared {
     fn kind(&self) -> PluginKind {
         match self {
-            Prepared::Policy { .. } => PluginKind::Policy,
-            Prepared::Parser { .. } => PluginKind::Parser,
-            Prepared::Provider { .. } => PluginKind::Provider,
+            Prepared::Policy(_) => PluginKind::Policy,
+            Prepared::Parser(_) => PluginKind::Parser,
+            Prepared::Provider(_) => PluginKind::Provider,
         }
     }
 }
 
-pub use parser::exports::gantry::plugin::parser::{Diagnostic, JobFile, JobSpec, Mode as ParseMode};
-pub use provider::exports::gantry::plugin::provider::{
-    CostEstimate, GpuSpec, JobConfig, JobResult, JobState, Offer, ProviderError,
-};
-
-/// A request to a provider plugin: seed 002's adapter interface.
-#[derive(Clone, Debug)]
-pub enum ProviderCall {
-    Submit(JobConfig),
-    Status(String),
-    Logs { id: String, tail_lines: u32 },
-    Cancel(String),
-    EstimateCost(JobConfig),
-    Offers(GpuSpec),
-}
-
-/// A provider's answer; its own errors (`ProviderError`) are answers too, not plugin failures.
-#[derive(Clone, Debug)]
-pub enum ProviderReply {
-    Job(Result<JobResult, ProviderError>),
-    Logs(Result<String, ProviderError>),
-    Cost(Result<CostEstimate, ProviderError>),
-    Offers(Result<Vec<Offer>, ProviderError>),
+impl Instance {
+    async fn info(&self, store: &mut Store<StoreState>) -> wasmtime::Result<PluginInfo> {
+        Ok(match self {
+            Instance::Policy(b) => b.gantry_plugin_meta().call_info(store).await?.into(),
+            Instance::Parser(b) => b.gantry_plugin_meta().call_info(store).await?.into(),
+            Instance::Provider(b) => b.gantry_plugin_meta().call_info(store).await?.into(),
+        })
+    }
 }
 
 #[cfg(test)]

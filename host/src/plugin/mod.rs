@@ -3,45 +3,50 @@
 //! sandbox, and swaps in a new version when its file changes.
 //!
 //! - `bindings`: host bindings generated from `wit/gantry.wit`;
-//! - `engine`: the one wasmtime engine, its epoch ticker, the precompiled-artifact cache;
-//! - `sandbox`: the store of one call: no ambient authority, a memory cap, a deadline;
-//! - `loaded`: one checked plugin version and the calls into it;
+//! - `engine`: the one wasmtime engine, its epoch ticker, the precompiled-artifact cache, a
+//!   bounded compile;
+//! - `sandbox`: the store of one instance: no ambient authority, one memory budget, a stderr
+//!   that keeps the end of one call's output, a deadline;
+//! - `loaded`: one checked plugin version, and how a call into it is bounded and quarantined;
+//! - `calls`: the calls, and the bounds on what each may return;
+//! - `text`: plugin names, versions and messages made safe to show;
 //! - `provider`: the `wasi:http` allow-list of provider plugins;
 //! - `watch`: hot reload from the plugin directory;
 //! - `convert`: WIT types to gantry's types.
 //!
-//! All calls here block. Async code reaches them through `spawn_blocking`.
+//! Calls of policies and parsers block the calling thread until their answer or their deadline;
+//! async code reaches them through `spawn_blocking`. Provider calls are async.
 
 pub mod bindings;
 mod bundled;
+mod calls;
 mod convert;
 mod engine;
 mod error;
 mod loaded;
 mod provider;
 mod sandbox;
+mod text;
 mod watch;
 
 pub use bindings::host_wit_version as wit_version;
+pub use calls::{CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, Offer, ParseMode, ProviderCall, ProviderError, ProviderReply, RENDER_BYTES};
 pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
-pub use loaded::{
-    CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, LoadedPlugin, Offer, ParseMode,
-    ProviderCall, ProviderError, ProviderReply,
-};
+pub use loaded::LoadedPlugin;
 pub use provider::AllowListHooks;
 
 use arc_swap::ArcSwap;
-use loaded::Linkers;
+use loaded::{LoadContext, Linkers};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Policy,
@@ -95,7 +100,10 @@ impl std::fmt::Display for PluginSource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginLimits {
     pub timeout: Duration,
+    /// All the memories and tables of one instance together.
     pub memory_mib: u64,
+    /// Parsers: most jobs one command file may hold.
+    pub max_jobs: usize,
 }
 
 impl PluginLimits {
@@ -106,7 +114,7 @@ impl PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        PluginLimits { timeout: Duration::from_millis(100), memory_mib: 64 }
+        PluginLimits { timeout: Duration::from_millis(100), memory_mib: 64, max_jobs: crate::model::limits::JOBS_PER_BATCH }
     }
 }
 
@@ -160,10 +168,13 @@ pub struct PluginStatus {
     pub kind: Option<PluginKind>,
     pub wit_version: Option<String>,
     pub source: String,
-    /// `active`, or `failed` for a file that never loaded.
+    /// `active`; `quarantined` while callers skip it after a failure; `failed` for a file that
+    /// never loaded.
     pub state: &'static str,
     /// The last load error of this plugin's file, also when an older version stays active.
     pub last_error: Option<String>,
+    /// The last failure of a call into it.
+    pub last_failure: Option<String>,
     pub calls: u64,
     pub failures: u64,
     /// Time spent in calls, all of them together.
@@ -189,14 +200,17 @@ pub struct PluginRuntime {
     bundled: HashMap<String, Arc<LoadedPlugin>>,
     registry: ArcSwap<Registry>,
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
-    /// Serialises reloads; readers never wait on it.
-    reload: Mutex<()>,
+    /// Held only to read and swap the registry, never while a component loads: how many loads of
+    /// each path have begun, so a load finishing after a newer one began is dropped.
+    reloads: Mutex<HashMap<PathBuf, u64>>,
+    /// Files being loaded now, and since when: shown by `list` while they are.
+    loading: Mutex<HashMap<PathBuf, Instant>>,
 }
 
 impl PluginRuntime {
     /// Loads the bundled plugins and every component in the plugin directory. A bundled plugin
     /// that fails is fatal (the binary is broken); a file that fails is recorded and skipped.
-    /// Blocking.
+    /// Blocking, and bounded: each load by the compile limit and the plugin's deadline.
     pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, PluginError> {
         let engine = PluginEngine::new(options.cache_dir.clone())?;
         let linkers = Linkers::new(engine.engine())?;
@@ -207,7 +221,8 @@ impl PluginRuntime {
             bundled: HashMap::new(),
             registry: ArcSwap::from_pointee(Registry::default()),
             stats: Mutex::new(HashMap::new()),
-            reload: Mutex::new(()),
+            reloads: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
         };
         for (name, bytes) in bundled::BUNDLED {
             let plugin = Arc::new(runtime.load(PluginSource::Bundled(name), bytes)?);
@@ -233,14 +248,14 @@ impl PluginRuntime {
     }
 
     fn load(&self, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
-        LoadedPlugin::load(
-            &self.engine,
-            &self.linkers,
-            source,
-            bytes,
-            |name| self.settings_for(name),
-            |name| self.stats.lock().entry(name.to_string()).or_default().clone(),
-        )
+        let context = LoadContext {
+            engine: &self.engine,
+            linkers: &self.linkers,
+            defaults: &self.options.defaults,
+            settings_for: &|name| self.settings_for(name),
+            stats_for: &|name| self.stats.lock().entry(name.to_string()).or_default().clone(),
+        };
+        LoadedPlugin::load(&context, source, bytes)
     }
 
     fn settings_for(&self, name: &str) -> PluginSettings {
@@ -263,67 +278,94 @@ impl PluginRuntime {
         self.load(PluginSource::File(path.to_path_buf()), &bytes).map(|p| p.info.clone())
     }
 
-    /// Brings the registry in line with the file at `path`: loads it if it is new or changed,
-    /// forgets it if it is gone. A failed load leaves the version already active in place and
-    /// records the error. Blocking.
-    pub fn reload_path(&self, path: &Path) {
-        let _guard = self.reload.lock();
-        let current = self.registry.load_full();
-        let mut next = (*current).clone();
+    /// Marks a new load of `path` as begun; the mark it gets is current until another begins.
+    fn begin(&self, path: &Path) -> u64 {
+        let mut reloads = self.reloads.lock();
+        let generation = reloads.entry(path.to_path_buf()).or_insert(0);
+        *generation += 1;
+        *generation
+    }
 
-        if !path.exists() {
-            next.files.remove(path);
-            // Whatever state the file was last in (it may have failed to load a newer version),
-            // the version it provided goes with it.
-            let source = PluginSource::File(path.to_path_buf());
-            let provided: Vec<String> = next.active.iter().filter(|(_, p)| p.source == source).map(|(n, _)| n.clone()).collect();
-            for name in provided {
-                match self.bundled.get(&name) {
-                    Some(bundled) => next.active.insert(name.clone(), bundled.clone()),
-                    None => next.active.remove(&name),
-                };
-                tracing::info!(plugin = %name, file = %path.display(), "plugin file removed");
-            }
-            self.registry.store(Arc::new(next));
+    /// Changes the registry if no load of `path` began after `generation`.
+    fn commit(&self, path: &Path, generation: u64, change: impl FnOnce(&mut Registry)) {
+        let reloads = self.reloads.lock();
+        if reloads.get(path) != Some(&generation) {
+            tracing::info!(file = %path.display(), "a newer load of this file began; this one is dropped");
             return;
         }
+        let mut next = (*self.registry.load_full()).clone();
+        change(&mut next);
+        self.registry.store(Arc::new(next));
+    }
 
+    /// Brings the registry in line with the file at `path`: loads it if it is new or changed,
+    /// forgets it if it is gone. A failed load leaves the version already active in place and
+    /// records the error. The component loads with no lock held, so a slow or hanging one delays
+    /// no other reload and no caller. Blocking.
+    pub fn reload_path(&self, path: &Path) {
+        let generation = self.begin(path);
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.commit(path, generation, |next| self.forget(next, path));
+                return;
+            }
             Err(source) => {
                 let error = PluginError::Read { path: path.to_path_buf(), source };
-                self.record_failure(&mut next, path, String::new(), &error);
-                self.registry.store(Arc::new(next));
+                self.commit(path, generation, |next| record_failure(next, path, String::new(), &error));
                 return;
             }
         };
         let hash = content_hash(&bytes);
-        let unchanged = match next.files.get(path) {
-            Some(FileState::Loaded { hash: h, .. } | FileState::Failed { hash: h, .. }) => *h == hash,
+        let unchanged = match self.registry.load().files.get(path) {
+            Some(FileState::Loaded { hash: h } | FileState::Failed { hash: h, .. }) => *h == hash,
             None => false,
         };
         if unchanged {
             return;
         }
+        self.loading.lock().insert(path.to_path_buf(), Instant::now());
+        let loaded = self.load(PluginSource::File(path.to_path_buf()), &bytes);
+        self.loading.lock().remove(path);
+        self.commit(path, generation, |next| match loaded {
+            Ok(plugin) => match next.active.get(&plugin.info.name).filter(|held| held.info.kind != plugin.info.kind) {
+                Some(held) => {
+                    let error = PluginError::NameTaken { origin: path.display().to_string(), name: plugin.info.name.clone(), holder: held.info.kind.as_str(), kind: plugin.info.kind.as_str() };
+                    record_failure(next, path, hash, &error);
+                }
+                None => {
+                    let name = plugin.info.name.clone();
+                    tracing::info!(plugin = %name, version = %plugin.info.version, file = %path.display(), "plugin loaded");
+                    next.files.insert(path.to_path_buf(), FileState::Loaded { hash });
+                    next.active.insert(name, Arc::new(plugin));
+                }
+            },
+            Err(error) => record_failure(next, path, hash, &error),
+        });
+    }
 
-        match self.load(PluginSource::File(path.to_path_buf()), &bytes) {
-            Ok(plugin) => {
-                let name = plugin.info.name.clone();
-                tracing::info!(plugin = %name, version = %plugin.info.version, file = %path.display(), "plugin loaded");
-                next.files.insert(path.to_path_buf(), FileState::Loaded { hash });
-                next.active.insert(name, Arc::new(plugin));
-            }
-            Err(error) => self.record_failure(&mut next, path, hash, &error),
+    /// A file is gone: whatever state it was last in (it may have failed to load a newer
+    /// version), the version it provided goes with it, and a bundled plugin of that name comes
+    /// back.
+    fn forget(&self, next: &mut Registry, path: &Path) {
+        next.files.remove(path);
+        let source = PluginSource::File(path.to_path_buf());
+        let provided: Vec<String> = next.active.iter().filter(|(_, p)| p.source == source).map(|(n, _)| n.clone()).collect();
+        for name in provided {
+            match self.bundled.get(&name) {
+                Some(bundled) => next.active.insert(name.clone(), bundled.clone()),
+                None => next.active.remove(&name),
+            };
+            tracing::info!(plugin = %name, file = %path.display(), "plugin file removed");
         }
-        self.registry.store(Arc::new(next));
     }
 
-    fn record_failure(&self, next: &mut Registry, path: &Path, hash: String, error: &PluginError) {
-        tracing::error!(file = %path.display(), error = %error, "plugin not loaded; any version already active stays");
-        next.files.insert(path.to_path_buf(), FileState::Failed { hash, error: error.to_string() });
+    /// The files being loaded now.
+    pub fn loading(&self) -> Vec<PathBuf> {
+        self.loading.lock().keys().cloned().collect()
     }
 
-    /// Every active plugin, and every file that failed to load.
+    /// Every active plugin, every file that failed to load, and every file being loaded.
     pub fn list(&self) -> Vec<PluginStatus> {
         let registry = self.registry.load();
         let mut rows: Vec<PluginStatus> = registry
@@ -342,9 +384,10 @@ impl PluginRuntime {
                     version: Some(p.info.version.clone()),
                     kind: Some(p.info.kind),
                     wit_version: Some(p.info.wit_version.clone()),
-                    source: p.source.to_string(),
-                    state: "active",
+                    source: text::shown(&p.source.to_string(), 512),
+                    state: if p.quarantined() { "quarantined" } else { "active" },
                     last_error,
+                    last_failure: p.last_failure(),
                     calls: p.stats().calls.load(Ordering::Relaxed),
                     failures: p.stats().failures.load(Ordering::Relaxed),
                     call_seconds: p.stats().total_micros.load(Ordering::Relaxed) as f64 / 1e6,
@@ -358,13 +401,29 @@ impl PluginRuntime {
                 continue;
             }
             rows.push(PluginStatus {
-                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: text::shown(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), 64),
                 version: None,
                 kind: None,
                 wit_version: None,
-                source: source.to_string(),
+                source: text::shown(&source.to_string(), 512),
                 state: "failed",
                 last_error: Some(error.clone()),
+                last_failure: None,
+                calls: 0,
+                failures: 0,
+                call_seconds: 0.0,
+            });
+        }
+        for (path, since) in self.loading.lock().iter() {
+            rows.push(PluginStatus {
+                name: text::shown(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), 64),
+                version: None,
+                kind: None,
+                wit_version: None,
+                source: text::shown(&path.display().to_string(), 512),
+                state: "loading",
+                last_error: Some(format!("loading for {} ms", since.elapsed().as_millis())),
+                last_failure: None,
                 calls: 0,
                 failures: 0,
                 call_seconds: 0.0,
@@ -373,6 +432,11 @@ impl PluginRuntime {
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.source.cmp(&b.source)));
         rows
     }
+}
+
+fn record_failure(next: &mut Registry, path: &Path, hash: String, error: &PluginError) {
+    tracing::error!(file = %path.display(), error = %error, "plugin not loaded; any version already active stays");
+    next.files.insert(path.to_path_buf(), FileState::Failed { hash, error: error.to_string() });
 }
 
 #[cfg(test)]

@@ -11,7 +11,13 @@ const FUTURE: &str = env!("GANTRY_WASM_POLICY_FUTURE");
 const FIXTURE_V1: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V1");
 const FIXTURE_V2: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V2");
 
+mod hostile;
+
 fn runtime_with(files: &[(&str, &str)], per_plugin: HashMap<String, PluginSettings>) -> (tempfile::TempDir, Arc<PluginRuntime>) {
+    runtime_with_defaults(files, PluginSettings::default(), per_plugin)
+}
+
+fn runtime_with_defaults(files: &[(&str, &str)], defaults: PluginSettings, per_plugin: HashMap<String, PluginSettings>) -> (tempfile::TempDir, Arc<PluginRuntime>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugin dir");
@@ -20,17 +26,11 @@ fn runtime_with(files: &[(&str, &str)], per_plugin: HashMap<String, PluginSettin
     }
     let options = RuntimeOptions {
         plugin_dir: Some(plugins),
-        cache_dir: Some(shared_cache()),
-        defaults: PluginSettings::default(),
+        cache_dir: Some(crate::testing::shared_cache()),
+        defaults,
         per_plugin,
     };
     (dir, PluginRuntime::new(options).expect("runtime starts"))
-}
-
-/// One artifact cache for the whole test binary, so each component is compiled once, not per test.
-fn shared_cache() -> PathBuf {
-    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| tempfile::tempdir().expect("cache dir")).path().to_path_buf()
 }
 
 fn gpus(n: u32) -> Vec<GpuState> {
@@ -112,14 +112,16 @@ fn endless_loop_is_stopped_at_its_deadline_and_healthy_plugins_still_answer() {
 
     let best_fit = runtime.get("policy-best-fit").expect("bundled");
     assert_eq!(best_fit.place(&jobs(1, 1), &gpus(1), &rules("")).expect("healthy"), vec![Placement { job: 0, gpus: vec![0] }]);
-    // The trapped instance was dropped; the same plugin answers again from a fresh one.
+    // Quarantined for a moment, then the trapped instance is gone and a fresh one answers.
+    assert!(matches!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")), Err(PluginError::Quarantined { .. })));
+    wait_for("the quarantine to end", || !misbehave(&runtime).quarantined());
     assert_eq!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")).expect("fresh instance").len(), 1);
-    assert_eq!(misbehave(&runtime).stats().failures.load(Ordering::Relaxed), 1);
+    assert_eq!(misbehave(&runtime).stats().failures.load(Ordering::Relaxed), 1, "a quarantined call is no failure");
 }
 
 #[test]
 fn deadline_is_configurable_per_plugin() {
-    let limits = PluginLimits { timeout: Duration::from_millis(10), memory_mib: 64 };
+    let limits = PluginLimits { timeout: Duration::from_millis(10), ..PluginLimits::default() };
     let per_plugin = HashMap::from([("policy-misbehave".to_string(), PluginSettings { limits, grants: PluginGrants::default() })]);
     let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], per_plugin);
     match misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("loop")) {
@@ -131,11 +133,12 @@ fn deadline_is_configurable_per_plugin() {
 #[test]
 fn allocation_past_the_cap_is_a_memory_limit_error() {
     // Time enough to reach the cap on a loaded machine: this is about memory, not the deadline.
-    let limits = PluginLimits { timeout: Duration::from_secs(20), memory_mib: 64 };
+    let limits = PluginLimits { timeout: Duration::from_secs(20), ..PluginLimits::default() };
     let per_plugin = HashMap::from([("policy-misbehave".to_string(), PluginSettings { limits, grants: PluginGrants::default() })]);
     let (_dir, runtime) = runtime_with(&[("misbehave.wasm", MISBEHAVE)], per_plugin);
     let err = misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("alloc")).expect_err("capped");
     assert!(matches!(err, PluginError::MemoryLimit { limit_mib: 64, .. }), "{err}");
+    wait_for("the quarantine to end", || !misbehave(&runtime).quarantined());
     assert_eq!(misbehave(&runtime).place(&jobs(1, 1), &gpus(1), &rules("ok")).expect("recovers").len(), 1);
 }
 
@@ -336,7 +339,7 @@ mod provider {
 
     fn load_allowing(base: &str) -> (tempfile::TempDir, Arc<PluginRuntime>) {
         let settings = PluginSettings {
-            limits: PluginLimits { timeout: Duration::from_secs(10), memory_mib: 64 },
+            limits: PluginLimits { timeout: Duration::from_secs(10), ..PluginLimits::default() },
             grants: PluginGrants { http_base_urls: vec![base.to_string()], ..PluginGrants::default() },
         };
         runtime_with(&[("echo.wasm", env!("GANTRY_WASM_PROVIDER_ECHO"))], HashMap::from([("provider-echo".to_string(), settings)]))
