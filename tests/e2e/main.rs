@@ -11,6 +11,7 @@ mod console;
 mod daemon;
 mod executor;
 mod gpus;
+mod hostile;
 mod scheduler;
 
 use std::path::{Path, PathBuf};

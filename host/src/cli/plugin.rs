@@ -27,20 +27,23 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<20} {:<9} {:<9} {:<6} {:<7} SOURCE", "NAME", "KIND", "VERSION", "WIT", "STATE");
+            println!("{:<20} {:<9} {:<9} {:<6} {:<11} SOURCE", "NAME", "KIND", "VERSION", "WIT", "STATE");
             for r in rows {
                 let dash = || "-".to_string();
                 println!(
-                    "{:<20} {:<9} {:<9} {:<6} {:<7} {}",
-                    r.name,
+                    "{:<20} {:<9} {:<9} {:<6} {:<11} {}",
+                    plain(&r.name),
                     r.kind.map(|k| k.to_string()).unwrap_or_else(dash),
-                    r.version.unwrap_or_else(dash),
-                    r.wit_version.unwrap_or_else(dash),
+                    plain(&r.version.unwrap_or_else(dash)),
+                    plain(&r.wit_version.unwrap_or_else(dash)),
                     r.state,
-                    r.source
+                    plain(&r.source)
                 );
                 if let Some(error) = r.last_error {
-                    println!("  last error: {error}");
+                    println!("  last error: {}", plain(&error));
+                }
+                if let Some(failure) = r.last_failure {
+                    println!("  last failure: {}", plain(&failure));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -51,14 +54,20 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 .context("starting the plugin runtime")?;
             match runtime.check_file(&file) {
                 Ok(info) => {
-                    println!("{}: {} {} ({} plugin, gantry:plugin@{})", file.display(), info.name, info.version, info.kind, info.wit_version);
+                    println!("{}: {} {} ({} plugin, gantry:plugin@{})", plain(&file.display().to_string()), info.name, info.version, info.kind, plain(&info.wit_version));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    eprintln!("{}", plain(&e.to_string()));
                     Ok(ExitCode::FAILURE)
                 }
             }
         }
     }
+}
+
+/// Text from a plugin or a file name, with control characters shown, not obeyed: whatever the
+/// runtime already escaped, a terminal never gets an escape sequence from this listing.
+fn plain(text: &str) -> String {
+    gantry::plugin::text::shown(text, usize::MAX)
 }

@@ -21,7 +21,16 @@ struct App {
 }
 
 async fn app(extra: &str) -> App {
+    app_with(extra, &[]).await
+}
+
+/// A daemon whose plugin directory holds `plugins` (file name, built component).
+async fn app_with(extra: &str, plugins: &[(&str, &str)]) -> App {
     let state = tempfile::tempdir().expect("state dir");
+    std::fs::create_dir_all(state.path().join("plugins")).expect("plugin dir");
+    for (name, from) in plugins {
+        std::fs::copy(from, state.path().join("plugins").join(name)).expect("plugin");
+    }
     let path = state.path().join("gantry.toml");
     let text = format!("state_dir = {:?}\n{extra}", state.path());
     std::fs::write(&path, &text).expect("config");
@@ -141,4 +150,23 @@ async fn a_submission_is_committed_and_listed() {
     assert_eq!((status, job["state"].as_str()), (StatusCode::OK, Some("held")), "{job}");
     let (_, list) = app.json(Method::GET, "/api/v1/jobs?state=held", "").await;
     assert_eq!(list["total"], 1, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_that_does_not_parse_back_is_never_written() {
+    // A parser whose `render` slips in a command of its own.
+    let app = app_with("[plugins]\nparser = \"parser-hostile\"\n", &[("hostile.wasm", env!("GANTRY_WASM_PARSER_HOSTILE"))]).await;
+    let queues = r#"{"queues": [{"id": 1, "processes": [{"commands": ["echo a"], "memory": 1}]}]}"#;
+    for (method, uri) in [
+        (Method::POST, "/api/v1/command-files/single"),
+        (Method::PUT, "/api/v1/command-files/single/0"),
+        (Method::PUT, "/api/commands/single?config_index=0"),
+        (Method::POST, "/api/commands/single/new"),
+    ] {
+        let answer = app.json(method.clone(), uri, queues).await;
+        refused(&answer, StatusCode::SERVICE_UNAVAILABLE, "plugin");
+        assert!(answer.1["detail"].as_str().is_some_and(|d| d.contains("does not parse back")), "{method} {uri}: {answer:?}");
+    }
+    let written: Vec<_> = std::fs::read_dir(app.state.path().join("command")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(written.is_empty(), "nothing was written: {written:?}");
 }

@@ -26,7 +26,7 @@ mod error;
 mod loaded;
 mod provider;
 mod sandbox;
-mod text;
+pub mod text;
 mod watch;
 
 pub use bindings::host_wit_version as wit_version;
