@@ -2,7 +2,7 @@
 # HTTP API load: wrk on loopback, 64 connections for 10 s, against read endpoints of a release
 # daemon on 8 simulated GPUs while it schedules jobs (2,000 short jobs in 16 queues).
 # Needs wrk (`apt-get install wrk`). Prints wrk's report per endpoint; results go to
-# docs/BENCHMARKS.md with the machine.
+# docs/BENCHMARKS.md with the machine. `bench/http.sh PATH…` measures only those endpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -21,7 +21,9 @@ req = urllib.request.Request(sys.argv[1] + "/api/v1/jobs", data=json.dumps({"job
 urllib.request.urlopen(req).read()
 PY
 echo "machine: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for path in /api/v1/node /api/gpu /api/v1/gpu/status /metrics; do
+paths=("$@")
+[ ${#paths[@]} -gt 0 ] || paths=(/api/v1/node /api/gpu /api/v1/gpu/status /metrics)
+for path in "${paths[@]}"; do
     echo "== GET $path (jobs running: $(curl -s "$url/api/v1/jobs?state=running" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'))"
     wrk -t2 -c64 -d10s --latency "$url$path" | grep -E 'Requests/sec|Latency|50%|99%|requests in'
 done

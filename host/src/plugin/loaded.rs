@@ -77,8 +77,10 @@ struct Quarantine {
 pub struct LoadedPlugin {
     pub info: PluginInfo,
     pub source: PluginSource,
+    /// SHA-256 of the component: which build is active.
     pub hash: String,
-    pub loaded_at: std::time::SystemTime,
+    /// When it was loaded, in milliseconds since the Unix epoch.
+    pub loaded_ms: u64,
     pub(super) settings: PluginSettings,
     engine: Engine,
     pub(super) prepared: Prepared,
@@ -117,11 +119,21 @@ fn compatible(found: &str, host: &str) -> bool {
     }
 }
 
-/// Drives `call` from a blocking thread until it finishes or `limit` passes. A tick beyond the
-/// epoch deadline, so a guest that computes is reported by its epoch trap.
+/// Drives `call` from a blocking thread until it finishes or `limit` passes (a tick beyond the
+/// epoch deadline, so a guest that computes is reported by its epoch trap). `None`: abandoned.
+///
+/// Most calls never wait in a host function: they finish when first polled, and need no timer.
+/// Only one that is still pending then (it sleeps, or waits on a file) is driven on with a timer
+/// for the rest of its time; registering a timer wakes the runtime's driver thread, which on
+/// every call would cost the daemon more CPU than the call itself.
 fn within<T>(limit: Duration, call: impl Future<Output = wasmtime::Result<T>>) -> Option<wasmtime::Result<T>> {
-    // The timer is made inside the runtime `in_tokio` enters, not before.
-    wasmtime_wasi::runtime::in_tokio(async { tokio::time::timeout(limit + EPOCH_TICK, call).await }).ok()
+    let deadline = tokio::time::Instant::now() + limit + EPOCH_TICK;
+    let mut call = std::pin::pin!(call);
+    // Host functions the first poll reaches (a clock's subscription) need a runtime to register with.
+    if let Some(done) = wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| wasmtime_wasi::runtime::poll_noop(call.as_mut())) {
+        return Some(done);
+    }
+    wasmtime_wasi::runtime::in_tokio(async { tokio::time::timeout_at(deadline, call).await }).ok()
 }
 
 /// What the caller knows when loading a component.
@@ -168,7 +180,7 @@ impl LoadedPlugin {
             info: PluginInfo { name: origin.clone(), version: String::new(), kind, wit_version: version },
             source,
             hash: content_hash(bytes),
-            loaded_at: std::time::SystemTime::now(),
+            loaded_ms: crate::model::now_ms(),
             settings: context.defaults.clone(),
             engine,
             prepared,

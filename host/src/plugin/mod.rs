@@ -175,6 +175,9 @@ pub struct PluginStatus {
     pub last_error: Option<String>,
     /// The last failure of a call into it.
     pub last_failure: Option<String>,
+    /// SHA-256 of the active component, and when it was loaded (ms since the Unix epoch).
+    pub sha256: Option<String>,
+    pub loaded_ms: Option<u64>,
     pub calls: u64,
     pub failures: u64,
     /// Time spent in calls, all of them together.
@@ -388,6 +391,8 @@ impl PluginRuntime {
                     state: if p.quarantined() { "quarantined" } else { "active" },
                     last_error,
                     last_failure: p.last_failure(),
+                    sha256: Some(p.hash.clone()),
+                    loaded_ms: Some(p.loaded_ms),
                     calls: p.stats().calls.load(Ordering::Relaxed),
                     failures: p.stats().failures.load(Ordering::Relaxed),
                     call_seconds: p.stats().total_micros.load(Ordering::Relaxed) as f64 / 1e6,
@@ -409,6 +414,8 @@ impl PluginRuntime {
                 state: "failed",
                 last_error: Some(error.clone()),
                 last_failure: None,
+                sha256: None,
+                loaded_ms: None,
                 calls: 0,
                 failures: 0,
                 call_seconds: 0.0,
@@ -424,6 +431,8 @@ impl PluginRuntime {
                 state: "loading",
                 last_error: Some(format!("loading for {} ms", since.elapsed().as_millis())),
                 last_failure: None,
+                sha256: None,
+                loaded_ms: None,
                 calls: 0,
                 failures: 0,
                 call_seconds: 0.0,

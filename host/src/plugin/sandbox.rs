@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -75,7 +76,8 @@ impl ResourceLimiter for MemoryBudget {
     }
 }
 
-/// A plugin's stderr: the last [`STDERR_TAIL`] bytes written since the current call began.
+/// A plugin's stderr (and stdout): the last [`STDERR_TAIL`] bytes written since the current call
+/// began.
 /// Writing never fails and never waits, however much a plugin writes, so a chatty plugin can't
 /// trap itself on a full pipe.
 #[derive(Clone, Default)]
@@ -180,7 +182,15 @@ impl WasiHttpView for StoreState {
 pub fn new_store(engine: &Engine, plugin: &str, limits: &PluginLimits, grants: &PluginGrants) -> Result<Store<StoreState>, PluginError> {
     let stderr = StderrTail::default();
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    // In-memory streams only: WASI's defaults for these start a background task in whichever
+    // runtime the instance was made on, which a pooled instance called from another thread
+    // would leave undriven. What a plugin prints to stdout is kept with its stderr.
+    wasi.stdin(MemoryInputPipe::new(bytes::Bytes::new()))
+        .stdout(stderr.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
     for (key, value) in &grants.env {
         wasi.env(key, value);
     }

@@ -126,6 +126,12 @@ impl Service {
         off_thread(move || Ok::<_, ServiceError>(files.list(mode))).await
     }
 
+    /// The command files of both modes: single, then multi.
+    pub async fn all_command_file_entries(&self) -> Result<(Vec<Entry>, Vec<Entry>), ServiceError> {
+        let files = self.command_files();
+        off_thread(move || Ok::<_, ServiceError>((files.list(RunMode::Single), files.list(RunMode::Multi)))).await
+    }
+
     /// Every command file of a mode with its queues, or why they could not be read.
     pub async fn all_command_files(&self, mode: RunMode) -> Result<Vec<CommandFileSummary>, ServiceError> {
         let mut out = Vec::new();

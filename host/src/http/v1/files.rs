@@ -31,10 +31,8 @@ pub fn routes(service: Arc<Service>) -> Routes {
 }
 
 async fn command_files(State(service): Shared) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({
-        "single": service.list_command_files(RunMode::Single).await?,
-        "multi": service.list_command_files(RunMode::Multi).await?,
-    })))
+    let (single, multi) = service.all_command_file_entries().await?;
+    Ok(Json(json!({ "single": single, "multi": multi })))
 }
 
 async fn command_file(State(service): Shared, PathParam((mode, index)): PathParam<(RunMode, u32)>) -> ApiResult<Json<CommandFileView>> {

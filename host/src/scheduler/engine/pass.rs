@@ -101,11 +101,12 @@ impl Engine {
             Decider::Plugin { name, version } => format!("{name} {version}"),
             Decider::Fallback { reason } => format!("native best fit ({reason})"),
         });
-        for rejection in &outcome.rejected {
-            self.explain(JobId(rejection.job()), format!("not placed this pass: {rejection}"))?;
-        }
         for placement in outcome.placements {
             self.launch(JobId(placement.job), placement.gpus)?;
+        }
+        // After the launches: a job placed once and proposed twice is running, not refused.
+        for rejection in &outcome.rejected {
+            self.explain(JobId(rejection.job()), format!("not placed this pass: {rejection}"))?;
         }
         Ok(())
     }
