@@ -202,5 +202,6 @@ fn a_hostile_parser_fails_its_calls_and_the_daemon_answers() {
     assert_eq!(code, 503, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("does not parse back")), "{body}");
     assert!(!g.state.path().join("command/command_gpu_1.txt").exists(), "a render that does not parse back is not written");
+    keeps_scheduling(&d);
     answers(&d);
 }

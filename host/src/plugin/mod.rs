@@ -184,6 +184,27 @@ pub struct PluginStatus {
     pub call_seconds: f64,
 }
 
+impl PluginStatus {
+    /// A file that provides no active plugin: it failed to load, or is loading now.
+    fn of_file(path: &Path, state: &'static str, note: String) -> PluginStatus {
+        PluginStatus {
+            name: text::shown(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), 64),
+            version: None,
+            kind: None,
+            wit_version: None,
+            source: text::shown(&path.display().to_string(), 512),
+            state,
+            last_error: Some(note),
+            last_failure: None,
+            sha256: None,
+            loaded_ms: None,
+            calls: 0,
+            failures: 0,
+            call_seconds: 0.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum FileState {
     Loaded { hash: String },
@@ -405,38 +426,10 @@ impl PluginRuntime {
             if registry.active.values().any(|p| p.source == source) {
                 continue;
             }
-            rows.push(PluginStatus {
-                name: text::shown(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), 64),
-                version: None,
-                kind: None,
-                wit_version: None,
-                source: text::shown(&source.to_string(), 512),
-                state: "failed",
-                last_error: Some(error.clone()),
-                last_failure: None,
-                sha256: None,
-                loaded_ms: None,
-                calls: 0,
-                failures: 0,
-                call_seconds: 0.0,
-            });
+            rows.push(PluginStatus::of_file(path, "failed", error.clone()));
         }
         for (path, since) in self.loading.lock().iter() {
-            rows.push(PluginStatus {
-                name: text::shown(&path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), 64),
-                version: None,
-                kind: None,
-                wit_version: None,
-                source: text::shown(&path.display().to_string(), 512),
-                state: "loading",
-                last_error: Some(format!("loading for {} ms", since.elapsed().as_millis())),
-                last_failure: None,
-                sha256: None,
-                loaded_ms: None,
-                calls: 0,
-                failures: 0,
-                call_seconds: 0.0,
-            });
+            rows.push(PluginStatus::of_file(path, "loading", format!("loading for {} ms", since.elapsed().as_millis())));
         }
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.source.cmp(&b.source)));
         rows

@@ -44,7 +44,7 @@ impl Scheduler {
         let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
         let runtime = tokio::runtime::Handle::current();
         let launcher = launcher::Shims::new(options.shim_program.clone(), runtime.clone());
-        let tx = engine::start(options, store, gpus, policy, Box::new(launcher), runtime, events.clone())?;
+        let tx = engine::start(engine::Parts { options, store, gpus, policy, launcher: Box::new(launcher) }, runtime, events.clone())?;
         Ok(Scheduler { tx, events })
     }
 

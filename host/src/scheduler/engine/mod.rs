@@ -69,19 +69,21 @@ pub(super) struct Engine {
     last_decider: Option<String>,
 }
 
+/// What the engine is made of.
+pub(super) struct Parts {
+    pub options: SchedulerOptions,
+    pub store: Store,
+    pub gpus: Arc<GpuMonitor>,
+    pub policy: PolicyService,
+    pub launcher: Box<dyn Launcher>,
+}
+
 /// Builds the engine from the store, adopts the attempts that were running, and starts the
 /// thread. GPU changes are forwarded to it from `runtime`.
-pub(super) fn start(
-    options: SchedulerOptions,
-    store: Store,
-    gpus: Arc<GpuMonitor>,
-    policy: PolicyService,
-    launcher: Box<dyn Launcher>,
-    runtime: tokio::runtime::Handle,
-    events: tokio::sync::broadcast::Sender<Event>,
-) -> Result<mpsc::Sender<Msg>, SchedulerError> {
+pub(super) fn start(parts: Parts, runtime: tokio::runtime::Handle, events: tokio::sync::broadcast::Sender<Event>) -> Result<mpsc::Sender<Msg>, SchedulerError> {
     let (tx, rx) = mpsc::channel();
-    let mut engine = Engine::new(options, store, gpus.clone(), policy, launcher, tx.clone(), events)?;
+    let gpus = parts.gpus.clone();
+    let mut engine = Engine::new(parts, tx.clone(), events)?;
     engine.adopt_running()?;
 
     // GPU changes wake the scheduler; the forwarder ends when the scheduler is gone.
@@ -99,15 +101,8 @@ pub(super) fn start(
 }
 
 impl Engine {
-    fn new(
-        options: SchedulerOptions,
-        store: Store,
-        gpus: Arc<GpuMonitor>,
-        policy: PolicyService,
-        launcher: Box<dyn Launcher>,
-        tx: mpsc::Sender<Msg>,
-        events: tokio::sync::broadcast::Sender<Event>,
-    ) -> Result<Engine, SchedulerError> {
+    fn new(parts: Parts, tx: mpsc::Sender<Msg>, events: tokio::sync::broadcast::Sender<Event>) -> Result<Engine, SchedulerError> {
+        let Parts { options, store, gpus, policy, launcher } = parts;
         let snapshot = store.load()?;
         let next_job = store.max_job_id()? + 1;
         let running_ids = Arc::new(RwLock::new(HashSet::new()));

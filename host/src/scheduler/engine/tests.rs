@@ -70,7 +70,8 @@ impl Harness {
         let record = Arc::new(Mutex::new(Record::default()));
         let (tx, rx) = mpsc::channel();
         let (events, _) = tokio::sync::broadcast::channel(64);
-        let engine = Engine::new(options, store, monitor, policy, Box::new(Recorder(record.clone())), tx, events).expect("engine");
+        let parts = Parts { options, store, gpus: monitor, policy, launcher: Box::new(Recorder(record.clone())) };
+        let engine = Engine::new(parts, tx, events).expect("engine");
         Harness { engine, record, dir, _rx: rx }
     }
 
