@@ -1,7 +1,7 @@
 //! What unit tests across the crate share: one plugin runtime over the bundled components (each
 //! compiled once per test binary), and GPUs simulated through the real NVML path.
 
-use crate::gpu::{open_gpus, GpuMode, GpuMonitor, SamplerConfig};
+use crate::gpu::{open_gpus, prepare_simulation, GpuMode, GpuMonitor, NvmlReader, SamplerConfig};
 use crate::plugin::{PluginRuntime, PluginSettings, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -29,4 +29,13 @@ pub fn simulated_gpus(dir: &Path, count: u32) -> Arc<GpuMonitor> {
     let spec: crate::gpu::SimSpec = count.to_string().parse().expect("a GPU count");
     let (reader, _) = open_gpus(&GpuMode::Simulate(spec), Path::new("/nonexistent/libnvidia-ml.so.1"), &dir.join("sim")).expect("simulated GPUs open");
     Arc::new(GpuMonitor::start(reader, SamplerConfig::default()).expect("sampler starts"))
+}
+
+/// A simulated machine as `nvml-sim.json` describes it (reserved memory, odd GPUs), in `dir`.
+pub fn simulated_machine(dir: &Path, config: serde_json::Value) -> Arc<GpuMonitor> {
+    let sim = dir.join("sim");
+    std::fs::create_dir_all(&sim).expect("sim dir");
+    std::fs::write(sim.join("nvml-sim.json"), config.to_string()).expect("nvml-sim.json");
+    let lib = prepare_simulation(&sim, None).expect("the stand-in library");
+    Arc::new(GpuMonitor::start(NvmlReader::open(&lib, true).expect("it loads"), SamplerConfig::default()).expect("sampler starts"))
 }

@@ -48,8 +48,11 @@ pub struct GpuModel {
     /// Utilisation with no simulated process, percent.
     pub base_utilization: u32,
     pub base_temperature_c: u32,
-    /// Memory used with no simulated process (the driver's own share).
+    /// Memory used with no simulated process.
     pub base_used_mib: u64,
+    /// Memory the driver sets aside for itself, never free: NVML's `reserved` (v2), counted in
+    /// `used` by the v1 call, as real drivers do.
+    pub reserved_mib: u64,
     pub fan_percent: u32,
 }
 
@@ -63,6 +66,7 @@ impl Default for GpuModel {
             base_utilization: 0,
             base_temperature_c: 35,
             base_used_mib: 0,
+            reserved_mib: 0,
             fan_percent: 30,
         }
     }
@@ -77,6 +81,7 @@ pub struct GpuOverride {
     pub base_utilization: Option<u32>,
     pub base_temperature_c: Option<u32>,
     pub base_used_mib: Option<u64>,
+    pub reserved_mib: Option<u64>,
     /// Every call about this GPU fails so (e.g. `gpu_lost`).
     pub error: Option<SimError>,
     /// These functions fail with `not_supported` for this GPU.
@@ -122,6 +127,7 @@ pub struct SimGpu {
     pub base_utilization: u32,
     pub base_temperature_c: u32,
     pub base_used_mib: u64,
+    pub reserved_mib: u64,
     pub fan_percent: u32,
     pub error: Option<SimError>,
     pub not_supported: Vec<String>,
@@ -143,6 +149,7 @@ impl SimConfig {
                     base_utilization: o.base_utilization.unwrap_or(m.base_utilization),
                     base_temperature_c: o.base_temperature_c.unwrap_or(m.base_temperature_c),
                     base_used_mib: o.base_used_mib.unwrap_or(m.base_used_mib),
+                    reserved_mib: o.reserved_mib.unwrap_or(m.reserved_mib).min(o.memory_mib.unwrap_or(m.memory_mib)),
                     fan_percent: m.fan_percent,
                     error: o.error,
                     not_supported: o.not_supported,

@@ -184,7 +184,7 @@ fn reading(state: &mut State, index: u32) -> Reading {
     let gpu = &state.gpus[index as usize];
     let used = gpu.base_used_mib + processes.iter().map(|p| p.memory_mib).sum::<u64>();
     let utilization = (gpu.base_utilization + processes.iter().map(|p| p.utilization).sum::<u32>()).min(100);
-    Reading { used_mib: used.min(gpu.memory_mib), utilization, processes }
+    Reading { used_mib: used.min(gpu.memory_mib - gpu.reserved_mib), utilization, processes }
 }
 
 fn log_call(name: &str) {
@@ -428,10 +428,11 @@ const MIB: u64 = 1 << 20;
 
 #[unsafe(no_mangle)]
 pub extern "C" fn nvmlDeviceGetMemoryInfo(device: nvmlDevice_t, memory: *mut nvmlMemory_t) -> nvmlReturn_t {
+    // v1: the driver's reservation is part of `used`.
     status(self::device("nvmlDeviceGetMemoryInfo", device, |s, i| {
         let r = reading(s, i);
         let total = s.gpus[i as usize].memory_mib * MIB;
-        let used = r.used_mib * MIB;
+        let used = (r.used_mib + s.gpus[i as usize].reserved_mib) * MIB;
         put(memory, nvmlMemory_t { total, free: total - used, used })
     }))
 }
@@ -445,11 +446,13 @@ pub extern "C" fn nvmlDeviceGetMemoryInfo_v2(device: nvmlDevice_t, memory: *mut 
     if unsafe { (*memory).version } != NVML_MEMORY_V2 {
         return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     }
+    // v2: the driver's reservation on its own; `used` is what processes hold.
     status(self::device("nvmlDeviceGetMemoryInfo_v2", device, |s, i| {
         let r = reading(s, i);
         let total = s.gpus[i as usize].memory_mib * MIB;
+        let reserved = s.gpus[i as usize].reserved_mib * MIB;
         let used = r.used_mib * MIB;
-        put(memory, nvmlMemory_v2_t { version: NVML_MEMORY_V2, total, reserved: 0, free: total - used, used })
+        put(memory, nvmlMemory_v2_t { version: NVML_MEMORY_V2, total, reserved, free: total - reserved - used, used })
     }))
 }
 
@@ -485,6 +488,52 @@ pub extern "C" fn nvmlDeviceGetTemperature(device: nvmlDevice_t, sensor: c_uint,
         }
         let util = reading(s, i).utilization;
         put(temp, s.gpus[i as usize].base_temperature_c + util * 2 / 5)
+    }))
+}
+
+/// NVML's id of the memory (HBM) temperature field.
+const NVML_FI_DEV_MEMORY_TEMP: c_uint = 82;
+const NVML_VALUE_TYPE_UNSIGNED_INT: c_uint = 1;
+
+#[repr(C)]
+#[allow(non_snake_case)]
+pub struct nvmlFieldValue_t {
+    fieldId: c_uint,
+    scopeId: c_uint,
+    timestamp: i64,
+    latencyUsec: i64,
+    valueType: c_uint,
+    nvmlReturn: nvmlReturn_t,
+    value: u64,
+}
+
+/// Field values: the memory temperature, a little above the GPU's; every other field is not
+/// supported, each answered in its own `nvmlReturn` as NVML does.
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlDeviceGetFieldValues(device: nvmlDevice_t, count: c_int, values: *mut nvmlFieldValue_t) -> nvmlReturn_t {
+    status(self::device("nvmlDeviceGetFieldValues", device, |s, i| {
+        let Ok(count) = usize::try_from(count) else { return Err(NVML_ERROR_INVALID_ARGUMENT) };
+        if values.is_null() {
+            return Err(NVML_ERROR_INVALID_ARGUMENT);
+        }
+        let util = reading(s, i).utilization;
+        let memory_temp = s.gpus[i as usize].base_temperature_c + 3 + util * 2 / 5;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        // SAFETY: NVML's contract: `values` points to `count` entries the caller owns, each with
+        // its `fieldId` set.
+        let fields = unsafe { std::slice::from_raw_parts_mut(values, count) };
+        for field in fields {
+            field.timestamp = now;
+            field.latencyUsec = 0;
+            if field.fieldId == NVML_FI_DEV_MEMORY_TEMP {
+                field.valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+                field.value = u64::from(memory_temp);
+                field.nvmlReturn = NVML_SUCCESS;
+            } else {
+                field.nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+            }
+        }
+        Ok(())
     }))
 }
 

@@ -16,7 +16,7 @@ fn seed_000_gpu_endpoints_answer_in_their_envelope() {
     assert_eq!(gpu["memory"]["total"], 24_564);
     assert_eq!(gpu["memory"]["total_gb"], 24.0);
     assert!(gpu["memory"]["free_gb"].is_f64() && gpu["utilization_gpu"].is_u64() && gpu["power_limit"].is_f64(), "{gpu:#}");
-    assert!(gpu["temperature"]["gpu"].is_u64() && gpu["temperature"]["memory"].is_null());
+    assert!(gpu["temperature"]["gpu"].is_u64() && gpu["temperature"]["memory"].is_u64(), "{gpu:#}");
     assert_eq!(gpu["status"], "available");
     assert!(gpu["current_task"].is_null());
     let summary = &status["data"]["summary"];
@@ -128,4 +128,21 @@ fn seed_000_a_training_task_registers_and_its_progress_shows_on_its_gpu() {
     let (code, bad) = d.request("POST", &format!("/api/v1/tasks/{id}/progress"), Some(json!({ "progress": 140 })));
     assert_eq!((code, bad["code"].as_u64()), (422, Some(422)), "{bad}");
     assert_eq!(d.request("POST", "/api/v1/tasks/77/progress", Some(json!({ "step": 1 }))).0, 404);
+}
+
+#[test]
+fn seed_001_keeps_a_lost_gpu_in_its_list() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let config = g.sim_dir().join("nvml-sim.json");
+    let mut sim: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("json");
+    sim["gpus"] = json!([{}, { "error": "gpu_lost" }]);
+    // Written aside and renamed, so the stand-in never reads half a file.
+    std::fs::write(config.with_extension("tmp"), sim.to_string()).expect("write");
+    std::fs::rename(config.with_extension("tmp"), &config).expect("rename");
+    let gpu = d.wait_get("/api/gpu", std::time::Duration::from_secs(30), |b| b["gpus"][1]["status"] == "unavailable");
+    assert_eq!(gpu["gpu_count"], 2);
+    assert_eq!(gpu["gpus"].as_array().map(Vec::len), Some(2), "{gpu:#}");
+    assert_eq!((gpu["gpus"][0]["status"].as_str(), gpu["gpus"][1]["index"].as_u64()), (Some("available"), Some(1)));
+    assert!(gpu["gpus"][1]["error"].is_string(), "{gpu:#}");
 }

@@ -93,6 +93,12 @@ fn gpus_json_agrees_with_gpustat() {
     let g = Gantry::new();
     let prepare = g.run(&["gpus", "--simulate", "3xA6000"]);
     assert!(prepare.status.success(), "{}", stderr(&prepare));
+    // A driver that keeps memory for itself, as real ones do: both read NVML's v2 call, which
+    // reports the reservation apart from `used`, and must show the same used.
+    let config = g.sim_dir().join("nvml-sim.json");
+    let mut sim: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("json");
+    sim["model"]["reserved_mib"] = serde_json::json!(512);
+    std::fs::write(&config, sim.to_string()).expect("write config");
     let a = Reaped(gpu_user(&g, "1", 3000));
     let b = Reaped(gpu_user(&g, "0,2", 1500));
     // Both read the processes once the children are what the fake counts (they have exec'd with

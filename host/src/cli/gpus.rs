@@ -83,9 +83,10 @@ fn print(node: &NodeGpus, json: bool) -> anyhow::Result<()> {
                 let dash = || "-".to_string();
                 let temp = g.temperature_c.map(|t| format!("{t}°C")).unwrap_or_else(dash);
                 let util = g.utilization_gpu.map(|u| format!("{u} %")).unwrap_or_else(dash);
-                let power = match (g.power_draw_w, g.power_limit_w) {
-                    (Some(d), Some(l)) => format!("{d:.0} / {l:.0} W"),
-                    (Some(d), None) => format!("{d:.0} W"),
+                // Whole watts cut, not rounded, as gpustat shows them.
+                let power = match (g.power_draw_w.map(f64::floor), g.power_limit_w.map(f64::floor)) {
+                    (Some(d), Some(l)) => format!("{d} / {l} W"),
+                    (Some(d), None) => format!("{d} W"),
                     _ => dash(),
                 };
                 println!(

@@ -73,11 +73,19 @@ pub struct GpuSnapshot {
     pub name: String,
     pub pci_bus_id: Option<String>,
     pub memory_total_mib: u64,
+    /// What processes hold: NVML's `used`, as `nvidia-smi` and gpustat show it.
     pub memory_used_mib: u64,
     pub memory_free_mib: u64,
+    /// What the driver keeps for itself (NVML's `reserved`): neither used nor ever free, so
+    /// `total = reserved + used + free`. Placement counts it as taken.
+    #[serde(default)]
+    pub memory_reserved_mib: u64,
     pub utilization_gpu: Option<u32>,
     pub utilization_memory: Option<u32>,
     pub temperature_c: Option<u32>,
+    /// The memory's (HBM's) temperature, where the GPU reports it.
+    #[serde(default)]
+    pub memory_temperature_c: Option<u32>,
     pub power_draw_w: Option<f64>,
     pub power_limit_w: Option<f64>,
     pub fan_percent: Option<u32>,

@@ -4,7 +4,9 @@
 use super::process::ProcessNames;
 use super::{DriverInfo, GpuError, GpuProcess, GpuReading, GpuSnapshot, NodeGpus, ProcessKind};
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::sys_exports::field_id::NVML_FI_DEV_MEMORY_TEMP;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 use std::ffi::OsStr;
@@ -102,6 +104,13 @@ impl NvmlReader {
                 processes.push(GpuProcess { pid: p.pid, kind, used_memory_mib, user: facts.user, command: facts.command, job: facts.job });
             }
         }
+        let memory_temperature_c = optional(device.field_values_for(&[FieldId(NVML_FI_DEV_MEMORY_TEMP)]))?
+            .and_then(|samples| samples.into_iter().next())
+            .and_then(|sample| match sample.ok()?.value {
+                Ok(SampleValue::U32(c)) => Some(c),
+                Ok(SampleValue::U64(c)) => u32::try_from(c).ok(),
+                _ => None,
+            });
         Ok(GpuSnapshot {
             index,
             uuid: device.uuid()?,
@@ -110,9 +119,11 @@ impl NvmlReader {
             memory_total_mib: memory.total / MIB,
             memory_used_mib: memory.used / MIB,
             memory_free_mib: memory.free / MIB,
+            memory_reserved_mib: memory.reserved / MIB,
             utilization_gpu: utilization.as_ref().map(|u| u.gpu),
             utilization_memory: utilization.as_ref().map(|u| u.memory),
             temperature_c: optional(device.temperature(TemperatureSensor::Gpu))?,
+            memory_temperature_c,
             power_draw_w: optional(device.power_usage())?.map(|mw| f64::from(mw) / 1000.0),
             power_limit_w: optional(device.enforced_power_limit())?.map(|mw| f64::from(mw) / 1000.0),
             fan_percent: optional(device.fan_speed(0))?,

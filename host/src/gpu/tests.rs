@@ -90,6 +90,23 @@ fn configured_values_come_back_through_nvml_wrapper() {
 }
 
 #[test]
+fn memory_the_driver_reserved_is_used_not_free_and_the_memory_temperature_is_read() {
+    // As real drivers and NVIDIA's own mock do: NVML's v2 `used` leaves the reservation out, and
+    // `free` is what is left of the total after both.
+    let m = Machine::new(serde_json::json!({
+        "count": 1,
+        "model": {"memory_mib": 81_559, "reserved_mib": 1_024, "base_used_mib": 500, "base_temperature_c": 40},
+    }));
+    let node = m.reader().read_all().expect("reads");
+    let g = node.gpus[0].snapshot().expect("available");
+    assert_eq!((g.memory_total_mib, g.memory_reserved_mib, g.memory_used_mib, g.memory_free_mib), (81_559, 1_024, 500, 80_035));
+    assert_eq!(g.memory_reserved_mib + g.memory_used_mib + g.memory_free_mib, g.memory_total_mib);
+    assert_eq!(g.memory_temperature_c, Some(43));
+    let unsupported = Machine::new(serde_json::json!({"count": 1, "gpus": [{"not_supported": ["nvmlDeviceGetFieldValues"]}]}));
+    assert_eq!(unsupported.reader().read_all().expect("reads").gpus[0].snapshot().expect("available").memory_temperature_c, None);
+}
+
+#[test]
 fn unsupported_fields_are_none_not_failures() {
     let m = Machine::new(serde_json::json!({
         "count": 1,

@@ -1,5 +1,7 @@
 //! What the policy is told about each GPU.
 //!
+//! Memory the driver reserved for itself counts as used: it is never free.
+//!
 //! Other people's use is judged by its peak over the sampling window (seed 004's high-frequency
 //! sampling). Gantry's own jobs are accounted exactly instead: each running job counts the larger
 //! of the memory it was promised and what NVML shows its processes holding. So memory promised
@@ -93,7 +95,9 @@ pub fn gpu_states(
                 jobs += 1;
             }
             let foreign = gpu.processes.iter().filter(|p| !observed.pids.contains(&p.pid)).count();
-            let used = summary.foreign_peak_mib + held;
+            // What the driver keeps is never free: a policy judging `total - used` sees only what
+            // NVML says is free.
+            let used = summary.foreign_peak_mib + held + gpu.memory_reserved_mib;
             GpuState {
                 index,
                 uuid: gpu.uuid.clone(),

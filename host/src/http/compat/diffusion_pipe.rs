@@ -78,7 +78,7 @@ fn gpu(reading: &GpuReading, task: Option<JobId>) -> Value {
             "free_gb": gb(g.memory_free_mib),
         },
         "utilization_gpu": g.utilization_gpu,
-        "temperature": { "gpu": g.temperature_c, "memory": null },
+        "temperature": { "gpu": g.temperature_c, "memory": g.memory_temperature_c },
         "power_usage": g.power_draw_w,
         "power_limit": g.power_limit_w,
         "status": status_of(g, task),

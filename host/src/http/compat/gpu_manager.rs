@@ -4,7 +4,7 @@
 use crate::http::gate::Access;
 use crate::http::routes::Routes;
 use crate::model::iso_time;
-use crate::service::{GpuSnapshot, Service};
+use crate::service::{GpuReading, GpuSnapshot, Service};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -37,8 +37,9 @@ fn human_mib(mib: u64) -> String {
     if (gb - gb.round()).abs() < 0.05 { format!("{}GB", gb.round()) } else { format!("{gb:.1}GB") }
 }
 
+/// Whole watts, cut as gpustat and `nvidia-smi` cut them: 251.5 W is `251W`.
 fn human_watts(w: Option<f64>) -> Option<String> {
-    w.map(|w| format!("{}W", w.round()))
+    w.map(|w| format!("{}W", w.floor()))
 }
 
 fn process_rows(g: &GpuSnapshot) -> Vec<Value> {
@@ -98,29 +99,38 @@ fn render_gpu(service: &Service) -> (u64, Value) {
                 "percent": host.memory_percent,
             },
         },
-        "gpus": gpus.iter().map(|g| json!({
-            "index": g.index,
-            "name": g.name,
-            "uuid": g.uuid,
-            "temperature": g.temperature_c,
-            "utilization": { "gpu": g.utilization_gpu, "memory": g.utilization_memory },
-            "memory": {
-                "used": g.memory_used_mib,
-                "total": g.memory_total_mib,
-                "used_human": human_mib(g.memory_used_mib),
-                "total_human": human_mib(g.memory_total_mib),
-                "percent": (g.memory_used_mib * 100 + g.memory_total_mib / 2).checked_div(g.memory_total_mib).unwrap_or(0),
-            },
-            "power": {
-                "draw": g.power_draw_w,
-                "limit": g.power_limit_w,
-                "draw_human": human_watts(g.power_draw_w),
-                "limit_human": human_watts(g.power_limit_w),
-            },
-            "processes": process_rows(g),
-        })).collect::<Vec<_>>(),
+        "gpus": node.gpus.iter().map(|reading| match reading {
+            GpuReading::Available(g) => available_gpu(g),
+            // A lost GPU stays in the list, so `gpus` and `gpu_count` agree.
+            GpuReading::Unavailable { index, error } => json!({ "index": index, "status": "unavailable", "error": error }),
+        }).collect::<Vec<_>>(),
     });
     (node.sampled_at_ms, value)
+}
+
+fn available_gpu(g: &GpuSnapshot) -> Value {
+    json!({
+        "index": g.index,
+        "status": "available",
+        "name": g.name,
+        "uuid": g.uuid,
+        "temperature": g.temperature_c,
+        "utilization": { "gpu": g.utilization_gpu, "memory": g.utilization_memory },
+        "memory": {
+            "used": g.memory_used_mib,
+            "total": g.memory_total_mib,
+            "used_human": human_mib(g.memory_used_mib),
+            "total_human": human_mib(g.memory_total_mib),
+            "percent": (g.memory_used_mib * 100 + g.memory_total_mib / 2).checked_div(g.memory_total_mib).unwrap_or(0),
+        },
+        "power": {
+            "draw": g.power_draw_w,
+            "limit": g.power_limit_w,
+            "draw_human": human_watts(g.power_draw_w),
+            "limit_human": human_watts(g.power_limit_w),
+        },
+        "processes": process_rows(g),
+    })
 }
 
 async fn processes(State(manager): State<Arc<GpuManager>>) -> Json<Value> {
@@ -152,6 +162,7 @@ mod tests {
         assert_eq!(human_mib(65_536), "64GB");
         assert_eq!(human_mib(1536), "1.5GB");
         assert_eq!(human_mib(512), "512MB");
-        assert_eq!(human_watts(Some(149.6)).as_deref(), Some("150W"));
+        assert_eq!(human_watts(Some(149.6)).as_deref(), Some("149W"));
+        assert_eq!(human_watts(Some(251.5)).as_deref(), Some("251W"));
     }
 }

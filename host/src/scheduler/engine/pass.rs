@@ -176,7 +176,8 @@ impl Engine {
             .iter()
             .filter_map(|s| s.reading.snapshot())
             .filter(|g| self.options.rules.eligible(g.index))
-            .map(|g| g.memory_total_mib.saturating_sub(self.options.rules.memory_margin_mib))
+            // The driver's reservation is never free, however the GPU's jobs come and go.
+            .map(|g| g.memory_total_mib.saturating_sub(g.memory_reserved_mib).saturating_sub(self.options.rules.memory_margin_mib))
             .collect();
         Capacity { eligible_gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX), largest_mib: gpus.into_iter().max().unwrap_or(0) }
     }

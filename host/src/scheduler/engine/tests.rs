@@ -55,9 +55,14 @@ fn in_queue(queue: &str) -> JobSpec {
 
 impl Harness {
     fn new(gpus: u32, rules: SchedulingRules) -> Harness {
+        Harness::on(|dir| crate::testing::simulated_gpus(dir, gpus), rules)
+    }
+
+    /// An engine on the GPUs `machine` opens in the state directory.
+    fn on(machine: impl FnOnce(&std::path::Path) -> Arc<GpuMonitor>, rules: SchedulingRules) -> Harness {
         let dir = tempfile::tempdir().expect("state dir");
         let store = Store::open(&dir.path().join("gantry.db")).expect("store");
-        let monitor = crate::testing::simulated_gpus(dir.path(), gpus);
+        let monitor = machine(dir.path());
         let policy = PolicyService::new(crate::testing::bundled_plugins(), "policy-best-fit");
         let options = SchedulerOptions {
             rules,
@@ -260,4 +265,16 @@ fn an_attempt_whose_shim_never_recorded_itself_waits_again() {
     assert_eq!((job.state, job.attempts.len()), (JobState::Waiting, 0));
     assert_eq!(h.pass(), vec![id]);
     assert_eq!(h.record.lock().expect("record").launched.last(), Some(&(id, 1)), "as attempt 1 again");
+}
+
+#[test]
+fn memory_the_driver_keeps_is_never_promised() {
+    // One 80 GB GPU whose driver keeps 1 GiB, as real drivers do: 80,535 MiB can ever be free.
+    let machine = serde_json::json!({ "count": 1, "model": { "memory_mib": 81_559, "reserved_mib": 1_024 } });
+    let mut h = Harness::on(|dir| crate::testing::simulated_machine(dir, machine), SchedulingRules::default());
+    let too_big = h.submit(vec![JobSpec { memory_mib: 81_000, ..spec("python train.py") }])[0];
+    assert!(h.job(too_big).reason.as_deref().is_some_and(|r| r.contains("80535 MiB")), "{:?}", h.job(too_big).reason);
+    assert_eq!(h.pass(), vec![], "not placed where it can't fit");
+    let fits = h.submit(vec![JobSpec { memory_mib: 80_000, ..spec("python train.py") }])[0];
+    assert_eq!(h.pass(), vec![fits]);
 }
