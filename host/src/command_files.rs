@@ -125,13 +125,6 @@ impl CommandFiles {
         }
     }
 
-    /// A new configuration after the last one; its index.
-    pub fn create(&self, mode: RunMode, text: &str) -> Result<u32, CommandFileError> {
-        let index = self.next_index(mode);
-        self.write(mode, index, text)?;
-        Ok(index)
-    }
-
     /// Deletes a configuration; its backup stays, so a `reset` can bring it back.
     pub fn delete(&self, mode: RunMode, index: u32) -> Result<(), CommandFileError> {
         let path = self.path(mode, index);
@@ -169,8 +162,10 @@ mod tests {
         assert_eq!(files.path(RunMode::Multi, 2), dir.path().join("command_gpus_2.txt"));
         let listed = files.list(RunMode::Single);
         assert_eq!((listed.len(), listed[0].exists), (1, false));
-        assert_eq!(files.create(RunMode::Single, "1\ntrue\n1\n").expect("create"), 0);
-        assert_eq!(files.create(RunMode::Single, "2\ntrue\n1\n").expect("create"), 1);
+        assert_eq!(files.next_index(RunMode::Single), 0);
+        files.write(RunMode::Single, 0, "1\ntrue\n1\n").expect("create");
+        assert_eq!(files.next_index(RunMode::Single), 1);
+        files.write(RunMode::Single, 1, "2\ntrue\n1\n").expect("create");
         assert_eq!(files.list(RunMode::Single).iter().map(|e| e.file_name.as_str()).collect::<Vec<_>>(), ["command_gpu.txt", "command_gpu_1.txt"]);
         assert_eq!(files.locate(&dir.path().join("command_gpu_1.txt")), Some((RunMode::Single, 1)));
         files.write(RunMode::Single, 1, "3\nfalse\n1\n").expect("write");

@@ -168,18 +168,18 @@ impl Service {
     /// the listing, and the file as read back.
     pub async fn new_command_file(&self, mode: RunMode, content: Content) -> Result<(Entry, CommandFileView), ServiceError> {
         let files = self.command_files();
-        let next = off_thread({
+        let index = off_thread({
             let files = files.clone();
             move || Ok::<_, ServiceError>(files.next_index(mode))
         })
         .await?;
-        let text = self.checked_text(mode, &files.path(mode, next), content).await?;
-        let index = off_thread({
-            let files = files.clone();
-            move || files.create(mode, &text)
+        // Written where it was checked, under the name its mode and index give.
+        let text = self.checked_text(mode, &files.path(mode, index), content).await?;
+        let entries = off_thread(move || {
+            files.write(mode, index, &text)?;
+            Ok::<_, ServiceError>(files.list(mode))
         })
         .await?;
-        let entries = off_thread(move || Ok::<_, ServiceError>(files.list(mode))).await?;
         let entry = entries.into_iter().find(|e| e.index == index).ok_or_else(|| ServiceError::Internal(format!("{} configuration {index} vanished as it was made", mode.as_str())))?;
         Ok((entry, self.command_file(mode, index).await?))
     }
@@ -207,8 +207,7 @@ impl Service {
             }
             Content::Config(data) => {
                 let file = data.to_file(mode)?;
-                let name = self.config.read().plugins.parser.clone();
-                let parser = self.plugins.get(&name).ok_or_else(|| ServiceError::NoParser(name.clone()))?;
+                let (name, parser) = self.parser()?;
                 let rendered = file.clone();
                 let text = off_thread(move || parser.render(&rendered)).await?;
                 let parsed = self.parse(path, Some(parse_mode(mode)), text.clone()).await.map_err(|_| ServiceError::RenderMismatch { parser: name.clone() })?;

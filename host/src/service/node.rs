@@ -84,7 +84,8 @@ impl Service {
     pub async fn gpus_with_tasks(&self) -> Result<GpusWithTasks, ServiceError> {
         let running = self.scheduler.running().await?;
         let jobs: HashMap<u32, JobId> = running.iter().flat_map(|job| job.gpus.iter().map(move |&g| (g, job.id))).collect();
-        let progress = self.tasks.list().into_iter().filter_map(|t| Some((t.job_id?, t.progress?))).collect();
+        // Only the running jobs' tasks, looked up one by one: this answers dashboards polling.
+        let progress = running.iter().filter_map(|job| Some((job.id, self.tasks.get(job.id.0).ok()?.progress?))).collect();
         Ok(GpusWithTasks { gpus: self.gpus.latest(), jobs, progress })
     }
 

@@ -78,11 +78,17 @@ impl Service {
     /// A command file's text as jobs, by the parser plugin (off the async threads); its
     /// findings come back with line and column.
     pub(super) async fn parse(&self, file: &Path, mode: Option<ParseMode>, text: String) -> Result<JobFile, ServiceError> {
-        let name = self.config.read().plugins.parser.clone();
-        let parser = self.plugins.get(&name).ok_or(ServiceError::NoParser(name))?;
+        let (_, parser) = self.parser()?;
         let file_name = file.to_string_lossy().into_owned();
         let parsed = off_thread(move || parser.parse(&file_name, mode, &text)).await?;
         parsed.map_err(|diagnostics| ServiceError::Parse { path: file.to_path_buf(), diagnostics })
+    }
+
+    /// The configured parser plugin, by name, as loaded now.
+    pub(super) fn parser(&self) -> Result<(String, std::sync::Arc<crate::plugin::LoadedPlugin>), ServiceError> {
+        let name = self.config.read().plugins.parser.clone();
+        let parser = self.plugins.get(&name).ok_or_else(|| ServiceError::NoParser(name.clone()))?;
+        Ok((name, parser))
     }
 
     /// Stops a run, if every job of it is the caller's to cancel.

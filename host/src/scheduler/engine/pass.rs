@@ -124,27 +124,22 @@ impl Engine {
     /// Records the attempt (committed) and only then starts its shim, so a crash in between
     /// leaves an attempt that adoption finds never started, not a job that runs unrecorded.
     fn launch(&mut self, id: JobId, gpus: Vec<u32>) -> Result<(), SchedulerError> {
-        let dir;
-        let spec;
-        let number;
-        {
-            let options = &self.options;
-            let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
-            number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
-            dir = attempt_dir(&options.state_dir, id, number);
-            spec = AttemptSpec {
-                job_id: id.0,
-                attempt: number,
-                commands: job.spec.commands.clone(),
-                cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
-                env: attempt_env(job, number, &gpus, options.simulation.as_deref()),
-                log_max_bytes: options.rules.log_max_bytes,
-                log_keep: options.rules.log_keep,
-            };
-            job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
-            job.state = JobState::Running;
-            job.reason = None;
-        }
+        let options = &self.options;
+        let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+        let number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
+        let dir = attempt_dir(&options.state_dir, id, number);
+        let spec = AttemptSpec {
+            job_id: id.0,
+            attempt: number,
+            commands: job.spec.commands.clone(),
+            cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
+            env: attempt_env(job, number, &gpus, options.simulation.as_deref()),
+            log_max_bytes: options.rules.log_max_bytes,
+            log_keep: options.rules.log_keep,
+        };
+        job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
+        job.state = JobState::Running;
+        job.reason = None;
         let job = self.jobs[&id].clone();
         self.save_jobs([&job])?;
         self.track(id, number);
