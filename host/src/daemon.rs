@@ -56,6 +56,9 @@ pub enum DaemonError {
 pub struct DaemonInfo {
     pub url: String,
     pub pid: u32,
+    /// Its Unix socket, where the CLI is known by its uid and needs no token.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
 }
 
 pub const INFO_FILE: &str = "daemon.json";
@@ -70,6 +73,15 @@ pub struct ServeOptions {
     pub shim_program: Option<PathBuf>,
     /// What to tell the user (one line each), e.g. that GPUs are simulated.
     pub notices: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The Unix socket to serve besides TCP.
+    pub socket: Option<SocketOptions>,
+}
+
+pub struct SocketOptions {
+    pub path: PathBuf,
+    /// A system daemon's: open to every local user (0666), each known by uid, whose jobs run as
+    /// them. Otherwise the daemon's user's alone (0600).
+    pub shared: bool,
 }
 
 /// Every part of a daemon, started, and what must live as long as they do.
@@ -85,7 +97,8 @@ pub struct Started {
 /// into [`crate::http::router`] without a socket.
 pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, DaemonError> {
     let state_dir = config.state_dir.clone();
-    std::fs::create_dir_all(&state_dir).map_err(|e| DaemonError::StateDir { path: state_dir.clone(), message: e.to_string() })?;
+    let job_umask = private_files();
+    private_dir(&state_dir, &options.notices)?;
     // Two daemons on one state directory would both start its jobs.
     let lock = lock_state_dir(&state_dir)?;
 
@@ -110,7 +123,8 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     };
     let (auth, notice) = {
         let (auth, dir) = (config.auth.clone(), state_dir.clone());
-        tokio::task::spawn_blocking(move || Authority::open(auth, &dir, &db)).await??
+        let system = options.socket.as_ref().is_some_and(|s| s.shared);
+        tokio::task::spawn_blocking(move || Authority::open(auth, owner(), system, &dir, &db)).await??
     };
     if let Some(notice) = notice {
         (options.notices)(&notice);
@@ -126,6 +140,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
                 std::fs::canonicalize(&config).unwrap_or(config).to_string_lossy().into_owned()
             }),
             work_dir: config.work_dir.clone(),
+            job_umask,
             metrics: metrics.clone(),
         },
         store,
@@ -159,8 +174,9 @@ pub async fn serve(
     let (state_dir, log_dir) = (config.state_dir.clone(), config.server.log_dir.clone());
     let started = start(config, &options).await?;
     let service = started.service.clone();
+    let socket = options.socket.as_ref().map(bind_socket).transpose()?;
 
-    let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id() };
+    let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id(), socket: options.socket.as_ref().map(|s| s.path.clone()) };
     let info_path = state_dir.join(INFO_FILE);
     let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
     std::fs::write(&info_path, text).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
@@ -168,19 +184,88 @@ pub async fn serve(
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
     let asked = service.clone();
-    let stop = async move {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             () = shutdown => {}
             () = asked.shutdown_requested() => {}
         }
+        let _ = stop_tx.send(true);
+    });
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let app = crate::http::router(service.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    let router = crate::http::router(service.clone());
+    let tcp = axum::serve(listener, router.clone().into_make_service_with_connect_info::<crate::http::Peer>()).with_graceful_shutdown(stop());
+    let served = match socket {
+        Some(unix) => {
+            let unix = axum::serve(unix, router.into_make_service_with_connect_info::<crate::http::Peer>()).with_graceful_shutdown(stop());
+            let (tcp, unix) = tokio::join!(tcp.into_future(), unix.into_future());
+            tcp.and(unix)
+        }
+        None => tcp.await,
+    };
     service.stop_scheduler();
+    if let Some(socket) = &options.socket {
+        let _ = std::fs::remove_file(&socket.path);
+    }
     let _ = std::fs::remove_file(&info_path);
     let _ = std::fs::remove_file(&pid_file);
     drop(started);
     served.map_err(DaemonError::Http)
+}
+
+/// The daemon's own Unix user: an admin, and whose rights its jobs have unless they run as
+/// their submitter.
+fn owner() -> crate::model::Principal {
+    let uid = crate::unix::euid();
+    let name = crate::unix::Account::by_uid(uid).map_or_else(|_| format!("uid{uid}"), |a| a.name);
+    crate::model::Principal::unix(uid, name, crate::model::Role::Admin)
+}
+
+/// From here on everything the daemon creates (its database, keys, job records and logs) is
+/// readable by its own user alone. Returns the mask it was started with, which jobs get back.
+fn private_files() -> u32 {
+    static STARTED_WITH: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    // SAFETY: umask swaps the process's file-creation mask and cannot fail.
+    *STARTED_WITH.get_or_init(|| unsafe { libc::umask(0o077) })
+}
+
+/// The state directory, made if missing, and closed to other users (0700) if it was open:
+/// it holds the signing key, password hashes and every job's environment.
+fn private_dir(dir: &Path, notices: &Arc<dyn Fn(&str) + Send + Sync>) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let err = |e: std::io::Error| DaemonError::StateDir { path: dir.to_path_buf(), message: e.to_string() };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+    let meta = std::fs::metadata(dir).map_err(err)?;
+    if meta.mode() & 0o077 != 0 && meta.uid() == crate::unix::euid() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        notices(&format!("{}: closed to other users (was {:o}, now 700)", dir.display(), meta.mode() & 0o777));
+    }
+    Ok(())
+}
+
+/// Listens on the Unix socket. A socket file left by a daemon that is gone is replaced; one a
+/// live daemon answers on is not taken from it.
+fn bind_socket(options: &SocketOptions) -> Result<tokio::net::UnixListener, DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let path = &options.path;
+    let err = |e: std::io::Error| DaemonError::StateDir { path: path.clone(), message: e.to_string() };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(if options.shared { 0o755 } else { 0o700 }).create(dir).map_err(err)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::StateDir { path: path.clone(), message: "another daemon is serving on this socket".into() });
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(if options.shared { 0o666 } else { 0o600 })).map_err(err)?;
+    Ok(listener)
 }
 
 /// `gantry-shim`: where the options say, else beside `gantry`.

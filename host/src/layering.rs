@@ -9,7 +9,7 @@ use std::path::Path;
 const FLOORS: &[&[&str]] = &[
     &["model"],
     &[
-        "procfs", "watch", "metrics", "tasks", "log_access", "command_files", "config", "auth", "store", "gpu", "host_info", "plugin", "policy", "executor",
+        "unix", "procfs", "watch", "metrics", "tasks", "log_access", "command_files", "config", "auth", "store", "gpu", "host_info", "plugin", "policy", "executor",
         "scheduler",
     ],
     &["service"],

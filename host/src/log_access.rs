@@ -3,6 +3,11 @@
 //! of a command file (seed 001/004's log bindings, kept in `<state>/log_bindings.json`). A path
 //! is judged after resolving it: `..` is refused outright, and a symlink that leads out of a root
 //! is out. Blocking file work.
+//!
+//! Every file is opened with the reader's rights ([`crate::unix::open_as`]): through gantry a
+//! user reads only what they could read themselves. A bound log is the file (device and inode)
+//! that was bound, with one name: a file put in its place, or a hard link to another file, is
+//! refused.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +23,10 @@ pub enum LogAccessError {
     Io { path: PathBuf, message: String },
     #[error("no log is bound to {0}")]
     Unbound(String),
+    #[error(transparent)]
+    Open(#[from] crate::unix::OpenError),
+    #[error("{0} is no longer the file that was bound to this process; bind it again")]
+    Replaced(PathBuf),
 }
 
 /// A log file bound to one process of a command file (seed 001's fields).
@@ -29,6 +38,11 @@ pub struct Binding {
     pub process_index: u32,
     pub log_path: PathBuf,
     pub bound_at: String,
+    /// The file as bound: its device and inode.
+    #[serde(default)]
+    pub dev: u64,
+    #[serde(default)]
+    pub ino: u64,
 }
 
 impl Binding {
@@ -49,6 +63,19 @@ pub const MAX_READ: u64 = 1 << 20;
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LogAccessError + '_ {
     move |e| LogAccessError::Io { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// A log is read as its one name; a file with another name could be anything.
+const LOG_FILE: crate::unix::ReadLimit = crate::unix::ReadLimit { max_bytes: None, single_link: true };
+
+/// The last `max` bytes of an opened file.
+fn tail_of(file: std::fs::File, len: u64, max: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// An absolute path without `..`, resolved (symlinks too) to the file it names.
@@ -88,8 +115,12 @@ impl LogAccess {
         std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, &self.file)).map_err(io(&self.file))
     }
 
-    pub fn bind(&self, mut binding: Binding) -> Result<Binding, LogAccessError> {
+    /// Binds a file `reader` may read (`None`: the daemon's rights).
+    pub fn bind(&self, mut binding: Binding, reader: Option<&crate::unix::Account>) -> Result<Binding, LogAccessError> {
+        use std::os::unix::fs::MetadataExt;
         binding.log_path = resolve(&binding.log_path)?;
+        let (_, meta) = crate::unix::open_as(&binding.log_path, reader, LOG_FILE)?;
+        (binding.dev, binding.ino) = (meta.dev(), meta.ino());
         let key = Binding::key(&binding.mode, binding.config_index, binding.queue_id, binding.process_index);
         let mut bindings = self.bindings.lock();
         let mut next = bindings.clone();
@@ -116,17 +147,24 @@ impl LogAccess {
         self.bindings.lock().get(key).map(|b| b.log_path.clone()).ok_or_else(|| LogAccessError::Unbound(key.to_string()))
     }
 
-    /// The file behind `path` if it may be read.
-    pub fn permitted(&self, path: &Path) -> Result<PathBuf, LogAccessError> {
+    /// The file behind `path` if it may be read, and the file it must be if it is a bound log.
+    fn permitted(&self, path: &Path) -> Result<(PathBuf, Option<(u64, u64)>), LogAccessError> {
         let real = resolve(path)?;
-        let bound = self.bindings.lock().values().any(|b| b.log_path == real);
-        if bound || self.roots.iter().any(|root| real.starts_with(root)) { Ok(real) } else { Err(LogAccessError::Outside(path.to_path_buf())) }
+        let bound = self.bindings.lock().values().find(|b| b.log_path == real).map(|b| (b.dev, b.ino));
+        if bound.is_some() || self.roots.iter().any(|root| real.starts_with(root)) { Ok((real, bound)) } else { Err(LogAccessError::Outside(path.to_path_buf())) }
     }
 
-    /// The last `lines` lines of a permitted file (at most [`MAX_READ`] bytes of it).
-    pub fn tail(&self, path: &Path, lines: usize) -> Result<String, LogAccessError> {
-        let real = self.permitted(path)?;
-        let text = crate::executor::log_tail(&real, MAX_READ).map_err(io(&real))?;
+    /// The last `lines` lines of a permitted file (at most [`MAX_READ`] bytes of it), opened as
+    /// `reader` (`None`: with the daemon's rights).
+    pub fn tail(&self, path: &Path, lines: usize, reader: Option<&crate::unix::Account>) -> Result<String, LogAccessError> {
+        use std::os::unix::fs::MetadataExt;
+        let (real, bound) = self.permitted(path)?;
+        let (file, meta) = crate::unix::open_as(&real, reader, LOG_FILE)?;
+        // Bindings made before gantry recorded inodes have none to compare.
+        if bound.is_some_and(|(dev, ino)| ino != 0 && (dev, ino) != (meta.dev(), meta.ino())) {
+            return Err(LogAccessError::Replaced(real));
+        }
+        let text = tail_of(file, meta.len(), MAX_READ).map_err(io(&real))?;
         let all: Vec<&str> = text.lines().collect();
         Ok(all[all.len().saturating_sub(lines)..].join("\n"))
     }
@@ -142,23 +180,30 @@ mod tests {
         let root = dir.path().join("jobs");
         let access = LogAccess::open(std::slice::from_ref(&root), dir.path().join("log_bindings.json")).expect("open");
         std::fs::write(root.join("a.log"), "1\n2\n3\n").expect("write");
-        assert_eq!(access.tail(&root.join("a.log"), 2).expect("inside"), "2\n3");
+        assert_eq!(access.tail(&root.join("a.log"), 2, None).expect("inside"), "2\n3");
 
         let secret = dir.path().join("secret.txt");
         std::fs::write(&secret, "key").expect("write");
-        assert!(matches!(access.tail(&secret, 10), Err(LogAccessError::Outside(_))));
-        assert!(matches!(access.tail(&root.join("../secret.txt"), 10), Err(LogAccessError::Invalid { .. })));
-        assert!(matches!(access.tail(Path::new("jobs/a.log"), 10), Err(LogAccessError::Invalid { .. })));
+        assert!(matches!(access.tail(&secret, 10, None), Err(LogAccessError::Outside(_))));
+        assert!(matches!(access.tail(&root.join("../secret.txt"), 10, None), Err(LogAccessError::Invalid { .. })));
+        assert!(matches!(access.tail(Path::new("jobs/a.log"), 10, None), Err(LogAccessError::Invalid { .. })));
         std::os::unix::fs::symlink(&secret, root.join("link.log")).expect("symlink");
-        assert!(matches!(access.tail(&root.join("link.log"), 10), Err(LogAccessError::Outside(_))));
+        assert!(matches!(access.tail(&root.join("link.log"), 10, None), Err(LogAccessError::Outside(_))));
 
         // Bound, it may be read, and the binding survives a restart.
-        let binding = Binding { mode: "single".into(), config_index: 0, queue_id: 1, process_index: 0, log_path: secret.clone(), bound_at: "now".into() };
-        access.bind(binding).expect("bind");
-        assert_eq!(access.tail(&secret, 10).expect("bound"), "key");
+        let binding = Binding { mode: "single".into(), config_index: 0, queue_id: 1, process_index: 0, log_path: secret.clone(), bound_at: "now".into(), dev: 0, ino: 0 };
+        access.bind(binding.clone(), None).expect("bind");
+        assert_eq!(access.tail(&secret, 10, None).expect("bound"), "key");
         let again = LogAccess::open(&[root], dir.path().join("log_bindings.json")).expect("reopen");
         assert_eq!(again.bound("single_0_1_0").expect("kept"), std::fs::canonicalize(&secret).expect("real"));
+
+        // Another file put in its place is not what was bound; nor is a file with two names.
+        std::fs::remove_file(&secret).expect("remove");
+        std::fs::write(&secret, "other").expect("replace");
+        assert!(matches!(again.tail(&secret, 10, None), Err(LogAccessError::Replaced(_))));
+        std::fs::hard_link(&secret, dir.path().join("second-name")).expect("link");
+        assert!(matches!(again.bind(binding, None), Err(LogAccessError::Open(crate::unix::OpenError::HardLink(_)))));
         again.unbind("single_0_1_0").expect("unbind");
-        assert!(matches!(again.tail(&secret, 10), Err(LogAccessError::Outside(_))));
+        assert!(matches!(again.tail(&secret, 10, None), Err(LogAccessError::Outside(_))));
     }
 }

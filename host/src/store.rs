@@ -241,6 +241,8 @@ mod tests {
             attempts: vec![],
             reason: None,
             after: vec![],
+            run_as: None,
+            redacted: false,
         }
     }
 

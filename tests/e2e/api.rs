@@ -139,7 +139,7 @@ fn events_stream_job_changes_as_they_happen() {
     let g = Gantry::new();
     let d = g.serve(FAST, &["--simulate", "1"]);
     let agent = ureq::AgentBuilder::new().timeout_read(std::time::Duration::from_secs(30)).build();
-    let response = agent.get(&format!("{}/api/v1/events", d.url)).call().expect("events");
+    let response = d.authorized(agent.get(&format!("{}/api/v1/events", d.url))).call().expect("events");
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
     let mut lines = std::io::BufReader::new(response.into_reader()).lines();
     let id = d.submit(json!({ "commands": ["true"] }))[0];

@@ -77,7 +77,8 @@ fn login(d: &crate::Daemon, email: &str) -> String {
 #[test]
 fn users_mode_roles_ownership_tokens_and_refresh() {
     let g = Gantry::new();
-    let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\n"), &["--simulate", "1xA100"]);
+    // Jobs run as the daemon's user here, which the configuration accepts for every account.
+    let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\naccounts_may_submit = true\n"), &["--simulate", "1xA100"]);
     let register = |email: &str| d.call("POST", "/auth/register", &[], Some(json!({ "email": email, "password": "correct horse", "first_name": "张", "last_name": "三", "organization": "示例科技有限公司" })), None);
     let (code, _, admin) = register("admin@lab.org");
     assert_eq!((code, admin["is_superuser"].as_bool(), admin["role"].as_str()), (201, Some(true), Some("admin")), "{admin}");
@@ -104,8 +105,14 @@ fn users_mode_roles_ownership_tokens_and_refresh() {
     let mine = mine["ids"][0].as_u64().expect("id");
     let theirs = submit(&admin, "admin@lab.org").2["ids"][0].as_u64().expect("id");
     assert_eq!(d.call("GET", &format!("/api/v1/jobs/{mine}"), &[("Authorization", &user)], None, None).2["spec"]["owner"], "demo@example.com");
+    // Everyone sees that the other's job exists (as `squeue` shows), not what it runs.
     let listed = d.call("GET", "/api/v1/jobs", &[("Authorization", &user)], None, None).2;
-    assert_eq!(listed["jobs"].as_array().expect("jobs").iter().map(|j| j["id"].as_u64()).collect::<Vec<_>>(), vec![Some(mine)]);
+    let listed = listed["jobs"].as_array().expect("jobs").clone();
+    assert_eq!(listed.iter().map(|j| j["id"].as_u64()).collect::<Vec<_>>(), vec![Some(mine), Some(theirs)]);
+    assert_eq!((listed[0]["spec"]["commands"][0].as_str(), listed[0].get("redacted")), (Some("sleep 300"), None), "{listed:?}");
+    assert_eq!((listed[1]["spec"]["commands"].as_array().map(Vec::len), listed[1]["redacted"].as_bool()), (Some(0), Some(true)), "{listed:?}");
+    let one = d.call("GET", &format!("/api/v1/jobs/{theirs}"), &[("Authorization", &user)], None, None).2;
+    assert_eq!((one["state"].as_str(), one["redacted"].as_bool(), one["spec"]["owner"].as_str()), (Some("held"), Some(true), Some("admin@lab.org")), "{one}");
     assert_eq!(d.call("GET", "/api/v1/jobs", &[("Authorization", &viewer)], None, None).2["total"], 2);
     assert_eq!(d.call("POST", &format!("/api/v1/jobs/{theirs}/cancel"), &[("Authorization", &user)], None, None).0, 403);
     assert_eq!(d.call("GET", &format!("/api/v1/jobs/{theirs}/log"), &[("Authorization", &user)], None, None).0, 403);
@@ -145,6 +152,21 @@ fn users_mode_roles_ownership_tokens_and_refresh() {
     let id = user_id(&d, &admin, "demo@example.com");
     assert_eq!(d.call("PATCH", &format!("/api/v1/users/{id}"), &[("Authorization", &admin)], Some(json!({ "role": "user", "is_active": false })), None).0, 200);
     assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", &fresh)], None, None).0, 403);
+}
+
+#[test]
+fn accounts_run_nothing_as_the_daemons_user_unless_configured() {
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\n"), &["--simulate", "1"]);
+    let register = |email: &str| d.call("POST", "/auth/register", &[], Some(json!({ "email": email, "password": "correct horse" })), None);
+    assert_eq!(register("admin@lab.org").0, 201);
+    assert_eq!(register("demo@example.com").0, 201);
+    let (admin, user) = (login(&d, "admin@lab.org"), login(&d, "demo@example.com"));
+    let submit = |who: &str| d.call("POST", "/api/v1/jobs", &[("Authorization", who)], Some(json!({ "commands": ["true"], "hold": true })), None);
+    let (code, _, refused) = submit(&user);
+    assert_eq!(code, 403, "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|d| d.contains("accounts_may_submit")), "{refused}");
+    assert_eq!(submit(&admin).0, 201);
 }
 
 fn user_id(d: &crate::Daemon, admin: &str, email: &str) -> String {

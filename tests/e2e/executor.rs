@@ -18,6 +18,8 @@ fn spec(commands: &[&str], env: &[(&str, &str)]) -> AttemptSpec {
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         log_max_bytes: 1 << 20,
         log_keep: 2,
+        user: None,
+        umask: 0o022,
     }
 }
 

@@ -40,9 +40,9 @@ fn misbehaving(fixture: &str) -> String {
 fn answers(d: &Daemon) -> serde_json::Value {
     let agent = ureq::AgentBuilder::new().timeout(ANSWER).build();
     for path in ["/api/v1/health", "/api/v1/plugins"] {
-        agent.get(&format!("{}{path}", d.url)).call().unwrap_or_else(|e| panic!("{path} did not answer within {ANSWER:?}: {e}"));
+        d.authorized(agent.get(&format!("{}{path}", d.url))).call().unwrap_or_else(|e| panic!("{path} did not answer within {ANSWER:?}: {e}"));
     }
-    agent.get(&format!("{}/api/v1/status", d.url)).call().unwrap_or_else(|e| panic!("status did not answer within {ANSWER:?}: {e}")).into_json().expect("json")
+    d.authorized(agent.get(&format!("{}/api/v1/status", d.url))).call().unwrap_or_else(|e| panic!("status did not answer within {ANSWER:?}: {e}")).into_json().expect("json")
 }
 
 /// Jobs submitted now all run to success.
@@ -91,7 +91,7 @@ fn a_plugin_whose_info_sleeps_does_not_keep_the_daemon_from_serving() {
     assert_eq!(failed["state"], "failed", "{failed:#}");
     // A reload asked for over the API answers too.
     let agent = ureq::AgentBuilder::new().timeout(ANSWER).build();
-    agent.post(&format!("{}/api/v1/plugins/reload", d.url)).call().expect("reload answers");
+    d.authorized(agent.post(&format!("{}/api/v1/plugins/reload", d.url))).call().expect("reload answers");
     let out = g.run(&["plugin", "list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("slow-info"), "{}", stdout(&out));

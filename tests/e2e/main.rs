@@ -92,6 +92,9 @@ pub struct Daemon {
     pub url: String,
     state: PathBuf,
     agent: ureq::Agent,
+    /// Mode `none`'s local token, which requests over TCP carry unless they set their own
+    /// `Authorization`.
+    pub token: Option<String>,
 }
 
 impl Gantry {
@@ -112,7 +115,8 @@ impl Gantry {
             .spawn()
             .expect("gantry serve starts");
         let url = self.daemon_url();
-        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build() }
+        let token = std::fs::read_to_string(self.state.path().join("local.token")).ok().map(|t| t.trim().to_string());
+        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(), token }
     }
 
     /// Waits for a starting daemon to say where it listens.
@@ -134,9 +138,22 @@ impl Gantry {
 }
 
 impl Daemon {
+    /// A request to the daemon, carrying the local token.
+    fn to(&self, method: &str, path: &str) -> ureq::Request {
+        self.authorized(self.agent.request(method, &format!("{}{path}", self.url)))
+    }
+
+    /// `request` with the local token.
+    pub fn authorized(&self, request: ureq::Request) -> ureq::Request {
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
     /// `(status, body)`; the body is JSON, or null.
     pub fn request(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-        let request = self.agent.request(method, &format!("{}{path}", self.url));
+        let request = self.to(method, path);
         let result = match body {
             Some(body) => request.send_json(body),
             None => request.call(),
@@ -151,7 +168,7 @@ impl Daemon {
     /// A request with headers: `(status, the Set-Cookie header, body)`; a form body when `form`
     /// is given, else JSON when `body` is.
     pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<serde_json::Value>, form: Option<&[(&str, &str)]>) -> (u16, Option<String>, serde_json::Value) {
-        let mut request = self.agent.request(method, &format!("{}{path}", self.url));
+        let mut request = if headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) { self.agent.request(method, &format!("{}{path}", self.url)) } else { self.to(method, path) };
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -170,7 +187,7 @@ impl Daemon {
     }
 
     pub fn get_text(&self, path: &str) -> String {
-        let response = self.agent.get(&format!("{}{path}", self.url)).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let response = self.to("GET", path).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
         response.into_string().expect("text")
     }
 
@@ -262,10 +279,19 @@ pub fn processes_with_env(wanted: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Kills every process whose environment names this state directory.
+/// Kills every process whose environment names this state directory (the daemon's shims), and
+/// the process group of every job its shims recorded (jobs get none of the daemon's environment).
 fn kill_leftovers(state: &Path) {
     for pid in processes_with_env(&format!("GANTRY_STATE_DIR={}", state.display())) {
         // SAFETY: signalling a process found above; no memory is involved.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let Ok(jobs) = std::fs::read_dir(state.join("jobs")) else { return };
+    for attempt in jobs.flatten().filter_map(|job| std::fs::read_dir(job.path()).ok()).flatten().flatten() {
+        let shim = std::fs::read_to_string(attempt.path().join("shim.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        if let Some(pgid) = shim.and_then(|s| s["job_pgid"].as_i64()).and_then(|p| i32::try_from(p).ok()).filter(|&p| p > 1) {
+            // SAFETY: as above, to the job's own process group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
     }
 }

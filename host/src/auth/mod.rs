@@ -1,7 +1,9 @@
 //! Who may call the daemon. By configuration (`[auth] mode`):
 //!
-//! - `none`: everyone is an admin. Only for loopback: the daemon refuses to listen beyond it in
-//!   this mode unless `allow_open_network` says so.
+//! - `none`: no accounts: the daemon belongs to the Unix user running it. Over its Unix socket
+//!   that user (and root) is recognised by the kernel (`SO_PEERCRED`); over TCP by the local
+//!   token in `<state>/local.token`, which only that user can read. Only for loopback: the
+//!   daemon refuses to listen beyond it in this mode unless `allow_open_network` says so.
 //! - `secret` (seed 001): one shared secret; logging in with it gives an admin session.
 //! - `users` (seed 002): accounts with argon2 passwords and the roles admin, user and viewer;
 //!   JWT access tokens with refresh tokens, and long-lived API tokens for scripts.
@@ -46,6 +48,24 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Failed logins one address may make per minute before it has to wait.
     pub login_attempts_per_minute: u32,
+    /// Members of this Unix group are admins on the socket, as root and the daemon's user are.
+    pub admin_group: Option<String>,
+    /// Whether everyone may see everyone's commands, environments and logs.
+    pub privacy: Privacy,
+    /// On a daemon that is not a system daemon, whether web accounts that are not admins may
+    /// submit: their jobs run as the daemon's own user, so by default only admins may.
+    pub accounts_may_submit: bool,
+}
+
+/// What a user sees of other users' jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// That they exist, their queue, GPUs, state and times, as `squeue` shows; not their
+    /// command, environment, working directory or log.
+    #[default]
+    Closed,
+    Open,
 }
 
 impl Default for AuthConfig {
@@ -59,6 +79,9 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             login_attempts_per_minute: 10,
+            admin_group: None,
+            privacy: Privacy::Closed,
+            accounts_may_submit: false,
         }
     }
 }
@@ -87,6 +110,8 @@ pub enum AuthError {
     RateLimited(u64),
     #[error("log in first: send `Authorization: Bearer <token>` or the session cookie")]
     NoCredentials,
+    #[error("this daemon belongs to the user running it: use the gantry CLI (it talks over the daemon's Unix socket), or send `Authorization: Bearer <token>` with the token from local.token in its state directory")]
+    NoLocalToken,
     #[error("a change made with the session cookie needs this server's Origin or the X-CSRF-Token header")]
     Csrf,
     #[error(transparent)]
@@ -104,7 +129,7 @@ pub enum AuthError {
 }
 
 fn principal_of(user: &User) -> Principal {
-    Principal { id: user.id.clone(), name: user.name().to_string(), role: user.role }
+    Principal::account(user.id.clone(), user.name(), user.role)
 }
 
 /// A token handed to a client, with what goes with it.
@@ -123,16 +148,24 @@ pub struct Authority {
     key: Vec<u8>,
     secret: Option<String>,
     users: Option<UserStore>,
+    /// The daemon's own Unix user: who the local token (mode `none`) makes a caller.
+    owner: Principal,
+    /// A system daemon (`serve --system`): it serves every local user and runs jobs as their
+    /// submitters.
+    system: bool,
     pub limiter: limiter::LoginLimiter,
 }
 
 const KEY_FILE: &str = "auth.key";
 const SECRET_FILE: &str = "auth.secret";
+/// Mode `none`'s token: readable by the daemon's user alone (0600 in a 0700 directory), so
+/// presenting it proves the caller is that user (or root), as pueue's shared secret does.
+pub const LOCAL_TOKEN_FILE: &str = "local.token";
 
 impl Authority {
     /// Reads (or makes) the signing key and, in secret mode without a configured secret, the
     /// generated secret. The second value is a line to show once: the secret just generated.
-    pub fn open(config: AuthConfig, state_dir: &Path, db: &Path) -> Result<(Authority, Option<String>), AuthError> {
+    pub fn open(config: AuthConfig, owner: Principal, system: bool, state_dir: &Path, db: &Path) -> Result<(Authority, Option<String>), AuthError> {
         let key = read_or_create(&state_dir.join(KEY_FILE), || users::random_hex(32))?;
         let mut notice = None;
         let secret = match (config.mode, &config.secret) {
@@ -146,7 +179,8 @@ impl Authority {
                 }
                 Some(secret)
             }
-            _ => None,
+            (AuthMode::None, _) => Some(read_or_create(&state_dir.join(LOCAL_TOKEN_FILE), || users::random_hex(24))?),
+            (AuthMode::Users, _) => None,
         };
         let key = match &secret {
             Some(secret) => {
@@ -162,7 +196,7 @@ impl Authority {
             _ => None,
         };
         let limiter = limiter::LoginLimiter::new(config.login_attempts_per_minute, Duration::from_secs(60));
-        Ok((Authority { config, key, secret, users, limiter }, notice))
+        Ok((Authority { config, key, secret, users, owner, system, limiter }, notice))
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -173,14 +207,26 @@ impl Authority {
         &self.config
     }
 
-    /// Secret mode: whether `given` is the secret, compared in constant time.
+    /// Whether `given` is the secret (secret mode) or the local token (mode `none`), compared
+    /// in constant time: the admin, or the daemon's owner.
     pub fn check_secret(&self, given: &str) -> Result<Principal, AuthError> {
         let secret = self.secret.as_deref().ok_or(AuthError::WrongMode("secret"))?;
-        if bool::from(secret.as_bytes().ct_eq(given.as_bytes())) {
-            Ok(Principal { id: "admin".into(), name: "admin".into(), role: Role::Admin })
-        } else {
-            Err(AuthError::BadSecret)
+        if !bool::from(secret.as_bytes().ct_eq(given.as_bytes())) {
+            return Err(AuthError::BadSecret);
         }
+        Ok(match self.config.mode {
+            AuthMode::None => self.owner.clone(),
+            _ => Principal::account("admin", "admin", Role::Admin),
+        })
+    }
+
+    /// The daemon's own user.
+    pub fn owner(&self) -> &Principal {
+        &self.owner
+    }
+
+    pub fn system(&self) -> bool {
+        self.system
     }
 
     pub fn issue(&self, who: &Principal, kind: TokenKind) -> Issued {
@@ -189,7 +235,7 @@ impl Authority {
             TokenKind::Access => self.config.access_ttl,
         };
         let now = crate::model::now_ms() / 1000;
-        let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs() };
+        let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs(), uid: who.uid };
         Issued { token: token::sign(&self.key, &claims), csrf: claims.csrf, expires_s: ttl.as_secs() }
     }
 
@@ -207,7 +253,7 @@ impl Authority {
     /// changed role takes effect at once, not when the token expires). Blocks.
     pub fn current(&self, claims: &Claims) -> Result<Principal, AuthError> {
         match &self.users {
-            None => Ok(Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role }),
+            None => Ok(Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, uid: claims.uid }),
             Some(users) => {
                 let user = users.get(&claims.sub).map_err(|_| AuthError::BadToken)?;
                 if !user.is_active {
@@ -280,7 +326,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("gantry.db");
         let config = AuthConfig { mode: AuthMode::Secret, ..AuthConfig::default() };
-        let (first, notice) = Authority::open(config.clone(), dir.path(), &db).expect("open");
+        let owner = Principal::unix(0, "root", Role::Admin);
+        let (first, notice) = Authority::open(config.clone(), owner.clone(), false, dir.path(), &db).expect("open");
         let line = notice.expect("a generated secret is shown");
         let secret = std::fs::read_to_string(dir.path().join(SECRET_FILE)).expect("kept").trim().to_string();
         assert!(line.contains(&secret));
@@ -289,12 +336,12 @@ mod tests {
         let session = first.issue(&admin, TokenKind::Session);
 
         // The next start reads it and says nothing; its sessions stay valid.
-        let (second, notice) = Authority::open(config.clone(), dir.path(), &db).expect("reopen");
+        let (second, notice) = Authority::open(config.clone(), owner.clone(), false, dir.path(), &db).expect("reopen");
         assert!(notice.is_none());
         assert_eq!(second.verify(&session.token).expect("still valid").role, Role::Admin);
 
         // A configured secret replaces it, and the old sessions end.
-        let (third, _) = Authority::open(AuthConfig { secret: Some("another one".into()), ..config }, dir.path(), &db).expect("open");
+        let (third, _) = Authority::open(AuthConfig { secret: Some("another one".into()), ..config }, owner, false, dir.path(), &db).expect("open");
         assert!(matches!(third.verify(&session.token), Err(AuthError::BadToken)));
     }
 }

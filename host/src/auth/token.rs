@@ -21,6 +21,9 @@ pub struct Claims {
     pub csrf: String,
     pub iat: u64,
     pub exp: u64,
+    /// The bearer's Unix user, where the login had one (the daemon owner's local token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +78,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { sub: "u1".into(), name: "ada".into(), role: crate::auth::Role::User, kind: TokenKind::Access, csrf: "c".into(), iat: 1, exp }
+        Claims { sub: "u1".into(), name: "ada".into(), role: crate::auth::Role::User, kind: TokenKind::Access, csrf: "c".into(), iat: 1, exp, uid: None }
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct SubmitArgs {
     /// KEY=VALUE added to the job's environment (repeatable).
     #[arg(long, value_parser = parse_pair)]
     env: Vec<(String, String)>,
+    /// Send none of this shell's environment: the job gets only its login variables (HOME,
+    /// USER, SHELL, a default PATH) and --env. By default it gets this shell's environment, as
+    /// Slurm's `sbatch` does, so `conda activate` and `PATH` carry over.
+    #[arg(long)]
+    no_export: bool,
     /// KEY=VALUE label (repeatable).
     #[arg(long, value_parser = parse_pair)]
     label: Vec<(String, String)>,
@@ -82,7 +87,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         priority: args.priority,
         retries: args.retries,
         cwd,
-        env: args.env.into_iter().collect(),
+        env: exported(args.no_export).chain(args.env).collect(),
         labels: args.label.into_iter().collect(),
         after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
@@ -99,6 +104,14 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This shell's environment, less what gantry sets for each job or must not pass on (its own
+/// settings and tokens).
+fn exported(none: bool) -> impl Iterator<Item = (String, String)> {
+    std::env::vars()
+        .filter(move |_| !none)
+        .filter(|(name, _)| !(name.starts_with("GANTRY_") || matches!(name.as_str(), "CUDA_VISIBLE_DEVICES" | "CUDA_DEVICE_ORDER" | "_" | "OLDPWD" | "PWD" | "SHLVL")))
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -20,9 +20,14 @@ struct Cli {
     #[arg(long, global = true, env = "GANTRY_CONFIG")]
     config: Option<PathBuf>,
 
-    /// The daemon to talk to (default: the one serving this state directory).
+    /// The daemon to talk to over TCP (default: your own daemon's socket, else the system
+    /// daemon's, /run/gantry/gantry.sock).
     #[arg(long, global = true, env = "GANTRY_SERVER", value_name = "URL")]
     server: Option<String>,
+
+    /// A daemon's Unix socket: where `serve` listens, and where the other commands connect.
+    #[arg(long, global = true, env = "GANTRY_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
 
     /// A token for a daemon that needs a login: an API token (`gty_…`, from POST /api/v1/tokens)
     /// or the token a login returns.
@@ -77,14 +82,21 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command
+        && args.system()
+        && std::env::var_os("GANTRY_STATE_DIR").is_none()
+    {
+        // SAFETY: no other thread exists yet to read the environment concurrently.
+        unsafe { std::env::set_var("GANTRY_STATE_DIR", serve::SYSTEM_STATE_DIR) };
+    }
     // The daemon sets up its own logging, to its run log as well, once its configuration is read.
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing();
     }
-    let (server, token) = (cli.server, cli.token);
-    let client = |config: &Config| client::Client::connect(config, server.as_deref(), token.clone());
+    let (server, socket, token) = (cli.server, cli.socket, cli.token);
+    let client = |config: &Config| client::Client::connect(config, server.as_deref(), socket.as_deref(), token.clone());
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
-        Command::Serve(args) => serve::run(config, args),
+        Command::Serve(args) => serve::run(config, args, socket.clone()),
         Command::Submit(args) => jobs::submit(&client(&config)?, args),
         Command::Run(args) => jobs::run(&client(&config)?, args),
         Command::Stop { run } => jobs::stop(&client(&config)?, run),

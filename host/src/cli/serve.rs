@@ -5,10 +5,11 @@ use super::gpus::GpuModeArgs;
 use anyhow::Context;
 use clap::Args;
 use gantry::config::Config;
-use gantry::daemon::{serve, ServeOptions};
+use gantry::daemon::{serve, ServeOptions, SocketOptions};
 use parking_lot::Mutex;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::process::ExitCode;
 
@@ -18,6 +19,11 @@ pub struct ServeArgs {
     /// set, else 127.0.0.1:7070). Port 0 picks a free one.
     #[arg(long, env = "GANTRY_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve every local user, as root (the systemd unit's way): state in /var/lib/gantry, a
+    /// socket every user may connect to, each known by their uid, and jobs run as their
+    /// submitter.
+    #[arg(long)]
+    system: bool,
     #[command(flatten)]
     mode: GpuModeArgs,
 }
@@ -25,7 +31,22 @@ pub struct ServeArgs {
 /// A taken port moves to the next free one (saying so), as seed 001's server does.
 const PORT_TRIES: u16 = 20;
 
-pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Where a system daemon keeps its state and its socket.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/gantry";
+pub const SYSTEM_SOCKET: &str = "/run/gantry/gantry.sock";
+
+impl ServeArgs {
+    pub fn system(&self) -> bool {
+        self.system
+    }
+}
+
+/// `socket`: where to listen besides TCP (default: `gantry.sock` in the state directory, or
+/// /run/gantry/gantry.sock with --system).
+pub fn run(config: Config, args: ServeArgs, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if args.system && gantry::unix::euid() != 0 {
+        anyhow::bail!("--system serves every local user and runs their jobs as them, which needs root; run `gantry serve` for a daemon of your own");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gantry-async").build().context("starting the async runtime")?;
     // Seed 001's PORT, when nothing more specific says where.
     let port = std::env::var("PORT").ok().map(|p| p.parse::<u16>().with_context(|| format!("PORT={p} is not a port number"))).transpose()?;
@@ -49,7 +70,12 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             say(&format!("port {} is taken; listening on {} instead", wanted.port(), addr.port()));
         }
         say(&format!("serving http://{addr} (state in {})", config.state_dir.display()));
-        let options = ServeOptions { gpu_mode: mode, shim_program: None, notices: std::sync::Arc::new(say.clone()) };
+        let socket = SocketOptions {
+            path: socket.unwrap_or_else(|| if args.system { PathBuf::from(SYSTEM_SOCKET) } else { config.state_dir.join("gantry.sock") }),
+            shared: args.system,
+        };
+        say(&format!("serving {} for {}", socket.path.display(), if args.system { "every local user" } else { "this user" }));
+        let options = ServeOptions { gpu_mode: mode, shim_program: None, notices: std::sync::Arc::new(say.clone()), socket: Some(socket) };
         serve(config, options, listener, shutdown_signal()).await?;
         say("stopped; running jobs continue under their shims");
         Ok(ExitCode::SUCCESS)

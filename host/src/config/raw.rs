@@ -32,6 +32,9 @@ pub struct RawAuth {
     pub access_minutes: Option<u64>,
     pub refresh_days: Option<u64>,
     pub login_attempts_per_minute: Option<u32>,
+    pub admin_group: Option<String>,
+    pub privacy: Option<crate::auth::Privacy>,
+    pub accounts_may_submit: Option<bool>,
 }
 
 /// Seed 004's `gpu_manage.yaml` keys are accepted under their own names.

@@ -42,6 +42,9 @@ pub fn auth_config(raw: RawAuth, invalid: Invalid<'_>) -> Result<AuthConfig, Con
             Some(n) => n,
             None => defaults.login_attempts_per_minute,
         },
+        admin_group: raw.admin_group.filter(|g| !g.trim().is_empty()),
+        privacy: raw.privacy.unwrap_or_default(),
+        accounts_may_submit: raw.accounts_may_submit.unwrap_or(defaults.accounts_may_submit),
     })
 }
 

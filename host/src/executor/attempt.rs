@@ -18,6 +18,8 @@ pub enum ExecutorError {
     Corrupt { path: PathBuf, message: String },
     #[error("starting the shim {program}: {source}")]
     Spawn { program: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Start(String),
     #[error("attempt {path} is already running")]
     AlreadyRunning { path: PathBuf },
 }
@@ -34,11 +36,23 @@ pub struct AttemptSpec {
     /// Shell lines run in sequence in one shell; the first that fails ends the attempt.
     pub commands: Vec<String>,
     pub cwd: Option<PathBuf>,
-    /// Added to (and overriding) the daemon's own environment.
+    /// The job's environment, over the login variables of the user it runs as (`HOME`, `USER`,
+    /// `LOGNAME`, `SHELL`, a default `PATH`); nothing of the daemon's own environment.
     pub env: BTreeMap<String, String>,
+    /// The Unix user it runs as; `None`: the shim's own. A root shim drops to this user before
+    /// the job starts.
+    #[serde(default)]
+    pub user: Option<u32>,
+    /// The job's file-creation mask (the daemon keeps a stricter one for its own files).
+    #[serde(default = "default_umask")]
+    pub umask: u32,
     /// The log rotates past this size, keeping `log_keep` older files.
     pub log_max_bytes: u64,
     pub log_keep: u32,
+}
+
+fn default_umask() -> u32 {
+    0o022
 }
 
 /// How an attempt ended, as its shim recorded it.

@@ -11,6 +11,8 @@ pub struct RotatingLog {
     keep: u32,
     file: File,
     written: u64,
+    /// The user the files belong to, when that is not the writer.
+    owner: Option<(u32, u32)>,
 }
 
 impl RotatingLog {
@@ -19,7 +21,27 @@ impl RotatingLog {
     pub fn open(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<RotatingLog> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata()?.len();
-        Ok(RotatingLog { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written })
+        Ok(RotatingLog { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written, owner: None })
+    }
+
+    /// Hands the log, and every file it rotates into, to `uid`:`gid`, readable by them alone.
+    pub fn give_to(&mut self, uid: u32, gid: u32) -> std::io::Result<()> {
+        self.owner = Some((uid, gid));
+        self.own(&self.file)
+    }
+
+    fn own(&self, file: &File) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+    }
+
+    fn create(&self) -> std::io::Result<File> {
+        let file = File::create(&self.path)?;
+        self.own(&file)?;
+        Ok(file)
     }
 
     fn rotated(&self, n: u32) -> PathBuf {
@@ -30,14 +52,14 @@ impl RotatingLog {
 
     fn rotate(&mut self) -> std::io::Result<()> {
         if self.keep == 0 {
-            self.file = File::create(&self.path)?;
+            self.file = self.create()?;
         } else {
             let _ = std::fs::remove_file(self.rotated(self.keep));
             for n in (1..self.keep).rev() {
                 let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
             }
             std::fs::rename(&self.path, self.rotated(1))?;
-            self.file = File::create(&self.path)?;
+            self.file = self.create()?;
         }
         self.written = 0;
         Ok(())

@@ -47,6 +47,30 @@ fn tell_daemon_recorded() {
     }
 }
 
+/// What a job finds in `PATH` before its own environment says otherwise (Debian's login default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The Unix account the job runs as: the spec's user, else the shim's own.
+fn login(spec: &AttemptSpec) -> Result<Option<crate::unix::Account>, ExecutorError> {
+    let uid = spec.user.unwrap_or_else(crate::unix::euid);
+    match crate::unix::Account::by_uid(uid) {
+        Ok(account) => Ok(Some(account)),
+        // The shim's own user without a password entry (a container's arbitrary uid) still
+        // runs its jobs, without login variables; another user must exist.
+        Err(crate::unix::UsersError::NoUid(_)) if spec.user.is_none() => Ok(None),
+        Err(e) => Err(ExecutorError::Start(format!("the job's user: {e}"))),
+    }
+}
+
+/// Why the job's shell did not start, in the user's terms.
+fn start_failure(spec: &AttemptSpec, account: Option<&crate::unix::Account>, error: &std::io::Error) -> String {
+    let user = account.map_or_else(String::new, |a| format!(" as {}", a.name));
+    match &spec.cwd {
+        Some(cwd) => format!("cannot start the job{user} in {}: {error}", cwd.display()),
+        None => format!("cannot start the job{user}: {error}"),
+    }
+}
+
 /// Runs the attempt in `dir`.
 pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     let io = |what: &'static str| move |e: std::io::Error| ExecutorError::Io { path: dir.join(what), source: e };
@@ -70,6 +94,12 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     })?;
     let mut log = RotatingLog::open(&dir.join(LOG), spec.log_max_bytes, spec.log_keep).map_err(io(LOG))?;
 
+    let account = login(&spec)?;
+    if let Some(account) = account.as_ref().filter(|a| a.uid != crate::unix::euid()) {
+        // The job's output belongs to the user it runs as, and to nobody else.
+        log.give_to(account.uid, account.gid).map_err(io(LOG))?;
+    }
+
     let (out_r, out_w) = pipe().map_err(io(LOG))?;
     let out_w2 = out_w.try_clone().map_err(io(LOG))?;
     let (go_r, go_w) = pipe().map_err(io(SHIM))?;
@@ -80,14 +110,51 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     let script = format!("read -r _ || exit 125\nexec </dev/null\nset -e\n{}\n", spec.commands.join("\n"));
     let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
     let mut cmd = Command::new(shell);
-    cmd.arg("-c").arg(script).envs(&spec.env).stdin(Stdio::from(go_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
-    // Its own process group, which cancellation signals as a whole. Nothing runs between fork
-    // and exec, so the standard library starts it with posix_spawn.
-    cmd.process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
+    cmd.arg("-c").arg(script).stdin(Stdio::from(go_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
+    // Nothing of the daemon's environment: the login variables of the user, then the job's own.
+    cmd.env_clear().env("PATH", DEFAULT_PATH);
+    if let Some(account) = &account {
+        cmd.env("HOME", &account.home).env("USER", &account.name).env("LOGNAME", &account.name).env("SHELL", &account.shell);
     }
-    let child = cmd.spawn().map_err(io(SPEC))?;
+    cmd.envs(&spec.env);
+    // Its own process group, which cancellation signals as a whole.
+    cmd.process_group(0);
+    let drop_to = account.as_ref().filter(|a| a.uid != crate::unix::euid());
+    match (drop_to, &spec.cwd) {
+        // Another user's job: the only code between fork and exec takes their groups and ids,
+        // then enters the working directory as them, so a directory they may not enter fails
+        // the start. (Otherwise nothing runs there and the standard library uses posix_spawn.)
+        (Some(account), cwd) => {
+            let (uid, gid, groups) = (account.uid, account.gid, account.groups.clone());
+            let cwd = cwd.as_ref().map(|c| std::ffi::CString::new(c.as_os_str().as_encoded_bytes())).transpose().map_err(|_| ExecutorError::Corrupt { path: dir.join(SPEC), message: "the working directory contains a NUL byte".into() })?;
+            // SAFETY: only async-signal-safe system calls on data prepared before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if let Some(cwd) = &cwd
+                        && libc::chdir(cwd.as_ptr()) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        (None, Some(cwd)) => {
+            cmd.current_dir(cwd);
+        }
+        (None, None) => {}
+    }
+    // The job gets the user's file-creation mask, the shim keeps the daemon's (only this thread
+    // exists yet, so nothing else creates files meanwhile).
+    // SAFETY: umask only swaps the process's mask.
+    let ours = unsafe { libc::umask(spec.umask as libc::mode_t) };
+    let spawned = cmd.spawn();
+    // SAFETY: as above.
+    unsafe { libc::umask(ours) };
+    let child = spawned.map_err(|e| ExecutorError::Start(start_failure(&spec, account.as_ref(), &e)))?;
     drop(cmd);
     let started_ms = now_ms();
     let pid = std::process::id();

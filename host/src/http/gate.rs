@@ -3,6 +3,8 @@
 //! handlers as an `Extension<Principal>`.
 
 use super::error::ApiError;
+use super::peer::Peer;
+use axum::extract::ConnectInfo;
 use crate::model::{Principal, Role};
 use crate::service::{Credential, Service};
 use axum::extract::{Request, State};
@@ -83,15 +85,17 @@ fn credential(headers: &HeaderMap) -> Credential {
     }
 }
 
-/// Every route's check: authenticates the caller, refuses a role below the route's access
-/// level, and hands the [`Principal`] to the handler.
+/// Every route's check: authenticates the caller (by the kernel's word on a Unix socket, by
+/// what the request carries on TCP), refuses a role below the route's access level, and hands
+/// the [`Principal`] to the handler.
 pub async fn gate(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     if gate.access == Access::Public {
         return next.run(request).await;
     }
-    let found = match gate.service.open_access() {
-        Some(local) => Ok(local),
-        None => {
+    let peer = request.extensions().get::<ConnectInfo<Peer>>().map(|info| info.0);
+    let found = match peer {
+        Some(Peer::Unix { uid }) => gate.service.unix_caller(uid).await,
+        Some(Peer::Tcp(_)) | None => {
             let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
             gate.service.authenticate(credential(request.headers()), changes).await
         }

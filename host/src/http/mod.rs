@@ -3,7 +3,7 @@
 //! service call and shape its answer; nothing here reads files, SQL, NVML or plugins.
 //!
 //! - `error`: the `{error, detail}` shape and extractors that answer in it;
-//! - `gate`: the access check of every route;
+//! - `gate`: the access check of every route; `peer`: who a connection comes from;
 //! - `routes`: the route table the router, the gate and the OpenAPI document are made from;
 //! - `openapi`: the API's description;
 //! - `v1`: gantry's own routes; `compat`: the seed systems' routes.
@@ -12,10 +12,12 @@ mod compat;
 pub mod error;
 mod gate;
 mod openapi;
+mod peer;
 mod routes;
 mod v1;
 
 pub use gate::{Access, COOKIE};
+pub use peer::Peer;
 
 use crate::service::Service;
 use std::sync::Arc;

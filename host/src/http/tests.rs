@@ -38,16 +38,20 @@ async fn app_with(extra: &str, plugins: &[(&str, &str)]) -> App {
     config.plugins.cache_dir = crate::testing::shared_cache();
     // No job runs in these tests: any existing file stands in for the shim.
     let shim = std::env::current_exe().expect("test binary");
-    let options = ServeOptions { gpu_mode: GpuMode::Simulate("2".parse().expect("spec")), shim_program: Some(shim), notices: Arc::new(|_: &str| {}) };
+    let options = ServeOptions { gpu_mode: GpuMode::Simulate("2".parse().expect("spec")), shim_program: Some(shim), notices: Arc::new(|_: &str| {}), socket: None };
     let started = start(config, &options).await.expect("the daemon's parts start");
     let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("addr");
-    let router = router(started.service.clone()).layer(axum::extract::connect_info::MockConnectInfo(addr));
+    let router = router(started.service.clone()).layer(axum::extract::connect_info::MockConnectInfo(crate::http::Peer::Tcp(addr)));
     App { router, state, _started: started }
 }
 
 impl App {
     async fn call(&self, method: Method, uri: &str, content_type: Option<&str>, body: &str) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
+        // Mode `none` over TCP: the daemon's own user, by its local token.
+        if let Ok(token) = std::fs::read_to_string(self.state.path().join(crate::auth::LOCAL_TOKEN_FILE)) {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()));
+        }
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }

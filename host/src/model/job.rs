@@ -208,6 +208,13 @@ pub struct Job {
     pub reason: Option<String>,
     /// Dependencies resolved to job ids.
     pub after: Vec<JobId>,
+    /// The Unix user its attempts run as; `None`: the daemon's own.
+    #[serde(default)]
+    pub run_as: Option<u32>,
+    /// Shown to someone who may not see its command, environment and working directory, which
+    /// are left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 impl Job {
@@ -217,6 +224,16 @@ impl Job {
 
     pub fn retries(&self, default: u32) -> u32 {
         self.spec.retries.unwrap_or(default)
+    }
+
+    /// The job as others see it: that it exists, its queue, GPUs, state and times (as `squeue`
+    /// shows them), not what it runs or with which secrets.
+    pub fn redacted(mut self) -> Job {
+        self.spec.commands.clear();
+        self.spec.env.clear();
+        self.spec.cwd = None;
+        self.redacted = true;
+        self
     }
 
     /// The GPUs it holds now: its attempt's, while it runs.

@@ -29,12 +29,21 @@ pub struct Principal {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// The Unix user whose rights the caller has: known from the socket (`SO_PEERCRED`), or the
+    /// daemon's owner behind its local token, or the Unix user a web account is bound to.
+    /// `None`: a login with no Unix identity (a secret, an unbound account).
+    pub uid: Option<u32>,
 }
 
 impl Principal {
-    /// The caller of a daemon without authentication.
-    pub fn local() -> Principal {
-        Principal { id: "local".into(), name: "local".into(), role: Role::Admin }
+    /// A caller known by login only.
+    pub fn account(id: impl Into<String>, name: impl Into<String>, role: Role) -> Principal {
+        Principal { id: id.into(), name: name.into(), role, uid: None }
+    }
+
+    /// A local Unix user, by uid and login name.
+    pub fn unix(uid: u32, name: impl Into<String>, role: Role) -> Principal {
+        Principal { id: format!("unix:{uid}"), name: name.into(), role, uid: Some(uid) }
     }
 
     /// The jobs this caller may see and change: users only their own, everyone else all of them

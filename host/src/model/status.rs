@@ -81,6 +81,8 @@ pub struct RunningJob {
     pub memory_mib: u64,
     pub started_ms: u64,
     pub commands: Vec<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// The whole scheduler at a glance (`gantry status`).
@@ -120,6 +122,7 @@ pub struct CurrentJob {
     pub position: usize,
     pub first_command: String,
     pub gpus: Vec<u32>,
+    pub owner: Option<String>,
 }
 
 /// What an account has used here (`/auth/users/me`).

@@ -58,6 +58,7 @@ pub struct NewJob {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     jobs: Vec<NewJob>,
+    run_as: Option<u32>,
 }
 
 impl Batch {
@@ -102,7 +103,7 @@ impl Batch {
             let names: Vec<String> = cycle.iter().map(|&i| specs[i].key.clone().unwrap_or_else(|| format!("jobs[{i}]"))).collect();
             return Err(FieldError::new("after", format!("dependency cycle: {}", names.join(" → "))));
         }
-        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after }).collect() })
+        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after }).collect(), run_as: None })
     }
 
     pub fn jobs(&self) -> &[NewJob] {
@@ -117,6 +118,16 @@ impl Batch {
                 job.spec.owner = Some(owner.to_string());
             }
         }
+    }
+
+    /// The Unix user the batch's jobs run as (`None`: the daemon's own), decided from who
+    /// submitted it, never from the body.
+    pub fn set_run_as(&mut self, uid: Option<u32>) {
+        self.run_as = uid;
+    }
+
+    pub fn run_as(&self) -> Option<u32> {
+        self.run_as
     }
 
     pub fn len(&self) -> usize {

@@ -40,6 +40,9 @@ pub struct SchedulerOptions {
     pub simulation: Option<String>,
     /// Working directory of jobs that name none.
     pub work_dir: Option<PathBuf>,
+    /// The file-creation mask jobs get: the one the daemon was started with, before it took
+    /// a private one for its own files.
+    pub job_umask: u32,
     pub metrics: Arc<crate::metrics::SchedulerMetrics>,
 }
 

@@ -31,20 +31,58 @@ impl Service {
         self.auth.mode()
     }
 
-    /// Without logins every caller is the local admin, whatever the request carries: the gate
-    /// asks this first and looks at no credential then.
-    pub fn open_access(&self) -> Option<Principal> {
-        (self.auth.mode() == AuthMode::None).then(Principal::local)
+    /// A caller on the Unix socket, by the uid the kernel gave: root, the daemon's own user and
+    /// members of `auth.admin_group` are admins; on a system daemon every other local user may
+    /// use it for their own work; any other daemon is its user's alone.
+    pub async fn unix_caller(&self, uid: Option<u32>) -> Result<Principal, ServiceError> {
+        let uid = uid.ok_or_else(|| ServiceError::Forbidden("the kernel did not say who is calling on this socket".into()))?;
+        let (owner, system) = (self.auth.owner().clone(), self.auth.system());
+        let admin_group = self.auth.config().admin_group.clone();
+        off_thread(move || {
+            let account = crate::unix::Account::by_uid(uid).ok();
+            let name = account.as_ref().map_or_else(|| format!("uid{uid}"), |a| a.name.clone());
+            let in_admin_group = match (&account, admin_group) {
+                (Some(account), Some(group)) => crate::unix::users::group_gid(&group).is_ok_and(|gid| account.in_group(gid)),
+                _ => false,
+            };
+            let role = if uid == 0 || Some(uid) == owner.uid || in_admin_group {
+                Role::Admin
+            } else if system {
+                Role::User
+            } else {
+                return Err(ServiceError::Forbidden(format!("this gantry daemon belongs to {}; {name} (uid {uid}) may not use it", owner.name)));
+            };
+            Ok(Principal::unix(uid, name, role))
+        })
+        .await
+    }
+
+    /// Whose rights a file read for `who` has: their Unix user's, or the daemon's for an admin
+    /// without a Unix identity. Anyone else may have no file read for them.
+    pub(super) async fn reader(&self, who: &Principal) -> Result<Option<crate::unix::Account>, ServiceError> {
+        match who.uid {
+            Some(uid) => {
+                let name = who.name.clone();
+                off_thread(move || crate::unix::Account::by_uid(uid).map(Some).map_err(|e| ServiceError::Forbidden(format!("reading files as {name}: {e}")))).await
+            }
+            None if who.role == Role::Admin => Ok(None),
+            None => Err(ServiceError::Forbidden(format!("{} is not bound to a Unix user, so gantry reads no files for it", who.name))),
+        }
+    }
+
+    /// A text file read with `who`'s rights (see [`Service::reader`]).
+    pub(super) async fn read_as(&self, who: &Principal, file: std::path::PathBuf, max_bytes: u64) -> Result<String, ServiceError> {
+        super::runs::read_as(self.reader(who).await?, file, max_bytes).await
     }
 
     /// The caller behind `credential`. `changes` says whether the request changes something,
     /// which a cookie alone may not do from a foreign page.
     pub async fn authenticate(&self, credential: Credential, changes: bool) -> Result<Principal, ServiceError> {
-        if let Some(local) = self.open_access() {
-            return Ok(local);
-        }
         let claims = match credential {
+            Credential::None if self.auth.mode() == AuthMode::None => return Err(AuthError::NoLocalToken.into()),
             Credential::None => return Err(AuthError::NoCredentials.into()),
+            // Mode `none`'s local token, as it is kept in the state directory.
+            Credential::Bearer(token) if self.auth.mode() == AuthMode::None && !token.contains('.') => return Ok(self.auth.check_secret(&token).map_err(|_| AuthError::BadToken)?),
             Credential::Bearer(token) if token.starts_with("gty_") => {
                 let auth = self.auth.clone();
                 return off_thread(move || auth.api_token(&token)).await;
@@ -81,13 +119,12 @@ impl Service {
     pub async fn login(&self, addr: IpAddr, password: String, username: Option<String>) -> Result<Issued, ServiceError> {
         self.limited(addr, async {
             let who = match self.auth.mode() {
-                AuthMode::None => Principal::local(),
-                AuthMode::Secret => self.auth.check_secret(&password)?,
+                AuthMode::None | AuthMode::Secret => self.auth.check_secret(&password)?,
                 AuthMode::Users => {
                     let email = username.ok_or_else(|| crate::model::FieldError::new("username", "this server has accounts; give the e-mail"))?;
                     let auth = self.auth.clone();
                     let user = off_thread(move || auth.login(&email, &password)).await?;
-                    Principal { id: user.id.clone(), name: user.email.clone(), role: user.role }
+                    Principal::account(user.id.clone(), user.email.clone(), user.role)
                 }
             };
             Ok(self.auth.issue(&who, TokenKind::Session))
@@ -105,7 +142,7 @@ impl Service {
                 Ok::<_, AuthError>((user, access, refresh))
             }))
             .await?;
-        let session = self.auth.issue(&Principal { id: user.id, name: user.email, role: user.role }, TokenKind::Session);
+        let session = self.auth.issue(&Principal::account(user.id, user.email, user.role), TokenKind::Session);
         Ok(LoginReply { session, access, refresh })
     }
 

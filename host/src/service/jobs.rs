@@ -2,10 +2,10 @@
 //! there), their logs, the queues, the scheduler's status, and the stream of what changes.
 
 use super::{off_thread, Service, ServiceError};
-use crate::auth::AuthMode;
 use crate::executor;
 use crate::gpu::GpuSummary;
-use crate::model::{Batch, Event, Job, JobFilter, JobId, Principal, QueueState, QueueStatus, Role, RunId, Status};
+use crate::auth::Privacy;
+use crate::model::{Batch, Event, FieldError, Scope, Job, JobFilter, JobId, Principal, QueueState, QueueStatus, Role, RunId, Status};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -44,21 +44,69 @@ const LOG_CHUNK: usize = 1 << 20;
 const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Service {
-    /// Commits a checked batch. Where callers log in, a job is owned by whoever submits it;
-    /// only an admin may submit in someone else's name. Without logins the spec's owner stands.
+    /// Commits a checked batch, owned by its submitter (see [`Service::claim`]).
     pub async fn submit(&self, who: &Principal, mut batch: Batch) -> Result<Vec<JobId>, ServiceError> {
-        if self.auth.mode() != AuthMode::None {
-            batch.stamp_owner(&who.name, who.role == Role::Admin);
-        }
+        self.claim(who, &mut batch)?;
         Ok(self.scheduler.submit(batch).await?)
     }
 
+    /// Whose a batch's jobs are, and as which Unix user they run; never what the body says,
+    /// except where the caller could become that user anyway.
+    ///
+    /// On a system daemon, jobs run as their submitter's Unix user; only root may submit in
+    /// another user's name, and those jobs run as that user. An admin without a Unix identity
+    /// (seed 001's secret, a web admin) acts as the daemon's user, as every admin's changes to
+    /// plugins and configuration do; any other login must be bound to a Unix user.
+    ///
+    /// Any other daemon runs every job as its own user, so only that user (and admins) submit
+    /// there, unless `auth.accounts_may_submit` lets web accounts do so knowingly. An admin may
+    /// name another owner there, which only labels the job.
+    pub(super) fn claim(&self, who: &Principal, batch: &mut Batch) -> Result<(), ServiceError> {
+        if !self.auth.system() {
+            if who.role != Role::Admin && who.uid.is_none() && !self.auth.config().accounts_may_submit {
+                let owner = &self.auth.owner().name;
+                return Err(ServiceError::Forbidden(format!(
+                    "jobs on this daemon run as its user {owner}, so only admins submit here (set auth.accounts_may_submit = true to let every account run commands as {owner})"
+                )));
+            }
+            batch.stamp_owner(&who.name, who.role == Role::Admin);
+            return Ok(());
+        }
+        batch.stamp_owner(&who.name, who.uid == Some(0));
+        let owners: std::collections::BTreeSet<&str> = batch.jobs().iter().filter_map(|j| j.spec.owner.as_deref()).collect();
+        let run_as = match (who.uid, owners.into_iter().collect::<Vec<_>>().as_slice()) {
+            (Some(0), [owner]) if *owner != who.name => {
+                let account = crate::unix::Account::by_name(owner).map_err(|e| FieldError::new("owner", e.to_string()))?;
+                Some(account.uid)
+            }
+            (Some(0), [_, _, ..]) => return Err(FieldError::new("owner", "the jobs of one submission run as one user; submit each owner's jobs apart").into()),
+            (Some(uid), _) => Some(uid),
+            (None, _) if who.role == Role::Admin => None,
+            (None, _) => return Err(ServiceError::Forbidden(format!("{} is not bound to a Unix user, and jobs here run as their submitter's (an admin binds accounts)", who.name))),
+        };
+        batch.set_run_as(run_as);
+        Ok(())
+    }
+
+    /// Every job matching `filter`; other users' without what they run unless
+    /// `auth.privacy = "open"`.
     pub async fn jobs(&self, who: &Principal, filter: JobFilter) -> Result<Vec<Job>, ServiceError> {
-        Ok(self.scheduler.jobs(filter, who.scope()).await?)
+        let jobs = self.scheduler.jobs(filter, Scope::All).await?;
+        let sees = self.sees(who);
+        Ok(jobs.into_iter().map(|job| if sees.allows(job.spec.owner.as_deref()) { job } else { job.redacted() }).collect())
     }
 
     pub async fn job(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
-        Ok(self.scheduler.job(id, who.scope()).await?)
+        let job = self.scheduler.job(id, Scope::All).await?;
+        Ok(if self.sees(who).allows(job.spec.owner.as_deref()) { job } else { job.redacted() })
+    }
+
+    /// Whose commands, environments and logs `who` sees in full.
+    pub(super) fn sees(&self, who: &Principal) -> Scope {
+        match self.auth.config().privacy {
+            Privacy::Open => Scope::All,
+            Privacy::Closed => who.scope(),
+        }
     }
 
     pub async fn cancel(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
@@ -77,8 +125,14 @@ impl Service {
         Ok(self.scheduler.retry(id, who.scope()).await?)
     }
 
-    pub async fn status(&self) -> Result<Status, ServiceError> {
-        Ok(self.scheduler.status().await?)
+    /// The scheduler at a glance; other users' running commands left out as in [`Service::jobs`].
+    pub async fn status(&self, who: &Principal) -> Result<Status, ServiceError> {
+        let mut status = self.scheduler.status().await?;
+        let sees = self.sees(who);
+        for job in status.running.iter_mut().filter(|j| !sees.allows(j.owner.as_deref())) {
+            job.commands.clear();
+        }
+        Ok(status)
     }
 
     /// Queues, those of one run if `run` says so.
@@ -94,7 +148,7 @@ impl Service {
     /// Reads an attempt's log (the latest attempt unless one is named) from `offset`, if the
     /// caller may see the job.
     pub async fn log(&self, who: &Principal, id: JobId, attempt: Option<u32>, offset: u64) -> Result<LogChunk, ServiceError> {
-        let job = self.scheduler.job(id, who.scope()).await?;
+        let job = self.scheduler.job(id, self.sees(who)).await?;
         let chosen = match attempt {
             Some(n) => job.attempts.iter().find(|a| a.number == n).ok_or(ServiceError::NoAttempt { job: id, attempt: n })?,
             None => match job.attempts.last() {

@@ -4,7 +4,7 @@
 
 use super::{off_thread, Service, ServiceError};
 use crate::log_access::Binding;
-use crate::model::{iso_time, now_ms, RunId, RunMode};
+use crate::model::{iso_time, now_ms, Principal, RunId, RunMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -17,11 +17,12 @@ impl Service {
         super::run_log::path(&self.config.read().server.log_dir, run)
     }
 
-    /// Binds `log_path` to process `process_index` of queue `queue_id` of a command file.
-    pub async fn bind_log(&self, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32, log_path: PathBuf) -> Result<Binding, ServiceError> {
-        let binding = Binding { mode: mode.as_str().into(), config_index, queue_id, process_index, log_path, bound_at: iso_time(now_ms()) };
-        let logs = self.logs.clone();
-        off_thread(move || logs.bind(binding)).await
+    /// Binds `log_path` to process `process_index` of queue `queue_id` of a command file: a file
+    /// the caller may read.
+    pub async fn bind_log(&self, who: &Principal, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32, log_path: PathBuf) -> Result<Binding, ServiceError> {
+        let binding = Binding { mode: mode.as_str().into(), config_index, queue_id, process_index, log_path, bound_at: iso_time(now_ms()), dev: 0, ino: 0 };
+        let (logs, reader) = (self.logs.clone(), self.reader(who).await?);
+        off_thread(move || logs.bind(binding, reader.as_ref())).await
     }
 
     pub async fn unbind_log(&self, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32) -> Result<(), ServiceError> {
@@ -35,16 +36,17 @@ impl Service {
     }
 
     /// The end of the log bound to a process of a command file: its path and last `lines` lines.
-    pub async fn bound_log(&self, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32, lines: Option<usize>) -> Result<(PathBuf, String), ServiceError> {
+    pub async fn bound_log(&self, who: &Principal, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32, lines: Option<usize>) -> Result<(PathBuf, String), ServiceError> {
         let key = Binding::key(mode.as_str(), config_index, queue_id, process_index);
         let path = self.logs.bound(&key)?;
-        let content = self.read_log_file(path.clone(), lines).await?;
+        let content = self.read_log_file(who, path.clone(), lines).await?;
         Ok((path, content))
     }
 
-    /// The last `lines` lines of a log file the caller may read (see [`crate::log_access`]).
-    pub async fn read_log_file(&self, path: PathBuf, lines: Option<usize>) -> Result<String, ServiceError> {
-        let logs = self.logs.clone();
-        off_thread(move || logs.tail(&path, lines.unwrap_or(DEFAULT_LINES))).await
+    /// The last `lines` lines of a log file gantry may serve (see [`crate::log_access`]) and
+    /// the caller may read.
+    pub async fn read_log_file(&self, who: &Principal, path: PathBuf, lines: Option<usize>) -> Result<String, ServiceError> {
+        let (logs, reader) = (self.logs.clone(), self.reader(who).await?);
+        off_thread(move || logs.tail(&path, lines.unwrap_or(DEFAULT_LINES), reader.as_ref())).await
     }
 }

@@ -147,6 +147,12 @@ pub enum ServiceError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Task(#[from] crate::tasks::TaskError),
+    /// The caller may not do this (a local user on another user's daemon, say).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A file read with the caller's rights that could not be, or may not be, read.
+    #[error(transparent)]
+    Read(#[from] crate::unix::OpenError),
     #[error("{0}")]
     Internal(String),
 }
@@ -163,6 +169,8 @@ pub enum ErrorKind {
     /// Well-formed but not acceptable: a field's value, a file's content.
     Invalid,
     RateLimited,
+    /// A file or body over its size limit.
+    TooLarge,
     /// A part the request needs is not working now (the parser plugin, the scheduler stopping).
     Unavailable,
     /// Our fault; the client learns nothing more, the daemon's log has the cause.
@@ -209,12 +217,13 @@ impl ServiceError {
                 E::Field { .. } | E::Config(_) => (Invalid, "invalid"),
             },
             ServiceError::LogAccess(e) => match e {
-                L::Outside(_) => (Forbidden, "forbidden"),
+                L::Outside(_) | L::Replaced(_) => (Forbidden, "forbidden"),
+                L::Open(e) => open_kind(e),
                 L::Unbound(_) | L::Io { .. } => (NotFound, "not_found"),
                 L::Invalid { .. } => (BadRequest, "path"),
             },
             ServiceError::Auth(e) => match e {
-                A::BadCredentials | A::BadSecret | A::BadToken | A::NoCredentials => (Unauthorized, "unauthorized"),
+                A::BadCredentials | A::BadSecret | A::BadToken | A::NoCredentials | A::NoLocalToken => (Unauthorized, "unauthorized"),
                 A::Inactive | A::RegistrationClosed => (Forbidden, "forbidden"),
                 A::NoSuchUser => (NotFound, "not_found"),
                 A::Invalid { .. } => (Invalid, "invalid"),
@@ -228,8 +237,22 @@ impl ServiceError {
                 crate::tasks::TaskError::Unknown(_) => (NotFound, "not_found"),
                 crate::tasks::TaskError::Invalid { .. } => (Invalid, "invalid"),
             },
+            ServiceError::Forbidden(_) => (Forbidden, "forbidden"),
+            ServiceError::Read(e) => open_kind(e),
             ServiceError::Internal(_) => (Internal, "internal"),
         }
+    }
+}
+
+/// A file that could not be opened for a caller: missing, theirs to be refused, or unfit.
+fn open_kind(e: &crate::unix::OpenError) -> (ErrorKind, &'static str) {
+    use crate::unix::OpenError as O;
+    match e {
+        O::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::NotFound, "not_found"),
+        O::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => (ErrorKind::Forbidden, "forbidden"),
+        O::Io { .. } | O::NotRegular(_) => (ErrorKind::Invalid, "file"),
+        O::HardLink(_) | O::NotPossible { .. } => (ErrorKind::Forbidden, "forbidden"),
+        O::TooLarge { .. } => (ErrorKind::TooLarge, "too_large"),
     }
 }
 

@@ -43,13 +43,15 @@ fn running_of<'a>(runs: &'a [RunStatus], file: &Path) -> Option<&'a RunStatus> {
 
 impl Service {
     /// Loads a command file as a run; its queue ids become queues of the run.
+    /// The file is read with the caller's rights: gantry reads for no one what they could not
+    /// read themselves.
     pub async fn start_run(&self, who: &Principal, file: PathBuf, mode: Option<RunMode>) -> Result<RunStatus, ServiceError> {
-        let request = self.run_request(who, file, mode, false).await?;
+        let text = self.read_as(who, file.clone(), MAX_FILE_BYTES).await?;
+        let request = self.run_request(who, file, text, mode, false).await?;
         Ok(self.scheduler.start_run(request).await?)
     }
 
-    async fn run_request(&self, who: &Principal, file: PathBuf, mode: Option<RunMode>, exclusive: bool) -> Result<RunRequest, ServiceError> {
-        let text = read_command_file(&file).await?;
+    async fn run_request(&self, who: &Principal, file: PathBuf, text: String, mode: Option<RunMode>, exclusive: bool) -> Result<RunRequest, ServiceError> {
         let job_file = self.parse(&file, mode.map(parse_mode), text).await?;
         let mode = match job_file.mode {
             ParseMode::Single => RunMode::Single,
@@ -69,9 +71,7 @@ impl Service {
             })
             .collect();
         let mut batch = Batch::new(specs)?;
-        if self.auth.mode() != crate::auth::AuthMode::None {
-            batch.stamp_owner(&who.name, false);
-        }
+        self.claim(who, &mut batch)?;
         Ok(RunRequest { file, mode, batch, exclusive })
     }
 
@@ -109,7 +109,9 @@ impl Service {
     /// check and the start are one step of the scheduler, so two starts can't both pass it.
     pub async fn start_command_file(&self, who: &Principal, mode: RunMode, index: u32) -> Result<StartedRun, ServiceError> {
         let file = self.config.read().command_files.path(mode, index);
-        let request = self.run_request(who, file.clone(), Some(mode), true).await?;
+        // The daemon's own configured files, which admins write through the API.
+        let text = read_as(None, file.clone(), MAX_FILE_BYTES).await?;
+        let request = self.run_request(who, file.clone(), text, Some(mode), true).await?;
         let status = self.scheduler.start_run(request).await?;
         Ok(StartedRun { log_file: self.run_log_path(status.run.id), config_file: file, status })
     }
@@ -141,9 +143,13 @@ impl Service {
     }
 
     /// Each running run with its queues' progress, and which numbered command file it runs.
-    pub async fn run_progress(&self) -> Result<Vec<(RunProgress, Option<(RunMode, u32)>)>, ServiceError> {
+    pub async fn run_progress(&self, who: &Principal) -> Result<Vec<(RunProgress, Option<(RunMode, u32)>)>, ServiceError> {
         let files = self.config.read().command_files.clone();
-        let progress = self.scheduler.progress().await?;
+        let mut progress = self.scheduler.progress().await?;
+        let sees = self.sees(who);
+        for current in progress.iter_mut().flat_map(|p| p.queues.iter_mut()).filter_map(|q| q.current.as_mut()).filter(|c| !sees.allows(c.owner.as_deref())) {
+            current.first_command.clear();
+        }
         off_thread(move || Ok::<_, ServiceError>(progress.into_iter().map(|p| {
             let located = files.locate(&p.status.run.file);
             (p, located)
@@ -152,14 +158,19 @@ impl Service {
     }
 }
 
-/// A command file's text, read by the daemon.
-async fn read_command_file(file: &Path) -> Result<String, ServiceError> {
-    let error = |message: String| ServiceError::File { path: file.to_path_buf(), message };
-    let size = tokio::fs::metadata(file).await.map_err(|e| error(e.to_string()))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(error(format!("{size} bytes; a command file may have at most {MAX_FILE_BYTES}")));
-    }
-    tokio::fs::read_to_string(file).await.map_err(|e| error(e.to_string()))
+/// A text file's content, opened as `reader` (`None`: with the daemon's rights): a regular file
+/// of at most `max_bytes`.
+pub(super) async fn read_as(reader: Option<crate::unix::Account>, file: PathBuf, max_bytes: u64) -> Result<String, ServiceError> {
+    off_thread(move || {
+        use std::io::Read;
+        let limit = crate::unix::ReadLimit { max_bytes: Some(max_bytes), single_link: false };
+        let (mut opened, meta) = crate::unix::open_as(&file, reader.as_ref(), limit)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        // A file that grows while it is read stops at the limit all the same.
+        (&mut opened).take(max_bytes).read_to_end(&mut bytes).map_err(|e| ServiceError::File { path: file.clone(), message: e.to_string() })?;
+        String::from_utf8(bytes).map_err(|_| ServiceError::File { path: file, message: "is not UTF-8 text".into() })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -182,8 +182,8 @@ fn scheduler_row(progress: &RunProgress, config_index: Option<u32>) -> Value {
     })
 }
 
-async fn running(State(service): Shared) -> ApiResult<Json<Value>> {
-    let schedulers: Vec<Value> = service.run_progress().await?.iter().map(|(progress, located)| scheduler_row(progress, located.map(|(_, i)| i))).collect();
+async fn running(State(service): Shared, Extension(who): Extension<Principal>) -> ApiResult<Json<Value>> {
+    let schedulers: Vec<Value> = service.run_progress(&who).await?.iter().map(|(progress, located)| scheduler_row(progress, located.map(|(_, i)| i))).collect();
     Ok(Json(json!({ "schedulers": schedulers })))
 }
 
@@ -216,10 +216,10 @@ async fn bind_params(request: axum::extract::Request) -> ApiResult<BindParams> {
     }
 }
 
-async fn bind(State(service): Shared, request: axum::extract::Request) -> ApiResult<Json<Value>> {
+async fn bind(State(service): Shared, Extension(who): Extension<Principal>, request: axum::extract::Request) -> ApiResult<Json<Value>> {
     let params = bind_params(request).await?;
     let log_path = params.log_path.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "`log_path`: the log file to bind is missing"))?;
-    let bound = service.bind_log(params.mode, params.config_index, params.queue_id, params.process_index, log_path).await?;
+    let bound = service.bind_log(&who, params.mode, params.config_index, params.queue_id, params.process_index, log_path).await?;
     Ok(Json(json!({ "success": true, "message": "log bound", "binding": bound })))
 }
 
@@ -233,8 +233,8 @@ async fn bindings(State(service): Shared) -> Json<BTreeMap<String, Binding>> {
     Json(service.log_bindings())
 }
 
-async fn content(State(service): Shared, Params(params): Params<BindParams>) -> ApiResult<Json<Value>> {
-    let (path, content) = service.bound_log(params.mode, params.config_index, params.queue_id, params.process_index, params.lines).await?;
+async fn content(State(service): Shared, Extension(who): Extension<Principal>, Params(params): Params<BindParams>) -> ApiResult<Json<Value>> {
+    let (path, content) = service.bound_log(&who, params.mode, params.config_index, params.queue_id, params.process_index, params.lines).await?;
     Ok(Json(json!({ "success": true, "log_path": path, "content": content })))
 }
 
@@ -245,7 +245,7 @@ struct ReadParams {
     lines: Option<usize>,
 }
 
-async fn read(State(service): Shared, Params(params): Params<ReadParams>) -> ApiResult<Json<Value>> {
-    let content = service.read_log_file(params.path.clone(), params.lines).await?;
+async fn read(State(service): Shared, Extension(who): Extension<Principal>, Params(params): Params<ReadParams>) -> ApiResult<Json<Value>> {
+    let content = service.read_log_file(&who, params.path.clone(), params.lines).await?;
     Ok(Json(json!({ "success": true, "path": params.path, "content": content })))
 }

@@ -7,14 +7,14 @@ use crate::http::gate::Access::{Admin, Public, Read};
 use crate::http::gate::COOKIE;
 use crate::http::routes::Routes;
 use crate::model::{Principal, Role};
-use crate::service::{AuthMode, Issued, NewUser, Profile, Service, TokenInfo, User};
+use crate::service::{Issued, NewUser, Profile, Service, TokenInfo, User};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::SocketAddr;
+use crate::http::Peer;
 use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
@@ -56,8 +56,8 @@ fn logged_out(status: StatusCode) -> Response {
 }
 
 async fn check(State(service): Shared) -> Json<serde_json::Value> {
-    let mode = service.auth_mode();
-    Json(json!({ "requires_auth": mode != AuthMode::None, "mode": mode }))
+    // Every mode needs a credential over TCP now; in mode `none` the local token is the secret.
+    Json(json!({ "requires_auth": true, "mode": service.auth_mode() }))
 }
 
 #[derive(Deserialize)]
@@ -71,8 +71,8 @@ struct LoginBody {
 }
 
 /// Seed 001's answer: `{success, message}`, also for a refused login.
-async fn login(State(service): Shared, ConnectInfo(addr): ConnectInfo<SocketAddr>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
-    match service.login(addr.ip(), body.password, body.username).await.map_err(ApiError::from) {
+async fn login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
+    match service.login(peer.ip(), body.password, body.username).await.map_err(ApiError::from) {
         Ok(session) => Ok(with_cookie(&session, json!({ "success": true, "message": "logged in", "token": session.token, "csrf_token": session.csrf }))),
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             let message = e.detail_text();
@@ -100,8 +100,8 @@ fn tokens_body(access: &Issued, refresh: &str) -> serde_json::Value {
     json!({ "access_token": access.token, "token_type": "bearer", "expires_in": access.expires_s, "refresh_token": refresh, "csrf_token": access.csrf })
 }
 
-async fn jwt_login(State(service): Shared, ConnectInfo(addr): ConnectInfo<SocketAddr>, FormBody(form): FormBody<FormLogin>) -> ApiResult<Response> {
-    let reply = service.jwt_login(addr.ip(), form.username, form.password).await?;
+async fn jwt_login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, FormBody(form): FormBody<FormLogin>) -> ApiResult<Response> {
+    let reply = service.jwt_login(peer.ip(), form.username, form.password).await?;
     Ok(with_cookie(&reply.session, tokens_body(&reply.access, &reply.refresh)))
 }
 

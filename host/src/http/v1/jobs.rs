@@ -41,8 +41,8 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .with_state(service)
 }
 
-async fn status(State(service): Shared) -> ApiResult<Json<Status>> {
-    Ok(Json(service.status().await?))
+async fn status(State(service): Shared, Extension(who): Caller) -> ApiResult<Json<Status>> {
+    Ok(Json(service.status(&who).await?))
 }
 
 #[derive(Deserialize)]

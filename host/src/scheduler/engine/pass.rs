@@ -136,6 +136,8 @@ impl Engine {
             env: attempt_env(job, number, &gpus, options.simulation.as_deref()),
             log_max_bytes: options.rules.log_max_bytes,
             log_keep: options.rules.log_keep,
+            user: job.run_as,
+            umask: options.job_umask,
         };
         job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
         job.state = JobState::Running;

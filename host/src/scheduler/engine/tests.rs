@@ -70,6 +70,7 @@ impl Harness {
             shim_program: PathBuf::from("/nonexistent/gantry-shim"),
             simulation: None,
             work_dir: None,
+            job_umask: 0o022,
             metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
         };
         let record = Arc::new(Mutex::new(Record::default()));
@@ -222,7 +223,7 @@ fn a_held_head_holds_up_its_queue_until_released() {
 fn a_user_touches_only_their_own_jobs() {
     let mut h = Harness::new(1, SchedulingRules::default());
     let ids = h.submit(vec![JobSpec { owner: Some("ada".into()), ..spec("true") }, JobSpec { owner: Some("bob".into()), ..spec("true") }]);
-    let ada = Principal { id: "1".into(), name: "ada".into(), role: Role::User }.scope();
+    let ada = Principal::account("1", "ada", Role::User).scope();
     assert!(matches!(h.engine.cancel_request(ids[1], &ada), Err(SchedulerError::Forbidden { owner, .. }) if owner == "bob"));
     assert_eq!(h.state(ids[1]), JobState::Waiting, "a refused cancel changes nothing");
     assert_eq!(h.engine.list(&JobFilter::default(), &ada).iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[0]]);

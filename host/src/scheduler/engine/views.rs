@@ -85,6 +85,7 @@ impl Engine {
                         position: i + 1,
                         first_command: members[i].spec.commands.first().cloned().unwrap_or_default(),
                         gpus: members[i].gpus_held().to_vec(),
+                        owner: members[i].spec.owner.clone(),
                     });
                     QueueProgress {
                         id: name.strip_prefix(&prefix).unwrap_or(name).to_string(),
@@ -128,5 +129,6 @@ fn running_job(job: &Job) -> Option<RunningJob> {
         memory_mib: attempt.memory_mib,
         started_ms: attempt.started_ms,
         commands: job.spec.commands.clone(),
+        owner: job.spec.owner.clone(),
     })
 }

@@ -1,0 +1,35 @@
+//! Who is at the other end of a connection, as the transport knows it: an address on TCP, or
+//! the uid the kernel reports for a Unix socket (`SO_PEERCRED`), which no client can forge.
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// `None` when the kernel would not say (the connection is then refused).
+    Unix { uid: Option<u32> },
+}
+
+impl Peer {
+    /// The address login attempts are counted against; local socket callers share loopback's.
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            Peer::Tcp(addr) => addr.ip(),
+            Peer::Unix { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer::Tcp(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        Peer::Unix { uid: stream.io().peer_cred().ok().map(|cred| cred.uid()) }
+    }
+}
