@@ -41,6 +41,8 @@ fn input(jobs: u64, gpus: u32) -> (Vec<PendingJob>, Vec<GpuState>, Rules) {
             attempts: 0,
             submitted_ms: 1_700_000_000_000 + id,
             labels: None,
+            owner: None,
+            owner_usage: 0.0,
         })
         .collect();
     let gpus = (0..gpus)

@@ -198,8 +198,9 @@ mod tests {
         assert_eq!(again.bound("single_0_1_0").expect("kept"), std::fs::canonicalize(&secret).expect("real"));
 
         // Another file put in its place is not what was bound; nor is a file with two names.
-        std::fs::remove_file(&secret).expect("remove");
-        std::fs::write(&secret, "other").expect("replace");
+        let replacement = dir.path().join("replacement");
+        std::fs::write(&replacement, "other").expect("write");
+        std::fs::rename(&replacement, &secret).expect("replace");
         assert!(matches!(again.tail(&secret, 10, None), Err(LogAccessError::Replaced(_))));
         std::fs::hard_link(&secret, dir.path().join("second-name")).expect("link");
         assert!(matches!(again.bind(binding, None), Err(LogAccessError::Open(crate::unix::OpenError::HardLink(_)))));

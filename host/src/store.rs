@@ -242,6 +242,7 @@ mod tests {
             reason: None,
             after: vec![],
             run_as: None,
+            groups: vec![],
             redacted: false,
         }
     }

@@ -72,7 +72,8 @@ impl Client {
         Ok(sender.send_request(request).await?)
     }
 
-    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<T> {
+    /// The status and body of one request, whatever the status.
+    pub fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, Bytes)> {
         let answered = self.runtime.block_on(async {
             tokio::time::timeout(ANSWER_TIMEOUT, async {
                 let response = self.send(method, path, body).await?;
@@ -82,15 +83,19 @@ impl Client {
             })
             .await
         });
-        let (status, bytes) = match answered {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe())),
-            Err(_) => return Err(anyhow!("the gantry daemon at {} did not answer within {} s", self.describe(), ANSWER_TIMEOUT.as_secs())),
-        };
-        if status.is_success() {
+        match answered {
+            Ok(Ok((status, bytes))) => Ok((status.as_u16(), bytes)),
+            Ok(Err(e)) => Err(anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe())),
+            Err(_) => Err(anyhow!("the gantry daemon at {} did not answer within {} s", self.describe(), ANSWER_TIMEOUT.as_secs())),
+        }
+    }
+
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<T> {
+        let (status, bytes) = self.raw(method, path, body)?;
+        if (200..300).contains(&status) {
             return serde_json::from_slice(&bytes).context("reading the daemon's answer");
         }
-        Err(refusal(status.as_u16(), &bytes))
+        Err(refusal(status, &bytes))
     }
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

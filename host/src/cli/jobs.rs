@@ -295,3 +295,79 @@ mod tests {
         assert!(parse_memory("G").is_err());
     }
 }
+
+#[derive(Args)]
+pub struct ApiArgs {
+    /// GET, POST, PUT, PATCH or DELETE.
+    method: String,
+    /// The route, with its query: `/api/v1/jobs?state=running`.
+    path: String,
+    /// A JSON body, or `@FILE`, or `@-` for standard input.
+    #[arg(long, short)]
+    data: Option<String>,
+}
+
+/// Prints the body as the daemon sent it; a refusal exits 1 with the body on standard error.
+pub fn api(client: &Client, args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let method = args.method.to_ascii_uppercase();
+    if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
+        anyhow::bail!("'{}' is not one of GET, POST, PUT, PATCH, DELETE", args.method);
+    }
+    if !args.path.starts_with('/') {
+        anyhow::bail!("'{}': a route starts with /, like /api/v1/node", args.path);
+    }
+    let body = match args.data.as_deref() {
+        None => None,
+        Some("@-") => {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut text).context("reading standard input")?;
+            Some(text)
+        }
+        Some(data) => match data.strip_prefix('@') {
+            Some(file) => Some(std::fs::read(file).with_context(|| format!("reading {file}"))?),
+            None => Some(data.as_bytes().to_vec()),
+        },
+    };
+    let (status, answer) = client.raw(&method, &args.path, body)?;
+    if (200..300).contains(&status) {
+        std::io::stdout().write_all(&answer)?;
+        println!();
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("HTTP {status}: {}", String::from_utf8_lossy(&answer));
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub fn quota(client: &Client, user: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+    let path = match &user {
+        Some(name) => format!("/api/v1/quota?user={}", url_encode(name)),
+        None => "/api/v1/quota".to_string(),
+    };
+    let answer: serde_json::Value = client.get(&path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let limit = |cap: &serde_json::Value| {
+        let gpus = cap["gpus"].as_u64().map_or_else(|| "no limit".to_string(), |g| g.to_string());
+        let memory = cap["memory_mib"].as_u64().map_or_else(|| "no limit".to_string(), |m| format!("{m} MiB"));
+        format!("GPUs {gpus}, memory {memory}")
+    };
+    let holds = |h: &serde_json::Value| format!("{} GPU(s), {} MiB", h["gpus"], h["memory_mib"]);
+    println!("{}: may hold {}; holds {}", answer["owner"].as_str().unwrap_or("?"), limit(&answer["cap"]), holds(&answer["holds"]));
+    for group in answer["groups"].as_array().into_iter().flatten() {
+        println!("  group {}: may hold {}; its members hold {}", group["name"].as_str().unwrap_or("?"), limit(&group["cap"]), holds(&group["holds"]));
+    }
+    println!(
+        "recent use: {:.2} GPU-hours (half-life {} h); of equal priority, whoever used less starts first",
+        answer["recent_gpu_hours"].as_f64().unwrap_or(0.0),
+        answer["half_life_hours"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A query value with the characters that would end or change it escaped.
+fn url_encode(text: &str) -> String {
+    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}

@@ -72,6 +72,16 @@ enum Command {
     Parse(parse::ParseArgs),
     /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
     Gpus(gpus::GpusArgs),
+    /// Your GPU quota, what you hold and your recent use (admins: --user NAME).
+    Quota {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call any route of the daemon's HTTP API as yourself (over its socket, as the other
+    /// commands do) and print the answer: `gantry api GET /api/v1/node`.
+    Api(jobs::ApiArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -110,6 +120,8 @@ pub fn main() -> ExitCode {
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),
         Command::Gpus(args) => gpus::run(&config, args),
+        Command::Api(args) => jobs::api(&client(&config)?, args),
+        Command::Quota { user, json } => jobs::quota(&client(&config)?, user, json),
     });
     match result {
         Ok(code) => code,

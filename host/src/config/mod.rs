@@ -13,7 +13,7 @@ mod raw;
 mod sections;
 
 use raw::RawConfig;
-use sections::{auth_config, gpu_config, limits, resolve_library, scheduler_rules, RawLimits};
+use sections::{auth_config, gpu_config, limits, quotas, resolve_library, scheduler_rules, RawLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -198,7 +198,8 @@ impl Config {
             single: command_file(raw.scheduler.gpu_command_file.clone(), "command_gpu.txt"),
             multi: command_file(raw.scheduler.gpus_command_file.clone(), "command_gpus.txt"),
         };
-        let scheduler = scheduler_rules(raw.scheduler, &invalid)?;
+        let mut scheduler = scheduler_rules(raw.scheduler, &invalid)?;
+        scheduler.quotas = quotas(raw.quotas, &invalid)?;
         let listen = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen.parse().map_err(|e| invalid("server.listen", format!("'{listen}' is not HOST:PORT: {e}")))?;
         // Seed 000's CORS_ORIGINS (comma-separated) when the file says nothing.

@@ -19,6 +19,27 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub quotas: RawQuotas,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuotas {
+    pub half_life_hours: Option<f64>,
+    #[serde(default)]
+    pub default: RawCap,
+    #[serde(default)]
+    pub users: BTreeMap<String, RawCap>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, RawCap>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCap {
+    pub gpus: Option<u32>,
+    pub memory_gib: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

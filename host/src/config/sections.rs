@@ -1,10 +1,10 @@
 //! Each section of `gantry.toml` checked into its part of [`super::Config`]; errors name the key.
 
-use super::raw::{RawAuth, RawGpu, RawScheduler};
+use super::raw::{RawAuth, RawCap, RawGpu, RawQuotas, RawScheduler};
 use super::{ConfigError, GpuConfig, MAX_MEMORY_MIB, MAX_TIMEOUT_MS};
 use crate::auth::{AuthConfig, AuthMode};
 use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
-use crate::model::SchedulingRules;
+use crate::model::{Cap, GroupCap, Quotas, SchedulingRules};
 use crate::plugin::PluginLimits;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -128,6 +128,7 @@ pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<Schedu
         log_max_bytes: log_max_mib << 20,
         log_keep: raw.log_keep.unwrap_or(defaults.log_keep),
         params: raw.params,
+        quotas: Quotas::default(),
     })
 }
 
@@ -163,3 +164,33 @@ pub fn limits(key: &str, raw: RawLimits, inherited: &PluginLimits, invalid: Inva
     Ok(PluginLimits { timeout, memory_mib, max_jobs })
 }
 
+
+/// `[quotas]`. Groups are Unix groups, looked up when the file is read (a group created later
+/// counts from the next reload).
+pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigError> {
+    let defaults = Quotas::default();
+    let cap = |key: String, raw: RawCap| -> Result<Cap, ConfigError> {
+        let memory_mib = match raw.memory_gib {
+            Some(g) if !g.is_finite() || g < 0.0 => return Err(invalid(&format!("{key}.memory_gib"), format!("must be a number of GiB >= 0, got {g}"))),
+            Some(g) => Some((g * 1024.0).round() as u64),
+            None => None,
+        };
+        Ok(Cap { gpus: raw.gpus, memory_mib })
+    };
+    let half_life = match raw.half_life_hours {
+        Some(h) if !h.is_finite() || h <= 0.0 => return Err(invalid("quotas.half_life_hours", format!("must be a number of hours > 0, got {h}"))),
+        Some(h) => Duration::from_secs_f64(h * 3600.0),
+        None => defaults.half_life,
+    };
+    let mut users = std::collections::BTreeMap::new();
+    for (name, raw_cap) in raw.users {
+        users.insert(name.clone(), cap(format!("quotas.users.{name}"), raw_cap)?);
+    }
+    let mut groups = Vec::new();
+    for (name, raw_cap) in raw.groups {
+        let key = format!("quotas.groups.{name}");
+        let gid = crate::unix::users::group_gid(&name).map_err(|e| invalid(&key, e.to_string()))?;
+        groups.push(GroupCap { name, gid, cap: cap(key, raw_cap)? });
+    }
+    Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life })
+}

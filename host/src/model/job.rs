@@ -211,6 +211,9 @@ pub struct Job {
     /// The Unix user its attempts run as; `None`: the daemon's own.
     #[serde(default)]
     pub run_as: Option<u32>,
+    /// The Unix groups its owner was in when it was submitted: what group quotas count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
     /// Shown to someone who may not see its command, environment and working directory, which
     /// are left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

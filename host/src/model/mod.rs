@@ -52,8 +52,8 @@ pub mod time;
 
 pub use job::{Attempt, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JOB_ID_VAR};
 pub use principal::{Principal, Role, Scope};
-pub use rules::SchedulingRules;
+pub use rules::{Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
 pub use submission::{limits, After, Batch, FieldError, NewJob};
-pub use status::{Counts, CurrentJob, Event, JobFilter, QueueProgress, QueueStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
+pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
 pub use time::{iso_time, now_ms};

@@ -27,6 +27,48 @@ pub struct SchedulingRules {
     pub log_keep: u32,
     /// Free-form parameters handed to the policy plugin.
     pub params: BTreeMap<String, String>,
+    /// `[quotas]`: what each user and group may hold at once, and how usage decays.
+    pub quotas: Quotas,
+}
+
+/// A cap on what one user, or one group's members together, may hold at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Cap {
+    pub gpus: Option<u32>,
+    /// GPU memory over all GPUs held (memory per GPU × GPUs).
+    pub memory_mib: Option<u64>,
+}
+
+/// A Unix group's cap, over its members' jobs together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCap {
+    pub name: String,
+    pub gid: u32,
+    pub cap: Cap,
+}
+
+/// Sharing GPUs between people (HTCondor's and Slurm's fair share in their simplest form): caps
+/// per user and per group, and an order between users that favours whoever used less lately.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quotas {
+    /// Every user without a cap of their own.
+    pub default: Cap,
+    pub users: BTreeMap<String, Cap>,
+    pub groups: Vec<GroupCap>,
+    /// Past GPU use counts half as much this much later.
+    pub half_life: Duration,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { default: Cap::default(), users: BTreeMap::new(), groups: Vec::new(), half_life: Duration::from_secs(24 * 3600) }
+    }
+}
+
+impl Quotas {
+    pub fn user_cap(&self, owner: &str) -> Cap {
+        self.users.get(owner).copied().unwrap_or(self.default)
+    }
 }
 
 impl Default for SchedulingRules {
@@ -46,6 +88,7 @@ impl Default for SchedulingRules {
             log_max_bytes: 64 << 20,
             log_keep: 3,
             params: BTreeMap::new(),
+            quotas: Quotas::default(),
         }
     }
 }

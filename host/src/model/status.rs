@@ -159,3 +159,39 @@ impl Event {
         }
     }
 }
+
+/// GPUs and GPU memory (over all of them) held at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub gpus: u32,
+    pub memory_mib: u64,
+}
+
+impl Held {
+    pub fn add(&mut self, other: Held) {
+        self.gpus = self.gpus.saturating_add(other.gpus);
+        self.memory_mib = self.memory_mib.saturating_add(other.memory_mib);
+    }
+}
+
+/// A user's caps and use (`gantry quota`, `GET /api/v1/quota`).
+#[derive(Clone, Debug, Serialize)]
+pub struct QuotaStatus {
+    pub owner: String,
+    /// Absent limits are no limit.
+    pub cap: super::Cap,
+    pub holds: Held,
+    /// GPU-hours, each counting half as much a half-life later: what orders users who compete
+    /// for a GPU, least first.
+    pub recent_gpu_hours: f64,
+    pub half_life_hours: f64,
+    /// The capped groups they are in, with what the group's members hold together.
+    pub groups: Vec<GroupQuota>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupQuota {
+    pub name: String,
+    pub cap: super::Cap,
+    pub holds: Held,
+}

@@ -59,6 +59,7 @@ pub struct NewJob {
 pub struct Batch {
     jobs: Vec<NewJob>,
     run_as: Option<u32>,
+    groups: Vec<u32>,
 }
 
 impl Batch {
@@ -103,7 +104,7 @@ impl Batch {
             let names: Vec<String> = cycle.iter().map(|&i| specs[i].key.clone().unwrap_or_else(|| format!("jobs[{i}]"))).collect();
             return Err(FieldError::new("after", format!("dependency cycle: {}", names.join(" → "))));
         }
-        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after }).collect(), run_as: None })
+        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after }).collect(), run_as: None, groups: Vec::new() })
     }
 
     pub fn jobs(&self) -> &[NewJob] {
@@ -120,14 +121,19 @@ impl Batch {
         }
     }
 
-    /// The Unix user the batch's jobs run as (`None`: the daemon's own), decided from who
-    /// submitted it, never from the body.
-    pub fn set_run_as(&mut self, uid: Option<u32>) {
-        self.run_as = uid;
+    /// The Unix user the batch's jobs run as (`None`: the daemon's own) and the groups their
+    /// owner is in (for group quotas), decided from who submitted it, never from the body.
+    pub fn set_identity(&mut self, run_as: Option<u32>, groups: Vec<u32>) {
+        self.run_as = run_as;
+        self.groups = groups;
     }
 
     pub fn run_as(&self) -> Option<u32> {
         self.run_as
+    }
+
+    pub fn groups(&self) -> &[u32] {
+        &self.groups
     }
 
     pub fn len(&self) -> usize {

@@ -38,6 +38,8 @@ pub fn pending_job(j: &placement::PendingJob) -> wit::PendingJob {
         attempts: j.attempts,
         submitted_ms: j.submitted_ms,
         labels: j.labels.clone(),
+        owner: j.owner.clone(),
+        owner_usage: j.owner_usage,
     }
 }
 

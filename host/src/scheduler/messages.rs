@@ -2,7 +2,7 @@
 //! daemon, and what can go wrong.
 
 use crate::executor::{Adoption, ShimInfo};
-use crate::model::{Batch, FieldError, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunMode, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage};
+use crate::model::{Batch, FieldError, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunMode, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus};
 use crate::store::StoreError;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +70,8 @@ pub enum Request {
     Progress(oneshot::Sender<Vec<RunProgress>>),
     Status(oneshot::Sender<Status>),
     Usage(String, oneshot::Sender<Usage>),
+    /// An owner's caps and use, with the groups they are in.
+    Quota(String, Vec<u32>, oneshot::Sender<QuotaStatus>),
     SetRules(SchedulingRules),
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
     Queues(oneshot::Sender<Vec<QueueStatus>>),

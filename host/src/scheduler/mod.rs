@@ -19,7 +19,7 @@ mod messages;
 pub use messages::{RunRequest, SchedulerError, SchedulerOptions};
 
 use crate::gpu::GpuMonitor;
-use crate::model::{Batch, Event, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage};
+use crate::model::{Batch, Event, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus};
 use crate::policy::PolicyService;
 use crate::store::Store;
 use messages::{Msg, Request};
@@ -117,6 +117,10 @@ impl Scheduler {
     /// What `owner`'s jobs have used.
     pub async fn usage(&self, owner: String) -> Result<Usage, SchedulerError> {
         self.ask(|r| Request::Usage(owner, r)).await
+    }
+
+    pub async fn quota(&self, owner: String, groups: Vec<u32>) -> Result<QuotaStatus, SchedulerError> {
+        self.ask(|r| Request::Quota(owner, groups, r)).await
     }
 
     /// The running jobs and their GPUs: cheaper than [`Scheduler::status`], which walks every job.

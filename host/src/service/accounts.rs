@@ -173,6 +173,18 @@ impl Service {
         Ok((Some(off_thread(move || auth.users()?.get(&id)).await?), usage))
     }
 
+    /// `who`'s caps, holdings and recent use (an admin may ask for another user's).
+    pub async fn quota(&self, who: &Principal, user: Option<String>) -> Result<crate::model::QuotaStatus, ServiceError> {
+        let name = match user {
+            Some(name) if name != who.name && who.role != Role::Admin => return Err(ServiceError::Forbidden(format!("{} may see only their own quota", who.name))),
+            Some(name) => name,
+            None => who.name.clone(),
+        };
+        let lookup = name.clone();
+        let groups = off_thread(move || Ok::<_, ServiceError>(crate::unix::Account::by_name(&lookup).map(|a| a.groups).unwrap_or_default())).await?;
+        Ok(self.scheduler.quota(name, groups).await?)
+    }
+
     pub async fn update_me(&self, who: &Principal, profile: Profile) -> Result<User, ServiceError> {
         let (auth, id) = (self.auth.clone(), who.id.clone());
         off_thread(move || auth.users()?.update(&id, profile)).await

@@ -46,7 +46,7 @@ const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20
 impl Service {
     /// Commits a checked batch, owned by its submitter (see [`Service::claim`]).
     pub async fn submit(&self, who: &Principal, mut batch: Batch) -> Result<Vec<JobId>, ServiceError> {
-        self.claim(who, &mut batch)?;
+        self.claim(who, &mut batch).await?;
         Ok(self.scheduler.submit(batch).await?)
     }
 
@@ -61,7 +61,11 @@ impl Service {
     /// Any other daemon runs every job as its own user, so only that user (and admins) submit
     /// there, unless `auth.accounts_may_submit` lets web accounts do so knowingly. An admin may
     /// name another owner there, which only labels the job.
-    pub(super) fn claim(&self, who: &Principal, batch: &mut Batch) -> Result<(), ServiceError> {
+    pub(super) async fn claim(&self, who: &Principal, batch: &mut Batch) -> Result<(), ServiceError> {
+        let groups = match who.uid {
+            Some(uid) => off_thread(move || Ok::<_, ServiceError>(crate::unix::Account::by_uid(uid).map(|a| a.groups).unwrap_or_default())).await?,
+            None => Vec::new(),
+        };
         if !self.auth.system() {
             if who.role != Role::Admin && who.uid.is_none() && !self.auth.config().accounts_may_submit {
                 let owner = &self.auth.owner().name;
@@ -70,21 +74,23 @@ impl Service {
                 )));
             }
             batch.stamp_owner(&who.name, who.role == Role::Admin);
+            batch.set_identity(None, groups);
             return Ok(());
         }
         batch.stamp_owner(&who.name, who.uid == Some(0));
         let owners: std::collections::BTreeSet<&str> = batch.jobs().iter().filter_map(|j| j.spec.owner.as_deref()).collect();
-        let run_as = match (who.uid, owners.into_iter().collect::<Vec<_>>().as_slice()) {
+        let (run_as, groups) = match (who.uid, owners.into_iter().collect::<Vec<_>>().as_slice()) {
             (Some(0), [owner]) if *owner != who.name => {
-                let account = crate::unix::Account::by_name(owner).map_err(|e| FieldError::new("owner", e.to_string()))?;
-                Some(account.uid)
+                let owner = owner.to_string();
+                let account = off_thread(move || crate::unix::Account::by_name(&owner).map_err(|e| FieldError::new("owner", e.to_string()))).await?;
+                (Some(account.uid), account.groups)
             }
             (Some(0), [_, _, ..]) => return Err(FieldError::new("owner", "the jobs of one submission run as one user; submit each owner's jobs apart").into()),
-            (Some(uid), _) => Some(uid),
-            (None, _) if who.role == Role::Admin => None,
+            (Some(uid), _) => (Some(uid), groups),
+            (None, _) if who.role == Role::Admin => (None, groups),
             (None, _) => return Err(ServiceError::Forbidden(format!("{} is not bound to a Unix user, and jobs here run as their submitter's (an admin binds accounts)", who.name))),
         };
-        batch.set_run_as(run_as);
+        batch.set_identity(run_as, groups);
         Ok(())
     }
 

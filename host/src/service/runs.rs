@@ -71,7 +71,7 @@ impl Service {
             })
             .collect();
         let mut batch = Batch::new(specs)?;
-        self.claim(who, &mut batch)?;
+        self.claim(who, &mut batch).await?;
         Ok(RunRequest { file, mode, batch, exclusive })
     }
 

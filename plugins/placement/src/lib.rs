@@ -157,6 +157,8 @@ impl<'a> Ledger<'a> {
 fn job_order(a: &PendingJob, b: &PendingJob) -> Ordering {
     b.priority
         .cmp(&a.priority)
+        // Fair share: of equal priority, the job of whoever used less lately goes first.
+        .then(a.owner_usage.total_cmp(&b.owner_usage))
         .then(b.min_gpus.cmp(&a.min_gpus))
         .then(a.submitted_ms.cmp(&b.submitted_ms))
         .then(a.id.cmp(&b.id))
@@ -374,7 +376,25 @@ mod tests {
             attempts: 0,
             submitted_ms: id,
             labels: None,
+            owner: None,
+            owner_usage: 0.0,
         }
+    }
+
+    #[test]
+    fn of_equal_priority_whoever_used_less_goes_first() {
+        let gpus = vec![gpu(0, 80_000, 0)];
+        let mut heavy = job(1, 1, 60_000);
+        heavy.owner_usage = 40.0;
+        let mut light = job(2, 1, 60_000);
+        light.owner_usage = 2.0;
+        let placed = place(&[heavy.clone(), light], &gpus, &rules(), Ranking::BestFit);
+        assert_eq!(placed, vec![Placement { job: 2, gpus: vec![0] }]);
+        // Priority still comes first.
+        heavy.priority = 1;
+        let mut light = job(2, 1, 60_000);
+        light.owner_usage = 2.0;
+        assert_eq!(place(&[heavy, light], &gpus, &rules(), Ranking::BestFit), vec![Placement { job: 1, gpus: vec![0] }]);
     }
 
     fn rules() -> Rules {

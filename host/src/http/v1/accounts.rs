@@ -2,9 +2,10 @@
 //! accounts with JWTs), API tokens, and account administration. A login sets the session cookie
 //! (HttpOnly, SameSite=Strict) beside the tokens it answers.
 
-use crate::http::error::{ApiError, ApiResult, Body, FormBody, PathParam};
+use crate::http::error::{ApiError, ApiResult, Body, FormBody, Params, PathParam};
 use crate::http::gate::Access::{Admin, Public, Read};
 use crate::http::gate::COOKIE;
+use crate::http::Peer;
 use crate::http::routes::Routes;
 use crate::model::{Principal, Role};
 use crate::service::{Issued, NewUser, Profile, Service, TokenInfo, User};
@@ -14,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
-use crate::http::Peer;
 use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
@@ -31,6 +31,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .post("/auth/jwt/logout", Read, "Revoke a refresh token and end the browser session (seed 002)", jwt_logout)
         .get("/auth/users/me", Read, "The caller's profile and usage (seed 002)", me)
         .patch("/auth/users/me", Read, "Change the caller's profile or password (seed 002)", update_me)
+        .get("/api/v1/quota", Read, "The caller's GPU quota, what they hold and their recent use (`?user=` for admins)", quota)
         .get("/api/protected-route", Read, "Seed 002's example of a route that needs a login", protected)
         .get("/api/admin-only", Admin, "Seed 002's example of a route for admins", protected)
         .get("/api/v1/tokens", Read, "The caller's API tokens (not the tokens themselves)", list_tokens)
@@ -132,6 +133,16 @@ async fn me(State(service): Shared, Extension(who): Caller) -> ApiResult<Json<se
     };
     body["usage"] = serde_json::to_value(usage).map_err(|e| ApiError::internal(&e))?;
     Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaQuery {
+    user: Option<String>,
+}
+
+async fn quota(State(service): Shared, Extension(who): Caller, Params(query): Params<QuotaQuery>) -> ApiResult<Json<crate::model::QuotaStatus>> {
+    Ok(Json(service.quota(&who, query.user).await?))
 }
 
 async fn update_me(State(service): Shared, Extension(who): Caller, Body(profile): Body<Profile>) -> ApiResult<Json<User>> {

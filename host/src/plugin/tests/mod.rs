@@ -65,6 +65,8 @@ fn jobs(n: u64, memory_mib: u64) -> Vec<PendingJob> {
             attempts: 0,
             submitted_ms: id,
             labels: None,
+            owner: None,
+            owner_usage: 0.0,
         })
         .collect()
 }
@@ -161,7 +163,7 @@ fn a_component_for_another_wit_version_is_refused_with_both_versions() {
     let err = runtime.check_file(Path::new(FUTURE)).expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, PluginError::IncompatibleVersion { .. }), "{text}");
-    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.1.0"), "{text}");
+    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.2.0"), "{text}");
 }
 
 #[test]

@@ -262,6 +262,7 @@ impl Engine {
         let (queue, job) = (queue.clone(), job.clone());
         self.save_jobs([&job])?;
         self.store.save_queue(&queue)?;
+        self.count_use(id);
         Ok(job)
     }
 

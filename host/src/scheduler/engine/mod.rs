@@ -5,10 +5,12 @@
 //! - `lifecycle`: what happens to a job after that: hold, cancel, retry, its attempts' start and
 //!   end, backoff, dependents, the end of its run;
 //! - `pass`: which jobs may start now, where the policy puts them, and launching them;
-//! - `views`: the answers that only read: jobs, runs, queues, status, progress, usage.
+//! - `views`: the answers that only read: jobs, runs, queues, status, progress, usage;
+//! - `share`: sharing GPUs between people: quotas, and fair order by recent use.
 
 mod lifecycle;
 mod pass;
+mod share;
 mod submit;
 mod views;
 
@@ -67,6 +69,7 @@ pub(super) struct Engine {
     /// When the daemon learnt that a queue's job ended, for the dispatch latency of its next.
     freed: HashMap<String, std::time::Instant>,
     last_decider: Option<String>,
+    shares: share::Shares,
 }
 
 /// What the engine is made of.
@@ -130,11 +133,13 @@ impl Engine {
             last_pass_ms: 0,
             freed: HashMap::new(),
             last_decider: None,
+            shares: share::Shares::default(),
         };
         for job in snapshot.jobs {
             engine.index(&job);
             engine.jobs.insert(job.id, job);
         }
+        engine.count_past_use();
         Ok(engine)
     }
 
@@ -225,6 +230,7 @@ impl Engine {
             Request::Progress(reply) => drop(reply.send(self.progress())),
             Request::Status(reply) => drop(reply.send(self.status())),
             Request::Usage(owner, reply) => drop(reply.send(self.usage(&owner))),
+            Request::Quota(owner, groups, reply) => drop(reply.send(self.quota(&owner, &groups))),
             Request::SetParallelism(name, parallelism, reply) => drop(reply.send(self.set_parallelism(name, parallelism))),
             Request::Queues(reply) => drop(reply.send(self.survey().1)),
             Request::Running(reply) => drop(reply.send(self.running())),

@@ -8,7 +8,7 @@ use crate::policy::Decider;
 use crate::scheduler::gpus::{gpu_states, Booking};
 use crate::scheduler::messages::SchedulerError;
 use placement::PendingJob;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// A pass hands the policy at most this many jobs: the highest-priority, oldest heads. A pass
@@ -58,9 +58,23 @@ impl Engine {
         heads
     }
 
-    fn pending(&mut self, heads: &[JobId]) -> Vec<PendingJob> {
-        let mut pending: Vec<PendingJob> = Vec::with_capacity(heads.len());
-        for job in heads.iter().filter_map(|id| self.jobs.get(id)) {
+    /// The jobs offered to the policy: by priority, then their owner's recent use (least
+    /// first: fair share), then age; at most [`MAX_PENDING_PER_PASS`], within the quotas. Jobs
+    /// a quota holds back are told why.
+    fn pending(&mut self, mut heads: Vec<JobId>) -> Result<Vec<PendingJob>, SchedulerError> {
+        let used = self.recent_use(now_ms());
+        let usage_of = |job: &Job| used.get(job.spec.owner.as_deref().unwrap_or_default()).copied().unwrap_or(0.0);
+        let mut keyed: Vec<(i32, f64, JobId)> = heads.drain(..).filter_map(|id| self.jobs.get(&id).map(|j| (j.spec.priority, usage_of(j), id))).collect();
+        keyed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+        keyed.truncate(MAX_PENDING_PER_PASS);
+        let usage: HashMap<JobId, f64> = keyed.iter().map(|&(_, u, id)| (id, u)).collect();
+        let (admitted, held_back) = self.within_quotas(keyed.into_iter().map(|(_, _, id)| id).collect());
+        for (id, why) in held_back {
+            self.explain(id, why)?;
+        }
+        let mut pending: Vec<PendingJob> = Vec::with_capacity(admitted.len());
+        for (id, most) in admitted {
+            let Some(job) = self.jobs.get(&id) else { continue };
             let next = self.queue_numbers.len() as u64;
             let queue = *self.queue_numbers.entry(job.queue.clone()).or_insert(next);
             let gpus = job.spec.gpus.unwrap_or_default();
@@ -68,17 +82,17 @@ impl Engine {
                 id: job.id.0,
                 queue,
                 min_gpus: gpus.min,
-                max_gpus: gpus.max,
+                max_gpus: most,
                 memory_mib: job.memory_mib,
                 priority: job.spec.priority,
                 attempts: u32::try_from(job.attempts.len()).unwrap_or(u32::MAX),
                 submitted_ms: job.submitted_ms,
                 labels: (!job.spec.labels.is_empty()).then(|| job.spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                owner: job.spec.owner.clone(),
+                owner_usage: usage.get(&id).copied().unwrap_or(0.0),
             });
         }
-        pending.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
-        pending.truncate(MAX_PENDING_PER_PASS);
-        pending
+        Ok(pending)
     }
 
     fn place_heads(&mut self) -> Result<(), SchedulerError> {
@@ -86,7 +100,10 @@ impl Engine {
         if heads.is_empty() {
             return Ok(());
         }
-        let pending = self.pending(&heads);
+        let pending = self.pending(heads)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
         let summaries = self.gpus.summaries();
         let bookings: Vec<Booking<'_>> = self
             .jobs

@@ -11,7 +11,7 @@ impl Engine {
         let ids: Vec<JobId> = (first..first + batch.len() as u64).map(JobId).collect();
         let now = now_ms();
         let fits = self.what_fits();
-        let run_as = batch.run_as();
+        let (run_as, groups) = (batch.run_as(), batch.groups().to_vec());
         let mut jobs = Vec::with_capacity(batch.len());
         for (i, new) in batch.into_jobs().into_iter().enumerate() {
             let mut after = Vec::with_capacity(new.after.len());
@@ -41,6 +41,7 @@ impl Engine {
                 after,
                 spec,
                 run_as,
+                groups: groups.clone(),
                 redacted: false,
             };
             // Not refused (GPUs can come back, and a federation may send it elsewhere), but said.

@@ -279,3 +279,47 @@ fn memory_the_driver_keeps_is_never_promised() {
     let fits = h.submit(vec![JobSpec { memory_mib: 80_000, ..spec("python train.py") }])[0];
     assert_eq!(h.pass(), vec![fits]);
 }
+
+fn owned(owner: &str) -> JobSpec {
+    JobSpec { owner: Some(owner.into()), ..spec("true") }
+}
+
+/// An attempt that held its GPUs for the last hour.
+fn an_hour_long() -> Result<Adoption, String> {
+    let now = now_ms();
+    Ok(Adoption::Finished(ExitRecord { exit_code: Some(0), signal: None, started_ms: now - 3_600_000, ended_ms: now, peak_rss_kib: 1 }))
+}
+
+#[test]
+fn a_users_quota_holds_their_jobs_back_while_others_run_beside_them() {
+    let mut rules = SchedulingRules::default();
+    rules.quotas.users.insert("ada".into(), crate::model::Cap { gpus: Some(1), memory_mib: None });
+    let mut h = Harness::new(4, rules);
+    let ada = h.submit(vec![owned("ada"), owned("ada"), owned("ada")]);
+    let bob = h.submit(vec![owned("bob"), owned("bob")]);
+    let mut started = h.pass();
+    started.sort();
+    assert_eq!(started, vec![ada[0], bob[0], bob[1]]);
+    let reason = h.job(ada[1]).reason.clone().unwrap_or_default();
+    assert!(reason.contains("quota") && reason.contains("ada may hold 1 GPU(s) and holds 1"), "{reason}");
+    assert_eq!(h.pass(), vec![], "still one of ada's at a time, with two GPUs free");
+    h.started(ada[0]);
+    h.ended(ada[0], exit(0));
+    assert_eq!(h.pass(), vec![ada[1]]);
+}
+
+#[test]
+fn of_two_users_waiting_for_a_gpu_the_one_who_used_less_starts_first() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let first = h.submit(vec![owned("ada")]);
+    assert_eq!(h.pass(), first);
+    let ada_later = h.submit(vec![owned("ada")]);
+    let bob = h.submit(vec![owned("bob")]);
+    h.started(first[0]);
+    h.ended(first[0], an_hour_long());
+    assert_eq!(h.pass(), bob, "ada's job is older, but ada has used the GPU for an hour");
+    assert_eq!(h.state(ada_later[0]), JobState::Waiting);
+    let used = h.engine.recent_use(now_ms());
+    // An hour of one GPU, a little less for the decay during it (a day's half-life).
+    assert!((used["ada"] - 1.0).abs() < 0.02 && used.get("bob").is_none_or(|&b| b == 0.0), "{used:?}");
+}
