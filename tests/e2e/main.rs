@@ -13,6 +13,7 @@ mod executor;
 mod gpus;
 mod hostile;
 mod scheduler;
+mod shared;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -186,18 +186,20 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let jobs: Vec<Job> = serde_json::from_value(answer["jobs"].clone())?;
-    println!("{:>5}  {:<9}  {:<14}  {:<6}  {:>8}  {:>3}  COMMAND", "ID", "STATE", "QUEUE", "GPUS", "MEM", "TRY");
+    println!("{:>5}  {:<9}  {:<10}  {:<14}  {:<6}  {:>8}  {:>3}  COMMAND", "ID", "STATE", "OWNER", "QUEUE", "GPUS", "MEM", "TRY");
     for job in &jobs {
         let gpus = job.current_attempt().map(|a| a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        let command = if job.redacted { "(not yours to see)".to_string() } else { job.spec.commands.join(" && ") };
         println!(
-            "{:>5}  {:<9}  {:<14}  {:<6}  {:>8}  {:>3}  {}",
+            "{:>5}  {:<9}  {:<10}  {:<14}  {:<6}  {:>8}  {:>3}  {}",
             job.id,
             job.state.as_str(),
+            truncate(job.spec.owner.as_deref().unwrap_or("-"), 10),
             truncate(&job.queue, 14),
             gpus,
             format!("{}M", job.memory_mib),
             job.attempts.len(),
-            truncate(&job.spec.commands.join(" && "), 60)
+            truncate(&command, 60)
         );
     }
     Ok(ExitCode::SUCCESS)

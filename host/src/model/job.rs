@@ -231,7 +231,7 @@ impl Job {
 
     /// The job as others see it: that it exists, its queue, GPUs, state and times (as `squeue`
     /// shows them), not what it runs or with which secrets.
-    pub fn redacted(mut self) -> Job {
+    pub fn redact(mut self) -> Job {
         self.spec.commands.clear();
         self.spec.env.clear();
         self.spec.cwd = None;

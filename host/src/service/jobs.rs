@@ -99,12 +99,12 @@ impl Service {
     pub async fn jobs(&self, who: &Principal, filter: JobFilter) -> Result<Vec<Job>, ServiceError> {
         let jobs = self.scheduler.jobs(filter, Scope::All).await?;
         let sees = self.sees(who);
-        Ok(jobs.into_iter().map(|job| if sees.allows(job.spec.owner.as_deref()) { job } else { job.redacted() }).collect())
+        Ok(jobs.into_iter().map(|job| if sees.allows(job.spec.owner.as_deref()) { job } else { job.redact() }).collect())
     }
 
     pub async fn job(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
         let job = self.scheduler.job(id, Scope::All).await?;
-        Ok(if self.sees(who).allows(job.spec.owner.as_deref()) { job } else { job.redacted() })
+        Ok(if self.sees(who).allows(job.spec.owner.as_deref()) { job } else { job.redact() })
     }
 
     /// Whose commands, environments and logs `who` sees in full.

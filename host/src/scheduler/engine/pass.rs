@@ -68,8 +68,8 @@ impl Engine {
         keyed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         keyed.truncate(MAX_PENDING_PER_PASS);
         let usage: HashMap<JobId, f64> = keyed.iter().map(|&(_, u, id)| (id, u)).collect();
-        let (admitted, held_back) = self.within_quotas(keyed.into_iter().map(|(_, _, id)| id).collect());
-        for (id, why) in held_back {
+        let super::share::Admission { admitted, waiting } = self.within_quotas(keyed.into_iter().map(|(_, _, id)| id).collect());
+        for (id, why) in waiting {
             self.explain(id, why)?;
         }
         let mut pending: Vec<PendingJob> = Vec::with_capacity(admitted.len());

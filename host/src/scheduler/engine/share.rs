@@ -75,6 +75,13 @@ fn describe(who: &str, cap: Cap, held: Held) -> String {
     format!("waits for quota: {who} may hold {} and holds {} GPU(s), {} MiB", limits.join(" and "), held.gpus, held.memory_mib)
 }
 
+/// The jobs a pass may offer the policy, each with the most GPUs it may take, and the others
+/// with why they wait.
+pub(super) struct Admission {
+    pub admitted: Vec<(JobId, u32)>,
+    pub waiting: Vec<(JobId, String)>,
+}
+
 impl Engine {
     /// Counts the attempts that ended before this daemon started.
     pub(super) fn count_past_use(&mut self) {
@@ -129,9 +136,8 @@ impl Engine {
 
     /// Narrows the jobs that may start (in the order they are offered) to what the caps leave
     /// room for, counting each admitted job at its largest size, so that no placement the
-    /// policy makes can go over a cap. Returns the admitted jobs with the most GPUs each may
-    /// take, and the others with why they wait.
-    pub(super) fn within_quotas(&self, jobs: Vec<JobId>) -> (Vec<(JobId, u32)>, Vec<(JobId, String)>) {
+    /// policy makes can go over a cap.
+    pub(super) fn within_quotas(&self, jobs: Vec<JobId>) -> Admission {
         let quotas = &self.rules().quotas;
         let (mut owners, mut groups) = self.holdings();
         let (mut admitted, mut waiting) = (Vec::with_capacity(jobs.len()), Vec::new());
@@ -160,7 +166,7 @@ impl Engine {
             }
             admitted.push((id, most));
         }
-        (admitted, waiting)
+        Admission { admitted, waiting }
     }
 
     /// An owner's caps, what they and their groups hold, and their recent use.
