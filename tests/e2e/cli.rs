@@ -54,3 +54,18 @@ fn a_bad_config_file_is_named_with_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("plugins.timeout_ms"), "{}", stderr(&out));
 }
+
+#[test]
+fn completions_man_page_and_service_units() {
+    let g = Gantry::new();
+    let bash = g.run(&["completions", "bash"]);
+    assert!(bash.status.success() && stdout(&bash).contains("submit") && stdout(&bash).contains("complete -F"), "{}", stderr(&bash));
+    let man = g.run(&["man"]);
+    assert!(man.status.success() && stdout(&man).contains(".TH gantry 1"), "{}", stderr(&man));
+    let system = g.run(&["install-service", "--system", "--print"]);
+    let unit = stdout(&system);
+    assert!(unit.contains(&format!("ExecStart={} serve --system", env!("CARGO_BIN_EXE_gantry"))), "{unit}");
+    assert!(unit.contains("KillMode=process") && unit.contains("StateDirectory=gantry"), "{unit}");
+    let user = g.run(&["install-service", "--print"]);
+    assert!(stdout(&user).contains(&format!("ExecStart={} serve\n", env!("CARGO_BIN_EXE_gantry"))), "{}", stdout(&user));
+}

@@ -17,9 +17,9 @@ fn require_root() {
     // SAFETY: geteuid has no failure and touches no memory.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "these tests make Unix users (useradd) and run a system daemon, which needs root: run them as root, as CI does (`sudo -E cargo test --test e2e shared`)");
-    for tool in ["useradd", "userdel", "groupadd", "groupdel", "setpriv"] {
+    for tool in ["useradd", "userdel", "groupadd", "groupdel", "setpriv", "getent"] {
         let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is missing: install it with `apt-get install -y passwd util-linux` (the README's test command does)");
+        assert!(found, "{tool} is missing: install it with `apt-get install -y passwd util-linux libc-bin` (the README's test command, through tests/deps.sh, does)");
     }
 }
 
@@ -115,9 +115,8 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        // Whatever of theirs still runs goes first, or userdel refuses.
-        let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).output();
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        // Forced: a job of theirs may still be ending.
+        let _ = Command::new("userdel").args(["-f", "-r", &self.name]).output();
     }
 }
 

@@ -7,6 +7,7 @@ mod jobs;
 mod parse;
 mod plugin;
 mod serve;
+mod setup;
 
 use clap::{Parser, Subcommand};
 use gantry::config::Config;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "gantry", version, about = "GPU scheduling runtime with WebAssembly strategy plugins")]
-struct Cli {
+pub struct Cli {
     /// Configuration file; without one gantry runs on its embedded defaults.
     #[arg(long, global = true, env = "GANTRY_CONFIG")]
     config: Option<PathBuf>,
@@ -79,6 +80,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install the systemd unit of a system daemon (--system) or of your own daemon.
+    InstallService(setup::InstallArgs),
+    /// Shell completions: `gantry completions bash > /etc/bash_completion.d/gantry`.
+    Completions { shell: clap_complete::Shell },
+    /// The man page, in roff: `gantry man > /usr/local/share/man/man1/gantry.1`.
+    Man,
     /// Call any route of the daemon's HTTP API as yourself (over its socket, as the other
     /// commands do) and print the answer: `gantry api GET /api/v1/node`.
     Api(jobs::ApiArgs),
@@ -121,6 +128,9 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse::run(&config, args),
         Command::Gpus(args) => gpus::run(&config, args),
         Command::Api(args) => jobs::api(&client(&config)?, args),
+        Command::InstallService(args) => setup::install_service(args),
+        Command::Completions { shell } => setup::completions(shell),
+        Command::Man => setup::man(),
         Command::Quota { user, json } => jobs::quota(&client(&config)?, user, json),
     });
     match result {
