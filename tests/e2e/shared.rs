@@ -358,3 +358,49 @@ fn a_users_own_daemon_refuses_other_users_on_its_socket_and_on_tcp() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+#[test]
+fn web_accounts_submit_on_a_system_daemon_only_once_bound_to_a_unix_user() {
+    require_root();
+    let ada = User::create(&[]);
+    let (g, shared) = (Gantry::new(), open_dir());
+    let socket = shared.path().join("gantry.sock");
+    let d = system_daemon(&g, &socket, "1", "\n[auth]\nmode = \"users\"\n");
+    let register = |email: &str| d.call("POST", "/auth/register", &[], Some(json!({ "email": email, "password": "correct horse" })), None);
+    let login = |email: &str| {
+        let (code, _, tokens) = d.call("POST", "/auth/jwt/login", &[], None, Some(&[("username", email), ("password", "correct horse")]));
+        assert_eq!(code, 200, "{tokens}");
+        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
+    };
+    assert_eq!(register("admin@lab.org").0, 201);
+    let (code, _, account) = register("ada@lab.org");
+    assert_eq!(code, 201, "{account}");
+    let (admin, user) = (login("admin@lab.org"), login("ada@lab.org"));
+    let submit = || d.call("POST", "/api/v1/jobs", &[("Authorization", &user)], Some(json!({ "commands": ["id -u"] })), None);
+    let (code, _, refused) = submit();
+    assert_eq!(code, 403, "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|t| t.contains("not bound to a Unix user")), "{refused}");
+
+    let path = format!("/api/v1/users/{}", account["id"].as_str().expect("id"));
+    let (code, _, wrong) = d.call("PATCH", &path, &[("Authorization", &admin)], Some(json!({ "unix_user": "no-such-user-gantry" })), None);
+    assert_eq!((code, wrong["detail"].as_str().is_some_and(|t| t.contains("unix_user"))), (422, true), "{wrong}");
+    assert_eq!(d.call("PATCH", &path, &[("Authorization", &user)], Some(json!({ "unix_user": ada.name })), None).0, 403, "binding is an admin's");
+    let (code, _, bound) = d.call("PATCH", &path, &[("Authorization", &admin)], Some(json!({ "unix_user": ada.name })), None);
+    assert_eq!((code, bound["unix_user"].as_str()), (200, Some(ada.name.as_str())), "{bound}");
+
+    let (code, _, ids) = submit();
+    assert_eq!(code, 201, "{ids}");
+    let id = ids["ids"][0].as_u64().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let (_, _, job) = d.call("GET", &format!("/api/v1/jobs/{id}"), &[("Authorization", &admin)], None, None);
+        if matches!(job["state"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {job:#}");
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!((job["state"].as_str(), job["spec"]["owner"].as_str()), (Some("succeeded"), Some(ada.name.as_str())), "{job:#}");
+    let (_, _, log) = d.call("GET", &format!("/api/v1/jobs/{id}/log"), &[("Authorization", &user)], None, None);
+    assert_eq!(log["data"].as_str().map(str::trim), Some(ada.uid.to_string().as_str()), "{log}");
+}

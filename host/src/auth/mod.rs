@@ -128,8 +128,16 @@ pub enum AuthError {
     File { path: PathBuf, message: String },
 }
 
+/// An account as a caller. Bound to a Unix user, it is that user (their name owns its jobs, as
+/// over the socket, and their uid runs them and reads files); the lookup in the password
+/// database blocks, and callers are off the async threads. A binding to a user that no longer
+/// exists gives no Unix identity.
 fn principal_of(user: &User) -> Principal {
-    Principal::account(user.id.clone(), user.name(), user.role)
+    let account = Principal::account(user.id.clone(), user.name(), user.role);
+    match user.unix_user.as_deref().and_then(|name| crate::unix::Account::by_name(name).ok()) {
+        Some(unix) => Principal { name: unix.name, uid: Some(unix.uid), ..account },
+        None => account,
+    }
 }
 
 /// A token handed to a client, with what goes with it.

@@ -27,6 +27,10 @@ pub struct User {
     pub is_superuser: bool,
     pub is_verified: bool,
     pub created_ms: u64,
+    /// The Unix user this account acts as (an admin binds it): on a system daemon its jobs run
+    /// as that user, and files are read for it with that user's rights.
+    #[serde(default)]
+    pub unix_user: Option<String>,
 }
 
 impl User {
@@ -129,6 +133,7 @@ impl UserStore {
             is_superuser: role == Role::Admin,
             is_verified: false,
             created_ms: crate::model::now_ms(),
+            unix_user: None,
         };
         let data = serde_json::to_string(&user)?;
         let inserted = conn.execute(
@@ -196,12 +201,19 @@ impl UserStore {
         self.save(&user, hash)
     }
 
-    pub fn set_role(&self, id: &str, role: Role, active: Option<bool>) -> Result<User, AuthError> {
+    /// An admin's change: the role, whether the account is active, and the Unix user it is
+    /// bound to (`Some("")` unbinds it). What is not given stays.
+    pub fn change(&self, id: &str, role: Option<Role>, active: Option<bool>, unix_user: Option<String>) -> Result<User, AuthError> {
         let mut user = self.get(id)?;
-        user.role = role;
-        user.is_superuser = role == Role::Admin;
+        if let Some(role) = role {
+            user.role = role;
+            user.is_superuser = role == Role::Admin;
+        }
         if let Some(active) = active {
             user.is_active = active;
+        }
+        if let Some(name) = unix_user {
+            user.unix_user = (!name.is_empty()).then_some(name);
         }
         self.save(&user, None)
     }

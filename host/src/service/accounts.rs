@@ -219,8 +219,15 @@ impl Service {
         off_thread(move || auth.users()?.create(new, true)).await
     }
 
-    pub async fn update_user(&self, id: String, role: Role, active: Option<bool>) -> Result<User, ServiceError> {
+    /// An admin's change to an account; a Unix user to bind it to must exist.
+    pub async fn update_user(&self, id: String, role: Option<Role>, active: Option<bool>, unix_user: Option<String>) -> Result<User, ServiceError> {
         let auth = self.auth.clone();
-        off_thread(move || auth.users()?.set_role(&id, role, active)).await
+        off_thread(move || {
+            if let Some(name) = unix_user.as_deref().filter(|n| !n.is_empty()) {
+                crate::unix::Account::by_name(name).map_err(|e| crate::model::FieldError::new("unix_user", e.to_string()))?;
+            }
+            Ok::<_, ServiceError>(auth.users()?.change(&id, role, active, unix_user)?)
+        })
+        .await
     }
 }

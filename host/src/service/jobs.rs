@@ -67,7 +67,7 @@ impl Service {
             None => Vec::new(),
         };
         if !self.auth.system() {
-            if who.role != Role::Admin && who.uid.is_none() && !self.auth.config().accounts_may_submit {
+            if who.role != Role::Admin && who.uid != self.auth.owner().uid && !self.auth.config().accounts_may_submit {
                 let owner = &self.auth.owner().name;
                 return Err(ServiceError::Forbidden(format!(
                     "jobs on this daemon run as its user {owner}, so only admins submit here (set auth.accounts_may_submit = true to let every account run commands as {owner})"

@@ -39,7 +39,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .delete("/api/v1/tokens/{id}", Read, "Revoke one of the caller's API tokens", delete_token)
         .get("/api/v1/users", Admin, "Every account", list_users)
         .post("/api/v1/users", Admin, "Create an account with a role", create_user)
-        .patch("/api/v1/users/{id}", Admin, "Change an account's role or deactivate it", update_user)
+        .patch("/api/v1/users/{id}", Admin, "Change an account's role, deactivate it, or bind it to a Unix user (`unix_user`)", update_user)
         .with_state(service)
 }
 
@@ -184,10 +184,12 @@ async fn create_user(State(service): Shared, Body(new): Body<NewUser>) -> ApiRes
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserChange {
-    role: Role,
+    role: Option<Role>,
     is_active: Option<bool>,
+    /// The Unix user the account acts as; `""` unbinds it.
+    unix_user: Option<String>,
 }
 
 async fn update_user(State(service): Shared, PathParam(id): PathParam<String>, Body(change): Body<UserChange>) -> ApiResult<Json<User>> {
-    Ok(Json(service.update_user(id, change.role, change.is_active).await?))
+    Ok(Json(service.update_user(id, change.role, change.is_active, change.unix_user).await?))
 }
