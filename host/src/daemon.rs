@@ -129,6 +129,11 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     if let Some(notice) = notice {
         (options.notices)(&notice);
     }
+    let auth = Arc::new(auth);
+    let job_token: crate::scheduler::JobToken = {
+        let (auth, daemon_uid) = (auth.clone(), auth.owner().uid);
+        Arc::new(move |owner: &str, run_as: Option<u32>| auth.job_token(owner, run_as.or(daemon_uid)))
+    };
     let metrics = Arc::new(SchedulerMetrics::default());
     let scheduler = Scheduler::start(
         SchedulerOptions {
@@ -141,6 +146,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
             }),
             work_dir: config.work_dir.clone(),
             job_umask,
+            job_token: Some(job_token),
             metrics: metrics.clone(),
         },
         store,

@@ -199,3 +199,24 @@ fn the_network_is_refused_without_auth_unless_allowed() {
     assert!(url.starts_with("http://0.0.0.0:"), "{url}");
     assert_eq!(served.ok(), Some(200));
 }
+
+#[test]
+fn a_job_calls_the_daemon_as_its_owner_with_its_own_token() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let gantry = env!("CARGO_BIN_EXE_gantry");
+    let follow_up = json!({ "commands": ["echo follow-up"] }).to_string();
+    // Over TCP, with nothing but what the job's environment gives it.
+    let script = format!(
+        "{gantry} --server {url} api POST /api/v1/jobs --data '{follow_up}'; {gantry} --server {url} api POST /api/v1/shutdown || echo shutdown-refused",
+        url = d.url
+    );
+    let id = d.submit(json!({ "commands": [script] }))[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let log = d.log(id);
+    assert!(log.contains("\"ids\":[2]") && log.contains("shutdown-refused") && log.contains("403"), "{log}");
+    let second = d.finished(2);
+    assert_eq!((second["state"].as_str(), &second["spec"]["owner"]), (Some("succeeded"), &job["spec"]["owner"]), "{second:#}");
+    assert_eq!(d.get("/api/v1/health")["status"], "ok", "the job's token could not stop the daemon");
+}

@@ -166,6 +166,9 @@ pub struct Authority {
 
 const KEY_FILE: &str = "auth.key";
 const SECRET_FILE: &str = "auth.secret";
+/// How long a job's token works: longer than training runs last.
+const JOB_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Mode `none`'s token: readable by the daemon's user alone (0600 in a 0700 directory), so
 /// presenting it proves the caller is that user (or root), as pueue's shared secret does.
 pub const LOCAL_TOKEN_FILE: &str = "local.token";
@@ -228,6 +231,13 @@ impl Authority {
         })
     }
 
+    /// The token a job of `owner`'s gets: it acts as that owner with a user's role, and with
+    /// the Unix identity the job runs as.
+    pub fn job_token(&self, owner: &str, uid: Option<u32>) -> String {
+        let who = Principal { uid, ..Principal::account(format!("job-of:{owner}"), owner, Role::User) };
+        self.issue(&who, TokenKind::Job).token
+    }
+
     /// The daemon's own user.
     pub fn owner(&self) -> &Principal {
         &self.owner
@@ -241,6 +251,7 @@ impl Authority {
         let ttl = match kind {
             TokenKind::Session => self.config.session_ttl,
             TokenKind::Access => self.config.access_ttl,
+            TokenKind::Job => JOB_TOKEN_TTL,
         };
         let now = crate::model::now_ms() / 1000;
         let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs(), uid: who.uid };
@@ -260,8 +271,12 @@ impl Authority {
     /// Users mode: the account behind verified claims as it is now (a deactivated account or a
     /// changed role takes effect at once, not when the token expires). Blocks.
     pub fn current(&self, claims: &Claims) -> Result<Principal, AuthError> {
+        let as_signed = || Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, uid: claims.uid };
+        if claims.kind == TokenKind::Job {
+            return Ok(as_signed());
+        }
         match &self.users {
-            None => Ok(Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, uid: claims.uid }),
+            None => Ok(as_signed()),
             Some(users) => {
                 let user = users.get(&claims.sub).map_err(|_| AuthError::BadToken)?;
                 if !user.is_active {

@@ -33,6 +33,9 @@ pub enum TokenKind {
     Session,
     /// A short-lived access token of users mode, renewed with a refresh token.
     Access,
+    /// Given to each job (`GANTRY_TOKEN`) so that it can call the daemon as its owner, with a
+    /// user's role whatever the owner's: report progress (seed 000), submit follow-up jobs.
+    Job,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -30,6 +30,8 @@ pub enum SchedulerError {
     Stopped,
 }
 
+pub type JobToken = Arc<dyn Fn(&str, Option<u32>) -> String + Send + Sync>;
+
 /// What the scheduler needs from the daemon.
 pub struct SchedulerOptions {
     pub rules: SchedulingRules,
@@ -43,6 +45,9 @@ pub struct SchedulerOptions {
     /// The file-creation mask jobs get: the one the daemon was started with, before it took
     /// a private one for its own files.
     pub job_umask: u32,
+    /// Mints the token a job calls the daemon with (`GANTRY_TOKEN`), from its owner and the
+    /// Unix user it runs as.
+    pub job_token: Option<JobToken>,
     pub metrics: Arc<crate::metrics::SchedulerMetrics>,
 }
 

@@ -16,7 +16,7 @@ mod gpus;
 mod launcher;
 mod messages;
 
-pub use messages::{RunRequest, SchedulerError, SchedulerOptions};
+pub use messages::{JobToken, RunRequest, SchedulerError, SchedulerOptions};
 
 use crate::gpu::GpuMonitor;
 use crate::model::{Batch, Event, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus};

@@ -150,7 +150,7 @@ impl Engine {
             attempt: number,
             commands: job.spec.commands.clone(),
             cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
-            env: attempt_env(job, number, &gpus, options.simulation.as_deref()),
+            env: attempt_env(job, number, &gpus, options),
             log_max_bytes: options.rules.log_max_bytes,
             log_keep: options.rules.log_keep,
             user: job.run_as,
@@ -199,9 +199,9 @@ impl Engine {
 
 /// What an attempt's processes find in their environment: the job's own variables, then what
 /// gantry sets, which the job can't override.
-fn attempt_env(job: &Job, number: u32, gpus: &[u32], simulation: Option<&str>) -> BTreeMap<String, String> {
+fn attempt_env(job: &Job, number: u32, gpus: &[u32], options: &crate::scheduler::SchedulerOptions) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    if let Some(machine) = simulation {
+    if let Some(machine) = options.simulation.as_deref() {
         env.insert("GANTRY_SIM_MACHINE".to_string(), machine.to_string());
         env.insert("GANTRY_SIM_GPU_MEM_MIB".to_string(), job.memory_mib.to_string());
     }
@@ -213,6 +213,9 @@ fn attempt_env(job: &Job, number: u32, gpus: &[u32], simulation: Option<&str>) -
     env.insert(JOB_ID_VAR.into(), job.id.to_string());
     env.insert("GANTRY_ATTEMPT".into(), number.to_string());
     env.insert("GANTRY_QUEUE".into(), job.queue.clone());
+    if let (Some(mint), Some(owner)) = (&options.job_token, job.spec.owner.as_deref()) {
+        env.insert("GANTRY_TOKEN".into(), mint(owner, job.run_as));
+    }
     env
 }
 

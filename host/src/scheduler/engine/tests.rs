@@ -71,6 +71,7 @@ impl Harness {
             simulation: None,
             work_dir: None,
             job_umask: 0o022,
+            job_token: None,
             metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
         };
         let record = Arc::new(Mutex::new(Record::default()));
