@@ -280,6 +280,24 @@ mod tests {
     }
 
     #[test]
+    fn quotas_per_user_and_group_with_errors_that_name_the_key() {
+        let parse = |text: &str| Config::parse(Path::new("g.toml"), text);
+        let quotas = parse("[quotas]\nhalf_life_hours = 12\n[quotas.default]\ngpus = 4\n[quotas.users.ada]\ngpus = 1\nmemory_gib = 1.5\n[quotas.groups.root]\ngpus = 2\n").expect("valid").scheduler.quotas;
+        assert_eq!(quotas.half_life, std::time::Duration::from_secs(12 * 3600));
+        assert_eq!(quotas.user_cap("ada"), crate::model::Cap { gpus: Some(1), memory_mib: Some(1536) });
+        assert_eq!(quotas.user_cap("bob"), crate::model::Cap { gpus: Some(4), memory_mib: None });
+        assert_eq!((quotas.groups[0].name.as_str(), quotas.groups[0].gid), ("root", 0));
+        for (text, key) in [
+            ("[quotas.groups.no-such-group-gantry]\ngpus = 1\n", "quotas.groups.no-such-group-gantry"),
+            ("[quotas]\nhalf_life_hours = 0\n", "quotas.half_life_hours"),
+            ("[quotas.users.ada]\nmemory_gib = -1\n", "quotas.users.ada.memory_gib"),
+        ] {
+            let err = parse(text).expect_err("refused").to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = Config::parse(Path::new("g.toml"), "[plugins]\ntimeout_ms = 100\npolicyy = \"x\"\n").expect_err("refused");
         let text = err.to_string();
