@@ -38,6 +38,9 @@ pub struct Binding {
     pub process_index: u32,
     pub log_path: PathBuf,
     pub bound_at: String,
+    /// Who bound it.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// The file as bound: its device and inode.
     #[serde(default)]
     pub dev: u64,
@@ -191,7 +194,7 @@ mod tests {
         assert!(matches!(access.tail(&root.join("link.log"), 10, None), Err(LogAccessError::Outside(_))));
 
         // Bound, it may be read, and the binding survives a restart.
-        let binding = Binding { mode: "single".into(), config_index: 0, queue_id: 1, process_index: 0, log_path: secret.clone(), bound_at: "now".into(), dev: 0, ino: 0 };
+        let binding = Binding { mode: "single".into(), config_index: 0, queue_id: 1, process_index: 0, log_path: secret.clone(), bound_at: "now".into(), owner: Some("ada".into()), dev: 0, ino: 0 };
         access.bind(binding.clone(), None).expect("bind");
         assert_eq!(access.tail(&secret, 10, None).expect("bound"), "key");
         let again = LogAccess::open(&[root], dir.path().join("log_bindings.json")).expect("reopen");

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub struct Task {
     pub task_id: u64,
     pub name: String,
+    /// Who registered it: only they (and admins) report its progress.
+    pub owner: String,
     pub job_id: Option<JobId>,
     pub pid: Option<u32>,
     pub gpu_ids: Vec<u32>,
@@ -56,6 +58,8 @@ pub struct Report {
 pub enum TaskError {
     #[error("task {0} is not registered")]
     Unknown(u64),
+    #[error("task {id} belongs to {owner}")]
+    NotYours { id: u64, owner: String },
     #[error("`{field}`: {message}")]
     Invalid { field: &'static str, message: String },
 }
@@ -70,13 +74,14 @@ pub struct Tasks {
 
 impl Tasks {
     /// A task for `job` (if any) takes the job's id; registering again updates it.
-    pub fn register(&self, r: Registration, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Task {
+    pub fn register(&self, r: Registration, owner: &str, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Task {
         let mut tasks = self.tasks.write();
         let task_id = job.map_or_else(|| tasks.keys().copied().filter(|k| *k >= OWN_IDS).max().map_or(OWN_IDS, |k| k + 1), |j| j.0);
         let name = r.name.unwrap_or_else(|| job.map_or_else(|| format!("task {task_id}"), |j| format!("job {j}")));
         let task = Task {
             task_id,
             name,
+            owner: owner.to_string(),
             job_id: job,
             pid: r.pid,
             gpu_ids: if gpu_ids.is_empty() { r.gpu_ids } else { gpu_ids },
@@ -94,12 +99,16 @@ impl Tasks {
         task
     }
 
-    pub fn report(&self, id: u64, r: Report, now_ms: u64) -> Result<Task, TaskError> {
+    /// Records a report on task `id`, if `may` lets its reporter change a task of that owner.
+    pub fn report(&self, id: u64, r: Report, now_ms: u64, may: impl Fn(&str) -> bool) -> Result<Task, TaskError> {
         if let Some(p) = r.progress.filter(|p| !p.is_finite() || !(0.0..=100.0).contains(p)) {
             return Err(TaskError::Invalid { field: "progress", message: format!("must be a percentage from 0 to 100, got {p}") });
         }
         let mut tasks = self.tasks.write();
         let task = tasks.get_mut(&id).ok_or(TaskError::Unknown(id))?;
+        if !may(&task.owner) {
+            return Err(TaskError::NotYours { id, owner: task.owner.clone() });
+        }
         task.step = r.step.or(task.step);
         task.total_steps = r.total_steps.or(task.total_steps);
         task.epoch = r.epoch.or(task.epoch);
@@ -130,15 +139,17 @@ mod tests {
     #[test]
     fn a_jobs_task_takes_its_id_and_progress_follows_the_steps() {
         let tasks = Tasks::default();
-        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, Some(JobId(7)), vec![1], 10);
+        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, "ada", Some(JobId(7)), vec![1], 10);
         assert_eq!((task.task_id, task.name.as_str(), task.gpu_ids.as_slice()), (7, "job 7", &[1][..]));
-        let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, None, vec![], 10);
+        let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, "ada", None, vec![], 10);
         assert_eq!(own.task_id, OWN_IDS);
         let report = Report { step: Some(50), loss: Some(0.25), ..Report::default() };
-        let task = tasks.report(7, report, 20).expect("known");
+        let ada = |owner: &str| owner == "ada";
+        assert_eq!(tasks.report(7, report.clone(), 20, |owner| owner == "bob"), Err(TaskError::NotYours { id: 7, owner: "ada".into() }));
+        let task = tasks.report(7, report, 20, ada).expect("known");
         assert_eq!((task.progress, task.loss, task.updated_ms), (Some(25.0), Some(0.25), 20));
         let bad = Report { progress: Some(150.0), ..Report::default() };
-        assert!(matches!(tasks.report(7, bad, 30), Err(TaskError::Invalid { field: "progress", .. })));
-        assert_eq!(tasks.report(9, Report::default(), 30), Err(TaskError::Unknown(9)));
+        assert!(matches!(tasks.report(7, bad, 30, ada), Err(TaskError::Invalid { field: "progress", .. })));
+        assert_eq!(tasks.report(9, Report::default(), 30, ada), Err(TaskError::Unknown(9)));
     }
 }

@@ -23,7 +23,9 @@ fn the_cli_submits_lists_and_prints_logs() {
 
     let jobs = g.run(&["jobs"]);
     let table = stdout(&jobs);
-    assert!(table.lines().any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == ["1", "succeeded", "cli"]), "{table}");
+    // ID, STATE, OWNER (the daemon's user, who submitted it), QUEUE.
+    let owner = job["spec"]["owner"].as_str().expect("an owner");
+    assert!(table.lines().any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["1", "succeeded", owner, "cli"]), "{table}");
     let json = g.run(&["jobs", "--json"]);
     let parsed: Value = serde_json::from_str(&stdout(&json)).expect("jobs --json");
     assert_eq!(parsed[0]["id"], 1);

@@ -137,7 +137,15 @@ fn cli() -> PathBuf {
         if open {
             return built;
         }
-        let dir = std::env::temp_dir().join(format!("gantry-e2e-cli-{}", std::process::id()));
+        // Copies left by earlier runs whose process is gone are removed first.
+        let prefix = "gantry-e2e-cli-";
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.strip_prefix(prefix).and_then(|pid| pid.parse::<i32>().ok()).is_some_and(|pid| !crate::alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         // The shim goes with it: a daemon started from the copy runs its jobs under it.
@@ -172,7 +180,9 @@ fn jobs_run_as_their_submitter_and_users_reach_only_what_is_theirs() {
     let (ada, bob) = (User::create(&[&group]), User::create(&[]));
     let (g, shared) = (Gantry::new(), open_dir());
     let socket = shared.path().join("gantry.sock");
-    let d = system_daemon(&g, &socket, "2", "");
+    // Ada is an admin through her group (log bindings are admins' work): gantry still reads
+    // nothing for her beyond her own rights.
+    let d = system_daemon(&g, &socket, "2", &format!("\n[auth]\nadmin_group = \"{}\"\n", group.name));
     let state = g.state.path().display().to_string();
 
     // Ada's job runs as Ada, with her groups, her home, her login variables and nothing of the
@@ -205,17 +215,19 @@ fn jobs_run_as_their_submitter_and_users_reach_only_what_is_theirs() {
     let text = stdout(&listed);
     assert!(text.contains(&format!("\"id\": {held}")) || text.contains(&format!("\"id\":{held}")), "{text}");
     assert!(!text.contains("secret-work") && !text.contains("s3cret"), "{text}");
-    for args in [vec!["logs", &*id.to_string()], vec!["cancel", &*held.to_string()], vec!["release", &*held.to_string()]] {
+    let (id_text, held_text) = (id.to_string(), held.to_string());
+    for args in [["logs", id_text.as_str()], ["cancel", held_text.as_str()], ["hold", held_text.as_str()], ["release", held_text.as_str()]] {
         let out = bob.gantry(&socket, &args);
         assert!(!out.status.success(), "bob {args:?}: {}", stdout(&out));
         assert!(stderr(&out).contains(&format!("belongs to {}", ada.name)), "bob {args:?}: {}", stderr(&out));
     }
     assert_eq!(d.job(held)["state"], "held");
     let theirs = bob.gantry(&socket, &["api", "GET", &format!("/api/log/read?path={state}/jobs/{id}/1/output.log")]);
-    assert!(!theirs.status.success() && !stderr(&theirs).contains(&ada.uid.to_string()), "{}", stderr(&theirs));
+    assert!(stderr(&theirs).contains("HTTP 403") && stdout(&theirs).is_empty(), "{} {}", stdout(&theirs), stderr(&theirs));
 
-    // Gantry reads for Bob only what Bob could read: not Ada's 0600 command file, not
-    // /etc/shadow, not a root-only file through a hard link in his own home.
+    // Gantry reads for a user only what they could read: Bob not Ada's 0600 command file nor
+    // /etc/shadow; Ada, an admin, binds neither /etc/shadow nor a root-only file through a hard
+    // link in her own home; Bob does not read the log Ada bound.
     let commands = ada.private_file("command_gpu_ada.txt", "1\necho from-ada\n1\n");
     let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
     for file in [commands.to_str().expect("utf-8"), "/etc/shadow"] {
@@ -224,17 +236,37 @@ fn jobs_run_as_their_submitter_and_users_reach_only_what_is_theirs() {
         assert!(stderr(&out).contains("ermission denied"), "{file}: {}", stderr(&out));
         assert!(!stderr(&out).contains("echo from-ada") && !shadow.lines().next().is_some_and(|l| stderr(&out).contains(l)), "{}", stderr(&out));
     }
-    let secret = bob.home.join("root-only.log");
+    let secret = ada.home.join("root-only.log");
     std::fs::write(&secret, "root's secret\n").expect("write");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let link = bob.home.join("link.log");
+    let link = ada.home.join("link.log");
     std::fs::hard_link(&secret, &link).expect("a hard link, made as root");
-    for target in [link.display().to_string(), "/etc/shadow".to_string()] {
+    let bind = |who: &User, target: &str| {
         let body = json!({ "mode": "single", "config_index": 0, "queue_id": 1, "process_index": 0, "log_path": target }).to_string();
-        let out = bob.gantry(&socket, &["api", "POST", "/api/log/bind", "--data", &body]);
+        who.gantry(&socket, &["api", "POST", "/api/log/bind", "--data", &body])
+    };
+    for target in [link.display().to_string(), "/etc/shadow".to_string()] {
+        let out = bind(&ada, &target);
         assert!(!out.status.success() && stderr(&out).contains("HTTP 403"), "bind {target}: {} {}", stdout(&out), stderr(&out));
         assert!(!stderr(&out).contains("root's secret"), "{}", stderr(&out));
     }
+    let ada_log = ada.private_file("train.log", "epoch 1\n");
+    let refused = bind(&bob, ada_log.to_str().expect("utf-8"));
+    assert!(stderr(&refused).contains("HTTP 403") && stderr(&refused).contains("needs admin"), "{}", stderr(&refused));
+    let bound = bind(&ada, ada_log.to_str().expect("utf-8"));
+    assert!(bound.status.success(), "{}", stderr(&bound));
+    let content = "/api/log/content?mode=single&config_index=0&queue_id=1&process_index=0";
+    let read = ada.gantry(&socket, &["api", "GET", content]);
+    assert!(stdout(&read).contains("epoch 1"), "{} {}", stdout(&read), stderr(&read));
+    let peek = bob.gantry(&socket, &["api", "GET", content]);
+    assert!(stderr(&peek).contains("HTTP 403") && !stdout(&peek).contains("epoch 1"), "{} {}", stdout(&peek), stderr(&peek));
+
+    // Training tasks are their owner's: Bob reports on none of Ada's.
+    let task = ada.gantry(&socket, &["api", "POST", "/api/v1/tasks", "--data", &json!({ "job_id": id }).to_string()]);
+    assert!(task.status.success(), "{}", stderr(&task));
+    let report = bob.gantry(&socket, &["api", "POST", &format!("/api/v1/tasks/{id}/progress"), "--data", r#"{"step": 1}"#]);
+    assert!(stderr(&report).contains("HTTP 403") && stderr(&report).contains(&format!("belongs to {}", ada.name)), "{} {}", stdout(&report), stderr(&report));
+
     // Ada may run her own file: it is read as her.
     let out = ada.gantry(&socket, &["run", commands.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -91,7 +91,6 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         labels: args.label.into_iter().collect(),
         after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
-        owner: std::env::var("USER").ok(),
         ..JobSpec::default()
     };
     let answer: serde_json::Value = client.post("/api/v1/jobs", &serde_json::to_value(&spec)?)?;

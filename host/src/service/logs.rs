@@ -20,7 +20,8 @@ impl Service {
     /// Binds `log_path` to process `process_index` of queue `queue_id` of a command file: a file
     /// the caller may read.
     pub async fn bind_log(&self, who: &Principal, mode: RunMode, config_index: u32, queue_id: u32, process_index: u32, log_path: PathBuf) -> Result<Binding, ServiceError> {
-        let binding = Binding { mode: mode.as_str().into(), config_index, queue_id, process_index, log_path, bound_at: iso_time(now_ms()), dev: 0, ino: 0 };
+        let owner = Some(who.name.clone());
+        let binding = Binding { mode: mode.as_str().into(), config_index, queue_id, process_index, log_path, bound_at: iso_time(now_ms()), owner, dev: 0, ino: 0 };
         let (logs, reader) = (self.logs.clone(), self.reader(who).await?);
         off_thread(move || logs.bind(binding, reader.as_ref())).await
     }

@@ -152,11 +152,13 @@ impl Service {
             Some(id) => self.scheduler.job(id, who.scope()).await?.current_attempt().map(|a| a.gpus.clone()).unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(self.tasks.register(registration, job_id, gpus, now_ms()))
+        Ok(self.tasks.register(registration, &who.name, job_id, gpus, now_ms()))
     }
 
-    pub fn report_task(&self, id: u64, report: Report) -> Result<Task, ServiceError> {
-        Ok(self.tasks.report(id, report, now_ms())?)
+    /// A progress report, from the task's owner (or an admin).
+    pub fn report_task(&self, who: &Principal, id: u64, report: Report) -> Result<Task, ServiceError> {
+        let scope = who.scope();
+        Ok(self.tasks.report(id, report, now_ms(), |owner| scope.allows(Some(owner)))?)
     }
 
     pub fn task(&self, id: u64) -> Result<Task, ServiceError> {

@@ -194,13 +194,13 @@ async fn task(State(service): Shared, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn report_progress(State(service): Shared, Path(id): Path<String>, body: Result<Json<Report>, JsonRejection>) -> Response {
+async fn report_progress(State(service): Shared, Extension(who): Extension<Principal>, Path(id): Path<String>, body: Result<Json<Report>, JsonRejection>) -> Response {
     let id = match task_id(&id) {
         Ok(id) => id,
         Err(e) => return failure(e),
     };
     match body {
-        Ok(Json(report)) => service.report_task(id, report).map_or_else(|e| failure(e.into()), |t| success(StatusCode::OK, json!(t))),
+        Ok(Json(report)) => service.report_task(&who, id, report).map_or_else(|e| failure(e.into()), |t| success(StatusCode::OK, json!(t))),
         Err(e) => failure(e.into()),
     }
 }
