@@ -32,25 +32,31 @@ fn main() {
         .arg(&config)
         .args(["serve", "--listen", "127.0.0.1:0", "--simulate", &gpus.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(state.path().join("daemon.log")).expect("daemon log"))
         .spawn()
         .expect("gantry serve");
     // Killed however the benchmark ends, so a failed run leaves no daemon loading the machine.
-    let daemon = KillOnDrop(daemon);
+    let mut daemon = KillOnDrop(daemon);
     let info = state.path().join("daemon.json");
     let url = loop {
         if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
             break url;
         }
+        if let Ok(Some(status)) = daemon.0.try_wait() {
+            panic!("the daemon exited ({status}) before serving: {}", std::fs::read_to_string(state.path().join("daemon.log")).unwrap_or_default());
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
+    // Over TCP the daemon knows its user by the token only that user can read.
+    let token = format!("Bearer {}", std::fs::read_to_string(state.path().join("local.token")).expect("the local token").trim());
+    let get = |path: &str| -> Value { agent.get(&format!("{url}{path}")).set("Authorization", &token).call().expect(path).into_json().expect("json") };
     let submit = |count: u64, queues: u64| {
         let batch: Vec<Value> = (0..count).map(|i| json!({ "commands": ["true"], "queue": format!("q{}", i % queues) })).collect();
-        agent.post(&format!("{url}/api/v1/jobs")).send_json(json!({ "jobs": batch })).expect("submit");
+        agent.post(&format!("{url}/api/v1/jobs")).set("Authorization", &token).send_json(json!({ "jobs": batch })).expect("submit");
     };
     let wait_all = |total: u64| loop {
-        let status: Value = agent.get(&format!("{url}/api/v1/status")).call().expect("status").into_json().expect("json");
+        let status = get("/api/v1/status");
         if status["counts"]["succeeded"].as_u64() == Some(total) {
             return;
         }
@@ -59,7 +65,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let latencies = |offset: u64| -> Vec<u64> {
-        let listing: Value = agent.get(&format!("{url}/api/v1/jobs?offset={offset}")).call().expect("jobs").into_json().expect("json");
+        let listing = get(&format!("/api/v1/jobs?offset={offset}"));
         let mut per_queue: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
         for job in listing["jobs"].as_array().expect("jobs") {
             let attempt = &job["attempts"][0];

@@ -123,7 +123,8 @@ impl Engine {
     fn holdings(&self) -> (HashMap<String, Held>, HashMap<u32, Held>) {
         let groups = &self.rules().quotas.groups;
         let (mut owners, mut by_group): (HashMap<String, Held>, HashMap<u32, Held>) = Default::default();
-        for job in self.jobs.values().filter(|j| j.state == JobState::Running) {
+        // The attempts in flight, not every job ever run: a pass must not cost more as history grows.
+        for job in self.live.keys().filter_map(|id| self.jobs.get(id)).filter(|j| j.state == JobState::Running) {
             let Some(attempt) = job.current_attempt() else { continue };
             let held = Held { gpus: u32::try_from(attempt.gpus.len()).unwrap_or(u32::MAX), memory_mib: attempt.memory_mib * attempt.gpus.len() as u64 };
             owners.entry(owner(job).to_string()).or_default().add(held);
