@@ -257,11 +257,13 @@ fn private_dir(dir: &Path, notices: &Arc<dyn Fn(&str) + Send + Sync>) -> Result<
 /// Listens on the Unix socket. A socket file left by a daemon that is gone is replaced; one a
 /// live daemon answers on is not taken from it.
 fn bind_socket(options: &SocketOptions) -> Result<tokio::net::UnixListener, DaemonError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let path = &options.path;
     let err = |e: std::io::Error| DaemonError::StateDir { path: path.clone(), message: e.to_string() };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        std::fs::DirBuilder::new().recursive(true).mode(if options.shared { 0o755 } else { 0o700 }).create(dir).map_err(err)?;
+        std::fs::DirBuilder::new().recursive(true).create(dir).map_err(err)?;
+        // Set, not asked of mkdir: the daemon's umask (077) would close it to the users it serves.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(if options.shared { 0o755 } else { 0o700 })).map_err(err)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
