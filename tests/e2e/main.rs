@@ -11,6 +11,7 @@ mod console;
 mod daemon;
 mod executor;
 mod gpus;
+mod hardening;
 mod hostile;
 mod scheduler;
 mod shared;

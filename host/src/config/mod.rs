@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Names a request's `Host` may carry besides IP addresses, `localhost` and this machine's
+    /// host name; `*` for any.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The configuration file's name in the state directory.
@@ -225,6 +228,7 @@ impl Config {
             log_level,
             cors_origins,
             max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX),
+            allowed_hosts: raw.server.allowed_hosts.unwrap_or_default().into_iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
         };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;

@@ -107,6 +107,7 @@ pub struct RawServer {
     pub log_roots: Option<Vec<PathBuf>>,
     pub cors_origins: Option<Vec<String>>,
     pub max_body_kib: Option<u64>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

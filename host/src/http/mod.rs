@@ -3,7 +3,8 @@
 //! service call and shape its answer; nothing here reads files, SQL, NVML or plugins.
 //!
 //! - `error`: the `{error, detail}` shape and extractors that answer in it;
-//! - `gate`: the access check of every route; `peer`: who a connection comes from;
+//! - `gate`: the access check of every route; `peer`: who a connection comes from; `host`: the
+//!   `Host` check against DNS rebinding;
 //! - `routes`: the route table the router, the gate and the OpenAPI document are made from;
 //! - `openapi`: the API's description;
 //! - `v1`: gantry's own routes; `compat`: the seed systems' routes.
@@ -11,6 +12,7 @@
 mod compat;
 pub mod error;
 mod gate;
+mod host;
 mod openapi;
 mod peer;
 mod routes;
@@ -44,6 +46,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::compression::CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(host::Hosts::new(&server.allowed_hosts)), host::check))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     if !server.cors_origins.is_empty() {
         let origins = if server.cors_origins.iter().any(|o| o == "*") {

@@ -104,15 +104,26 @@ impl Service {
         Ok(self.auth.current(&claims)?)
     }
 
-    /// Refuses an address over its limit of failed logins before anything is checked, and counts
-    /// a failure against it after.
+    /// Counts a login attempt against its address before anything is checked (refusing one over
+    /// the limit), and gives the count back unless the credentials were wrong.
     async fn limited<T>(&self, addr: IpAddr, attempt: impl std::future::Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
-        self.auth.limiter.check(addr).map_err(AuthError::RateLimited)?;
+        self.auth.limiter.begin(addr).map_err(AuthError::RateLimited)?;
         let result = attempt.await;
-        if let Err(ServiceError::Auth(AuthError::BadCredentials | AuthError::BadSecret)) = &result {
-            self.auth.limiter.failed(addr);
+        if !matches!(&result, Err(ServiceError::Auth(AuthError::BadCredentials | AuthError::BadSecret))) {
+            self.auth.limiter.give_back(addr);
         }
         result
+    }
+
+    /// Password hashing (argon2: 19 MiB and tens of milliseconds each) on the few threads kept
+    /// for it: a flood of registrations or logins waits its turn instead of taking the daemon's
+    /// memory (each thread that ever hashed keeps an allocator arena of that size).
+    async fn hashing<T, E>(&self, work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        E: Into<ServiceError> + Send + 'static,
+    {
+        self.hashing.run(work).await.map_err(|_| ServiceError::Internal("the password-hashing threads are gone".into()))?.map_err(Into::into)
     }
 
     /// Seed 001's login: the secret, or (users mode) an account's e-mail and password.
@@ -123,7 +134,7 @@ impl Service {
                 AuthMode::Users => {
                     let email = username.ok_or_else(|| crate::model::FieldError::new("username", "this server has accounts; give the e-mail"))?;
                     let auth = self.auth.clone();
-                    let user = off_thread(move || auth.login(&email, &password)).await?;
+                    let user = self.hashing(move || auth.login(&email, &password)).await?;
                     Principal::account(user.id.clone(), user.email.clone(), user.role)
                 }
             };
@@ -136,7 +147,7 @@ impl Service {
     pub async fn jwt_login(&self, addr: IpAddr, username: String, password: String) -> Result<LoginReply, ServiceError> {
         let auth = self.auth.clone();
         let (user, access, refresh) = self
-            .limited(addr, off_thread(move || {
+            .limited(addr, self.hashing(move || {
                 let user = auth.login(&username, &password)?;
                 let (access, refresh) = auth.tokens_for(&user)?;
                 Ok::<_, AuthError>((user, access, refresh))
@@ -160,7 +171,7 @@ impl Service {
 
     pub async fn register(&self, new: NewUser) -> Result<User, ServiceError> {
         let auth = self.auth.clone();
-        off_thread(move || auth.register(new)).await
+        self.hashing(move || auth.register(new)).await
     }
 
     /// The caller's account (users mode) and what their jobs used.
@@ -187,7 +198,7 @@ impl Service {
 
     pub async fn update_me(&self, who: &Principal, profile: Profile) -> Result<User, ServiceError> {
         let (auth, id) = (self.auth.clone(), who.id.clone());
-        off_thread(move || auth.users()?.update(&id, profile)).await
+        self.hashing(move || auth.users()?.update(&id, profile)).await
     }
 
     pub async fn tokens(&self, who: &Principal) -> Result<Vec<TokenInfo>, ServiceError> {
@@ -216,7 +227,7 @@ impl Service {
 
     pub async fn create_user(&self, new: NewUser) -> Result<User, ServiceError> {
         let auth = self.auth.clone();
-        off_thread(move || auth.users()?.create(new, true)).await
+        self.hashing(move || auth.users()?.create(new, true)).await
     }
 
     /// An admin's change to an account; a Unix user to bind it to must exist.

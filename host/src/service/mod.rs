@@ -73,6 +73,8 @@ pub struct Service {
     tasks: crate::tasks::Tasks,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     shutdown: Arc<tokio::sync::Notify>,
+    /// The threads that hash passwords: one per core.
+    hashing: Workers,
 }
 
 impl Service {
@@ -89,6 +91,7 @@ impl Service {
             logs: Arc::new(parts.logs),
             tasks: crate::tasks::Tasks::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
+            hashing: Workers::new("gantry-hashing", std::thread::available_parallelism().map_or(2, |n| n.get())),
         }
     }
 
@@ -254,6 +257,42 @@ fn open_kind(e: &crate::unix::OpenError) -> (ErrorKind, &'static str) {
         O::Io { .. } | O::NotRegular(_) => (ErrorKind::Invalid, "file"),
         O::HardLink(_) | O::NotPossible { .. } => (ErrorKind::Forbidden, "forbidden"),
         O::TooLarge { .. } => (ErrorKind::TooLarge, "too_large"),
+    }
+}
+
+/// A fixed set of threads for one kind of blocking work, which then never runs on more threads
+/// than that, however many requests ask for it at once.
+struct Workers {
+    queue: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Workers {
+    fn new(name: &str, threads: usize) -> Workers {
+        let (queue, jobs) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let jobs = Arc::new(parking_lot::Mutex::new(jobs));
+        for _ in 0..threads.max(1) {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+                loop {
+                    let next = jobs.lock().recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a {name} thread");
+            }
+        }
+        Workers { queue }
+    }
+
+    /// Runs `work` on one of the threads when one is free; `Err` if none is left to run it.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, tokio::sync::oneshot::error::RecvError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.queue.send(Box::new(move || drop(tx.send(work()))));
+        rx.await
     }
 }
 

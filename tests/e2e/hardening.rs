@@ -1,0 +1,71 @@
+//! What a browser elsewhere, or a flood of unauthenticated requests, can do to a daemon: DNS
+//! rebinding, concurrent password guesses, a flood of registrations (issue 14, in part).
+
+use crate::{Gantry, FAST};
+use serde_json::json;
+
+#[test]
+fn a_rebound_host_name_reaches_nothing_and_the_servers_own_names_do() {
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[server]\nallowed_hosts = [\"gpu1.lab.example\"]\n"), &["--simulate", "1"]);
+    let port = d.url.rsplit(':').next().expect("port").to_string();
+    // A page of attacker.example whose name now resolves to 127.0.0.1 sends its own Host; it
+    // can carry no token, but even one that could is refused.
+    for method in ["GET", "POST"] {
+        let (code, _, body) = d.call(method, "/api/v1/jobs", &[("Host", &format!("attacker.example:{port}"))], (method == "POST").then(|| json!({ "commands": ["true"] })), None);
+        assert_eq!((code, body["error"].as_str()), (421, Some("host")), "{method}: {body}");
+    }
+    assert_eq!(d.call("GET", "/api/v1/health", &[("Host", "attacker.example")], None, None).0, 421);
+    assert_eq!(d.get("/api/v1/jobs")["total"], 0, "nothing was submitted");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("gpu1.lab.example:{port}")] {
+        assert_eq!(d.call("GET", "/api/v1/health", &[("Host", &host)], None, None).0, 200, "{host}");
+    }
+}
+
+#[test]
+fn concurrent_wrong_logins_get_no_more_checks_than_the_limit() {
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[auth]\nsecret = \"s3cret\"\nlogin_attempts_per_minute = 5\n"), &["--simulate", "1"]);
+    let d = std::sync::Arc::new(d);
+    let guesses: Vec<_> = (0..60)
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || d.call("POST", "/api/auth/login", &[], Some(json!({ "password": format!("guess {i}") })), None).0)
+        })
+        .collect();
+    let codes: Vec<u16> = guesses.into_iter().map(|t| t.join().expect("thread")).collect();
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let refused = codes.iter().filter(|&&c| c == 429).count();
+    assert_eq!((checked, refused), (5, 55), "{codes:?}");
+    // The address waits now, even with the right secret.
+    assert_eq!(d.call("POST", "/api/auth/login", &[], Some(json!({ "password": "s3cret" })), None).0, 429);
+}
+
+/// The daemon's peak resident memory so far (`VmHWM`), in MiB.
+fn peak_mib(g: &Gantry) -> u64 {
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(g.state.path().join("daemon.json")).expect("daemon.json")).expect("json");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", info["pid"])).expect("status");
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmHWM");
+    kib / 1024
+}
+
+#[test]
+fn a_flood_of_registrations_hashes_a_few_at_a_time() {
+    let g = Gantry::new();
+    let d = std::sync::Arc::new(g.serve(&format!("{FAST}[auth]\nmode = \"users\"\n"), &["--simulate", "1"]));
+    // The first account exists before the flood (it is an admin).
+    assert_eq!(d.call("POST", "/auth/register", &[], Some(json!({ "email": "first@lab.org", "password": "correct horse" })), None).0, 201);
+    let before = peak_mib(&g);
+    // argon2 takes 19 MiB per hash: 40 at once would be ~760 MiB; a core's worth at a time is
+    // tens of MiB.
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || d.call("POST", "/auth/register", &[], Some(json!({ "email": format!("u{i}@lab.org"), "password": "correct horse" })), None).0)
+        })
+        .collect();
+    let codes: Vec<u16> = flood.into_iter().map(|t| t.join().expect("thread")).collect();
+    assert!(codes.iter().all(|&c| c == 201), "{codes:?}");
+    let grew = peak_mib(&g).saturating_sub(before);
+    assert!(grew < 250, "the daemon's peak memory grew by {grew} MiB for 40 concurrent registrations");
+}
