@@ -17,7 +17,9 @@ use std::path::{Component, Path, PathBuf};
 pub enum LogAccessError {
     #[error("`{field}`: {message}")]
     Invalid { field: &'static str, message: String },
-    #[error("{0} is outside the log roots and not a bound log file")]
+    /// Also what a missing file or a directory gets: the answer must not tell a caller whether
+    /// a path they may not read exists.
+    #[error("{0} is not a log gantry may read: outside the log roots and not bound, or missing")]
     Outside(PathBuf),
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
@@ -89,9 +91,9 @@ fn resolve(path: &Path) -> Result<PathBuf, LogAccessError> {
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(LogAccessError::Invalid { field: "path", message: format!("{}: `..` is not allowed", path.display()) });
     }
-    let real = std::fs::canonicalize(path).map_err(io(path))?;
+    let real = std::fs::canonicalize(path).map_err(|_| LogAccessError::Outside(path.to_path_buf()))?;
     if !real.is_file() {
-        return Err(LogAccessError::Invalid { field: "path", message: format!("{} is not a regular file", path.display()) });
+        return Err(LogAccessError::Outside(path.to_path_buf()));
     }
     Ok(real)
 }
@@ -189,6 +191,10 @@ mod tests {
         std::fs::write(&secret, "key").expect("write");
         assert!(matches!(access.tail(&secret, 10, None), Err(LogAccessError::Outside(_))));
         assert!(matches!(access.tail(&root.join("../secret.txt"), 10, None), Err(LogAccessError::Invalid { .. })));
+        // Missing, a directory, or outside: one answer, so existence is not told.
+        for path in [root.join("missing.log"), dir.path().join("missing.log"), root.clone()] {
+            assert!(matches!(access.tail(&path, 10, None), Err(LogAccessError::Outside(_))), "{}", path.display());
+        }
         assert!(matches!(access.tail(Path::new("jobs/a.log"), 10, None), Err(LogAccessError::Invalid { .. })));
         std::os::unix::fs::symlink(&secret, root.join("link.log")).expect("symlink");
         assert!(matches!(access.tail(&root.join("link.log"), 10, None), Err(LogAccessError::Outside(_))));

@@ -69,3 +69,15 @@ fn completions_man_page_and_service_units() {
     let user = g.run(&["install-service", "--print"]);
     assert!(stdout(&user).contains(&format!("ExecStart={} serve\n", env!("CARGO_BIN_EXE_gantry"))), "{}", stdout(&user));
 }
+
+#[test]
+fn parse_reads_only_a_regular_file_of_bounded_size() {
+    let g = Gantry::new();
+    let zero = g.run(&["parse", "/dev/zero"]);
+    assert_eq!(zero.status.code(), Some(2), "it was OOM-killed once");
+    assert!(stderr(&zero).contains("/dev/zero: not a regular file"), "{}", stderr(&zero));
+    let big = g.state.path().join("command_gpu.txt");
+    std::fs::write(&big, vec![b'#'; 17 << 20]).expect("write");
+    let out = g.run(&["parse", big.to_str().expect("utf-8")]);
+    assert!(stderr(&out).contains("at most 16777216 bytes"), "{}", stderr(&out));
+}

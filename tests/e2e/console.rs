@@ -174,6 +174,9 @@ fn logs_are_read_only_inside_their_roots_or_when_bound() {
     let private = private.to_string_lossy().into_owned();
     let (code, refused) = d.request("GET", &format!("/api/log/read?path={private}"), None);
     assert_eq!(code, 403, "{refused}");
+    // A missing file answers as a file outside does: existence is not told (it was 404 vs 403).
+    let (code, missing) = d.request("GET", &format!("/api/log/read?path={}/no-such.log", outside.path().display()), None);
+    assert_eq!((code, &missing["detail"]), (403, &json!(format!("{}/no-such.log is not a log gantry may read: outside the log roots and not bound, or missing", outside.path().display()))), "{missing}");
     let escape = format!("{}/../../../../../../../etc/passwd", job["attempts"][0]["dir"].as_str().expect("dir"));
     assert_eq!(d.request("GET", &format!("/api/log/read?path={escape}"), None).0, 400);
     let link = g.state.path().join("jobs/escape.log");

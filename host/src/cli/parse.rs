@@ -24,7 +24,8 @@ enum ModeArg {
 }
 
 pub fn run(config: &Config, args: ParseArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    // The same bounds as the daemon's: a regular file (not /dev/zero, not a FIFO) of at most 16 MiB.
+    let text = gantry::unix::read_text(&args.file, None, gantry::model::limits::COMMAND_FILE_BYTES)?;
     let runtime = PluginRuntime::new(config.plugins.runtime_options()).context("starting the plugin runtime")?;
     let parser = runtime.get(&config.plugins.parser).ok_or_else(|| anyhow!("parser plugin {} is not loaded", config.plugins.parser))?;
     let mode = args.mode.map(|m| match m {

@@ -22,6 +22,8 @@ pub mod limits {
     pub const DEPENDENCIES: usize = 1024;
     pub const GPUS: u32 = 1024;
     pub const RETRIES: u32 = 1000;
+    /// A command file: lists of shell lines; a bigger file is a mistake.
+    pub const COMMAND_FILE_BYTES: u64 = 16 << 20;
 }
 
 /// A field of a submission that is not acceptable, and why.

@@ -254,7 +254,7 @@ fn open_kind(e: &crate::unix::OpenError) -> (ErrorKind, &'static str) {
     match e {
         O::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => (ErrorKind::NotFound, "not_found"),
         O::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => (ErrorKind::Forbidden, "forbidden"),
-        O::Io { .. } | O::NotRegular(_) => (ErrorKind::Invalid, "file"),
+        O::Io { .. } | O::NotRegular(_) | O::NotText(_) => (ErrorKind::Invalid, "file"),
         O::HardLink(_) | O::NotPossible { .. } => (ErrorKind::Forbidden, "forbidden"),
         O::TooLarge { .. } => (ErrorKind::TooLarge, "too_large"),
     }

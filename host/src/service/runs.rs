@@ -10,8 +10,7 @@ use crate::scheduler::RunRequest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Largest command file read. Command files are lists of shell lines; a bigger file is a mistake.
-const MAX_FILE_BYTES: u64 = 16 << 20;
+use crate::model::limits::COMMAND_FILE_BYTES as MAX_FILE_BYTES;
 
 /// A run started from one of the numbered command files.
 #[derive(Debug, Serialize)]
@@ -161,16 +160,7 @@ impl Service {
 /// A text file's content, opened as `reader` (`None`: with the daemon's rights): a regular file
 /// of at most `max_bytes`.
 pub(super) async fn read_as(reader: Option<crate::unix::Account>, file: PathBuf, max_bytes: u64) -> Result<String, ServiceError> {
-    off_thread(move || {
-        use std::io::Read;
-        let limit = crate::unix::ReadLimit { max_bytes: Some(max_bytes), single_link: false };
-        let (mut opened, meta) = crate::unix::open_as(&file, reader.as_ref(), limit)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        // A file that grows while it is read stops at the limit all the same.
-        (&mut opened).take(max_bytes).read_to_end(&mut bytes).map_err(|e| ServiceError::File { path: file.clone(), message: e.to_string() })?;
-        String::from_utf8(bytes).map_err(|_| ServiceError::File { path: file, message: "is not UTF-8 text".into() })
-    })
-    .await
+    off_thread(move || crate::unix::read_text(&file, reader.as_ref(), max_bytes)).await
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub enum OpenError {
     HardLink(PathBuf),
     #[error("{path}: this daemon runs as uid {daemon} and cannot read as uid {caller}")]
     NotPossible { path: PathBuf, daemon: u32, caller: u32 },
+    #[error("{0}: is not UTF-8 text")]
+    NotText(PathBuf),
 }
 
 /// What may be opened.
@@ -58,6 +60,16 @@ pub fn open_as(path: &Path, caller: Option<&Account>, limit: ReadLimit) -> Resul
         return Err(OpenError::TooLarge { path: path.to_path_buf(), size: meta.len(), limit: max });
     }
     Ok((file, meta))
+}
+
+/// The whole of a text file of at most `max_bytes`, opened as `caller` (see [`open_as`]).
+pub fn read_text(path: &Path, caller: Option<&Account>, max_bytes: u64) -> Result<String, OpenError> {
+    use std::io::Read;
+    let (file, meta) = open_as(path, caller, ReadLimit { max_bytes: Some(max_bytes), single_link: false })?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // A file that grows while it is read stops at the limit all the same.
+    file.take(max_bytes).read_to_end(&mut bytes).map_err(|source| OpenError::Io { path: path.to_path_buf(), source })?;
+    String::from_utf8(bytes).map_err(|_| OpenError::NotText(path.to_path_buf()))
 }
 
 /// Non-blocking, so that a FIFO opens at once (and is then refused as not a regular file)

@@ -8,7 +8,7 @@
 pub mod as_user;
 pub mod users;
 
-pub use as_user::{open_as, OpenError, ReadLimit};
+pub use as_user::{open_as, read_text, OpenError, ReadLimit};
 pub use users::{Account, UsersError};
 
 /// The daemon's own effective uid.
