@@ -69,3 +69,44 @@ fn a_flood_of_registrations_hashes_a_few_at_a_time() {
     let grew = peak_mib(&g).saturating_sub(before);
     assert!(grew < 250, "the daemon's peak memory grew by {grew} MiB for 40 concurrent registrations");
 }
+
+#[test]
+fn a_logout_or_a_new_password_ends_the_sessions_before_it() {
+    // Secret mode: one identity, so a logout ends its every session, also across a restart.
+    let g = Gantry::new();
+    let config = format!("{FAST}[auth]\nsecret = \"s3cret\"\n");
+    let d = g.serve(&config, &["--simulate", "1"]);
+    let login = |d: &crate::Daemon| {
+        let (code, _, body) = d.call("POST", "/api/auth/login", &[], Some(json!({ "password": "s3cret" })), None);
+        assert_eq!(code, 200, "{body}");
+        format!("Bearer {}", body["token"].as_str().expect("token"))
+    };
+    let (old, other) = (login(&d), login(&d));
+    let submit = |d: &crate::Daemon, token: &str| d.call("POST", "/api/v1/jobs", &[("Authorization", token)], Some(json!({ "commands": ["true"], "hold": true })), None).0;
+    assert_eq!(submit(&d, &old), 201);
+    assert_eq!(d.call("POST", "/api/auth/logout", &[("Authorization", &old)], None, None).0, 204);
+    assert_eq!((submit(&d, &old), submit(&d, &other)), (401, 401), "the tokens of before the logout still submit");
+    let new = login(&d);
+    assert_eq!(submit(&d, &new), 201);
+    drop(d);
+    let d = g.serve(&config, &["--simulate", "1"]);
+    assert_eq!((submit(&d, &old), submit(&d, &new)), (401, 201), "a restart brought a signed-out session back");
+
+    // Users mode: a new password ends the old access token, session and refresh token.
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[auth]\nmode = \"users\"\naccounts_may_submit = true\n"), &["--simulate", "1"]);
+    assert_eq!(d.call("POST", "/auth/register", &[], Some(json!({ "email": "ada@lab.org", "password": "correct horse" })), None).0, 201);
+    let jwt = |password: &str| d.call("POST", "/auth/jwt/login", &[], None, Some(&[("username", "ada@lab.org"), ("password", password)]));
+    let (_, _, tokens) = jwt("correct horse");
+    let access = format!("Bearer {}", tokens["access_token"].as_str().expect("access"));
+    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_string();
+    assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", &access)], None, None).0, 200);
+    assert_eq!(d.call("PATCH", "/auth/users/me", &[("Authorization", &access)], Some(json!({ "password": "battery staple" })), None).0, 200);
+    assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", &access)], None, None).0, 401);
+    assert_eq!(d.call("POST", "/auth/jwt/refresh", &[], Some(json!({ "refresh_token": refresh })), None).0, 401);
+    let (code, _, tokens) = jwt("battery staple");
+    assert_eq!(code, 200, "{tokens}");
+    let access = format!("Bearer {}", tokens["access_token"].as_str().expect("access"));
+    assert_eq!(d.call("POST", "/auth/jwt/logout", &[("Authorization", &access)], None, None).0, 204);
+    assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", &access)], None, None).0, 401, "a token outlived its logout");
+}

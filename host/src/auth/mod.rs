@@ -158,6 +158,10 @@ pub struct Authority {
     users: Option<UserStore>,
     /// The daemon's own Unix user: who the local token (mode `none`) makes a caller.
     owner: Principal,
+    /// Secret and `none` modes: sessions issued before this (ms) were signed out. Kept in
+    /// `<state>/auth.signed_out` so that a restart does not bring them back.
+    signed_out_ms: std::sync::atomic::AtomicU64,
+    signed_out_file: PathBuf,
     /// A system daemon (`serve --system`): it serves every local user and runs jobs as their
     /// submitters.
     system: bool,
@@ -166,6 +170,7 @@ pub struct Authority {
 
 const KEY_FILE: &str = "auth.key";
 const SECRET_FILE: &str = "auth.secret";
+const SIGNED_OUT_FILE: &str = "auth.signed_out";
 /// How long a job's token works: longer than training runs last.
 const JOB_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -207,7 +212,10 @@ impl Authority {
             _ => None,
         };
         let limiter = limiter::LoginLimiter::new(config.login_attempts_per_minute, Duration::from_secs(60));
-        Ok((Authority { config, key, secret, users, owner, system, limiter }, notice))
+        let signed_out_file = state_dir.join(SIGNED_OUT_FILE);
+        let signed_out_ms = std::fs::read_to_string(&signed_out_file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let signed_out_ms = std::sync::atomic::AtomicU64::new(signed_out_ms);
+        Ok((Authority { config, key, secret, users, owner, system, signed_out_ms, signed_out_file, limiter }, notice))
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -254,7 +262,8 @@ impl Authority {
             TokenKind::Job => JOB_TOKEN_TTL,
         };
         let now = crate::model::now_ms() / 1000;
-        let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs(), uid: who.uid };
+        let iat_ms = crate::model::now_ms();
+        let claims = Claims { sub: who.id.clone(), name: who.name.clone(), role: who.role, kind, csrf: users::random_hex(16), iat: now, exp: now + ttl.as_secs(), uid: who.uid, iat_ms };
         Issued { token: token::sign(&self.key, &claims), csrf: claims.csrf, expires_s: ttl.as_secs() }
     }
 
@@ -270,21 +279,38 @@ impl Authority {
 
     /// Users mode: the account behind verified claims as it is now (a deactivated account or a
     /// changed role takes effect at once, not when the token expires). Blocks.
+    /// A token issued before a sign-out (of its account, or in secret and `none` modes of the
+    /// one identity they have) is refused.
     pub fn current(&self, claims: &Claims) -> Result<Principal, AuthError> {
         let as_signed = || Principal { id: claims.sub.clone(), name: claims.name.clone(), role: claims.role, uid: claims.uid };
         if claims.kind == TokenKind::Job {
             return Ok(as_signed());
         }
         match &self.users {
+            None if claims.iat_ms < self.signed_out_ms.load(std::sync::atomic::Ordering::Relaxed) => Err(AuthError::BadToken),
             None => Ok(as_signed()),
             Some(users) => {
                 let user = users.get(&claims.sub).map_err(|_| AuthError::BadToken)?;
                 if !user.is_active {
                     return Err(AuthError::Inactive);
                 }
+                if claims.iat_ms < user.signed_out_ms {
+                    return Err(AuthError::BadToken);
+                }
                 Ok(principal_of(&user))
             }
         }
+    }
+
+    /// Ends the sessions of whoever `claims` name: their account's in users mode, every session
+    /// in secret and `none` modes (they have one identity). Blocks (SQLite, a file).
+    pub fn sign_out(&self, claims: &Claims) -> Result<(), AuthError> {
+        if let Some(users) = &self.users {
+            return users.sign_out(&claims.sub).map(drop);
+        }
+        let now = crate::model::now_ms();
+        self.signed_out_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+        std::fs::write(&self.signed_out_file, now.to_string()).map_err(|e| AuthError::File { path: self.signed_out_file.clone(), message: e.to_string() })
     }
 
     /// Users mode: an API token's account. Blocks.

@@ -24,6 +24,10 @@ pub struct Claims {
     /// The bearer's Unix user, where the login had one (the daemon owner's local token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// When it was issued, in milliseconds: a sign-out ends every token issued before it, and
+    /// seconds can't tell a token of the same second apart.
+    #[serde(default)]
+    pub iat_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +85,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { sub: "u1".into(), name: "ada".into(), role: crate::auth::Role::User, kind: TokenKind::Access, csrf: "c".into(), iat: 1, exp, uid: None }
+        Claims { sub: "u1".into(), name: "ada".into(), role: crate::auth::Role::User, kind: TokenKind::Access, csrf: "c".into(), iat: 1, exp, uid: None, iat_ms: 1000 }
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct User {
     /// as that user, and files are read for it with that user's rights.
     #[serde(default)]
     pub unix_user: Option<String>,
+    /// Tokens issued before this (ms) no longer work: set by a sign-out or a password change.
+    #[serde(default)]
+    pub signed_out_ms: u64,
 }
 
 impl User {
@@ -134,6 +137,7 @@ impl UserStore {
             is_verified: false,
             created_ms: crate::model::now_ms(),
             unix_user: None,
+            signed_out_ms: 0,
         };
         let data = serde_json::to_string(&user)?;
         let inserted = conn.execute(
@@ -198,7 +202,25 @@ impl UserStore {
             }
             None => None,
         };
+        if hash.is_some() {
+            // A new password ends what the old one let in: sessions, access and refresh tokens.
+            user.signed_out_ms = crate::model::now_ms();
+            self.revoke_all(&user.id, "refresh")?;
+        }
         self.save(&user, hash)
+    }
+
+    /// Ends every session and access token of the account, and its refresh tokens.
+    pub fn sign_out(&self, id: &str) -> Result<User, AuthError> {
+        let mut user = self.get(id)?;
+        user.signed_out_ms = crate::model::now_ms();
+        self.revoke_all(id, "refresh")?;
+        self.save(&user, None)
+    }
+
+    fn revoke_all(&self, user_id: &str, kind: &str) -> Result<(), AuthError> {
+        self.conn.lock().execute("DELETE FROM tokens WHERE user_id = ?1 AND kind = ?2", params![user_id, kind]).map_err(self.sql())?;
+        Ok(())
     }
 
     /// An admin's change: the role, whether the account is active, and the Unix user it is

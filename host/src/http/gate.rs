@@ -70,7 +70,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// What the request presents: a bearer token first, else the session cookie.
-fn credential(headers: &HeaderMap) -> Credential {
+pub(super) fn credential(headers: &HeaderMap) -> Credential {
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     if let Some(token) = bearer {
         return Credential::Bearer(token.to_string());

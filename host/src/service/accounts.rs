@@ -164,6 +164,29 @@ impl Service {
         Ok((access, refresh))
     }
 
+    /// Signs out whoever the credential names (see [`crate::auth::Authority::sign_out`]): every
+    /// session and access token issued before now stops working. Nothing happens for a
+    /// credential that is not valid, a job's token, or a cookie sent from a page elsewhere.
+    pub async fn sign_out(&self, credential: Credential) -> Result<(), ServiceError> {
+        let token = match credential {
+            Credential::Bearer(token) => token,
+            Credential::Cookie { token, csrf_header, same_origin } => {
+                let Ok(claims) = self.auth.verify(&token) else { return Ok(()) };
+                if !(same_origin || csrf_header.is_some_and(|h| h == claims.csrf)) {
+                    return Ok(());
+                }
+                token
+            }
+            Credential::None => return Ok(()),
+        };
+        let Ok(claims) = self.auth.verify(&token) else { return Ok(()) };
+        if claims.kind == TokenKind::Job {
+            return Ok(());
+        }
+        let auth = self.auth.clone();
+        off_thread(move || auth.sign_out(&claims)).await
+    }
+
     pub async fn revoke_refresh(&self, token: String) -> Result<(), ServiceError> {
         let auth = self.auth.clone();
         off_thread(move || auth.users()?.revoke(&token).map(drop)).await

@@ -24,7 +24,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "auth")
         .get("/api/auth/check", Public, "Whether this server needs a login (seed 001)", check)
         .post("/api/auth/login", Public, "Log in with the secret (seed 001) or an account; sets the session cookie", login)
-        .post("/api/auth/logout", Public, "End the browser session", logout)
+        .post("/api/auth/logout", Public, "End the session: every token issued to the same login before now stops working", logout)
         .post("/auth/register", Public, "Create an account (seed 002; can be disabled)", register)
         .post("/auth/jwt/login", Public, "Log in with username (e-mail) and password as a form (seed 002)", jwt_login)
         .post("/auth/jwt/refresh", Public, "Trade a refresh token for new tokens", jwt_refresh)
@@ -83,8 +83,11 @@ async fn login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, Bod
     }
 }
 
-async fn logout() -> Response {
-    logged_out(StatusCode::NO_CONTENT)
+/// Ends the session server-side (every token issued to the same identity before now), not
+/// only the cookie.
+async fn logout(State(service): Shared, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+    service.sign_out(crate::http::gate::credential(&headers)).await?;
+    Ok(logged_out(StatusCode::NO_CONTENT))
 }
 
 async fn register(State(service): Shared, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
@@ -117,10 +120,11 @@ async fn jwt_refresh(State(service): Shared, Body(body): Body<RefreshBody>) -> A
     Ok(Json(tokens_body(&access, &refresh)))
 }
 
-async fn jwt_logout(State(service): Shared, body: Option<Body<RefreshBody>>) -> ApiResult<Response> {
+async fn jwt_logout(State(service): Shared, headers: axum::http::HeaderMap, body: Option<Body<RefreshBody>>) -> ApiResult<Response> {
     if let Some(Body(body)) = body {
         service.revoke_refresh(body.refresh_token).await?;
     }
+    service.sign_out(crate::http::gate::credential(&headers)).await?;
     Ok(logged_out(StatusCode::NO_CONTENT))
 }
 
