@@ -67,6 +67,8 @@ struct User {
 impl User {
     fn create(groups: &[&Group]) -> User {
         let name = unique("gty");
+        // A slim container may have no /home yet.
+        std::fs::create_dir_all("/home").expect("/home");
         let home = PathBuf::from("/home").join(&name);
         let extra: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         let mut args = vec!["-m", "-d", home.to_str().expect("utf-8"), "-s", "/bin/sh", "-U"];
