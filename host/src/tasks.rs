@@ -62,6 +62,28 @@ pub enum TaskError {
     NotYours { id: u64, owner: String },
     #[error("`{field}`: {message}")]
     Invalid { field: &'static str, message: String },
+    #[error("{0}")]
+    TooMany(String),
+}
+
+/// What the tasks may hold, which live in memory: without bounds, a few hundred registrations
+/// with megabytes of metrics each took the daemon's memory.
+pub mod limits {
+    pub const TASKS: usize = 10_000;
+    pub const TASKS_PER_OWNER: usize = 1_000;
+    pub const NAME_BYTES: usize = 256;
+    pub const MESSAGE_BYTES: usize = 4096;
+    pub const METRICS: usize = 32;
+    pub const METRIC_KEY_BYTES: usize = 64;
+    /// A metric's value as JSON text.
+    pub const METRIC_VALUE_BYTES: usize = 1024;
+}
+
+fn too_long(field: &'static str, text: &str, limit: usize) -> Result<(), TaskError> {
+    if text.len() > limit {
+        return Err(TaskError::Invalid { field, message: format!("{} bytes; at most {limit}", text.len()) });
+    }
+    Ok(())
 }
 
 /// Ids of tasks without a job start here, clear of job ids.
@@ -73,10 +95,22 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    /// A task for `job` (if any) takes the job's id; registering again updates it.
-    pub fn register(&self, r: Registration, owner: &str, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Task {
+    /// A task for `job` (if any) takes the job's id; registering again updates it. An owner may
+    /// have [`limits::TASKS_PER_OWNER`] tasks, everyone together [`limits::TASKS`].
+    pub fn register(&self, r: Registration, owner: &str, job: Option<JobId>, gpu_ids: Vec<u32>, now_ms: u64) -> Result<Task, TaskError> {
+        if let Some(name) = &r.name {
+            too_long("name", name, limits::NAME_BYTES)?;
+        }
         let mut tasks = self.tasks.write();
         let task_id = job.map_or_else(|| tasks.keys().copied().filter(|k| *k >= OWN_IDS).max().map_or(OWN_IDS, |k| k + 1), |j| j.0);
+        if !tasks.contains_key(&task_id) {
+            if tasks.len() >= limits::TASKS {
+                return Err(TaskError::TooMany(format!("{} tasks are registered, the most this daemon keeps", limits::TASKS)));
+            }
+            if tasks.values().filter(|t| t.owner == owner).count() >= limits::TASKS_PER_OWNER {
+                return Err(TaskError::TooMany(format!("{owner} has {} tasks registered, the most one owner may", limits::TASKS_PER_OWNER)));
+            }
+        }
         let name = r.name.unwrap_or_else(|| job.map_or_else(|| format!("task {task_id}"), |j| format!("job {j}")));
         let task = Task {
             task_id,
@@ -96,13 +130,20 @@ impl Tasks {
             updated_ms: now_ms,
         };
         tasks.insert(task_id, task.clone());
-        task
+        Ok(task)
     }
 
     /// Records a report on task `id`, if `may` lets its reporter change a task of that owner.
     pub fn report(&self, id: u64, r: Report, now_ms: u64, may: impl Fn(&str) -> bool) -> Result<Task, TaskError> {
         if let Some(p) = r.progress.filter(|p| !p.is_finite() || !(0.0..=100.0).contains(p)) {
             return Err(TaskError::Invalid { field: "progress", message: format!("must be a percentage from 0 to 100, got {p}") });
+        }
+        if let Some(message) = &r.message {
+            too_long("message", message, limits::MESSAGE_BYTES)?;
+        }
+        for (key, value) in &r.metrics {
+            too_long("metrics", key, limits::METRIC_KEY_BYTES)?;
+            too_long("metrics", &value.to_string(), limits::METRIC_VALUE_BYTES).map_err(|_| TaskError::Invalid { field: "metrics", message: format!("{key}: at most {} bytes of JSON", limits::METRIC_VALUE_BYTES) })?;
         }
         let mut tasks = self.tasks.write();
         let task = tasks.get_mut(&id).ok_or(TaskError::Unknown(id))?;
@@ -114,6 +155,10 @@ impl Tasks {
         task.epoch = r.epoch.or(task.epoch);
         task.loss = r.loss.or(task.loss);
         task.message = r.message.or(task.message.take());
+        let added = r.metrics.keys().filter(|k| !task.metrics.contains_key(*k)).count();
+        if task.metrics.len() + added > limits::METRICS {
+            return Err(TaskError::Invalid { field: "metrics", message: format!("at most {} metrics per task", limits::METRICS) });
+        }
         task.metrics.extend(r.metrics);
         task.progress = r.progress.or_else(|| match (task.step, task.total_steps) {
             (Some(step), Some(total)) if total > 0 => Some((step as f64 / total as f64 * 100.0).min(100.0)),
@@ -139,9 +184,9 @@ mod tests {
     #[test]
     fn a_jobs_task_takes_its_id_and_progress_follows_the_steps() {
         let tasks = Tasks::default();
-        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, "ada", Some(JobId(7)), vec![1], 10);
+        let task = tasks.register(Registration { total_steps: Some(200), ..Registration::default() }, "ada", Some(JobId(7)), vec![1], 10).expect("registered");
         assert_eq!((task.task_id, task.name.as_str(), task.gpu_ids.as_slice()), (7, "job 7", &[1][..]));
-        let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, "ada", None, vec![], 10);
+        let own = tasks.register(Registration { name: Some("by hand".into()), gpu_ids: vec![0], ..Registration::default() }, "ada", None, vec![], 10).expect("registered");
         assert_eq!(own.task_id, OWN_IDS);
         let report = Report { step: Some(50), loss: Some(0.25), ..Report::default() };
         let ada = |owner: &str| owner == "ada";
@@ -151,5 +196,22 @@ mod tests {
         let bad = Report { progress: Some(150.0), ..Report::default() };
         assert!(matches!(tasks.report(7, bad, 30, ada), Err(TaskError::Invalid { field: "progress", .. })));
         assert_eq!(tasks.report(9, Report::default(), 30, ada), Err(TaskError::Unknown(9)));
+    }
+
+    #[test]
+    fn tasks_are_bounded_in_number_and_size() {
+        let tasks = Tasks::default();
+        for _ in 0..limits::TASKS_PER_OWNER {
+            tasks.register(Registration::default(), "ada", None, vec![], 1).expect("within the limit");
+        }
+        assert!(matches!(tasks.register(Registration::default(), "ada", None, vec![], 1), Err(TaskError::TooMany(_))));
+        let bob = tasks.register(Registration::default(), "bob", None, vec![], 1).expect("another owner");
+        let anyone = |_: &str| true;
+        let huge = Report { message: Some("x".repeat(limits::MESSAGE_BYTES + 1)), ..Report::default() };
+        assert!(matches!(tasks.report(bob.task_id, huge, 2, anyone), Err(TaskError::Invalid { field: "message", .. })));
+        let big_value = Report { metrics: [("loss".to_string(), serde_json::json!("y".repeat(2000)))].into(), ..Report::default() };
+        assert!(matches!(tasks.report(bob.task_id, big_value, 2, anyone), Err(TaskError::Invalid { field: "metrics", .. })));
+        let many = Report { metrics: (0..=limits::METRICS).map(|i| (format!("m{i}"), serde_json::json!(i))).collect(), ..Report::default() };
+        assert!(matches!(tasks.report(bob.task_id, many, 2, anyone), Err(TaskError::Invalid { field: "metrics", .. })));
     }
 }

@@ -110,3 +110,18 @@ fn a_logout_or_a_new_password_ends_the_sessions_before_it() {
     assert_eq!(d.call("POST", "/auth/jwt/logout", &[("Authorization", &access)], None, None).0, 204);
     assert_eq!(d.call("GET", "/api/v1/node", &[("Authorization", &access)], None, None).0, 401, "a token outlived its logout");
 }
+
+#[test]
+fn metrics_keep_a_bounded_number_of_queue_series() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    // 150 held jobs without a queue: 150 queues of their own, and one of 3.
+    let mut jobs: Vec<serde_json::Value> = (0..150).map(|_| json!({ "commands": ["true"], "hold": true })).collect();
+    jobs.extend((0..3).map(|_| json!({ "commands": ["true"], "hold": true, "queue": "deep" })));
+    d.submit(json!({ "jobs": jobs }));
+    let text = d.get_text("/metrics");
+    let series: Vec<&str> = text.lines().filter(|l| l.starts_with("gantry_queue_depth{")).collect();
+    assert_eq!(series.len(), 101, "{series:?}");
+    assert!(series.contains(&"gantry_queue_depth{queue=\"deep\"} 3"), "the deepest queue has its own series: {series:?}");
+    assert!(series.contains(&"gantry_queue_depth{queue=\"(others)\"} 51"), "{series:?}");
+}

@@ -239,6 +239,7 @@ impl ServiceError {
             ServiceError::Task(e) => match e {
                 crate::tasks::TaskError::Unknown(_) => (NotFound, "not_found"),
                 crate::tasks::TaskError::NotYours { .. } => (Forbidden, "forbidden"),
+                crate::tasks::TaskError::TooMany(_) => (Conflict, "too_many"),
                 crate::tasks::TaskError::Invalid { .. } => (Invalid, "invalid"),
             },
             ServiceError::Forbidden(_) => (Forbidden, "forbidden"),

@@ -52,6 +52,9 @@ pub struct GpusWithTasks {
     pub progress: HashMap<JobId, f64>,
 }
 
+/// Queues that get a `gantry_queue_depth` series of their own.
+const QUEUE_SERIES: usize = 100;
+
 impl Service {
     pub fn node(&self) -> Node {
         let latest = self.gpus.latest();
@@ -113,8 +116,14 @@ impl Service {
         let c = &status.counts;
         let states = [("waiting", c.waiting), ("held", c.held), ("running", c.running), ("succeeded", c.succeeded), ("failed", c.failed), ("cancelled", c.cancelled)];
         family(&mut out, "gantry_jobs", "gauge", "Jobs by state.", states.iter().map(|(s, n)| (format!("state=\"{s}\""), *n as f64)));
-        let depth = status.queues.iter().map(|q| (format!("queue=\"{}\"", label(&q.name)), (q.counts.waiting + q.counts.held) as f64));
-        family(&mut out, "gantry_queue_depth", "gauge", "Jobs waiting or held in each queue with work left.", depth);
+        // The deepest queues by name, the rest summed: a series per queue would grow a scrape
+        // without bound (one per job when jobs have no queue of their own).
+        let mut depths: Vec<(&str, usize)> = status.queues.iter().map(|q| (q.name.as_str(), q.counts.waiting + q.counts.held)).filter(|(_, d)| *d > 0).collect();
+        depths.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let rest: usize = depths.iter().skip(QUEUE_SERIES).map(|(_, d)| d).sum();
+        let depth = depths.iter().take(QUEUE_SERIES).map(|(name, d)| (format!("queue=\"{}\"", label(name)), *d as f64));
+        let others = (depths.len() > QUEUE_SERIES).then(|| ("queue=\"(others)\"".to_string(), rest as f64));
+        family(&mut out, "gantry_queue_depth", "gauge", "Jobs waiting or held in the deepest queues; the rest summed as queue=\"(others)\".", depth.chain(others));
         self.metrics.render(&mut out);
 
         let plugins = self.plugins.list();
@@ -152,7 +161,7 @@ impl Service {
             Some(id) => self.scheduler.job(id, who.scope()).await?.current_attempt().map(|a| a.gpus.clone()).unwrap_or_default(),
             None => Vec::new(),
         };
-        Ok(self.tasks.register(registration, &who.name, job_id, gpus, now_ms()))
+        Ok(self.tasks.register(registration, &who.name, job_id, gpus, now_ms())?)
     }
 
     /// A progress report, from the task's owner (or an admin).
