@@ -101,7 +101,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     large_allocations_return();
     private_dir(&state_dir, &options.notices)?;
     // Two daemons on one state directory would both start its jobs.
-    let lock = lock_state_dir(&state_dir)?;
+    let lock = lock_state_dir(&state_dir).await?;
 
     let (mode, library, sim_dir) = (options.gpu_mode.clone(), config.gpu.nvml_library.clone(), config.sim_dir());
     let (reader, notice) = tokio::task::spawn_blocking(move || open_gpus(&mode, &library, &sim_dir)).await??;
@@ -297,8 +297,11 @@ fn shim_program(given: Option<PathBuf>) -> Result<PathBuf, DaemonError> {
     if shim.is_file() { Ok(shim) } else { Err(DaemonError::NoShim(shim)) }
 }
 
-/// Holds `<state>/daemon.lock` for the daemon's life.
-fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
+/// Holds `<state>/daemon.lock` for the daemon's life. A lock held while no live daemon is
+/// recorded is waited for a moment: a daemon killed while it was starting a shim leaves that
+/// child holding a copy of the lock until it execs, and a restart at once (a crash, systemd's
+/// `Restart=`) must not fail on it.
+async fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
     let path = dir.join("daemon.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -307,16 +310,26 @@ fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
         .write(true)
         .open(&path)
         .map_err(|e| DaemonError::StateDir { path: path.clone(), message: e.to_string() })?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let pid = std::fs::read_to_string(dir.join(INFO_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str::<DaemonInfo>(&t).ok())
-            .map_or_else(|| "unknown".into(), |i| i.pid.to_string());
-        return Err(DaemonError::AlreadyRunning { path: dir.to_path_buf(), pid });
+    let mut waited = Duration::ZERO;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let recorded = std::fs::read_to_string(dir.join(INFO_FILE)).ok().and_then(|t| serde_json::from_str::<DaemonInfo>(&t).ok()).map(|i| i.pid);
+        let alive = recorded.is_some_and(|pid| crate::procfs::start_ticks(pid).is_some());
+        if alive || waited >= LOCK_PATIENCE {
+            let pid = recorded.map_or_else(|| "unknown".into(), |pid| pid.to_string());
+            return Err(DaemonError::AlreadyRunning { path: dir.to_path_buf(), pid });
+        }
+        tokio::time::sleep(LOCK_RETRY).await;
+        waited += LOCK_RETRY;
     }
-    Ok(file)
 }
+
+/// How long a lock held by no recorded live daemon is waited for, and how often it is tried.
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+const LOCK_RETRY: Duration = Duration::from_millis(50);
 
 /// Re-reads the configuration file when it changes and hands the scheduler its new rules. An
 /// edit that does not validate is reported (file and key) and the rules in force stay.
@@ -345,5 +358,40 @@ fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) 
             tracing::warn!(path = %path.display(), error = %e, "cannot watch the configuration; rules will not hot-reload");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(dir: &Path) -> File {
+        let file = File::create(dir.join("daemon.lock")).expect("lock file");
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+        file
+    }
+
+    #[tokio::test]
+    async fn a_lock_left_by_a_dead_daemons_child_is_waited_for_and_a_live_daemons_is_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        // Held, as by a shim the killed daemon was starting, with no live daemon recorded.
+        let held = hold(dir.path());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        assert!(lock_state_dir(dir.path()).await.is_ok(), "the restart waited for the lock");
+        release.join().expect("thread");
+
+        // Held by a daemon that is alive (this process stands in for it): refused at once.
+        let other = tempfile::tempdir().expect("dir");
+        let _held = hold(other.path());
+        let info = DaemonInfo { url: "http://127.0.0.1:1".into(), pid: std::process::id(), socket: None };
+        std::fs::write(other.path().join(INFO_FILE), serde_json::to_vec(&info).expect("json")).expect("info");
+        let started = std::time::Instant::now();
+        let err = lock_state_dir(other.path()).await.expect_err("refused");
+        assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
+        assert!(started.elapsed() < LOCK_PATIENCE, "a live daemon's lock is not waited for");
     }
 }
