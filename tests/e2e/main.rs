@@ -67,6 +67,20 @@ impl Gantry {
     }
 }
 
+/// Waits for the daemon starting on state directory `state` to say where it listens (its
+/// `daemon.json`); `log` says why, if it never does.
+pub fn daemon_url_in(state: &Path, log: &dyn Fn() -> String) -> String {
+    let info = state.join("daemon.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
+            return url;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not start: {}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps it).
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -123,15 +137,7 @@ impl Gantry {
 
     /// Waits for a starting daemon to say where it listens.
     pub fn daemon_url(&self) -> String {
-        let info = self.state.path().join("daemon.json");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
-                return url;
-            }
-            assert!(Instant::now() < deadline, "the daemon did not start: {}", self.daemon_log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        daemon_url_in(self.state.path(), &|| self.daemon_log())
     }
 
     pub fn daemon_log(&self) -> String {

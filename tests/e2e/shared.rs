@@ -372,15 +372,7 @@ fn a_users_own_daemon_refuses_other_users_on_its_socket_and_on_tcp() {
         .stderr(log.reopen().expect("log"))
         .spawn()
         .expect("ada's daemon starts");
-    let info = state.join("daemon.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let url = loop {
-        if let Some(url) = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()).and_then(|v| v["url"].as_str().map(String::from)) {
-            break url;
-        }
-        assert!(Instant::now() < deadline, "ada's daemon did not start: {}", std::fs::read_to_string(log.path()).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let url = crate::daemon_url_in(&state, &|| std::fs::read_to_string(log.path()).unwrap_or_default());
     let socket = state.join("gantry.sock");
     let owner = ada.command(&cli(), &["jobs"]).env("GANTRY_STATE_DIR", &state).output().expect("cli");
     assert!(owner.status.success(), "ada uses her own daemon without a token: {}", stderr(&owner));

@@ -18,6 +18,12 @@ pub enum Credential {
     Cookie { token: String, csrf_header: Option<String>, same_origin: bool },
 }
 
+/// Whether a request made with a session cookie comes from a page of this server: its own
+/// `Origin`, or the session's CSRF token.
+fn from_this_server(claims: &crate::auth::Claims, csrf_header: Option<&str>, same_origin: bool) -> bool {
+    same_origin || csrf_header.is_some_and(|h| !claims.csrf.is_empty() && h == claims.csrf)
+}
+
 /// Seed 002's login: a session (and its CSRF token) for the browser, and the bearer tokens for
 /// scripts.
 pub struct LoginReply {
@@ -90,8 +96,7 @@ impl Service {
             Credential::Bearer(token) => self.auth.verify(&token)?,
             Credential::Cookie { token, csrf_header, same_origin } => {
                 let claims = self.auth.verify(&token)?;
-                let proven = same_origin || csrf_header.is_some_and(|h| !claims.csrf.is_empty() && h == claims.csrf);
-                if changes && !proven {
+                if changes && !from_this_server(&claims, csrf_header.as_deref(), same_origin) {
                     return Err(AuthError::Csrf.into());
                 }
                 claims
@@ -168,19 +173,14 @@ impl Service {
     /// session and access token issued before now stops working. Nothing happens for a
     /// credential that is not valid, a job's token, or a cookie sent from a page elsewhere.
     pub async fn sign_out(&self, credential: Credential) -> Result<(), ServiceError> {
-        let token = match credential {
-            Credential::Bearer(token) => token,
-            Credential::Cookie { token, csrf_header, same_origin } => {
-                let Ok(claims) = self.auth.verify(&token) else { return Ok(()) };
-                if !(same_origin || csrf_header.is_some_and(|h| h == claims.csrf)) {
-                    return Ok(());
-                }
-                token
-            }
+        let (token, cookie) = match credential {
+            Credential::Bearer(token) => (token, None),
+            Credential::Cookie { token, csrf_header, same_origin } => (token, Some((csrf_header, same_origin))),
             Credential::None => return Ok(()),
         };
         let Ok(claims) = self.auth.verify(&token) else { return Ok(()) };
-        if claims.kind == TokenKind::Job {
+        let foreign = cookie.is_some_and(|(csrf, same_origin)| !from_this_server(&claims, csrf.as_deref(), same_origin));
+        if foreign || claims.kind == TokenKind::Job {
             return Ok(());
         }
         let auth = self.auth.clone();
