@@ -70,7 +70,7 @@ pub enum Request {
     Release(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
     Retry(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
     Job(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
-    Jobs(JobFilter, Scope, oneshot::Sender<Vec<Job>>),
+    Jobs(JobFilter, oneshot::Sender<Vec<Job>>),
     Runs(oneshot::Sender<Vec<RunStatus>>),
     Progress(oneshot::Sender<Vec<RunProgress>>),
     Status(oneshot::Sender<Status>),

@@ -97,8 +97,9 @@ impl Scheduler {
     }
 
     /// Jobs matching `filter` that `scope` may see.
-    pub async fn jobs(&self, filter: JobFilter, scope: Scope) -> Result<Vec<Job>, SchedulerError> {
-        self.ask(|r| Request::Jobs(filter, scope, r)).await
+    /// Every job matching `filter`: what a caller may see of them is the service's to decide.
+    pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        self.ask(|r| Request::Jobs(filter, r)).await
     }
 
     pub async fn runs(&self) -> Result<Vec<RunStatus>, SchedulerError> {

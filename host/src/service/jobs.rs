@@ -43,6 +43,11 @@ const LOG_CHUNK: usize = 1 << 20;
 /// How often a followed log is looked at for more output.
 const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The job whole to whoever `sees` its owner's, else without what it runs.
+fn shown(sees: &Scope, job: Job) -> Job {
+    if sees.allows(job.spec.owner.as_deref()) { job } else { job.redact() }
+}
+
 impl Service {
     /// Commits a checked batch, owned by its submitter (see [`Service::claim`]).
     pub async fn submit(&self, who: &Principal, mut batch: Batch) -> Result<Vec<JobId>, ServiceError> {
@@ -97,14 +102,12 @@ impl Service {
     /// Every job matching `filter`; other users' without what they run unless
     /// `auth.privacy = "open"`.
     pub async fn jobs(&self, who: &Principal, filter: JobFilter) -> Result<Vec<Job>, ServiceError> {
-        let jobs = self.scheduler.jobs(filter, Scope::All).await?;
         let sees = self.sees(who);
-        Ok(jobs.into_iter().map(|job| if sees.allows(job.spec.owner.as_deref()) { job } else { job.redact() }).collect())
+        Ok(self.scheduler.jobs(filter).await?.into_iter().map(|job| shown(&sees, job)).collect())
     }
 
     pub async fn job(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
-        let job = self.scheduler.job(id, Scope::All).await?;
-        Ok(if self.sees(who).allows(job.spec.owner.as_deref()) { job } else { job.redact() })
+        Ok(shown(&self.sees(who), self.scheduler.job(id, Scope::All).await?))
     }
 
     /// Whose commands, environments and logs `who` sees in full.

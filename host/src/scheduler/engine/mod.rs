@@ -225,7 +225,7 @@ impl Engine {
             Request::Release(id, scope, reply) => drop(reply.send(self.transition(id, &scope, JobState::Held, JobState::Waiting, "release"))),
             Request::Retry(id, scope, reply) => drop(reply.send(self.retry(id, &scope))),
             Request::Job(id, scope, reply) => drop(reply.send(self.owned(id, &scope).cloned())),
-            Request::Jobs(filter, scope, reply) => drop(reply.send(self.list(&filter, &scope))),
+            Request::Jobs(filter, reply) => drop(reply.send(self.list(&filter))),
             Request::Runs(reply) => drop(reply.send(self.runs.values().map(|r| self.run_status(r)).collect())),
             Request::Progress(reply) => drop(reply.send(self.progress())),
             Request::Status(reply) => drop(reply.send(self.status())),

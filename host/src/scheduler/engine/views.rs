@@ -2,14 +2,14 @@
 
 use super::Engine;
 use crate::model::{
-    now_ms, Counts, CurrentJob, Job, JobFilter, JobState, QueueProgress, QueueStatus, Run, RunProgress, RunState, RunStatus, RunningJob, Scope, Status, Usage,
+    now_ms, Counts, CurrentJob, Job, JobFilter, JobState, QueueProgress, QueueStatus, Run, RunProgress, RunState, RunStatus, RunningJob, Status, Usage,
 };
 use std::collections::BTreeMap;
 
 impl Engine {
-    /// Jobs matching `filter` that `scope` may see.
-    pub(super) fn list(&self, filter: &JobFilter, scope: &Scope) -> Vec<Job> {
-        self.jobs.values().filter(|j| filter.matches(j) && scope.allows(j.spec.owner.as_deref())).cloned().collect()
+    /// Jobs matching `filter`.
+    pub(super) fn list(&self, filter: &JobFilter) -> Vec<Job> {
+        self.jobs.values().filter(|j| filter.matches(j)).cloned().collect()
     }
 
     pub(super) fn run_status(&self, run: &Run) -> RunStatus {
