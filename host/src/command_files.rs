@@ -16,10 +16,16 @@ pub enum CommandFileError {
     Io { path: PathBuf, message: String },
     #[error("{path} has no backup to reset to: it is made by the first change through the API")]
     NoBackup { path: PathBuf },
+    #[error("there are {count} {mode} configurations, the most a mode may have; delete one first")]
+    TooMany { mode: &'static str, count: usize },
 }
 
+/// The most numbered configurations a mode may have: each is a file the daemon lists and parses
+/// for every listing, and an API call makes one.
+pub const MAX_PER_MODE: usize = 256;
+
 /// One configuration as seed 001's `/api/commands/{mode}/list` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     pub index: u32,
     pub name: String,
@@ -117,12 +123,15 @@ impl CommandFiles {
 
     /// The index a new configuration gets: the first, while it does not exist, else after the
     /// last.
-    pub fn next_index(&self, mode: RunMode) -> u32 {
+    pub fn next_index(&self, mode: RunMode) -> Result<u32, CommandFileError> {
         let existing = self.list(mode);
-        match existing.iter().find(|e| e.index == 0 && !e.exists) {
+        if existing.iter().filter(|e| e.exists).count() >= MAX_PER_MODE {
+            return Err(CommandFileError::TooMany { mode: mode.as_str(), count: MAX_PER_MODE });
+        }
+        Ok(match existing.iter().find(|e| e.index == 0 && !e.exists) {
             Some(_) => 0,
             None => existing.iter().map(|e| e.index).max().unwrap_or(0) + 1,
-        }
+        })
     }
 
     /// Deletes a configuration; its backup stays, so a `reset` can bring it back.
@@ -162,9 +171,9 @@ mod tests {
         assert_eq!(files.path(RunMode::Multi, 2), dir.path().join("command_gpus_2.txt"));
         let listed = files.list(RunMode::Single);
         assert_eq!((listed.len(), listed[0].exists), (1, false));
-        assert_eq!(files.next_index(RunMode::Single), 0);
+        assert_eq!(files.next_index(RunMode::Single).expect("room"), 0);
         files.write(RunMode::Single, 0, "1\ntrue\n1\n").expect("create");
-        assert_eq!(files.next_index(RunMode::Single), 1);
+        assert_eq!(files.next_index(RunMode::Single).expect("room"), 1);
         files.write(RunMode::Single, 1, "2\ntrue\n1\n").expect("create");
         assert_eq!(files.list(RunMode::Single).iter().map(|e| e.file_name.as_str()).collect::<Vec<_>>(), ["command_gpu.txt", "command_gpu_1.txt"]);
         assert_eq!(files.locate(&dir.path().join("command_gpu_1.txt")), Some((RunMode::Single, 1)));
@@ -174,5 +183,9 @@ mod tests {
         files.delete(RunMode::Single, 1).expect("delete");
         assert!(matches!(files.read(RunMode::Single, 1), Err(CommandFileError::Missing { index: 1, .. })));
         assert!(matches!(files.reset(RunMode::Multi, 0), Err(CommandFileError::NoBackup { .. })));
+        for index in 0..MAX_PER_MODE as u32 {
+            files.write(RunMode::Multi, index, "1\ntrue\n1\n").expect("create");
+        }
+        assert!(matches!(files.next_index(RunMode::Multi), Err(CommandFileError::TooMany { count: MAX_PER_MODE, .. })));
     }
 }

@@ -32,7 +32,7 @@ pub enum LogAccessError {
 }
 
 /// A log file bound to one process of a command file (seed 001's fields).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Binding {
     pub mode: String,
     pub config_index: u32,

@@ -8,7 +8,7 @@ use crate::model::JobId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Task {
     pub task_id: u64,
     pub name: String,
@@ -29,7 +29,7 @@ pub struct Task {
     pub updated_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub name: Option<String>,
@@ -40,7 +40,7 @@ pub struct Registration {
     pub total_steps: Option<u64>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     /// Percent; worked out from `step` and `total_steps` when not given.

@@ -78,10 +78,12 @@ fn login(d: &crate::Daemon, email: &str) -> String {
 fn users_mode_roles_ownership_tokens_and_refresh() {
     let g = Gantry::new();
     // Jobs run as the daemon's user here, which the configuration accepts for every account.
-    let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\naccounts_may_submit = true\n"), &["--simulate", "1xA100"]);
+    let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\naccounts_may_submit = true\nallow_register = true\n"), &["--simulate", "1xA100"]);
     let register = |email: &str| d.call("POST", "/auth/register", &[], Some(json!({ "email": email, "password": "correct horse", "first_name": "张", "last_name": "三", "organization": "示例科技有限公司" })), None);
-    let (code, _, admin) = register("admin@lab.org");
-    assert_eq!((code, admin["is_superuser"].as_bool(), admin["role"].as_str()), (201, Some(true), Some("admin")), "{admin}");
+    // The first to register is an ordinary user: the admin is made locally.
+    let (code, _, first) = register("first@lab.org");
+    assert_eq!((code, first["is_superuser"].as_bool(), first["role"].as_str()), (201, Some(false), Some("user")), "{first}");
+    let _ = g.add_account(None, "admin@lab.org", "admin");
     let (code, _, user) = register("demo@example.com");
     assert_eq!((code, user["is_superuser"].as_bool(), user["is_active"].as_bool(), user["is_verified"].as_bool()), (201, Some(false), Some(true), Some(false)), "{user}");
     assert!(user["id"].is_string() && user["organization"] == "示例科技有限公司", "{user}");
@@ -158,9 +160,11 @@ fn users_mode_roles_ownership_tokens_and_refresh() {
 fn accounts_run_nothing_as_the_daemons_user_unless_configured() {
     let g = Gantry::new();
     let d = g.serve(&format!("{FAST}\n[auth]\nmode = \"users\"\n"), &["--simulate", "1"]);
-    let register = |email: &str| d.call("POST", "/auth/register", &[], Some(json!({ "email": email, "password": "correct horse" })), None);
-    assert_eq!(register("admin@lab.org").0, 201);
-    assert_eq!(register("demo@example.com").0, 201);
+    // Registration is closed by default; the daemon's owner makes the accounts.
+    let (code, _, closed) = d.call("POST", "/auth/register", &[], Some(json!({ "email": "stranger@example.com", "password": "correct horse" })), None);
+    assert_eq!((code, closed["error"].as_str()), (403, Some("forbidden")), "{closed}");
+    let _ = g.add_account(None, "admin@lab.org", "admin");
+    let _ = g.add_account(None, "demo@example.com", "user");
     let (admin, user) = (login(&d, "admin@lab.org"), login(&d, "demo@example.com"));
     let submit = |who: &str| d.call("POST", "/api/v1/jobs", &[("Authorization", who)], Some(json!({ "commands": ["true"], "hold": true })), None);
     let (code, _, refused) = submit(&user);

@@ -135,6 +135,31 @@ impl Gantry {
         Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(), token }
     }
 
+    /// An account with the password `correct horse`, made as a daemon's owner makes one: `gantry
+    /// user add` over the daemon's socket (its own, or `socket`'s). Mode `users` has no other way
+    /// to its first admin. Answers the account's id.
+    pub fn add_account(&self, socket: Option<&Path>, email: &str, role: &str) -> String {
+        use std::io::Write;
+        let mut cmd = self.command();
+        if let Some(socket) = socket {
+            cmd.arg("--socket").arg(socket);
+        }
+        let mut child = cmd
+            .arg("--config")
+            .arg(self.state.path().join("gantry.toml"))
+            .args(["user", "add", email, "--role", role, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gantry user add runs");
+        child.stdin.take().expect("stdin").write_all(b"correct horse\n").expect("password written");
+        let out = child.wait_with_output().expect("gantry user add ends");
+        assert!(out.status.success(), "gantry user add {email}: {}", stderr(&out));
+        let said = stdout(&out);
+        said.split(", id ").nth(1).and_then(|rest| rest.split(')').next()).unwrap_or_else(|| panic!("no id in {said:?}")).to_string()
+    }
+
     /// Waits for a starting daemon to say where it listens.
     pub fn daemon_url(&self) -> String {
         daemon_url_in(self.state.path(), &|| self.daemon_log())

@@ -24,7 +24,7 @@ pub use crate::model::{Principal, Role};
 pub use token::{Claims, TokenKind};
 pub use users::{NewUser, Profile, TokenInfo, User, UserStore};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     None,
@@ -73,7 +73,7 @@ impl Default for AuthConfig {
         AuthConfig {
             mode: AuthMode::None,
             secret: None,
-            allow_register: true,
+            allow_register: false,
             allow_open_network: false,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             access_ttl: Duration::from_secs(15 * 60),

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// An account as `/auth/users/me` shows it (seed 002's fields, plus the role).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -44,7 +44,7 @@ impl User {
 }
 
 /// The profile fields a user may change about themselves.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub first_name: Option<String>,
@@ -53,7 +53,7 @@ pub struct Profile {
     pub password: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub email: String,
@@ -64,14 +64,15 @@ pub struct NewUser {
     pub last_name: Option<String>,
     #[serde(default)]
     pub organization: Option<String>,
-    /// Only an admin creating an account may set it; registration gets `user` (or `admin` for the
-    /// very first account, so that a fresh server can be administered at all).
+    /// Only an admin creating an account may set it; registration always gets `user`. The first
+    /// admin is made locally (`gantry user add --admin`, over the daemon's socket), never by
+    /// whoever reaches `/auth/register` first.
     #[serde(default)]
     pub role: Option<Role>,
 }
 
 /// An API token as listed: never the token itself after creation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
@@ -119,10 +120,8 @@ impl UserStore {
         check_password(&new.password)?;
         let hash = hash_password(&new.password)?;
         let conn = self.conn.lock();
-        let count: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)).map_err(self.sql())?;
         let role = match (by_admin, new.role) {
             (true, Some(role)) => role,
-            _ if count == 0 => Role::Admin,
             _ => Role::User,
         };
         let user = User {
@@ -345,11 +344,11 @@ mod tests {
     }
 
     #[test]
-    fn first_account_administers_later_ones_are_users() {
+    fn registrations_are_users_and_only_an_admin_gives_a_role() {
         let (_dir, users) = store();
-        assert_eq!(users.create(new("a@x.org"), false).expect("first").role, Role::Admin);
-        // A self-registration can't choose its role.
-        assert_eq!(users.create(new("b@x.org"), false).expect("second").role, Role::User);
+        // A self-registration can't choose its role, not even the very first.
+        assert_eq!(users.create(new("a@x.org"), false).expect("first").role, Role::User);
+        assert_eq!(users.create(new("b@x.org"), true).expect("by an admin").role, Role::Admin);
         assert!(matches!(users.create(new("A@x.org"), false), Err(AuthError::Conflict(_))));
         let short = NewUser { password: "short".into(), ..new("c@x.org") };
         assert!(matches!(users.create(short, false), Err(AuthError::Invalid { field: "password", .. })));

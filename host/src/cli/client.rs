@@ -106,6 +106,10 @@ impl Client {
         self.call("POST", path, Some(serde_json::to_vec(body)?))
     }
 
+    pub fn patch<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<T> {
+        self.call("PATCH", path, Some(serde_json::to_vec(body)?))
+    }
+
     /// A response body read as it arrives (server-sent events), with no overall deadline.
     pub fn stream(&self, path: &str) -> anyhow::Result<impl std::io::Read + use<'_>> {
         let response = self.runtime.block_on(self.send("GET", path, None)).map_err(|e| anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe()))?;

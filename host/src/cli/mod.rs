@@ -8,6 +8,7 @@ mod parse;
 mod plugin;
 mod serve;
 mod setup;
+mod users;
 
 use clap::{Parser, Subcommand};
 use gantry::config::Config;
@@ -80,6 +81,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Accounts of a daemon in auth mode `users`: the first admin is made here, by the daemon's
+    /// owner over its socket.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Install the systemd unit of a system daemon (--system) or of your own daemon.
     InstallService(setup::InstallArgs),
     /// Shell completions: `gantry completions bash > /etc/bash_completion.d/gantry`.
@@ -132,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => setup::completions(shell),
         Command::Man => setup::man(),
         Command::Quota { user, json } => jobs::quota(&client(&config)?, user, json),
+        Command::User(command) => users::run(&client(&config)?, command),
     });
     match result {
         Ok(code) => code,

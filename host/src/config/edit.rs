@@ -186,7 +186,7 @@ pub fn settings_json(config: &Config) -> Value {
 }
 
 /// What a settings change said: which keys wait for a restart, and their warnings.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct SettingsChange {
     pub message: String,
     pub requires_restart: Vec<String>,

@@ -27,6 +27,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawQuotas {
     pub half_life_hours: Option<f64>,
+    pub max_jobs_per_user: Option<usize>,
     #[serde(default)]
     pub default: RawCap,
     #[serde(default)]

@@ -182,6 +182,11 @@ pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigErro
         Some(h) => Duration::from_secs_f64(h * 3600.0),
         None => defaults.half_life,
     };
+    let max_jobs_per_user = match raw.max_jobs_per_user {
+        Some(0) => return Err(invalid("quotas.max_jobs_per_user", "must be at least 1".into())),
+        Some(n) => n,
+        None => defaults.max_jobs_per_user,
+    };
     let mut users = std::collections::BTreeMap::new();
     for (name, raw_cap) in raw.users {
         users.insert(name.clone(), cap(format!("quotas.users.{name}"), raw_cap)?);
@@ -192,5 +197,5 @@ pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigErro
         let gid = crate::unix::users::group_gid(&name).map_err(|e| invalid(&key, e.to_string()))?;
         groups.push(GroupCap { name, gid, cap: cap(key, raw_cap)? });
     }
-    Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life })
+    Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life, max_jobs_per_user })
 }

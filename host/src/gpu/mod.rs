@@ -35,7 +35,7 @@ pub enum GpuError {
 }
 
 /// Versions of the driver stack; absent where the driver doesn't say.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DriverInfo {
     pub driver_version: Option<String>,
     pub nvml_version: Option<String>,
@@ -43,14 +43,14 @@ pub struct DriverInfo {
     pub cuda_driver_version: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessKind {
     Compute,
     Graphics,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuProcess {
     pub pid: u32,
     pub kind: ProcessKind,
@@ -66,7 +66,7 @@ pub struct GpuProcess {
 }
 
 /// One GPU at one moment. Fields the driver does not support are `None`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuSnapshot {
     pub index: u32,
     pub uuid: String,
@@ -98,7 +98,7 @@ pub struct GpuSnapshot {
 }
 
 /// A GPU that answered, or one that did not (lost, timing out) and is being retried.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 // Nearly every reading is `Available`: boxing it would cost an allocation per GPU per sample to
 // shrink the rare one.
@@ -125,7 +125,7 @@ impl GpuReading {
 }
 
 /// Every GPU of one machine: what `gantry gpus --json` prints and what an agent will report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeGpus {
     pub simulated: bool,
     pub driver: DriverInfo,

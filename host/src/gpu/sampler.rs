@@ -39,7 +39,7 @@ impl Default for SamplerConfig {
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UsageSample {
     pub at_ms: u64,
     pub memory_used_mib: u64,
@@ -49,7 +49,7 @@ pub struct UsageSample {
 }
 
 /// A GPU as policies see it: the latest reading and its recent history condensed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuSummary {
     pub reading: GpuReading,
     /// Highest memory use within the window (at least the latest use).

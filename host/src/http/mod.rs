@@ -36,7 +36,18 @@ pub fn router(service: Arc<Service>) -> axum::Router {
     use tower_http::cors::{AllowOrigin, Any, CorsLayer};
     let server = service.server_config();
     let (router, mut operations) = v1::routes(service.clone()).merge(compat::routes(service)).into_parts();
-    operations.push(routes::Operation { method: http::Method::GET, path: openapi::PATH, tag: "meta", summary: "This API's OpenAPI 3 document", access: Access::Public });
+    operations.push(routes::Operation {
+        method: http::Method::GET,
+        path: openapi::PATH,
+        tag: "meta",
+        summary: "This API's OpenAPI 3 document",
+        access: Access::Public,
+        request: None,
+        query: None,
+        path_params: None,
+        answers: vec![routes::Answer { status: 200, media: Some("application/json"), schema: Some(routes::schema_of::<serde_json::Map<String, serde_json::Value>>), links: Vec::new() }],
+        failures: Vec::new(),
+    });
     let document = bytes::Bytes::from(serde_json::to_vec(&openapi::document(&operations)).unwrap_or_default());
     let describe = axum::routing::get(move || async move { ([(http::header::CONTENT_TYPE, "application/json")], document) });
     let mut app = router

@@ -16,9 +16,11 @@ super::number! {
 
 /// How many GPUs a job takes: a fixed count (`min == max`), or elastic, sized by seed 004's rule
 /// when it starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuCount {
+    #[schemars(range(min = 1, max = super::limits::GPUS))]
     pub min: u32,
+    #[schemars(range(min = 1, max = super::limits::GPUS))]
     pub max: u32,
 }
 
@@ -60,7 +62,7 @@ impl GpuCount {
 
 /// A job after `after` in a batch names an existing job by id or an earlier or later job of the
 /// same batch by its `key`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Dependency {
     Job(JobId),
@@ -68,10 +70,11 @@ pub enum Dependency {
 }
 
 /// What a user submits, as it arrives.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// Shell lines run in sequence in one shell; the first that fails ends the attempt.
+    #[schemars(length(min = 1))]
     pub commands: Vec<String>,
     /// Jobs of one queue run one after another. Without a queue, a job waits for nothing but a
     /// GPU.
@@ -81,11 +84,13 @@ pub struct JobSpec {
     pub gpus: Option<GpuCount>,
     /// Memory needed on every GPU the job gets.
     #[serde(default)]
+    #[schemars(range(max = super::limits::MEMORY_MIB))]
     pub memory_mib: u64,
     #[serde(default)]
     pub priority: i32,
     /// Further attempts after a failure.
     #[serde(default)]
+    #[schemars(range(max = super::limits::RETRIES))]
     pub retries: Option<u32>,
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -109,7 +114,7 @@ pub struct JobSpec {
     pub hold: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for its turn in its queue, its dependencies, its start time or a GPU.
@@ -149,7 +154,7 @@ impl std::str::FromStr for JobState {
 }
 
 /// One try at running a job.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     /// Counts from 1.
     pub number: u32,
@@ -192,7 +197,7 @@ impl Attempt {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     pub id: JobId,
     pub spec: JobSpec,

@@ -32,7 +32,7 @@ pub struct SchedulingRules {
 }
 
 /// A cap on what one user, or one group's members together, may hold at once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Cap {
     pub gpus: Option<u32>,
     /// GPU memory over all GPUs held (memory per GPU × GPUs).
@@ -57,11 +57,14 @@ pub struct Quotas {
     pub groups: Vec<GroupCap>,
     /// Past GPU use counts half as much this much later.
     pub half_life: Duration,
+    /// Jobs one owner may have waiting, held or running: each is kept in memory until it ends,
+    /// so a runaway script can't fill the daemon's.
+    pub max_jobs_per_user: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas { default: Cap::default(), users: BTreeMap::new(), groups: Vec::new(), half_life: Duration::from_secs(24 * 3600) }
+        Quotas { default: Cap::default(), users: BTreeMap::new(), groups: Vec::new(), half_life: Duration::from_secs(24 * 3600), max_jobs_per_user: 50_000 }
     }
 }
 

@@ -8,7 +8,7 @@ super::number! {
     RunId
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunMode {
     /// `command_gpu*.txt`: one GPU per job.
@@ -26,7 +26,7 @@ impl RunMode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
@@ -35,7 +35,7 @@ pub enum RunState {
 }
 
 /// A command file loaded into the daemon.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     pub id: RunId,
     pub file: PathBuf,
@@ -46,7 +46,7 @@ pub struct Run {
 }
 
 /// What a queue remembers between jobs (seed 004's retry and backoff).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueState {
     pub name: String,
     /// Failures in a row; reset by a success and by a backoff.

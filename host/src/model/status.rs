@@ -22,7 +22,7 @@ impl JobFilter {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     pub total: usize,
     pub waiting: usize,
@@ -52,7 +52,7 @@ impl Counts {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueStatus {
     pub name: String,
     pub run: Option<RunId>,
@@ -66,14 +66,14 @@ pub struct QueueStatus {
     pub last_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunStatus {
     #[serde(flatten)]
     pub run: Run,
     pub counts: Counts,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunningJob {
     pub id: JobId,
     pub queue: String,
@@ -86,7 +86,7 @@ pub struct RunningJob {
 }
 
 /// The whole scheduler at a glance (`gantry status`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Status {
     pub counts: Counts,
     pub runs: Vec<RunStatus>,
@@ -98,7 +98,7 @@ pub struct Status {
 }
 
 /// A running run with the progress of each of its queues (seed 001's running schedulers).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RunProgress {
     pub status: RunStatus,
     /// GPUs its running jobs hold, in order.
@@ -107,7 +107,7 @@ pub struct RunProgress {
 }
 
 /// One queue of a run: the command file's queue id, its counts, and the job running now.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct QueueProgress {
     pub id: String,
     pub counts: Counts,
@@ -115,7 +115,7 @@ pub struct QueueProgress {
     pub last_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct CurrentJob {
     pub id: JobId,
     /// From 1, among the queue's jobs.
@@ -126,7 +126,7 @@ pub struct CurrentJob {
 }
 
 /// What an account has used here (`/auth/users/me`).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Usage {
     pub jobs_submitted: usize,
     pub jobs_running: usize,
@@ -137,7 +137,7 @@ pub struct Usage {
 }
 
 /// What subscribers (`/api/v1/events`, the run logs) hear as it happens.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A job was submitted or changed state, attempt or GPUs.
@@ -161,7 +161,7 @@ impl Event {
 }
 
 /// GPUs and GPU memory (over all of them) held at once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Held {
     pub gpus: u32,
     pub memory_mib: u64,
@@ -175,7 +175,7 @@ impl Held {
 }
 
 /// A user's caps and use (`gantry quota`, `GET /api/v1/quota`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct QuotaStatus {
     pub owner: String,
     /// Absent limits are no limit.
@@ -189,7 +189,7 @@ pub struct QuotaStatus {
     pub groups: Vec<GroupQuota>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct GroupQuota {
     pub name: String,
     pub cap: super::Cap,

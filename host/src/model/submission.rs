@@ -21,6 +21,10 @@ pub mod limits {
     pub const LABEL_VALUE_BYTES: usize = 1024;
     pub const DEPENDENCIES: usize = 1024;
     pub const GPUS: u32 = 1024;
+    /// Memory on one GPU: far above any GPU made, far below what overflows a sum.
+    pub const MEMORY_MIB: u64 = 16 << 20;
+    /// How far ahead `start_at_ms` may be.
+    pub const START_AHEAD_MS: u64 = 366 * 24 * 3600 * 1000;
     pub const RETRIES: u32 = 1000;
     /// A command file: lists of shell lines; a bigger file is a mistake.
     pub const COMMAND_FILE_BYTES: u64 = 16 << 20;
@@ -185,6 +189,14 @@ fn check_spec(spec: &JobSpec) -> Result<(), (&'static str, String)> {
     }
     if let Some(gpus) = spec.gpus {
         gpus.check().map_err(|m| ("gpus", m))?;
+    }
+    if spec.memory_mib > limits::MEMORY_MIB {
+        return Err(("memory_mib", format!("{} MiB; at most {} per GPU", spec.memory_mib, limits::MEMORY_MIB)));
+    }
+    if let Some(at) = spec.start_at_ms
+        && at > super::now_ms().saturating_add(limits::START_AHEAD_MS)
+    {
+        return Err(("start_at_ms", format!("{at} is more than a year ahead (milliseconds since the Unix epoch are expected)")));
     }
     if spec.retries.is_some_and(|r| r > limits::RETRIES) {
         return Err(("retries", format!("at most {}", limits::RETRIES)));

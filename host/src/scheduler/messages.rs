@@ -22,6 +22,8 @@ pub enum SchedulerError {
     AlreadyRunning { file: PathBuf, run: RunId },
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    #[error("{owner} has {unfinished} jobs waiting or running, and {more} more would pass the {limit} one owner may have; let some finish, or cancel some")]
+    TooMany { owner: String, unfinished: usize, more: usize, limit: usize },
     #[error("state: {0}")]
     Store(#[from] StoreError),
     #[error("starting the scheduling thread: {0}")]

@@ -10,20 +10,20 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Seed 004's command configuration: queues, each a list of processes run one after another.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
     pub queues: Vec<QueueBlock>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueBlock {
     pub id: u32,
     pub processes: Vec<Process>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Process {
     /// Position in its queue, from 1; given back, ignored on the way in.
@@ -41,7 +41,7 @@ fn one() -> u32 {
 }
 
 /// A command file as the native API returns it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CommandFileView {
     pub mode: RunMode,
     pub index: u32,
@@ -108,7 +108,7 @@ pub enum Content {
 }
 
 /// A numbered command file in a listing, with its queues or why they could not be read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CommandFileSummary {
     #[serde(flatten)]
     pub entry: Entry,
@@ -170,7 +170,7 @@ impl Service {
         let files = self.command_files();
         let index = off_thread({
             let files = files.clone();
-            move || Ok::<_, ServiceError>(files.next_index(mode))
+            move || files.next_index(mode)
         })
         .await?;
         // Written where it was checked, under the name its mode and index give.

@@ -201,6 +201,7 @@ impl ServiceError {
                 SchedulerError::NoSuchJob(_) | SchedulerError::NoSuchRun(_) => (NotFound, "not_found"),
                 SchedulerError::Forbidden { .. } => (Forbidden, "forbidden"),
                 SchedulerError::Conflict { .. } | SchedulerError::AlreadyRunning { .. } => (Conflict, "conflict"),
+                SchedulerError::TooMany { .. } => (Conflict, "too_many"),
                 SchedulerError::Invalid(_) => (Invalid, "invalid"),
                 SchedulerError::Stopped => (Unavailable, "stopping"),
                 SchedulerError::Store(_) | SchedulerError::Thread(_) => (Internal, "internal"),
@@ -213,6 +214,7 @@ impl ServiceError {
             ServiceError::CommandFile(e) => match e {
                 C::Missing { .. } => (NotFound, "not_found"),
                 C::NoBackup { .. } => (Conflict, "conflict"),
+                C::TooMany { .. } => (Conflict, "too_many"),
                 C::Io { .. } => (Internal, "internal"),
             },
             ServiceError::Edit(e) => match e {

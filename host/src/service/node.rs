@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// This machine at a glance: what an agent will report to a federation master.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Node {
     pub simulated: bool,
     pub versions: Versions,
@@ -22,7 +22,7 @@ pub struct Node {
     pub gpus: Vec<GpuSummary>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Versions {
     pub gantry: String,
     /// The `gantry:plugin` WIT package plugins must target.
@@ -30,7 +30,7 @@ pub struct Versions {
 }
 
 /// One GPU with its recent history.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuDetail {
     #[serde(flatten)]
     pub summary: GpuSummary,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::model::limits::COMMAND_FILE_BYTES as MAX_FILE_BYTES;
 
 /// A run started from one of the numbered command files.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StartedRun {
     pub status: RunStatus,
     /// Where its jobs' changes are written (seed 001's scheduler log).
@@ -22,7 +22,7 @@ pub struct StartedRun {
 }
 
 /// A numbered command file and the run of it still going, if any.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CommandFileRun {
     pub mode: RunMode,
     pub index: u32,

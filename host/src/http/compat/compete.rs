@@ -12,6 +12,7 @@ use crate::service::{Binding, CommandConfig, Content, SchedulerError, Service, S
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -20,31 +21,94 @@ use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
 type Caller = Extension<Principal>;
+/// The seed consoles' answers: JSON objects whose fields the seed documents give.
+type Object = Map<String, Value>;
 
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "seed 001/004")
         .get("/api/config", Read, "The scheduling rules (seed 004's keys)", rules)
+        .answers::<Object>(200)
         .put("/api/config", Admin, "Change rules; written keeping comments, applied to the next pass", put_config)
+        .body::<Object>()
+        .answers::<Object>(200)
         .get("/api/commands/{mode}/list", Read, "The command files of a mode", list_commands)
+        .path::<RunMode>()
+        .answers::<Object>(200)
         .get("/api/commands/{mode}/all", Read, "Every command file of a mode with its data", all_commands)
+        .path::<RunMode>()
+        .answers::<Object>(200)
         .get("/api/commands/{mode}", Read, "One command file (`?config_index=N`) as queues and processes", get_commands)
+        .path::<RunMode>()
+        .query::<Index>()
+        .answers::<Object>(200)
+        .fails(&[404, 503])
         .put("/api/commands/{mode}", Operate, "Replace a command file (`?config_index=N`), written through the parser plugin", put_commands)
+        .path::<RunMode>()
+        .query::<Index>()
+        .body::<CommandConfig>()
+        .answers::<Object>(200)
+        .fails(&[404, 503])
         .post("/api/commands/{mode}/new", Operate, "A new command file after the last", new_commands)
+        .path::<RunMode>()
+        .optional_body::<CommandConfig>()
+        .answers::<Object>(200)
+        .fails(&[409, 503])
         .delete("/api/commands/{mode}/{config_index}", Operate, "Delete a command file (its backup stays)", delete_commands)
+        .path::<(RunMode, u32)>()
+        .answers::<Object>(200)
+        .fails(&[404])
         .post("/api/commands/{mode}/reset", Operate, "Put a command file (`?config_index=N`) back as it was before its last change", reset_commands)
+        .path::<RunMode>()
+        .query::<Index>()
+        .answers::<Object>(200)
+        .fails(&[404, 409])
         .post("/api/scheduler/{mode}/start", Operate, "Run a command file (`?config_index=N`)", start)
+        .path::<RunMode>()
+        .query::<Index>()
+        .answers::<Object>(200)
+        .fails(&[404, 409, 422, 503])
         .post("/api/scheduler/{mode}/stop", Operate, "Stop the run of a command file (`?config_index=N`)", stop)
+        .path::<RunMode>()
+        .query::<Index>()
+        .answers::<Object>(200)
+        .fails(&[404, 409])
         .get("/api/scheduler/{mode}/state", Read, "Whether a command file (`?config_index=N`) is running", state)
+        .path::<RunMode>()
+        .query::<Index>()
+        .answers::<Object>(200)
         .get("/api/scheduler/state", Read, "Whether each command file is running", all_states)
+        .answers::<Object>(200)
         .get("/api/scheduler/running", Read, "Running schedulers with per-queue progress", running)
+        .answers::<Object>(200)
         .post("/api/scheduler/stop/{pid}", Operate, "Stop a scheduler (a run) by its pid (the run id)", stop_pid)
-        .post("/api/log/bind", Admin, "Bind a log file to a process of a command file", bind)
-        .delete("/api/log/bind", Admin, "Remove a log binding", unbind)
+        .path::<u64>()
+        .answers::<Object>(200)
+        .fails(&[404, 409])
+        .post("/api/log/bind", Admin, "Bind a log file to a process of a command file (parameters in the query or a JSON body)", bind)
+        .query::<BindParams>()
+        .optional_body::<BindParams>()
+        .answers::<Object>(200)
+        .fails(&[404])
+        .delete("/api/log/bind", Admin, "Remove a log binding (parameters in the query or a JSON body)", unbind)
+        .query::<BindParams>()
+        .optional_body::<BindParams>()
+        .answers::<Object>(200)
+        .fails(&[404])
         .get("/api/log/bindings", Read, "Every log binding", bindings)
-        .get("/api/log/content", Read, "The end of a bound log (`mode, config_index, queue_id, process_index, lines`)", content)
-        .get("/api/log/read", Read, "The end of a log file inside the log roots or bound (`path, lines`)", read)
+        .answers::<BTreeMap<String, Binding>>(200)
+        .get("/api/log/content", Read, "The end of a bound log", content)
+        .query::<BindParams>()
+        .answers::<Object>(200)
+        .fails(&[404, 413])
+        .get("/api/log/read", Read, "The end of a log file inside the log roots or bound", read)
+        .query::<ReadParams>()
+        .answers::<Object>(200)
+        .fails(&[404, 413])
         .get("/api/settings", Read, "Settings with requires_restart, warning and description", settings)
+        .answers::<Object>(200)
         .put("/api/settings", Admin, "Change settings; they apply at the next start", put_settings)
+        .body::<Object>()
+        .answers::<crate::service::SettingsChange>(200)
         .with_state(service)
 }
 
@@ -53,7 +117,7 @@ async fn put_config(State(service): Shared, Body(changes): Body<Map<String, Valu
     Ok(Json(json!({ "success": true, "message": "rules saved and applied", "config": config })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Index {
     #[serde(default)]
@@ -193,7 +257,7 @@ async fn stop_pid(State(service): Shared, Extension(who): Caller, PathParam(pid)
 }
 
 /// Seed 001 passes these as query parameters; a JSON body is taken too.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct BindParams {
     mode: RunMode,
@@ -238,7 +302,7 @@ async fn content(State(service): Shared, Extension(who): Extension<Principal>, P
     Ok(Json(json!({ "success": true, "log_path": path, "content": content })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReadParams {
     path: PathBuf,

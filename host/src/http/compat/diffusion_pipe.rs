@@ -10,30 +10,62 @@ use crate::model::{JobId, Principal};
 use crate::service::{GpuReading, GpuSnapshot, GpusWithTasks, Registration, Report, Service};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "seed 000")
         .get("/api/v1/gpu/status", Access::Read, "Every GPU in seed 000's envelope", status)
+        .answers::<Envelope>(200)
+        .fails(&[503])
         .get("/api/v1/gpu/available", Access::Read, "GPUs with at least `min_memory` MiB free (`task_type` accepted)", available)
+        .query::<AvailableQuery>()
+        .answers::<Envelope>(200)
+        .fails(&[503])
         .get("/api/v1/gpu/{id}/details", Access::Read, "One GPU in seed 000's envelope", details)
+        .path::<u32>()
+        .answers::<Envelope>(200)
+        .fails(&[404, 503])
         .get("/api/v1/gpu/summary", Access::Read, "Counts of GPUs by state and memory totals", summary)
+        .answers::<Envelope>(200)
+        .fails(&[503])
         .post("/api/v1/tasks", Access::Operate, "Register a training task (`job_id`, or `pid` of a process of a job, or `gpu_ids`)", register_task)
+        .body::<Registration>()
+        .answers::<Envelope>(201)
+        .links(&[(Method::GET, "/api/v1/tasks/{id}"), (Method::POST, "/api/v1/tasks/{id}/progress")], "id", "$response.body#/data/id")
+        .fails(&[404, 409])
         .get("/api/v1/tasks", Access::Read, "Registered training tasks with their progress", tasks)
+        .answers::<Envelope>(200)
         .get("/api/v1/tasks/{id}", Access::Read, "One training task", task)
+        .path::<u64>()
+        .answers::<Envelope>(200)
+        .fails(&[404])
         .post("/api/v1/tasks/{id}/progress", Access::Operate, "Report a task's progress: `progress` % or `step`/`total_steps`, `epoch`, `loss`, `message`, `metrics`", report_progress)
+        .path::<u64>()
+        .body::<Report>()
+        .answers::<Envelope>(200)
+        .fails(&[404])
         .with_state(service)
 }
 
 type Shared = State<Arc<Service>>;
 
+/// Seed 000's answer: `code` the HTTP status, `message` "success" (or what failed), `data` what
+/// was asked for.
+#[derive(Serialize, JsonSchema)]
+struct Envelope {
+    code: u16,
+    message: &'static str,
+    data: Value,
+}
+
 fn success(code: StatusCode, data: Value) -> Response {
-    (code, Json(json!({ "code": code.as_u16(), "message": "success", "data": data }))).into_response()
+    (code, Json(Envelope { code: code.as_u16(), message: "success", data })).into_response()
 }
 
 /// A failure in seed 000's envelope, with the API's `error` and `detail` beside it.
@@ -119,7 +151,7 @@ async fn status(State(service): Shared) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct AvailableQuery {
     /// MiB of free memory at least.
     min_memory: Option<u64>,

@@ -14,7 +14,9 @@ use std::sync::Arc;
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "seed 003")
         .get("/api/info", Access::Read, "Seed 003's agent report: timestamp, system block, GPUs", info)
+        .answers::<serde_json::Map<String, Value>>(200)
         .get("/api/health", Access::Public, "Seed 003's health check", health)
+        .answers::<serde_json::Map<String, Value>>(200)
         .with_state(service)
 }
 

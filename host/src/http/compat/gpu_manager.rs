@@ -23,8 +23,11 @@ pub struct GpuManager {
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "seed 001/004")
         .get("/api/gpu", Access::Read, "GPU monitoring with host block, active users and *_human fields", gpu)
+        .answers::<serde_json::Map<String, Value>>(200)
         .get("/api/gpu/processes", Access::Read, "Processes on every GPU with their users", processes)
+        .answers::<serde_json::Map<String, Value>>(200)
         .get("/api/gpu/state", Access::Read, "The monitor's state", state)
+        .answers::<serde_json::Map<String, Value>>(200)
         .with_state(Arc::new(GpuManager { service, rendered: parking_lot::Mutex::new(None) }))
 }
 

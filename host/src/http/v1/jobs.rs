@@ -1,43 +1,101 @@
 //! Jobs, their attempts and logs, queues, runs and the scheduler's status.
 
-use super::paging::page;
-use crate::http::error::{from_value, ApiError, ApiResult, Body, Params, PathParam};
+use super::paging::{page, window, MAX_PAGE};
+use crate::http::error::{from_value, ApiResult, Body, Params, PathParam};
 use crate::http::gate::Access::{Admin, Operate, Read};
-use crate::http::routes::Routes;
-use crate::model::{Attempt, Batch, Job, JobFilter, JobId, JobSpec, JobState, Principal, QueueState, RunId, RunMode, RunState, RunStatus, Status};
-use crate::service::{LogUpdate, Service};
+use crate::http::routes::{AnyOf, Routes};
+use crate::model::{Attempt, Batch, Job, JobFilter, JobId, JobSpec, JobState, Principal, QueueState, QueueStatus, RunId, RunMode, RunState, RunStatus, Status};
+use crate::service::{LogChunk, LogUpdate, Service};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
 type Caller = Extension<Principal>;
 
+/// The routes of one job, which a submission's answer leads to.
+const JOB_ROUTES: [(Method, &str); 7] = [
+    (Method::GET, "/api/v1/jobs/{id}"),
+    (Method::GET, "/api/v1/jobs/{id}/attempts"),
+    (Method::GET, "/api/v1/jobs/{id}/log"),
+    (Method::POST, "/api/v1/jobs/{id}/cancel"),
+    (Method::POST, "/api/v1/jobs/{id}/hold"),
+    (Method::POST, "/api/v1/jobs/{id}/release"),
+    (Method::POST, "/api/v1/jobs/{id}/retry"),
+];
+
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "native")
-        .get("/api/v1/queues", Read, "Queues with their counts, parallelism and backoff (`?run=&offset=&limit=`)", queues)
+        .get("/api/v1/queues", Read, "Queues with their counts, parallelism and backoff", queues)
+        .query::<QueueQuery>()
+        .answers::<Vec<QueueStatus>>(200)
         .put("/api/v1/queues/{name}", Admin, "Set a queue's parallelism", set_queue)
+        .path::<String>()
+        .body::<QueueBody>()
+        .answers::<QueueState>(200)
         .get("/api/v1/status", Read, "The scheduler at a glance", status)
+        .answers::<Status>(200)
         .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
+        .body::<AnyOf<JobSpec, BatchBody>>()
+        .answers::<Submitted>(201)
+        .links(&JOB_ROUTES, "id", "$response.body#/ids/0")
+        .fails(&[404, 409, 429])
         .get("/api/v1/jobs", Read, "Jobs, filtered by `state`, `queue`, `run`, `owner`; paginated by `offset` and `limit`", list_jobs)
+        .query::<JobQuery>()
+        .answers::<JobPage>(200)
         .get("/api/v1/jobs/{id}", Read, "One job with its attempts", job)
+        .path::<JobId>()
+        .answers::<Job>(200)
+        .fails(&[404])
         .post("/api/v1/jobs/{id}/cancel", Operate, "Cancel a job, stopping it if it runs", cancel)
+        .path::<JobId>()
+        .answers::<Job>(200)
+        .fails(&[404, 409])
         .post("/api/v1/jobs/{id}/hold", Operate, "Hold a waiting job", hold)
+        .path::<JobId>()
+        .answers::<Job>(200)
+        .fails(&[404, 409])
         .post("/api/v1/jobs/{id}/release", Operate, "Release a held job", release)
+        .path::<JobId>()
+        .answers::<Job>(200)
+        .fails(&[404, 409])
         .post("/api/v1/jobs/{id}/retry", Operate, "Run a failed or cancelled job again", retry)
+        .path::<JobId>()
+        .answers::<Job>(200)
+        .fails(&[404, 409])
         .get("/api/v1/jobs/{id}/attempts", Read, "A job's attempts", attempts)
-        .get("/api/v1/jobs/{id}/log", Read, "A job's log (`?attempt=&offset=`; `?follow=true` streams it as server-sent events)", log)
+        .path::<JobId>()
+        .answers::<Vec<Attempt>>(200)
+        .fails(&[404])
+        .get("/api/v1/jobs/{id}/log", Read, "A job's log (`?follow=true` streams it as server-sent `log` events, then one `end`)", log)
+        .path::<JobId>()
+        .query::<LogQuery>()
+        .answers::<LogChunk>(200)
+        .answers_raw(200, Some("text/event-stream"))
+        .fails(&[404])
         .post("/api/v1/runs", Operate, "Start a run from a command file", start_run)
-        .get("/api/v1/runs", Read, "Runs with their counts (`?state=&offset=&limit=`)", runs)
+        .body::<RunBody>()
+        .answers::<RunStatus>(201)
+        .links(&[(Method::GET, "/api/v1/runs/{id}"), (Method::POST, "/api/v1/runs/{id}/stop")], "id", "$response.body#/id")
+        .fails(&[404, 409, 503])
+        .get("/api/v1/runs", Read, "Runs with their counts", runs)
+        .query::<RunQuery>()
+        .answers::<Vec<RunStatus>>(200)
         .get("/api/v1/runs/{id}", Read, "One run: its file, mode, state and job counts", run)
+        .path::<RunId>()
+        .answers::<RunStatus>(200)
+        .fails(&[404])
         .post("/api/v1/runs/{id}/stop", Operate, "Stop a run: its waiting jobs are cancelled, its running ones stopped", stop_run)
+        .path::<RunId>()
+        .answers::<RunStatus>(200)
+        .fails(&[404, 409])
         .with_state(service)
 }
 
@@ -45,20 +103,22 @@ async fn status(State(service): Shared, Extension(who): Caller) -> ApiResult<Jso
     Ok(Json(service.status(&who).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueueQuery {
+    /// Only the queues of this run.
     run: Option<RunId>,
     #[serde(default)]
     offset: usize,
+    #[schemars(range(max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
 async fn queues(State(service): Shared, Params(query): Params<QueueQuery>) -> ApiResult<Response> {
-    Ok(page(service.queues(query.run).await?, query.offset, query.limit))
+    page(service.queues(query.run).await?, query.offset, query.limit)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueueBody {
     parallelism: u32,
@@ -69,45 +129,56 @@ async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, B
 }
 
 /// `{"jobs": [...]}`: a batch whose members may depend on each other.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     jobs: Vec<JobSpec>,
 }
 
+/// The ids of the jobs submitted, in the order they came.
+#[derive(Serialize, JsonSchema)]
+struct Submitted {
+    ids: Vec<JobId>,
+}
+
 /// One job, or a batch: told apart by a `jobs` key, so an error names the field at fault rather
 /// than saying that neither shape matched.
-async fn submit(State(service): Shared, Extension(who): Caller, Body(body): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+async fn submit(State(service): Shared, Extension(who): Caller, Body(body): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<Submitted>)> {
     let specs = match body.get("jobs") {
         Some(_) => from_value::<BatchBody>(body)?.jobs,
         None => vec![from_value::<JobSpec>(body)?],
     };
     let batch = Batch::new(specs)?;
     let ids = service.submit(&who, batch).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
+    Ok((StatusCode::CREATED, Json(Submitted { ids })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct JobQuery {
-    state: Option<String>,
+    state: Option<JobState>,
     queue: Option<String>,
     run: Option<RunId>,
+    /// The account or Unix user that submitted them.
     owner: Option<String>,
     #[serde(default)]
     offset: usize,
+    #[schemars(range(max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
-async fn list_jobs(State(service): Shared, Extension(who): Caller, Params(query): Params<JobQuery>) -> ApiResult<Json<serde_json::Value>> {
-    let state = match query.state.as_deref() {
-        Some(s) => Some(s.parse::<JobState>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "query", format!("state: {e}")))?),
-        None => None,
-    };
-    let jobs = service.jobs(&who, JobFilter { state, queue: query.queue, run: query.run, owner: query.owner }).await?;
-    let total = jobs.len();
-    let page: Vec<Job> = jobs.into_iter().skip(query.offset).take(query.limit.unwrap_or(usize::MAX)).collect();
-    Ok(Json(json!({ "total": total, "offset": query.offset, "jobs": page })))
+/// A page of jobs, and how many matched.
+#[derive(Serialize, JsonSchema)]
+struct JobPage {
+    total: usize,
+    offset: usize,
+    jobs: Vec<Job>,
+}
+
+async fn list_jobs(State(service): Shared, Extension(who): Caller, Params(query): Params<JobQuery>) -> ApiResult<Json<JobPage>> {
+    let jobs = service.jobs(&who, JobFilter { state: query.state, queue: query.queue, run: query.run, owner: query.owner }).await?;
+    let (total, jobs) = window(jobs, query.offset, query.limit)?;
+    Ok(Json(JobPage { total, offset: query.offset, jobs }))
 }
 
 async fn job(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
@@ -134,7 +205,7 @@ async fn retry(State(service): Shared, Extension(who): Caller, PathParam(id): Pa
     Ok(Json(service.retry(&who, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct LogQuery {
     attempt: Option<u32>,
@@ -160,7 +231,7 @@ async fn log(State(service): Shared, Extension(who): Caller, PathParam(id): Path
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RunBody {
     /// A command file on the daemon's machine.
@@ -172,18 +243,19 @@ async fn start_run(State(service): Shared, Extension(who): Caller, Body(body): B
     Ok((StatusCode::CREATED, Json(service.start_run(&who, body.file, body.mode).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RunQuery {
     state: Option<RunState>,
     #[serde(default)]
     offset: usize,
+    #[schemars(range(max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
 async fn runs(State(service): Shared, Params(query): Params<RunQuery>) -> ApiResult<Response> {
     let runs: Vec<RunStatus> = service.runs().await?.into_iter().filter(|r| query.state.is_none_or(|s| r.run.state == s)).collect();
-    Ok(page(runs, query.offset, query.limit))
+    page(runs, query.offset, query.limit)
 }
 
 async fn run(State(service): Shared, PathParam(id): PathParam<RunId>) -> ApiResult<Json<RunStatus>> {

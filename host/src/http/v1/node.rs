@@ -1,7 +1,7 @@
 //! The daemon and its machine: health, metrics, shutdown, the node and its GPUs, the event
 //! stream, the plugins.
 
-use super::paging::page;
+use super::paging::{page, MAX_PAGE};
 use crate::http::error::{ApiResult, Params, PathParam};
 use crate::http::gate::Access::{Admin, Public, Read};
 use crate::http::routes::Routes;
@@ -12,8 +12,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::Response;
 use axum::Json;
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
@@ -21,24 +21,51 @@ type Shared = State<Arc<Service>>;
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "native")
         .get("/api/v1/health", Public, "Liveness and version", health)
+        .answers::<Health>(200)
         .get("/metrics", Public, "Prometheus metrics: GPUs with DCGM names, jobs, queues, scheduling, plugins", metrics)
+        .answers_raw(200, Some("text/plain"))
         .post("/api/v1/shutdown", Admin, "Stop the daemon; running jobs carry on under their shims", shutdown)
+        .answers::<Stopping>(200)
         .get("/api/v1/node", Read, "This machine: GPUs, host, driver, versions, whether simulated", node)
-        .get("/api/v1/events", Read, "Server-sent events: job, run and GPU changes", events)
-        .get("/api/v1/gpus/{index}", Read, "One GPU with its history (`?since=` ms since the epoch)", gpu)
-        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures (`?kind=&offset=&limit=`)", plugins)
+        .answers::<Node>(200)
+        .get("/api/v1/events", Read, "Server-sent events: `job`, `run` and `gpus` changes, `lagged` if the client fell behind", events)
+        .answers_raw(200, Some("text/event-stream"))
+        .get("/api/v1/gpus/{index}", Read, "One GPU with its history", gpu)
+        .path::<u32>()
+        .query::<HistoryQuery>()
+        .answers::<GpuDetail>(200)
+        .fails(&[404, 503])
+        .get("/api/v1/plugins", Read, "Loaded plugins: kind, version, WIT version, state, last error, calls, failures", plugins)
+        .query::<PluginQuery>()
+        .answers::<Vec<PluginStatus>>(200)
         .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
+        .answers::<Vec<PluginStatus>>(200)
         .with_state(service)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[derive(Serialize, JsonSchema)]
+struct Health {
+    /// Always `ok`: an answer at all is the news.
+    status: &'static str,
+    version: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Stopping {
+    /// Always `stopping`.
+    status: &'static str,
+    /// The daemon's process, to wait for.
+    pid: u32,
 }
 
 /// Stops the daemon after answering; running jobs carry on under their shims.
-async fn shutdown(State(service): Shared) -> Json<serde_json::Value> {
+async fn shutdown(State(service): Shared) -> Json<Stopping> {
     service.shutdown();
-    Json(json!({ "status": "stopping", "pid": std::process::id() }))
+    Json(Stopping { status: "stopping", pid: std::process::id() })
 }
 
 async fn metrics(State(service): Shared) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
@@ -70,7 +97,7 @@ async fn node(State(service): Shared) -> Json<Node> {
     Json(service.node())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
     /// Milliseconds since the Unix epoch.
@@ -81,16 +108,17 @@ async fn gpu(State(service): Shared, PathParam(index): PathParam<u32>, Params(qu
     Ok(Json(service.gpu(index, query.since)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PluginQuery {
     kind: Option<PluginKind>,
     #[serde(default)]
     offset: usize,
+    #[schemars(range(max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
-async fn plugins(State(service): Shared, Params(query): Params<PluginQuery>) -> Response {
+async fn plugins(State(service): Shared, Params(query): Params<PluginQuery>) -> ApiResult<Response> {
     page(service.plugins(query.kind), query.offset, query.limit)
 }
 

@@ -184,16 +184,17 @@ impl Engine {
     }
 
     pub(super) fn what_fits(&self) -> Capacity {
-        let gpus: Vec<u64> = self
-            .gpus
-            .summaries()
+        let summaries = self.gpus.summaries();
+        let physical_gpus = u32::try_from(summaries.len()).unwrap_or(u32::MAX);
+        let physical_mib = summaries.iter().filter_map(|s| s.reading.snapshot()).map(|g| g.memory_total_mib).max();
+        let gpus: Vec<u64> = summaries
             .iter()
             .filter_map(|s| s.reading.snapshot())
             .filter(|g| self.options.rules.eligible(g.index))
             // The driver's reservation is never free, however the GPU's jobs come and go.
             .map(|g| g.memory_total_mib.saturating_sub(g.memory_reserved_mib).saturating_sub(self.options.rules.memory_margin_mib))
             .collect();
-        Capacity { eligible_gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX), largest_mib: gpus.into_iter().max().unwrap_or(0) }
+        Capacity { eligible_gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX), largest_mib: gpus.into_iter().max().unwrap_or(0), physical_gpus, physical_mib }
     }
 }
 
@@ -219,13 +220,32 @@ fn attempt_env(job: &Job, number: u32, gpus: &[u32], options: &crate::scheduler:
     env
 }
 
-/// The most this node's eligible GPUs could ever give a job.
+/// The most this node's eligible GPUs could ever give a job, and the most its GPUs could at
+/// all.
 pub(super) struct Capacity {
     pub eligible_gpus: u32,
     pub largest_mib: u64,
+    /// Every GPU the node has, readable now or not.
+    pub physical_gpus: u32,
+    /// The largest GPU's memory, if one can be read now.
+    pub physical_mib: Option<u64>,
 }
 
 impl Capacity {
+    /// Why a job is refused at submission: it asks for more GPUs, or more memory on one GPU, than
+    /// this node has at all. (What the rules exclude, or a GPU that is unreadable for now, can
+    /// change; those jobs wait, with [`Capacity::never_fits`]'s reason.)
+    pub fn refuses(&self, job: &Job) -> Option<(&'static str, String)> {
+        let want = job.spec.gpus.unwrap_or_default().min;
+        if self.physical_gpus > 0 && want > self.physical_gpus {
+            return Some(("gpus", format!("needs {want} GPUs; this node has {}", self.physical_gpus)));
+        }
+        match self.physical_mib {
+            Some(largest) if job.memory_mib > largest => Some(("memory_mib", format!("needs {} MiB on each GPU; this node's largest GPU has {largest} MiB", job.memory_mib))),
+            _ => None,
+        }
+    }
+
     /// Why a job can't start on this node whatever else runs, if that is so.
     pub fn never_fits(&self, job: &Job) -> Option<String> {
         let want = job.spec.gpus.unwrap_or_default().min;

@@ -3,10 +3,12 @@
 
 use super::Engine;
 use crate::model::{now_ms, After, Batch, FieldError, Job, JobId, JobState, Run, RunId, RunState, RunStatus};
+use std::collections::BTreeMap;
 use crate::scheduler::messages::{RunRequest, SchedulerError};
 
 impl Engine {
     pub(super) fn submit(&mut self, batch: Batch, run: Option<RunId>) -> Result<Vec<JobId>, SchedulerError> {
+        self.check_unfinished(&batch)?;
         let first = self.next_job;
         let ids: Vec<JobId> = (first..first + batch.len() as u64).map(JobId).collect();
         let now = now_ms();
@@ -44,7 +46,10 @@ impl Engine {
                 groups: groups.clone(),
                 redacted: false,
             };
-            // Not refused (GPUs can come back, and a federation may send it elsewhere), but said.
+            if let Some((field, message)) = fits.refuses(&job) {
+                return Err(FieldError::new(format!("jobs[{i}].{field}"), message).into());
+            }
+            // Not refused (GPUs can come back, rules change), but said.
             job.reason = fits.never_fits(&job);
             jobs.push(job);
         }
@@ -64,6 +69,22 @@ impl Engine {
         }
         self.dirty = true;
         Ok(ids)
+    }
+
+    /// Refuses a batch that would take an owner past `quotas.max_jobs_per_user`.
+    fn check_unfinished(&self, batch: &Batch) -> Result<(), SchedulerError> {
+        let mut more: BTreeMap<&str, usize> = BTreeMap::new();
+        for job in batch.jobs() {
+            *more.entry(job.spec.owner.as_deref().unwrap_or_default()).or_default() += 1;
+        }
+        for (owner, more) in more {
+            let unfinished = self.queue_jobs.values().flatten().filter(|id| self.jobs.get(id).is_some_and(|j| j.spec.owner.as_deref().unwrap_or_default() == owner)).count();
+            let limit = self.options.rules.quotas.max_jobs_per_user;
+            if unfinished + more > limit {
+                return Err(SchedulerError::TooMany { owner: owner.to_string(), unfinished, more, limit });
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn start_run(&mut self, request: RunRequest) -> Result<RunStatus, SchedulerError> {

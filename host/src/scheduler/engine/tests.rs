@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::executor::{ExitRecord, RunningAttempt, ShimInfo};
-use crate::model::{Batch, Dependency, JobFilter, JobSpec, Principal, Role, RunMode, RunState, Scope};
+use crate::model::{Batch, Dependency, GpuCount, JobFilter, JobSpec, Principal, Role, RunMode, RunState, Scope};
 use crate::scheduler::messages::RunRequest;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -324,4 +324,31 @@ fn of_two_users_waiting_for_a_gpu_the_one_who_used_less_starts_first() {
     let used = h.engine.recent_use(now_ms());
     // An hour of one GPU, a little less for the decay during it (a day's half-life).
     assert!((used["ada"] - 1.0).abs() < 0.02 && used.get("bob").is_none_or(|&b| b == 0.0), "{used:?}");
+}
+
+#[test]
+fn an_owner_has_at_most_max_jobs_per_user_unfinished_and_what_ends_makes_room() {
+    let mut rules = SchedulingRules::default();
+    rules.quotas.max_jobs_per_user = 3;
+    let mut h = Harness::new(1, rules);
+    let of = |owner: &str| JobSpec { owner: Some(owner.into()), ..spec("true") };
+    let ids = h.submit(vec![of("ada"), of("ada")]);
+    let refused = h.engine.submit(Batch::new(vec![of("ada"), of("ada")]).expect("valid"), None).expect_err("past the cap");
+    assert!(matches!(refused, SchedulerError::TooMany { unfinished: 2, more: 2, limit: 3, .. }), "{refused}");
+    // Someone else's jobs don't count against ada's.
+    h.submit(vec![of("bob"), of("bob"), of("bob")]);
+    h.submit(vec![of("ada")]);
+    assert_eq!(h.pass().first(), Some(&ids[0]));
+    h.started(ids[0]);
+    h.ended(ids[0], exit(0));
+    h.submit(vec![of("ada")]);
+}
+
+#[test]
+fn a_job_asking_for_more_than_the_node_has_is_refused_and_one_waiting_for_eligible_gpus_is_kept() {
+    let mut h = Harness::new(2, SchedulingRules::default());
+    let refused = h.engine.submit(Batch::new(vec![JobSpec { gpus: Some(GpuCount { min: 3, max: 3 }), ..spec("true") }]).expect("valid"), None).expect_err("3 of 2 GPUs");
+    assert!(refused.to_string().contains("jobs[0].gpus: needs 3 GPUs; this node has 2"), "{refused}");
+    let refused = h.engine.submit(Batch::new(vec![JobSpec { memory_mib: 10 << 20, ..spec("true") }]).expect("valid"), None).expect_err("10 TiB");
+    assert!(refused.to_string().contains("jobs[0].memory_mib"), "{refused}");
 }
