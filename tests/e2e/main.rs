@@ -10,6 +10,7 @@ mod compat;
 mod console;
 mod daemon;
 mod executor;
+mod fuzz;
 mod gpus;
 mod hardening;
 mod hostile;

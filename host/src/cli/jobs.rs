@@ -174,17 +174,31 @@ pub struct JobsArgs {
     json: bool,
 }
 
+/// Every job (in `state`), page by page as the daemon answers them.
+fn all_jobs(client: &Client, state: Option<&str>) -> anyhow::Result<Vec<serde_json::Value>> {
+    let filter = state.map(|s| format!("&state={}", url_encode(s))).unwrap_or_default();
+    let mut jobs = Vec::new();
+    loop {
+        let answer: serde_json::Value = client.get(&format!("/api/v1/jobs?offset={}{filter}", jobs.len()))?;
+        let page = answer["jobs"].as_array().cloned().unwrap_or_default();
+        let total = answer["total"].as_u64().unwrap_or(0);
+        if page.is_empty() {
+            return Ok(jobs);
+        }
+        jobs.extend(page);
+        if jobs.len() as u64 >= total {
+            return Ok(jobs);
+        }
+    }
+}
+
 pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let path = match &args.state {
-        Some(state) => format!("/api/v1/jobs?state={state}"),
-        None => "/api/v1/jobs".into(),
-    };
-    let answer: serde_json::Value = client.get(&path)?;
+    let all = all_jobs(client, args.state.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer["jobs"])?);
+        println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let jobs: Vec<Job> = serde_json::from_value(answer["jobs"].clone())?;
+    let jobs: Vec<Job> = all.into_iter().map(serde_json::from_value).collect::<Result<_, _>>()?;
     println!("{:>5}  {:<9}  {:<10}  {:<14}  {:<6}  {:>8}  {:>3}  COMMAND", "ID", "STATE", "OWNER", "QUEUE", "GPUS", "MEM", "TRY");
     for job in &jobs {
         let gpus = job.current_attempt().map(|a| a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();

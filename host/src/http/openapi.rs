@@ -71,7 +71,9 @@ fn describe(op: &Operation, generator: &mut SchemaGenerator) -> Value {
 
     let mut responses = Map::new();
     for Answer { status, media, schema, links } in &op.answers {
-        let mut response = json!({ "description": reason(*status) });
+        // Answers of one status in several media types (JSON, or an event stream when asked)
+        // are one response with several contents.
+        let response = responses.entry(status.to_string()).or_insert_with(|| json!({ "description": reason(*status) }));
         if !links.is_empty() {
             let links: Map<String, Value> = links
                 .iter()
@@ -85,11 +87,12 @@ fn describe(op: &Operation, generator: &mut SchemaGenerator) -> Value {
         if let Some(media) = media {
             let schema = match schema {
                 Some(schema) => transformed(schema(generator), generator),
+                // Each event of a stream carries its own kind of data (a log chunk, then a job id).
+                None if *media == "text/event-stream" => json!({}),
                 None => json!({ "type": "string" }),
             };
-            response["content"] = json!({ *media: { "schema": schema } });
+            response["content"][*media] = json!({ "schema": schema });
         }
-        responses.insert(status.to_string(), response);
     }
     for status in failures {
         responses.insert(
