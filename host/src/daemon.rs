@@ -6,6 +6,7 @@
 use crate::auth::{AuthMode, Authority};
 use crate::config::Config;
 use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
+use crate::http::{ConnectionLimits, Peer};
 use crate::host_info::HostMonitor;
 use crate::metrics::SchedulerMetrics;
 use crate::plugin::PluginRuntime;
@@ -206,15 +207,15 @@ pub async fn serve(
         }
     };
     let router = crate::http::router(service.clone());
-    let tcp = axum::serve(listener, router.clone().into_make_service_with_connect_info::<crate::http::Peer>()).with_graceful_shutdown(stop());
-    let served = match socket {
+    let server = service.server_config();
+    let limits = ConnectionLimits { max_connections: server.max_connections, header_timeout: server.header_timeout };
+    let tcp = crate::http::serve(listener, router.clone(), Peer::of_tcp, limits, stop());
+    match socket {
         Some(unix) => {
-            let unix = axum::serve(unix, router.into_make_service_with_connect_info::<crate::http::Peer>()).with_graceful_shutdown(stop());
-            let (tcp, unix) = tokio::join!(tcp.into_future(), unix.into_future());
-            tcp.and(unix)
+            tokio::join!(tcp, crate::http::serve(unix, router, Peer::of_unix, limits, stop()));
         }
         None => tcp.await,
-    };
+    }
     service.stop_scheduler();
     if let Some(socket) = &options.socket {
         let _ = std::fs::remove_file(&socket.path);
@@ -222,7 +223,7 @@ pub async fn serve(
     let _ = std::fs::remove_file(&info_path);
     let _ = std::fs::remove_file(&pid_file);
     drop(started);
-    served.map_err(DaemonError::Http)
+    Ok(())
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

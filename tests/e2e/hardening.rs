@@ -41,10 +41,14 @@ fn concurrent_wrong_logins_get_no_more_checks_than_the_limit() {
     assert_eq!(d.call("POST", "/api/auth/login", &[], Some(json!({ "password": "s3cret" })), None).0, 429);
 }
 
+fn daemon_pid(g: &Gantry) -> u64 {
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(g.state.path().join("daemon.json")).expect("daemon.json")).expect("json");
+    info["pid"].as_u64().expect("pid")
+}
+
 /// The daemon's peak resident memory so far (`VmHWM`), in MiB.
 fn peak_mib(g: &Gantry) -> u64 {
-    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(g.state.path().join("daemon.json")).expect("daemon.json")).expect("json");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", info["pid"])).expect("status");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon_pid(g))).expect("status");
     let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmHWM");
     kib / 1024
 }
@@ -124,4 +128,31 @@ fn metrics_keep_a_bounded_number_of_queue_series() {
     assert_eq!(series.len(), 101, "{series:?}");
     assert!(series.contains(&"gantry_queue_depth{queue=\"deep\"} 3"), "the deepest queue has its own series: {series:?}");
     assert!(series.contains(&"gantry_queue_depth{queue=\"(others)\"} 51"), "{series:?}");
+}
+
+#[test]
+fn half_sent_requests_are_cut_off_and_do_not_crowd_out_others() {
+    use std::io::{Read, Write};
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[server]\nmax_connections = 48\nheader_timeout_s = 1\n"), &["--simulate", "1"]);
+    // Few file descriptors, as on a host with a low limit: accepting every connection would
+    // run out of them, and then nothing could be answered.
+    let limited = std::process::Command::new("prlimit").arg("--pid").arg(daemon_pid(&g).to_string()).arg("--nofile=128:128").status().expect("prlimit (util-linux) is needed: apt-get install -y util-linux");
+    assert!(limited.success());
+    let addr = d.url.trim_start_matches("http://").to_string();
+    let slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+            stream.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("half a request");
+            stream
+        })
+        .collect();
+    let (code, _, health) = d.call("GET", "/api/v1/health", &[], None, None);
+    assert_eq!((code, health["status"].as_str()), (200, Some("ok")), "{health}");
+    // The half-sent requests were closed by the daemon, not left to hold a connection.
+    let mut first = slow.into_iter().next().expect("a slow connection");
+    first.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+    let mut rest = Vec::new();
+    let read = first.read_to_end(&mut rest);
+    assert!(read.is_ok() || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset), "the connection stayed open: {read:?}");
 }

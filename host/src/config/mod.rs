@@ -7,6 +7,7 @@ use crate::model::SchedulingRules;
 use crate::plugin::{PluginGrants, PluginLimits, PluginSettings, RuntimeOptions};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub mod edit;
 mod raw;
@@ -66,6 +67,11 @@ pub struct ServerConfig {
     /// Names a request's `Host` may carry besides IP addresses, `localhost` and this machine's
     /// host name; `*` for any.
     pub allowed_hosts: Vec<String>,
+    /// Connections served at once on each listener; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
 }
 
 /// The configuration file's name in the state directory.
@@ -78,6 +84,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
 /// Enough for a batch of thousands of jobs; anything larger is refused with 413.
 const DEFAULT_MAX_BODY_KIB: u64 = 8192;
+
+/// Far more than the dashboards and scripts of a group use, far fewer than the file descriptors
+/// a daemon has (1024 by default).
+const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// Plenty for a client on a slow link; short enough that half-sent requests can't pile up.
+const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
 
 #[derive(Clone, Debug)]
 pub struct GpuConfig {
@@ -218,6 +231,14 @@ impl Config {
         if max_body_kib == 0 {
             return Err(invalid("server.max_body_kib", "must be at least 1".into()));
         }
+        let max_connections = raw.server.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1".into()));
+        }
+        let header_timeout_s = raw.server.header_timeout_s.unwrap_or(DEFAULT_HEADER_TIMEOUT_S);
+        if !(1..=3600).contains(&header_timeout_s) {
+            return Err(invalid("server.header_timeout_s", format!("must be 1 to 3600 seconds, got {header_timeout_s}")));
+        }
         let log_level = raw.server.log_level.unwrap_or_else(|| "warn".into());
         if !LOG_LEVELS.contains(&log_level.as_str()) {
             return Err(invalid("server.log_level", format!("'{log_level}' is not one of {}", LOG_LEVELS.join(", "))));
@@ -229,6 +250,8 @@ impl Config {
             cors_origins,
             max_body_bytes: usize::try_from(max_body_kib.saturating_mul(1024)).unwrap_or(usize::MAX),
             allowed_hosts: raw.server.allowed_hosts.unwrap_or_default().into_iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+            max_connections,
+            header_timeout: Duration::from_secs(header_timeout_s),
         };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;

@@ -109,6 +109,8 @@ pub struct RawServer {
     pub cors_origins: Option<Vec<String>>,
     pub max_body_kib: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,8 +3,9 @@
 //! service call and shape its answer; nothing here reads files, SQL, NVML or plugins.
 //!
 //! - `error`: the `{error, detail}` shape and extractors that answer in it;
-//! - `gate`: the access check of every route; `peer`: who a connection comes from; `host`: the
-//!   `Host` check against DNS rebinding;
+//! - `serve`: a listener's connections, bounded in number and in time; `peer`: who a connection
+//!   comes from;
+//! - `gate`: the access check of every route; `host`: the `Host` check against DNS rebinding;
 //! - `routes`: the route table the router, the gate and the OpenAPI document are made from;
 //! - `openapi`: the API's description;
 //! - `v1`: gantry's own routes; `compat`: the seed systems' routes.
@@ -16,10 +17,12 @@ mod host;
 mod openapi;
 mod peer;
 mod routes;
+mod serve;
 mod v1;
 
 pub use gate::{Access, COOKIE};
 pub use peer::Peer;
+pub use serve::{serve, ConnectionLimits};
 
 use crate::service::Service;
 use std::sync::Arc;

@@ -1,8 +1,6 @@
 //! Who is at the other end of a connection, as the transport knows it: an address on TCP, or
 //! the uid the kernel reports for a Unix socket (`SO_PEERCRED`), which no client can forge.
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,16 +18,12 @@ impl Peer {
             Peer::Unix { .. } => IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
-}
 
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer::Tcp(*stream.remote_addr())
+    pub fn of_tcp(_: &tokio::net::TcpStream, addr: &SocketAddr) -> Peer {
+        Peer::Tcp(*addr)
     }
-}
 
-impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        Peer::Unix { uid: stream.io().peer_cred().ok().map(|cred| cred.uid()) }
+    pub fn of_unix(stream: &tokio::net::UnixStream, _: &tokio::net::unix::SocketAddr) -> Peer {
+        Peer::Unix { uid: stream.peer_cred().ok().map(|cred| cred.uid()) }
     }
 }
