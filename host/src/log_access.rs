@@ -29,7 +29,13 @@ pub enum LogAccessError {
     Open(#[from] crate::unix::OpenError),
     #[error("{0} is no longer the file that was bound to this process; bind it again")]
     Replaced(PathBuf),
+    #[error("there are {0} log bindings, the most kept; remove one first")]
+    TooMany(usize),
 }
+
+/// The most log bindings kept: each is checked on every log read, and all are rewritten to disk
+/// on every change.
+pub const MAX_BINDINGS: usize = 4096;
 
 /// A log file bound to one process of a command file (seed 001's fields).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -128,6 +134,9 @@ impl LogAccess {
         (binding.dev, binding.ino) = (meta.dev(), meta.ino());
         let key = Binding::key(&binding.mode, binding.config_index, binding.queue_id, binding.process_index);
         let mut bindings = self.bindings.lock();
+        if bindings.len() >= MAX_BINDINGS && !bindings.contains_key(&key) {
+            return Err(LogAccessError::TooMany(MAX_BINDINGS));
+        }
         let mut next = bindings.clone();
         next.insert(key, binding.clone());
         self.save(&next)?;
@@ -178,6 +187,18 @@ impl LogAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bindings_are_bounded_and_a_bound_process_may_be_bound_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let access = LogAccess::open(&[], dir.path().join("log_bindings.json")).expect("open");
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, "x\n").expect("write");
+        let binding = |queue_id: u32| Binding { mode: "single".into(), config_index: 0, queue_id, process_index: 0, log_path: log.clone(), bound_at: "now".into(), owner: None, dev: 0, ino: 0 };
+        *access.bindings.lock() = (0..MAX_BINDINGS as u32).map(|q| (Binding::key("single", 0, q, 0), binding(q))).collect();
+        assert!(matches!(access.bind(binding(MAX_BINDINGS as u32), None), Err(LogAccessError::TooMany(MAX_BINDINGS))));
+        access.bind(binding(7), None).expect("a process already bound is bound anew");
+    }
 
     #[test]
     fn roots_bindings_and_escapes() {

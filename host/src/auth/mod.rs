@@ -10,7 +10,7 @@
 //!
 //! - `token`: signed tokens (HS256 JWTs);
 //! - `users`: the accounts and their tokens in SQLite;
-//! - `limiter`: failed logins per client address.
+//! - `limiter`: failed logins per client address and per account.
 
 pub mod limiter;
 pub mod token;

@@ -177,6 +177,18 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
+/// A request that takes longer than this is answered 408 (event streams are not affected: their
+/// response starts at once).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Answers 408, in the API's error shape, to a request not answered within [`REQUEST_TIMEOUT`].
+pub async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())).into_response(),
+    }
+}
+
 /// The answer to a path no route serves.
 pub async fn no_route(uri: axum::http::Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))

@@ -26,11 +26,6 @@ pub use serve::{serve, ConnectionLimits};
 
 use crate::service::Service;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// A request that takes longer than this is answered 408 (event streams are not affected: their
-/// response starts at once).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every route, with the layers every request passes: size limit, CORS as configured, a timeout,
 /// compression (not of event streams, which must not wait for a buffer to fill), tracing.
@@ -58,7 +53,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(error::deadline))
         .layer(tower_http::compression::CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
         .layer(axum::middleware::from_fn_with_state(Arc::new(host::Hosts::new(&server.allowed_hosts)), host::check))
         .layer(tower_http::trace::TraceLayer::new_for_http());

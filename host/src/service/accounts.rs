@@ -3,6 +3,7 @@
 //! account lookups block, so they run off the async threads.
 
 use super::{off_thread, Service, ServiceError};
+use crate::auth::limiter::Attempter;
 use crate::auth::{AuthError, AuthMode, Issued, NewUser, Profile, TokenInfo, TokenKind, User};
 use crate::model::{Principal, Role, Usage};
 use std::net::IpAddr;
@@ -109,13 +110,16 @@ impl Service {
         Ok(self.auth.current(&claims)?)
     }
 
-    /// Counts a login attempt against its address before anything is checked (refusing one over
-    /// the limit), and gives the count back unless the credentials were wrong.
-    async fn limited<T>(&self, addr: IpAddr, attempt: impl std::future::Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
-        self.auth.limiter.begin(addr).map_err(AuthError::RateLimited)?;
+    /// Counts a login attempt against its address and the account it names before anything is
+    /// checked (refusing one over the limit), and gives the count back unless the credentials
+    /// were wrong.
+    async fn limited<T>(&self, addr: IpAddr, account: Option<&str>, attempt: impl std::future::Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
+        let mut who = vec![Attempter::Address(addr)];
+        who.extend(account.map(|name| Attempter::Account(name.trim().to_lowercase())));
+        self.auth.limiter.begin(&who).map_err(AuthError::RateLimited)?;
         let result = attempt.await;
         if !matches!(&result, Err(ServiceError::Auth(AuthError::BadCredentials | AuthError::BadSecret))) {
-            self.auth.limiter.give_back(addr);
+            self.auth.limiter.give_back(&who);
         }
         result
     }
@@ -133,7 +137,8 @@ impl Service {
 
     /// Seed 001's login: the secret, or (users mode) an account's e-mail and password.
     pub async fn login(&self, addr: IpAddr, password: String, username: Option<String>) -> Result<Issued, ServiceError> {
-        self.limited(addr, async {
+        let account = username.clone();
+        self.limited(addr, account.as_deref(), async {
             let who = match self.auth.mode() {
                 AuthMode::None | AuthMode::Secret => self.auth.check_secret(&password)?,
                 AuthMode::Users => {
@@ -151,8 +156,9 @@ impl Service {
     /// Seed 002's form login: a session for the browser, an access and a refresh token.
     pub async fn jwt_login(&self, addr: IpAddr, username: String, password: String) -> Result<LoginReply, ServiceError> {
         let auth = self.auth.clone();
+        let account = username.clone();
         let (user, access, refresh) = self
-            .limited(addr, self.hashing(move || {
+            .limited(addr, Some(&account), self.hashing(move || {
                 let user = auth.login(&username, &password)?;
                 let (access, refresh) = auth.tokens_for(&user)?;
                 Ok::<_, AuthError>((user, access, refresh))

@@ -226,6 +226,7 @@ impl ServiceError {
                 L::Open(e) => open_kind(e),
                 L::Unbound(_) | L::Io { .. } => (NotFound, "not_found"),
                 L::Invalid { .. } => (BadRequest, "path"),
+                L::TooMany(_) => (Conflict, "too_many"),
             },
             ServiceError::Auth(e) => match e {
                 A::BadCredentials | A::BadSecret | A::BadToken | A::NoCredentials | A::NoLocalToken => (Unauthorized, "unauthorized"),

@@ -88,7 +88,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .query::<BindParams>()
         .optional_body::<BindParams>()
         .answers::<Object>(200)
-        .fails(&[404])
+        .fails(&[404, 409])
         .delete("/api/log/bind", Admin, "Remove a log binding (parameters in the query or a JSON body)", unbind)
         .query::<BindParams>()
         .optional_body::<BindParams>()
