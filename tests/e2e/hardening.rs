@@ -156,3 +156,47 @@ fn half_sent_requests_are_cut_off_and_do_not_crowd_out_others() {
     let read = first.read_to_end(&mut rest);
     assert!(read.is_ok() || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset), "the connection stayed open: {read:?}");
 }
+
+#[test]
+fn input_that_would_fail_later_is_refused_at_submit_naming_the_field() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2xA100"]);
+    let refused = |body: serde_json::Value, field: &str| {
+        let (code, answer) = d.request("POST", "/api/v1/jobs", Some(body));
+        assert!(matches!(code, 413 | 422), "{code} {answer}");
+        assert!(answer["error"].is_string() && answer["detail"].to_string().contains(field), "{field}: {answer}");
+    };
+    refused(json!({ "commands": ["echo a\u{0}b"] }), "commands");
+    refused(json!({ "commands": ["x".repeat(200 * 1024)] }), "commands");
+    refused(json!({ "commands": ["true"], "env": { "BIG": "x".repeat(300 * 1024) } }), "env");
+    refused(json!({ "commands": ["true"], "gpus": { "min": 4294967295u64, "max": 4294967295u64 } }), "gpus");
+    refused(json!({ "commands": ["true"], "gpus": { "min": 3, "max": 3 } }), "gpus: needs 3 GPUs; this node has 2");
+    refused(json!({ "commands": ["true"], "memory_mib": u64::MAX }), "memory_mib");
+    refused(json!({ "commands": ["true"], "memory_mib": 200_000 }), "memory_mib: needs 200000 MiB on each GPU");
+    refused(json!({ "commands": ["true"], "start_at_ms": u64::MAX }), "start_at_ms");
+    refused(json!({ "commands": ["true"], "gpu": 1 }), "unknown field `gpu`");
+    refused(json!({ "jobs": [{ "commands": ["true"] }], "priority": 1 }), "unknown field `priority`");
+    refused(json!({ "jobs": [{ "commands": ["true"] }, { "commands": ["true"], "memroy_mib": 1 }] }), "jobs[1]");
+    assert_eq!(d.get("/api/v1/jobs")["total"], 0, "nothing was accepted");
+    // A page has a maximum; asking for more says so.
+    let (code, answer) = d.request("GET", "/api/v1/jobs?limit=5000", None);
+    assert_eq!((code, answer["error"].as_str()), (400, Some("query")), "{answer}");
+}
+
+#[test]
+fn a_command_file_that_is_a_device_a_fifo_or_huge_is_refused_at_once() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let fifo = g.state.path().join("commands.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let huge = g.state.path().join("huge.txt");
+    std::fs::File::create(&huge).and_then(|f| f.set_len(100 << 20)).expect("a 100 MiB file");
+    for (file, code, said) in [("/dev/zero".into(), 422, "not a regular file"), (fifo, 422, "not a regular file"), (huge, 413, "at most")] {
+        let started = std::time::Instant::now();
+        let (got, answer) = d.request("POST", "/api/v1/runs", Some(json!({ "file": file })));
+        assert_eq!(got, code, "{}: {answer}", file.display());
+        assert!(answer["detail"].to_string().contains(said), "{}: {answer}", file.display());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{} took {:?}", file.display(), started.elapsed());
+    }
+    assert_eq!(d.get("/api/v1/health")["status"], "ok", "the daemon is still there");
+}
