@@ -69,9 +69,14 @@ fn a_queue_with_parallelism_runs_jobs_at_once() {
 #[test]
 fn memory_decides_where_jobs_fit_and_a_job_too_big_waits() {
     let g = Gantry::new();
-    // Two 24 GiB GPUs, sharing allowed: 15 GiB jobs fit one per GPU, never two.
-    let d = g.serve(&config("allow_sharing = true"), &["--simulate", "2xRTX4090"]);
-    let huge = d.submit(json!({ "commands": ["true"], "memory_mib": 30_000 }))[0];
+    // Two 24 GiB GPUs, sharing allowed, 1 GiB of each kept free: 15 GiB jobs fit one per GPU,
+    // never two.
+    let d = g.serve(&config("allow_sharing = true\nmemory_margin_mib = 1024"), &["--simulate", "2xRTX4090"]);
+    // More than any GPU here has: refused at once.
+    let (code, refused) = d.request("POST", "/api/v1/jobs", Some(json!({ "commands": ["true"], "memory_mib": 30_000 })));
+    assert_eq!((code, refused["detail"].as_str()), (422, Some("jobs[0].memory_mib: needs 30000 MiB on each GPU; this node's largest GPU has 24564 MiB")), "{refused}");
+    // More than the rules leave of any GPU: it waits, saying why (the rules may change).
+    let huge = d.submit(json!({ "commands": ["true"], "memory_mib": 24_000 }))[0];
     let ids: Vec<u64> = (0..4).flat_map(|_| d.submit(json!({ "commands": ["sleep 0.5"], "memory_mib": 15_000 }))).collect();
     let jobs: Vec<Value> = ids.iter().map(|&id| d.finished(id)).collect();
     for gpu in [0, 1] {
@@ -79,8 +84,8 @@ fn memory_decides_where_jobs_fit_and_a_job_too_big_waits() {
         assert!(disjoint(on_gpu.clone()), "two 15 GiB jobs shared 24 GiB GPU {gpu}: {on_gpu:?}");
     }
     let huge = d.job(huge);
-    assert_eq!(state(&huge), "waiting", "a 30 GB job on 24 GB GPUs: {huge:#}");
-    assert_eq!(huge["reason"], "needs 30000 MiB per GPU; the largest eligible GPU here has 24564 MiB: it waits");
+    assert_eq!(state(&huge), "waiting", "a 24,000 MiB job with 23,540 MiB usable: {huge:#}");
+    assert_eq!(huge["reason"], "needs 24000 MiB per GPU; the largest eligible GPU here has 23540 MiB: it waits");
     // Small jobs share a GPU when sharing is on (best fit packs them onto one).
     let small: Vec<u64> = (0..4).flat_map(|_| d.submit(json!({ "commands": ["sleep 0.8"], "memory_mib": 4_000 }))).collect();
     let small: Vec<Value> = small.iter().map(|&id| d.finished(id)).collect();
