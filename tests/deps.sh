@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What the tests need beyond Rust: the tools the shared-server tests use to make throwaway Unix
-# users and act as them. Installs what is missing where it can (root with apt, as in CI); elsewhere
-# the tests that need a tool fail and name the package.
+# users and act as them, and the browser the dashboard tests drive (Chromium and its WebDriver,
+# whose versions Debian's packages keep in step). Installs what is missing where it can (root with
+# apt, as in CI); elsewhere the tests that need a tool fail and name the package.
 set -euo pipefail
 missing=()
-for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux getent:libc-bin; do
+for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux prlimit:util-linux getent:libc-bin mkfifo:coreutils chromium:chromium chromedriver:chromium-driver; do
   tool=${pair%%:*} package=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
 done
@@ -12,7 +13,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(printf '%s\n' "${missing[@]}" | sort -u)
 else
-  echo "tests/deps.sh: missing ${missing[*]}; the shared-server tests will fail until it is installed (as root: apt-get install -y ${missing[*]})" >&2
+  echo "tests/deps.sh: missing ${missing[*]}; the tests that need them will fail until they are installed (as root: apt-get install -y ${missing[*]})" >&2
 fi

@@ -4,6 +4,7 @@
 //! at a path that does not exist unless the test says otherwise.
 
 mod api;
+mod browser;
 mod auth;
 mod cli;
 mod compat;
@@ -117,6 +118,11 @@ pub struct Daemon {
 impl Gantry {
     /// Writes `config` (TOML, may be empty) to `<state>/gantry.toml` and serves with it.
     pub fn serve(&self, config: &str, args: &[&str]) -> Daemon {
+        self.serve_at(config, "127.0.0.1:0", args)
+    }
+
+    /// [`Gantry::serve`] on `listen` (`HOST:PORT`).
+    pub fn serve_at(&self, config: &str, listen: &str, args: &[&str]) -> Daemon {
         let path = self.state.path().join("gantry.toml");
         std::fs::write(&path, config).expect("write config");
         let _ = std::fs::remove_file(self.state.path().join("daemon.json"));
@@ -125,7 +131,7 @@ impl Gantry {
             .command()
             .arg("--config")
             .arg(&path)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)

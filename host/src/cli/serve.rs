@@ -71,9 +71,12 @@ pub fn run(config: Config, args: ServeArgs, socket: Option<PathBuf>) -> anyhow::
         }
         say(&format!("serving http://{addr} (state in {})", config.state_dir.display()));
         if config.auth.mode == gantry::auth::AuthMode::None {
-            // The token itself stays out of logs people paste into issues; its file is private.
             let token = config.state_dir.join(gantry::auth::LOCAL_TOKEN_FILE);
-            say(&format!("over TCP, send the token kept in {}: curl -H \"Authorization: Bearer $(cat {})\" http://{addr}/api/v1/status", token.display(), token.display()));
+            // The token itself stays out of the run log; its file is private to this user.
+            say(&format!(
+                "dashboard: http://{addr}/ui/#token=$(cat {}) logs in at once (or paste the token there); scripts send it as `Authorization: Bearer`",
+                token.display()
+            ));
         }
         let socket = SocketOptions {
             path: socket.unwrap_or_else(|| if args.system { PathBuf::from(SYSTEM_SOCKET) } else { config.state_dir.join("gantry.sock") }),

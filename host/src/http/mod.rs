@@ -8,7 +8,7 @@
 //! - `gate`: the access check of every route; `host`: the `Host` check against DNS rebinding;
 //! - `routes`: the route table the router, the gate and the OpenAPI document are made from;
 //! - `openapi`: the API's description;
-//! - `v1`: gantry's own routes; `compat`: the seed systems' routes.
+//! - `v1`: gantry's own routes; `compat`: the seed systems' routes; `ui`: the dashboard.
 
 mod compat;
 pub mod error;
@@ -18,6 +18,7 @@ mod openapi;
 mod peer;
 mod routes;
 mod serve;
+mod ui;
 mod v1;
 
 pub use gate::{Access, COOKIE};
@@ -33,7 +34,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
     use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
     use tower_http::cors::{AllowOrigin, Any, CorsLayer};
     let server = service.server_config();
-    let (router, mut operations) = v1::routes(service.clone()).merge(compat::routes(service)).into_parts();
+    let (router, mut operations) = v1::routes(service.clone()).merge(compat::routes(service.clone())).merge(ui::routes(service)).into_parts();
     operations.push(routes::Operation {
         method: http::Method::GET,
         path: openapi::PATH,
