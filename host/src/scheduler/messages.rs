@@ -69,6 +69,7 @@ pub enum Request {
     StopRun(RunId, Scope, oneshot::Sender<Result<RunStatus, SchedulerError>>),
     Cancel(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
     Hold(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
+    SetPriority(JobId, Scope, i32, oneshot::Sender<Result<Job, SchedulerError>>),
     Release(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
     Retry(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),
     Job(JobId, Scope, oneshot::Sender<Result<Job, SchedulerError>>),

@@ -86,6 +86,10 @@ impl Scheduler {
         self.ask(|r| Request::Release(id, scope, r)).await?
     }
 
+    pub async fn set_priority(&self, id: JobId, scope: Scope, priority: i32) -> Result<Job, SchedulerError> {
+        self.ask(|r| Request::SetPriority(id, scope, priority, r)).await?
+    }
+
     /// Queues a failed or cancelled job again, keeping its attempts, for one more attempt (and
     /// its retries after that).
     pub async fn retry(&self, id: JobId, scope: Scope) -> Result<Job, SchedulerError> {

@@ -130,6 +130,10 @@ impl Service {
         Ok(self.scheduler.release(id, who.scope()).await?)
     }
 
+    pub async fn set_priority(&self, who: &Principal, id: JobId, priority: i32) -> Result<Job, ServiceError> {
+        Ok(self.scheduler.set_priority(id, who.scope(), priority).await?)
+    }
+
     pub async fn retry(&self, who: &Principal, id: JobId) -> Result<Job, ServiceError> {
         Ok(self.scheduler.retry(id, who.scope()).await?)
     }

@@ -21,8 +21,9 @@ type Shared = State<Arc<Service>>;
 type Caller = Extension<Principal>;
 
 /// The routes of one job, which a submission's answer leads to.
-const JOB_ROUTES: [(Method, &str); 7] = [
+const JOB_ROUTES: [(Method, &str); 8] = [
     (Method::GET, "/api/v1/jobs/{id}"),
+    (Method::PATCH, "/api/v1/jobs/{id}"),
     (Method::GET, "/api/v1/jobs/{id}/attempts"),
     (Method::GET, "/api/v1/jobs/{id}/log"),
     (Method::POST, "/api/v1/jobs/{id}/cancel"),
@@ -54,6 +55,11 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .path::<JobId>()
         .answers::<Job>(200)
         .fails(&[404])
+        .patch("/api/v1/jobs/{id}", Operate, "Change a waiting or held job's priority (`{priority}`): its place among the waiting jobs", change_job)
+        .path::<JobId>()
+        .body::<JobChange>()
+        .answers::<Job>(200)
+        .fails(&[404, 409])
         .post("/api/v1/jobs/{id}/cancel", Operate, "Cancel a job, stopping it if it runs", cancel)
         .path::<JobId>()
         .answers::<Job>(200)
@@ -183,6 +189,17 @@ async fn list_jobs(State(service): Shared, Extension(who): Caller, Params(query)
 
 async fn job(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {
     Ok(Json(service.job(&who, id).await?))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct JobChange {
+    /// Higher starts first.
+    priority: i32,
+}
+
+async fn change_job(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>, Body(change): Body<JobChange>) -> ApiResult<Json<Job>> {
+    Ok(Json(service.set_priority(&who, id, change.priority).await?))
 }
 
 async fn attempts(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Vec<Attempt>>> {

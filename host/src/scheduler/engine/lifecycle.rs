@@ -47,6 +47,21 @@ impl Engine {
         Ok(job)
     }
 
+    /// A new priority for a job that has not started: its place among the waiting jobs changes
+    /// at the next pass (the order is priority, then its owner's recent use, then age).
+    pub(super) fn set_priority(&mut self, id: JobId, scope: &Scope, priority: i32) -> Result<Job, SchedulerError> {
+        let state = self.owned(id, scope)?.state;
+        if !matches!(state, JobState::Waiting | JobState::Held) {
+            return Err(SchedulerError::Conflict { id, state: state.as_str(), action: "a new priority" });
+        }
+        let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+        job.spec.priority = priority;
+        let job = job.clone();
+        self.save_jobs([&job])?;
+        self.dirty = true;
+        Ok(job)
+    }
+
     pub(super) fn cancel_request(&mut self, id: JobId, scope: &Scope) -> Result<Job, SchedulerError> {
         self.owned(id, scope)?;
         self.cancel(id, "cancelled by request".into())?;

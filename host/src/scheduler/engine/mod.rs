@@ -224,6 +224,7 @@ impl Engine {
             Request::Hold(id, scope, reply) => drop(reply.send(self.transition(id, &scope, JobState::Waiting, JobState::Held, "hold"))),
             Request::Release(id, scope, reply) => drop(reply.send(self.transition(id, &scope, JobState::Held, JobState::Waiting, "release"))),
             Request::Retry(id, scope, reply) => drop(reply.send(self.retry(id, &scope))),
+            Request::SetPriority(id, scope, priority, reply) => drop(reply.send(self.set_priority(id, &scope, priority))),
             Request::Job(id, scope, reply) => drop(reply.send(self.owned(id, &scope).cloned())),
             Request::Jobs(filter, reply) => drop(reply.send(self.list(&filter))),
             Request::Runs(reply) => drop(reply.send(self.runs.values().map(|r| self.run_status(r)).collect())),

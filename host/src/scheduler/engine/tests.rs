@@ -353,3 +353,13 @@ fn a_job_asking_for_more_than_the_node_has_is_refused_and_one_waiting_for_eligib
     let refused = h.engine.submit(Batch::new(vec![JobSpec { memory_mib: 10 << 20, ..spec("true") }]).expect("valid"), None).expect_err("10 TiB");
     assert!(refused.to_string().contains("jobs[0].memory_mib"), "{refused}");
 }
+
+#[test]
+fn a_new_priority_moves_a_waiting_job_ahead_and_a_running_one_keeps_its_own() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let ids = h.submit(vec![spec("true"), spec("true"), spec("true")]);
+    let anyone = Principal::account("1", "root", Role::Admin).scope();
+    assert_eq!(h.engine.set_priority(ids[2], &anyone, 5).expect("waiting").spec.priority, 5);
+    assert_eq!(h.pass(), vec![ids[2]], "the job with the higher priority starts first");
+    assert!(matches!(h.engine.set_priority(ids[2], &anyone, 9), Err(SchedulerError::Conflict { action: "a new priority", .. })));
+}
