@@ -228,8 +228,11 @@ async function gpusPage(_, root) {
     cards.replaceChildren(...gpus.map((g) => gpuCard(g, history.get(g.reading.index) ?? [], progress)));
     helperResult();
   };
-  const host = node.host;
-  hostBlock.textContent = `${host.hostname} · ${host.cpu_cores} cores, CPU ${host.cpu_percent.toFixed(0)} % · load ${host.load_average.map((l) => l.toFixed(2)).join(" ")} · memory ${mib(host.memory_used_mib)} of ${mib(host.memory_total_mib)}${node.simulated ? " · simulated GPUs" : ""}`;
+  const showHost = (node) => {
+    const host = node.host;
+    hostBlock.textContent = `${host.hostname} · ${host.cpu_cores} cores, CPU ${host.cpu_percent.toFixed(0)} % · load ${host.load_average.map((l) => l.toFixed(2)).join(" ")} · memory ${mib(host.memory_used_mib)} of ${mib(host.memory_total_mib)}${node.simulated ? " · simulated GPUs" : ""}`;
+  };
+  showHost(node);
 
   const need = h("input", { type: "number", min: "0", step: "0.5", value: "8" });
   const count = h("input", { type: "number", min: "1", step: "1", value: "1" });
@@ -250,7 +253,12 @@ async function gpusPage(_, root) {
   draw();
   // What bench/dashboard.py reads as the first meaningful render.
   if (performance.getEntriesByName("gantry:gpus-drawn").length === 0) performance.mark("gantry:gpus-drawn");
-  const refreshProgress = debounce(async () => { await loadProgress(); draw(); }, 1000);
+  // Training progress and the host are read again when the GPUs change, at most once a second.
+  const refreshProgress = debounce(async () => {
+    await loadProgress();
+    draw();
+    try { showHost(await api("GET", "/api/v1/node")); } catch { /* the next change tries again */ }
+  }, 1000);
   on(root, "gpus", (summaries) => {
     gpus = summaries;
     for (const g of summaries) {
@@ -300,6 +308,7 @@ async function jobsPage(_, root) {
   const state = h("select", {}, ["", "waiting", "held", "running", "succeeded", "failed", "cancelled"].map((s) => h("option", { value: s, selected: params.get("state") === s }, s || "any")));
   const queue = h("input", { value: params.get("queue") ?? "" });
   const owner = h("input", { value: params.get("owner") ?? "" });
+  const run = h("input", { type: "number", min: "1", value: params.get("run") ?? "" });
   const table = h("div", { class: "scroll" });
   const pager = h("div", { class: "row" });
   const limit = 50;
@@ -309,6 +318,7 @@ async function jobsPage(_, root) {
     if (state.value) query.set("state", state.value);
     if (queue.value) query.set("queue", queue.value);
     if (owner.value) query.set("owner", owner.value);
+    if (run.value) query.set("run", run.value);
     const page = await api("GET", `/api/v1/jobs?${query}`);
     table.replaceChildren(jobTable(page.jobs));
     pager.replaceChildren(
@@ -317,7 +327,7 @@ async function jobsPage(_, root) {
       h("button", { class: "plain", disabled: offset + limit >= page.total, onclick: () => { offset += limit; load(); } }, "Older"));
   };
   const filters = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); offset = 0; load(); } },
-    ...field("State", state), ...field("Queue", queue), ...field("Owner", owner), h("button", { type: "submit" }, "Filter"));
+    ...field("State", state), ...field("Queue", queue), ...field("Owner", owner), ...field("Run", run), h("button", { type: "submit" }, "Filter"));
   root.replaceChildren(h("h1", {}, "Jobs"), filters, table, pager, h("h2", {}, "Submit a job"), submitForm());
   await load();
   on(root, "job", debounce(load));
@@ -600,7 +610,22 @@ async function accountPage(_, root) {
       h("form", { class: "row", onsubmit: async (e) => { e.preventDefault(); try { const t = await api("POST", "/api/v1/tokens", { name: name.value }); shown.textContent = `token (shown once): ${t.token}`; } catch (error) { showError(shown, error); } } }, ...field("New token's name", name), h("button", { type: "submit" }, "Create")), shown);
     if (me.role === "admin") {
       const users = await api("GET", "/api/v1/users");
-      sections.push(h("h2", {}, "Accounts"), h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, users.map((u) => h("tr", {}, h("td", {}, u.email), h("td", {}, u.role), h("td", {}, u.is_active ? "active" : "inactive"), h("td", {}, u.unix_user ?? "")))))));
+      const said = h("p", { role: "status" });
+      const change = async (u, body) => { try { await api("PATCH", `/api/v1/users/${esc(u.id)}`, body); route(); } catch (error) { showError(said, error); } };
+      const rows = users.map((u) => {
+        const role = h("select", { "aria-label": `role of ${u.email}` }, ["viewer", "user", "admin"].map((r) => h("option", { value: r, selected: u.role === r }, r)));
+        role.addEventListener("change", () => change(u, { role: role.value }));
+        const unix = h("input", { value: u.unix_user ?? "", "aria-label": `Unix user of ${u.email}`, style: "width: 8rem" });
+        unix.addEventListener("change", () => change(u, { unix_user: unix.value }));
+        return h("tr", {}, h("td", {}, u.email), h("td", {}, role), h("td", {}, unix),
+          h("td", {}, h("button", { class: "plain", onclick: () => change(u, { is_active: !u.is_active }) }, u.is_active ? "deactivate" : "activate")));
+      });
+      const email = h("input", { type: "email", required: true });
+      const password = h("input", { type: "password", required: true, minlength: "8", autocomplete: "new-password" });
+      const newRole = h("select", {}, ["user", "viewer", "admin"].map((r) => h("option", { value: r }, r)));
+      sections.push(h("h2", {}, "Accounts"), h("div", { class: "scroll" }, h("table", { id: "accounts" }, h("thead", {}, h("tr", {}, ["e-mail", "role", "Unix user", ""].map((c) => h("th", {}, c)))), h("tbody", {}, rows))), said,
+        h("form", { class: "grid", id: "new-account", onsubmit: async (e) => { e.preventDefault(); try { await api("POST", "/api/v1/users", { email: email.value, password: password.value, role: newRole.value }); route(); } catch (error) { showError(said, error); } } },
+          ...field("New account's e-mail", email), ...field("Password", password), ...field("Role", newRole), h("div", { class: "wide" }, h("button", { type: "submit" }, "Create account"))));
     }
   }
   root.replaceChildren(h("h1", {}, "Account"), ...sections);

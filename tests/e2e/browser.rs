@@ -306,3 +306,35 @@ fn the_page_goes_stale_when_the_daemon_stops_and_live_again_when_it_is_back() {
     }
     browser.wait_for("GPU cards again", "return document.querySelectorAll('[data-gpu]').length;", |v| (v.as_u64() == Some(1)).then_some(()));
 }
+
+#[test]
+fn an_admin_logs_in_with_an_account_and_manages_accounts_from_the_page() {
+    let g = Gantry::new();
+    let d = g.serve(&format!("{FAST}[auth]\nmode = \"users\"\n"), &["--simulate", "1"]);
+    let _ = g.add_account(None, "admin@lab.org", "admin");
+    let browser = Browser::start("accounts");
+    browser.go(&format!("{}/ui/#/account", d.url));
+    browser.type_into("#f-e-mail", "admin@lab.org");
+    browser.type_into("#f-password", "correct horse");
+    browser.click("main form button[type=submit]");
+    browser.wait_text("#accounts", "admin@lab.org");
+    browser.type_into("#f-new-account-s-e-mail", "ada@lab.org");
+    browser.type_into("#f-password", "another horse");
+    browser.click("#new-account button[type=submit]");
+    browser.wait_text("#accounts", "ada@lab.org");
+    let script = "const s = [...document.querySelectorAll('#accounts select')].find((e) => e.getAttribute('aria-label') === 'role of ada@lab.org'); if (!s) return null; s.value = 'viewer'; s.dispatchEvent(new Event('change')); return true;";
+    browser.wait_for("ada's role control", script, |v| v.as_bool());
+    let (code, _, tokens) = d.call("POST", "/auth/jwt/login", &[], None, Some(&[("username", "admin@lab.org"), ("password", "correct horse")]));
+    assert_eq!(code, 200, "{tokens}");
+    let admin = format!("Bearer {}", tokens["access_token"].as_str().expect("token"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let users = d.call("GET", "/api/v1/users", &[("Authorization", &admin)], None, None).2;
+        let ada = users.as_array().and_then(|u| u.iter().find(|u| u["email"] == "ada@lab.org").cloned()).unwrap_or(Value::Null);
+        if ada["role"] == "viewer" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ada is not a viewer: {ada}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
