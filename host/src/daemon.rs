@@ -42,6 +42,8 @@ pub enum DaemonError {
     Auth(#[from] crate::auth::AuthError),
     #[error("log access: {0}")]
     LogAccess(#[from] crate::log_access::LogAccessError),
+    #[error(transparent)]
+    Federation(#[from] crate::federation::RegistryError),
     #[error("refusing to listen on {0} without authentication: anyone who reaches it could run commands here. Set [auth] mode = \"secret\" or \"users\", listen on 127.0.0.1, or set auth.allow_open_network = true to accept the risk")]
     OpenNetwork(std::net::SocketAddr),
     #[error("starting {what}: {source}")]
@@ -164,7 +166,11 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         let bindings = state_dir.join("log_bindings.json");
         tokio::task::spawn_blocking(move || crate::log_access::LogAccess::open(&roots, bindings)).await??
     };
-    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config }));
+    let nodes = {
+        let (dir, offline_after) = (state_dir.clone(), config.federation.offline_after);
+        tokio::task::spawn_blocking(move || crate::federation::Registry::open(&dir, offline_after)).await??
+    };
+    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes }));
     Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher })
 }
 
@@ -206,6 +212,7 @@ pub async fn serve(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let _reporter = federation_reporter(&service, &info.url);
     let router = crate::http::router(service.clone());
     let server = service.server_config();
     let limits = ConnectionLimits { max_connections: server.max_connections, header_timeout: server.header_timeout };
@@ -224,6 +231,22 @@ pub async fn serve(
     let _ = std::fs::remove_file(&pid_file);
     drop(started);
     Ok(())
+}
+
+/// Reports this node to its federation master, if `[federation]` names one.
+fn federation_reporter(service: &Arc<Service>, url: &str) -> Option<crate::federation::Reporter> {
+    let config = service.federation_config();
+    let snapshot: crate::federation::reporter::Snapshot = {
+        let service = service.clone();
+        Arc::new(move || {
+            let service = service.clone();
+            Box::pin(async move {
+                let counts = service.job_counts().await;
+                (service.node(), counts)
+            })
+        })
+    };
+    crate::federation::Reporter::start(&config, Some(url.to_string()), snapshot, service.job_events())
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

@@ -94,6 +94,11 @@ impl HostMonitor {
     }
 }
 
+/// This machine's name, as a federation node calls itself unless told otherwise.
+pub fn host_name() -> String {
+    System::host_name().filter(|n| !n.is_empty()).unwrap_or_else(|| "gantry".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

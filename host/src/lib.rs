@@ -18,6 +18,7 @@ pub mod command_files;
 pub mod config;
 pub mod daemon;
 pub mod executor;
+pub mod federation;
 pub mod gpu;
 pub mod host_info;
 pub mod http;

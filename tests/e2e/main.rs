@@ -11,6 +11,7 @@ mod compat;
 mod console;
 mod daemon;
 mod executor;
+mod federation;
 mod fuzz;
 mod gpus;
 mod hardening;

@@ -45,6 +45,23 @@ impl Client {
         Ok(Client { target, authorization: token.map(|t| format!("Bearer {t}")), runtime })
     }
 
+    /// The daemon's URL when the client talks to it over TCP.
+    pub fn base_url(&self) -> Option<String> {
+        match &self.target {
+            Target::Tcp(authority) => Some(format!("http://{authority}")),
+            Target::Unix(_) => None,
+        }
+    }
+
+    /// A `DELETE` whose answer has no body.
+    pub fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let (status, bytes) = self.raw("DELETE", path, None)?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        Err(refusal(status, &bytes))
+    }
+
     fn describe(&self) -> String {
         match &self.target {
             Target::Tcp(authority) => format!("http://{authority}"),

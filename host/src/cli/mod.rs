@@ -4,6 +4,7 @@
 mod client;
 mod gpus;
 mod jobs;
+mod nodes;
 mod parse;
 mod plugin;
 mod serve;
@@ -81,6 +82,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A federation master's nodes: `gantry node add NAME` issues one (and prints its token).
+    #[command(subcommand)]
+    Node(nodes::NodeCommand),
+    /// Every node reporting to this daemon and its GPUs, with who is on them.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Accounts of a daemon in auth mode `users`: the first admin is made here, by the daemon's
     /// owner over its socket.
     #[command(subcommand)]
@@ -138,6 +147,8 @@ pub fn main() -> ExitCode {
         Command::Man => setup::man(),
         Command::Quota { user, json } => jobs::quota(&client(&config)?, user, json),
         Command::User(command) => users::run(&client(&config)?, command),
+        Command::Node(command) => nodes::run(&client(&config)?, command),
+        Command::Nodes { json } => nodes::list(&client(&config)?, json),
     });
     match result {
         Ok(code) => code,

@@ -43,6 +43,7 @@ pub struct Config {
     pub command_files: CommandFiles,
     pub server: ServerConfig,
     pub auth: AuthConfig,
+    pub federation: crate::federation::FederationConfig,
 }
 
 /// The first command file of each mode (seed 001/004's `command_gpu.txt`, `command_gpus.txt`).
@@ -255,6 +256,7 @@ impl Config {
         };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;
+        let federation = sections::federation(raw.federation, &invalid)?;
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -266,6 +268,7 @@ impl Config {
             command_files,
             server,
             auth,
+            federation,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),

@@ -21,6 +21,18 @@ pub struct RawConfig {
     pub auth: RawAuth,
     #[serde(default)]
     pub quotas: RawQuotas,
+    #[serde(default)]
+    pub federation: RawFederation,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFederation {
+    pub master: Option<String>,
+    pub node_name: Option<String>,
+    pub token: Option<String>,
+    pub report_interval_s: Option<f64>,
+    pub offline_after_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

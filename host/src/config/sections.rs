@@ -199,3 +199,27 @@ pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigErro
     }
     Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life, max_jobs_per_user })
 }
+
+pub fn federation(raw: super::raw::RawFederation, invalid: Invalid<'_>) -> Result<crate::federation::FederationConfig, ConfigError> {
+    let defaults = crate::federation::FederationConfig::default();
+    let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
+        Some(s) if !s.is_finite() || !(0.1..=3600.0).contains(&s) => Err(invalid(key, format!("must be 0.1 to 3600 seconds, got {s}"))),
+        Some(s) => Ok(Duration::from_secs_f64(s)),
+        None => Ok(default),
+    };
+    if let Some(master) = &raw.master
+        && !(master.starts_with("http://") && master.len() > "http://".len())
+    {
+        return Err(invalid("federation.master", format!("'{master}' is not http://HOST:PORT (for TLS, put the master behind a proxy that terminates it)")));
+    }
+    if raw.master.is_some() && raw.token.is_none() {
+        return Err(invalid("federation.token", "a node reports with the token its master issued (`gantry node add NAME` on the master)".into()));
+    }
+    Ok(crate::federation::FederationConfig {
+        master: raw.master,
+        node_name: raw.node_name.unwrap_or(defaults.node_name),
+        token: raw.token,
+        report_interval: seconds("federation.report_interval_s", raw.report_interval_s, defaults.report_interval)?,
+        offline_after: seconds("federation.offline_after_s", raw.offline_after_s, defaults.offline_after)?,
+    })
+}

@@ -10,6 +10,7 @@
 //! - `settings`: the rules and settings in `gantry.toml`;
 //! - `logs`: log files outside jobs (bindings, the log directory), and the run logs;
 //! - `node`: this machine (GPUs, host), metrics, plugins, seed 000's training tasks;
+//! - `nodes`: the federation: nodes reporting to this daemon as their master;
 //! - `accounts`: who is calling: credentials, logins, tokens, accounts.
 
 mod accounts;
@@ -17,6 +18,7 @@ mod command_files;
 mod jobs;
 mod logs;
 mod node;
+mod nodes;
 pub mod run_log;
 mod runs;
 mod settings;
@@ -24,7 +26,8 @@ mod settings;
 pub use accounts::{Credential, LoginReply};
 pub use command_files::{CommandConfig, CommandFileSummary, CommandFileView, Content, Process, QueueBlock};
 pub use jobs::{LogChunk, LogUpdate, Update};
-pub use node::{GpuDetail, GpusWithTasks, Machine, Node, Versions};
+pub use node::{GpuDetail, GpusWithTasks, Machine};
+pub use crate::federation::{Node, Versions};
 pub use runs::{CommandFileRun, StartedRun};
 
 pub use crate::auth::{AuthMode, Issued, NewUser, Profile, TokenInfo, User};
@@ -57,6 +60,8 @@ pub struct Parts {
     pub metrics: Arc<SchedulerMetrics>,
     pub logs: crate::log_access::LogAccess,
     pub config: crate::config::Config,
+    /// The nodes that may report to this daemon as their federation master.
+    pub nodes: crate::federation::Registry,
 }
 
 pub struct Service {
@@ -70,11 +75,13 @@ pub struct Service {
     config: parking_lot::RwLock<crate::config::Config>,
     config_file: Arc<crate::config::edit::ConfigFile>,
     logs: Arc<crate::log_access::LogAccess>,
+    nodes: Arc<crate::federation::Registry>,
     tasks: crate::tasks::Tasks,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     shutdown: Arc<tokio::sync::Notify>,
     /// The threads that hash passwords: one per core.
     hashing: Workers,
+    started: std::time::Instant,
 }
 
 impl Service {
@@ -89,9 +96,11 @@ impl Service {
             config_file: Arc::new(crate::config::edit::ConfigFile::new(parts.config.path())),
             config: parking_lot::RwLock::new(parts.config),
             logs: Arc::new(parts.logs),
+            nodes: Arc::new(parts.nodes),
             tasks: crate::tasks::Tasks::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
             hashing: Workers::new("gantry-hashing", std::thread::available_parallelism().map_or(2, |n| n.get())),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -150,6 +159,8 @@ pub enum ServiceError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Task(#[from] crate::tasks::TaskError),
+    #[error(transparent)]
+    Node(#[from] crate::federation::RegistryError),
     /// The caller may not do this (a local user on another user's daemon, say).
     #[error("{0}")]
     Forbidden(String),
@@ -245,6 +256,17 @@ impl ServiceError {
                 crate::tasks::TaskError::TooMany(_) => (Conflict, "too_many"),
                 crate::tasks::TaskError::Invalid { .. } => (Invalid, "invalid"),
             },
+            ServiceError::Node(e) => {
+                use crate::federation::RegistryError as R;
+                match e {
+                    R::Name(_) => (Invalid, "invalid"),
+                    R::Exists(_) => (Conflict, "conflict"),
+                    R::Unknown(_) => (NotFound, "not_found"),
+                    R::BadToken(_) => (Unauthorized, "unauthorized"),
+                    R::Replayed { .. } => (Conflict, "replayed"),
+                    R::File { .. } => (Internal, "internal"),
+                }
+            }
             ServiceError::Forbidden(_) => (Forbidden, "forbidden"),
             ServiceError::Read(e) => open_kind(e),
             ServiceError::Internal(_) => (Internal, "internal"),

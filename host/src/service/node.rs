@@ -2,7 +2,8 @@
 //! request), Prometheus metrics, the plugins, and seed 000's training tasks.
 
 use super::{off_thread, Service, ServiceError};
-use crate::gpu::{DriverInfo, GpuSummary, NodeGpus, SamplerConfig, UsageSample};
+use crate::federation::{Node, Versions};
+use crate::gpu::{GpuSummary, NodeGpus, SamplerConfig, UsageSample};
 use crate::host_info::HostInfo;
 use crate::metrics::{family, label};
 use crate::model::{now_ms, JobId, Principal, JOB_ID_VAR};
@@ -10,24 +11,6 @@ use crate::plugin::{PluginKind, PluginStatus};
 use crate::tasks::{Registration, Report, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// This machine at a glance: what an agent will report to a federation master.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Node {
-    pub simulated: bool,
-    pub versions: Versions,
-    pub driver: DriverInfo,
-    pub host: HostInfo,
-    pub sampled_at_ms: u64,
-    pub gpus: Vec<GpuSummary>,
-}
-
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Versions {
-    pub gantry: String,
-    /// The `gantry:plugin` WIT package plugins must target.
-    pub wit: String,
-}
 
 /// One GPU with its recent history.
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]

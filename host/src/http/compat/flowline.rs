@@ -1,8 +1,11 @@
-//! Seed 003 (FlowLine) agent endpoints: `/api/info` (system and GPUs, memory in GB for the
-//! system, MiB for GPUs, as documented) and `/api/health`. The master's endpoints come with
-//! federation.
+//! Seed 003 (FlowLine): the agent's `/api/info` (system and GPUs, memory in GB for the system,
+//! MiB for GPUs, as documented) and `/api/health`, and the master's `/api/slaves[/<ip>]`,
+//! their refreshes and `/api/system/uptime`, over the federation's nodes. gantry's agents push
+//! their reports, so a "refresh" answers the latest report, saying so.
 
 use super::gb;
+use crate::federation::{Node, NodeStatus, NodeView};
+use crate::http::error::{ApiResult, PathParam};
 use crate::http::gate::Access;
 use crate::http::routes::Routes;
 use crate::service::Service;
@@ -14,19 +17,35 @@ use std::sync::Arc;
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "seed 003")
         .get("/api/info", Access::Read, "Seed 003's agent report: timestamp, system block, GPUs", info)
-        .answers::<serde_json::Map<String, Value>>(200)
+        .answers::<Object>(200)
         .get("/api/health", Access::Public, "Seed 003's health check", health)
-        .answers::<serde_json::Map<String, Value>>(200)
+        .answers::<Object>(200)
+        .get("/api/slaves", Access::Read, "Seed 003's master: every node, each as its `/api/info` with name, ip, status and last report", slaves)
+        .answers::<Object>(200)
+        .get("/api/slaves/{ip}", Access::Read, "One node, by the address it reports from or by name", slave)
+        .path::<String>()
+        .answers::<Object>(200)
+        .fails(&[404])
+        .post("/api/slaves/{ip}/refresh", Access::Operate, "A node's latest report (agents push theirs; nothing is pulled)", slave)
+        .path::<String>()
+        .answers::<Object>(200)
+        .fails(&[404])
+        .post("/api/refresh", Access::Operate, "Every node's latest report (agents push theirs; nothing is pulled)", slaves)
+        .answers::<Object>(200)
+        .get("/api/system/uptime", Access::Read, "How long this daemon has served", uptime)
+        .answers::<Object>(200)
         .with_state(service)
 }
 
-async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
-    let machine = service.machine();
-    let (host, node) = (machine.host, machine.gpus);
+/// The seed's answers: JSON objects whose fields its document gives.
+type Object = serde_json::Map<String, Value>;
+
+/// A node in seed 003's `/api/info` shape.
+fn info_of(node: &Node) -> Value {
     let gpus: Vec<Value> = node
         .gpus
         .iter()
-        .filter_map(|r| r.snapshot())
+        .filter_map(|s| s.reading.snapshot())
         .map(|g| {
             json!({
                 "id": g.index,
@@ -39,7 +58,8 @@ async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({
+    let host = &node.host;
+    json!({
         "timestamp": node.sampled_at_ms as f64 / 1000.0,
         "system": {
             "hostname": host.hostname,
@@ -50,7 +70,37 @@ async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
         },
         "gpus": gpus,
         "simulated": node.simulated,
-    }))
+    })
+}
+
+async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
+    Json(info_of(&service.node()))
+}
+
+/// A federation node as seed 003's master lists a slave: its `/api/info`, and who and how fresh.
+fn slave_of(node: &NodeView) -> Value {
+    let mut entry = node.report.as_ref().map(|r| info_of(&r.node)).unwrap_or_else(|| json!({}));
+    entry["name"] = json!(node.name);
+    entry["ip"] = json!(node.address);
+    entry["status"] = json!(node.status);
+    entry["online"] = json!(node.status == NodeStatus::Online);
+    entry["last_update"] = json!(node.last_seen_ms.map(|ms| ms as f64 / 1000.0));
+    entry["jobs"] = json!(node.report.as_ref().map(|r| &r.jobs));
+    entry
+}
+
+async fn slaves(State(service): State<Arc<Service>>) -> Json<Value> {
+    let slaves: Vec<Value> = service.nodes().iter().map(slave_of).collect();
+    Json(json!({ "slaves": slaves, "count": slaves.len() }))
+}
+
+async fn slave(State(service): State<Arc<Service>>, PathParam(key): PathParam<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(slave_of(&service.federation_node(&key)?)))
+}
+
+async fn uptime(State(service): State<Arc<Service>>) -> Json<Value> {
+    let seconds = service.uptime().as_secs_f64();
+    Json(json!({ "uptime": seconds, "uptime_seconds": seconds.floor() }))
 }
 
 async fn health() -> Json<Value> {

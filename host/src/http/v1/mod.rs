@@ -4,12 +4,14 @@
 //! - `jobs`: jobs, their logs, queues, runs, status;
 //! - `files`: command files, rules, settings;
 //! - `accounts`: logins, tokens, accounts;
+//! - `nodes`: the federation's nodes, as their master;
 //! - `paging`: `?offset=&limit=` of the lists.
 
 mod accounts;
 pub mod files;
 mod jobs;
 mod node;
+mod nodes;
 mod paging;
 
 use super::routes::Routes;
@@ -17,5 +19,5 @@ use crate::service::Service;
 use std::sync::Arc;
 
 pub fn routes(service: Arc<Service>) -> Routes {
-    node::routes(service.clone()).merge(jobs::routes(service.clone())).merge(files::routes(service.clone())).merge(accounts::routes(service))
+    node::routes(service.clone()).merge(jobs::routes(service.clone())).merge(files::routes(service.clone())).merge(accounts::routes(service.clone())).merge(nodes::routes(service))
 }

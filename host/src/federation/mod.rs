@@ -1,0 +1,63 @@
+//! Federation of a few GPU servers (seed 003): every daemon can report to a master, any daemon
+//! can be one. An agent pushes its node snapshot (host, GPUs, job counts) every report interval
+//! and at once when a job starts or ends; the master keeps the latest snapshot of each node it
+//! issued a token to, and tells how fresh it is. The master is never on the path of a local job.
+//!
+//! - `registry`: the master's side: node tokens (kept as digests in `<state>/nodes.json`) and the
+//!   latest report of each node, with its freshness (`online`, `stale`, `offline`);
+//! - `reporter`: the agent's side: the loop that sends reports.
+
+pub mod registry;
+pub mod reporter;
+
+pub use registry::{NodeStatus, NodeView, Registry, RegistryError, Report};
+pub use reporter::Reporter;
+
+use crate::gpu::{DriverInfo, GpuSummary};
+use crate::host_info::HostInfo;
+use serde::{Deserialize, Serialize};
+
+/// This machine at a glance: what an agent will report to a federation master.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Node {
+    pub simulated: bool,
+    pub versions: Versions,
+    pub driver: DriverInfo,
+    pub host: HostInfo,
+    pub sampled_at_ms: u64,
+    pub gpus: Vec<GpuSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Versions {
+    pub gantry: String,
+    /// The `gantry:plugin` WIT package plugins must target.
+    pub wit: String,
+}
+
+
+/// What configures federation (`[federation]` in `gantry.toml`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FederationConfig {
+    /// This daemon reports to this master (`http://host:port`), if set.
+    pub master: Option<String>,
+    /// The name this node reports under (default: the host name).
+    pub node_name: String,
+    /// The token the master issued for this node (`gantry node add NAME` on the master).
+    pub token: Option<String>,
+    pub report_interval: std::time::Duration,
+    /// A node not heard from for this long is `offline` (`stale` after two report intervals).
+    pub offline_after: std::time::Duration,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            master: None,
+            node_name: crate::host_info::host_name(),
+            token: None,
+            report_interval: std::time::Duration::from_secs(3),
+            offline_after: std::time::Duration::from_secs(15),
+        }
+    }
+}

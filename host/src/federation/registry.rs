@@ -1,0 +1,227 @@
+//! The master's side: which nodes may report (a token each, kept as its SHA-256 in
+//! `<state>/nodes.json`, 0600), and the latest report of each. A report must carry a sequence
+//! number above the last one accepted, so a captured report can't be replayed to make a node look
+//! alive; an agent's sequence is the time it sent the report in microseconds, so a restarted
+//! agent goes on above its old numbers.
+
+use crate::model::{now_ms, Counts};
+use super::Node;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TOKEN_PREFIX: &str = "gtn_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("`name`: {0}")]
+    Name(String),
+    #[error("node {0} exists already; revoke it first to issue a new token")]
+    Exists(String),
+    #[error("no node {0}")]
+    Unknown(String),
+    #[error("node {0}: not the token issued for it (or it was revoked)")]
+    BadToken(String),
+    #[error("node {node}: report {seq} is not newer than the last one accepted ({last}); a replay is refused")]
+    Replayed { node: String, seq: u64, last: u64 },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// What an agent sends.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Increasing with every report of this node (the agent sends its clock in microseconds).
+    pub seq: u64,
+    /// How often the agent reports; its freshness is judged by it.
+    pub interval_ms: u64,
+    /// Where the agent serves its own API, as it knows it.
+    pub url: Option<String>,
+    pub node: Node,
+    pub jobs: Counts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Heard from within two report intervals.
+    Online,
+    /// Not heard from for two intervals, not yet for `offline_after`.
+    Stale,
+    /// Not heard from for `offline_after`, or never.
+    Offline,
+}
+
+/// A node as the master sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NodeView {
+    pub name: String,
+    pub status: NodeStatus,
+    /// The address its last report came from.
+    pub address: Option<String>,
+    pub last_seen_ms: Option<u64>,
+    pub report: Option<Report>,
+}
+
+struct Seen {
+    address: IpAddr,
+    at_ms: u64,
+    report: Report,
+}
+
+pub struct Registry {
+    path: PathBuf,
+    offline_after: Duration,
+    /// Node name → SHA-256 of its token, as saved.
+    tokens: parking_lot::Mutex<BTreeMap<String, String>>,
+    seen: parking_lot::Mutex<BTreeMap<String, Seen>>,
+}
+
+fn digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Registry {
+    /// The nodes issued so far, from `<state_dir>/nodes.json`. Blocks (reads a file).
+    pub fn open(state_dir: &Path, offline_after: Duration) -> Result<Registry, RegistryError> {
+        let path = state_dir.join("nodes.json");
+        let tokens = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RegistryError::File { path: path.clone(), message: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(RegistryError::File { path, message: e.to_string() }),
+        };
+        Ok(Registry { path, offline_after, tokens: parking_lot::Mutex::new(tokens), seen: parking_lot::Mutex::new(BTreeMap::new()) })
+    }
+
+    fn save(&self, tokens: &BTreeMap<String, String>) -> Result<(), RegistryError> {
+        let err = |e: std::io::Error| RegistryError::File { path: self.path.clone(), message: e.to_string() };
+        let text = serde_json::to_vec_pretty(tokens).map_err(|e| RegistryError::File { path: self.path.clone(), message: e.to_string() })?;
+        let temp = self.path.with_extension("json.new");
+        std::fs::write(&temp, text).map_err(err)?;
+        std::fs::rename(&temp, &self.path).map_err(err)
+    }
+
+    /// Issues a node and its token (shown once). Blocks (writes a file).
+    pub fn add(&self, name: &str) -> Result<String, RegistryError> {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(RegistryError::Name(format!("'{name}' is not a node name (letters, digits, - _ . ; at most 64)")));
+        }
+        let mut tokens = self.tokens.lock();
+        if tokens.contains_key(name) {
+            return Err(RegistryError::Exists(name.into()));
+        }
+        let token = format!("{TOKEN_PREFIX}{}", crate::auth::users::random_hex(24));
+        let mut next = tokens.clone();
+        next.insert(name.to_string(), digest(&token));
+        self.save(&next)?;
+        *tokens = next;
+        Ok(token)
+    }
+
+    /// Revokes a node's token; its reports are refused from now on. Blocks (writes a file).
+    pub fn revoke(&self, name: &str) -> Result<(), RegistryError> {
+        let mut tokens = self.tokens.lock();
+        let mut next = tokens.clone();
+        next.remove(name).ok_or_else(|| RegistryError::Unknown(name.into()))?;
+        self.save(&next)?;
+        *tokens = next;
+        self.seen.lock().remove(name);
+        Ok(())
+    }
+
+    /// Takes a node's report if its token is the one issued and it is newer than the last.
+    pub fn accept(&self, name: &str, token: &str, address: IpAddr, report: Report) -> Result<(), RegistryError> {
+        let known = self.tokens.lock().get(name).cloned();
+        let matches = known.is_some_and(|d| subtle::ConstantTimeEq::ct_eq(d.as_bytes(), digest(token).as_bytes()).into());
+        if !matches {
+            return Err(RegistryError::BadToken(name.into()));
+        }
+        let mut seen = self.seen.lock();
+        if let Some(last) = seen.get(name)
+            && report.seq <= last.report.seq
+        {
+            return Err(RegistryError::Replayed { node: name.into(), seq: report.seq, last: last.report.seq });
+        }
+        seen.insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
+        Ok(())
+    }
+
+    fn status(&self, seen: Option<&Seen>, now: u64) -> NodeStatus {
+        let Some(seen) = seen else { return NodeStatus::Offline };
+        let age = now.saturating_sub(seen.at_ms);
+        let offline_ms = u64::try_from(self.offline_after.as_millis()).unwrap_or(u64::MAX);
+        if age <= 2 * seen.report.interval_ms.max(1) && age < offline_ms {
+            NodeStatus::Online
+        } else if age < offline_ms {
+            NodeStatus::Stale
+        } else {
+            NodeStatus::Offline
+        }
+    }
+
+    /// Every node issued, with its latest report and how fresh it is.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let now = now_ms();
+        let names: Vec<String> = self.tokens.lock().keys().cloned().collect();
+        let seen = self.seen.lock();
+        names
+            .into_iter()
+            .map(|name| {
+                let node = seen.get(&name);
+                NodeView {
+                    status: self.status(node, now),
+                    address: node.map(|s| s.address.to_string()),
+                    last_seen_ms: node.map(|s| s.at_ms),
+                    report: node.map(|s| s.report.clone()),
+                    name,
+                }
+            })
+            .collect()
+    }
+
+    /// A node by name, or by the address its reports come from (seed 003 names slaves by IP).
+    pub fn node(&self, key: &str) -> Result<NodeView, RegistryError> {
+        self.nodes().into_iter().find(|n| n.name == key || n.address.as_deref() == Some(key)).ok_or_else(|| RegistryError::Unknown(key.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(seq: u64) -> Report {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "simulated": true, "versions": { "gantry": "0", "wit": "0" }, "driver": {},
+            "host": { "hostname": "a", "os": null, "kernel": null, "cpu_model": null, "cpu_cores": 1, "cpu_percent": 0.0, "load_average": [0.0, 0.0, 0.0],
+                      "memory_total_mib": 1, "memory_used_mib": 0, "memory_percent": 0.0, "swap_total_mib": 0, "swap_used_mib": 0, "swap_percent": 0.0, "uptime_s": 1 },
+            "sampled_at_ms": 1, "gpus": [],
+        }))
+        .expect("a node");
+        Report { seq, interval_ms: 1000, url: None, node, jobs: Counts::default() }
+    }
+
+    #[test]
+    fn only_an_issued_token_reports_and_a_replay_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::open(dir.path(), Duration::from_secs(15)).expect("open");
+        let token = registry.add("gpu1").expect("issued");
+        assert!(matches!(registry.add("gpu1"), Err(RegistryError::Exists(_))));
+        assert!(matches!(registry.add("no spaces"), Err(RegistryError::Name(_))));
+        let here: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert_eq!(registry.node("gpu1").expect("listed").status, NodeStatus::Offline, "never heard from");
+        assert!(matches!(registry.accept("gpu1", "gtn_wrong", here, report(1)), Err(RegistryError::BadToken(_))));
+        assert!(matches!(registry.accept("gpu2", &token, here, report(1)), Err(RegistryError::BadToken(_))));
+        registry.accept("gpu1", &token, here, report(5)).expect("accepted");
+        assert!(matches!(registry.accept("gpu1", &token, here, report(5)), Err(RegistryError::Replayed { seq: 5, last: 5, .. })));
+        assert_eq!(registry.node("127.0.0.1").expect("by address").status, NodeStatus::Online);
+        // The tokens survive a restart; a revoked one is refused.
+        let again = Registry::open(dir.path(), Duration::from_secs(15)).expect("reopen");
+        again.accept("gpu1", &token, here, report(6)).expect("still issued");
+        again.revoke("gpu1").expect("revoked");
+        assert!(matches!(again.accept("gpu1", &token, here, report(7)), Err(RegistryError::BadToken(_))));
+    }
+}

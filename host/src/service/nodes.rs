@@ -1,0 +1,52 @@
+//! The federation as a master sees it: issuing and revoking node tokens, taking reports, and the
+//! nodes with their latest reports and freshness.
+
+use super::{off_thread, Service, ServiceError};
+use crate::federation::{NodeView, Report};
+use std::net::IpAddr;
+
+impl Service {
+    /// How long this daemon has been serving.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn federation_config(&self) -> crate::federation::FederationConfig {
+        self.config.read().federation.clone()
+    }
+
+    /// The counts of every job here, for a report (zero if the scheduler has stopped).
+    pub async fn job_counts(&self) -> crate::model::Counts {
+        self.scheduler.status().await.map(|s| s.counts).unwrap_or_default()
+    }
+
+    /// The scheduler's job and run changes, which make an agent report early.
+    pub fn job_events(&self) -> tokio::sync::broadcast::Receiver<crate::model::Event> {
+        self.scheduler.subscribe()
+    }
+
+    /// A new node and its token, shown once.
+    pub async fn add_node(&self, name: String) -> Result<String, ServiceError> {
+        let nodes = self.nodes.clone();
+        off_thread(move || nodes.add(&name)).await
+    }
+
+    pub async fn revoke_node(&self, name: String) -> Result<(), ServiceError> {
+        let nodes = self.nodes.clone();
+        off_thread(move || nodes.revoke(&name)).await
+    }
+
+    /// A node's report, if `token` is the one issued for it.
+    pub fn node_report(&self, name: &str, token: &str, from: IpAddr, report: Report) -> Result<(), ServiceError> {
+        Ok(self.nodes.accept(name, token, from, report)?)
+    }
+
+    pub fn nodes(&self) -> Vec<NodeView> {
+        self.nodes.nodes()
+    }
+
+    /// A node by name or by the address it reports from.
+    pub fn federation_node(&self, key: &str) -> Result<NodeView, ServiceError> {
+        Ok(self.nodes.node(key)?)
+    }
+}
