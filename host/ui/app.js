@@ -102,7 +102,7 @@ function connect() {
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 30_000);
   };
-  for (const kind of ["job", "run", "gpus", "lagged"]) {
+  for (const kind of ["job", "run", "gpus", "node", "lagged"]) {
     stream.addEventListener(kind, (event) => {
       let data = null;
       try { data = JSON.parse(event.data); } catch { data = event.data; }
@@ -167,7 +167,7 @@ async function login(password, username) {
 
 const pages = {
   gpus: gpusPage, jobs: jobsPage, job: jobPage, queues: queuesPage, files: filesPage,
-  rules: rulesPage, logs: logsPage, plugins: pluginsPage, account: accountPage,
+  rules: rulesPage, logs: logsPage, plugins: pluginsPage, account: accountPage, nodes: nodesPage,
 };
 
 // Seed 001/004's console addresses (`/ui/gpu`, `/ui/command`, …) open the matching page.
@@ -591,6 +591,34 @@ async function pluginsPage(_, root) {
     h("tbody", {}, plugins.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, p.kind), h("td", {}, p.version ?? ""), h("td", {}, p.wit_version ?? ""), h("td", {}, p.state ?? ""), h("td", {}, p.calls ?? ""), h("td", {}, p.failures ?? ""), h("td", { class: "error" }, p.last_error ?? ""))))));
   draw(await api("GET", "/api/v1/plugins"));
   root.replaceChildren(h("h1", {}, "Plugins"), h("button", { onclick: async () => { try { draw(await api("POST", "/api/v1/plugins/reload")); message.textContent = "reloaded"; } catch (error) { showError(message, error); } } }, "Reload plugins"), message, table);
+}
+
+// Nodes (seed 003's master page): a section per federation node with its GPUs, live from the
+// `node` events a master sends as reports arrive; the age of each report ticks in the page.
+async function nodesPage(_, root) {
+  const nodes = new Map((await api("GET", "/api/v1/nodes")).map((n) => [n.name, { view: n, heard: Date.now() }]));
+  const list = h("div", { id: "nodes" });
+  const section = ({ view, heard }) => {
+    const report = view.report;
+    // The master's judgement when it sent the view, aged since then as the master ages it.
+    const age = view.last_seen_ms ? Math.max(0, Math.round((Date.now() - view.last_seen_ms) / 1000)) : null;
+    const interval = report ? report.interval_ms / 1000 : 3;
+    const since = (Date.now() - heard) / 1000;
+    const status = view.status === "offline" || (age !== null && age >= view.offline_after_ms / 1000 && since > 0) ? "offline"
+      : view.status === "stale" || (age !== null && age > 2 * interval) ? "stale" : view.status;
+    return h("section", { class: "card", "data-node": view.name, "aria-label": `node ${view.name}` },
+      h("h3", {}, `${view.name} · `, h("span", { class: `node-${status}` }, status), view.address ? h("span", { class: "muted" }, ` · ${view.address}`) : null),
+      h("p", { class: "muted" }, age === null ? "never reported" : `last report ${age} s ago`,
+        report ? ` · jobs: ${report.jobs.running} running, ${report.jobs.waiting + report.jobs.held} waiting · ${report.node.host.hostname ?? ""}` : ""),
+      report ? h("div", { class: "cards" }, report.node.gpus.map((g) => gpuCard(g, [], new Map()))) : null);
+  };
+  const draw = () => list.replaceChildren(...[...nodes.values()].map(section));
+  root.replaceChildren(h("h1", {}, "Nodes"),
+    nodes.size === 0 ? h("p", { class: "muted" }, "No nodes report here: issue one with `gantry node add NAME` and give it the printed [federation] section.") : null, list);
+  draw();
+  on(root, "node", (view) => { nodes.set(view.name, { view, heard: Date.now() }); draw(); });
+  const ticker = setInterval(draw, 1000);
+  onLeave(root, () => clearInterval(ticker));
 }
 
 // The caller: who they are, their quota and use; accounts and tokens in users mode.

@@ -338,3 +338,25 @@ fn an_admin_logs_in_with_an_account_and_manages_accounts_from_the_page() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_masters_nodes_page_shows_each_node_live_and_when_it_goes_quiet() {
+    let m = Gantry::new();
+    let master = m.serve(&format!("{FAST}[federation]\noffline_after_s = 3\n"), &["--simulate", "1"]);
+    let (code, issued) = master.request("POST", "/api/v1/nodes", Some(json!({ "name": "a1" })));
+    assert_eq!(code, 201, "{issued}");
+    let a = Gantry::new();
+    let config = format!("{FAST}[federation]\nmaster = \"{}\"\nnode_name = \"a1\"\ntoken = \"{}\"\nreport_interval_s = 0.5\n", master.url, issued["token"].as_str().expect("token"));
+    let mut agent = a.serve(&config, &["--simulate", "2xA100"]);
+    let browser = Browser::start("nodes");
+    dashboard(&browser, &master, "nodes");
+    browser.wait_text("[data-node='a1']", "online");
+    browser.wait_for("a1's two GPU cards", "return document.querySelectorAll(\"[data-node='a1'] [data-gpu]\").length;", |v| (v.as_u64() == Some(2)).then_some(()));
+    // A job on the agent shows in the master's page as the report arrives.
+    let id = agent.submit(json!({ "commands": ["sleep 30"] }))[0];
+    browser.wait_text("[data-node='a1']", "1 running");
+    agent.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+    agent.crash();
+    browser.wait_text("[data-node='a1']", "stale");
+    browser.wait_text("[data-node='a1']", "offline");
+}

@@ -64,6 +64,8 @@ pub struct NodeView {
     /// The address its last report came from.
     pub address: Option<String>,
     pub last_seen_ms: Option<u64>,
+    /// When a node not heard from is `offline` (so a view can tell between reads).
+    pub offline_after_ms: u64,
     pub report: Option<Report>,
 }
 
@@ -79,6 +81,8 @@ pub struct Registry {
     /// Node name → SHA-256 of its token, as saved.
     tokens: parking_lot::Mutex<BTreeMap<String, String>>,
     seen: parking_lot::Mutex<BTreeMap<String, Seen>>,
+    /// The name of each node whose report was just accepted, for live views.
+    reported: tokio::sync::broadcast::Sender<String>,
 }
 
 fn digest(token: &str) -> String {
@@ -94,7 +98,7 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(RegistryError::File { path, message: e.to_string() }),
         };
-        Ok(Registry { path, offline_after, tokens: parking_lot::Mutex::new(tokens), seen: parking_lot::Mutex::new(BTreeMap::new()) })
+        Ok(Registry { path, offline_after, tokens: parking_lot::Mutex::new(tokens), seen: parking_lot::Mutex::new(BTreeMap::new()), reported: tokio::sync::broadcast::channel(256).0 })
     }
 
     fn save(&self, tokens: &BTreeMap<String, String>) -> Result<(), RegistryError> {
@@ -147,7 +151,14 @@ impl Registry {
             return Err(RegistryError::Replayed { node: name.into(), seq: report.seq, last: last.report.seq });
         }
         seen.insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
+        drop(seen);
+        let _ = self.reported.send(name.to_string());
         Ok(())
+    }
+
+    /// Names of nodes as their reports are accepted.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.reported.subscribe()
     }
 
     fn status(&self, seen: Option<&Seen>, now: u64) -> NodeStatus {
@@ -176,6 +187,7 @@ impl Registry {
                     status: self.status(node, now),
                     address: node.map(|s| s.address.to_string()),
                     last_seen_ms: node.map(|s| s.at_ms),
+                    offline_after_ms: u64::try_from(self.offline_after.as_millis()).unwrap_or(u64::MAX),
                     report: node.map(|s| s.report.clone()),
                     name,
                 }

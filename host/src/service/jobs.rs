@@ -35,6 +35,8 @@ pub enum Update {
     Gpus(Vec<GpuSummary>),
     /// This subscriber fell behind and missed this many scheduler events.
     Lagged(u64),
+    /// A federation node's report was accepted: the node as this master now sees it.
+    Node(Box<crate::federation::NodeView>),
 }
 
 /// Most bytes one log request returns.
@@ -205,20 +207,33 @@ impl Service {
     /// Job and run changes as the scheduler makes them, and the GPU summaries whenever a sample
     /// changes what placement sees.
     pub fn updates(self: &Arc<Self>) -> impl Stream<Item = Update> + use<> {
-        let state = (self.scheduler.subscribe(), self.gpus.subscribe(), self.clone());
-        futures_util::stream::unfold(state, |(mut jobs, mut gpus, service)| async move {
-            let update = tokio::select! {
-                received = jobs.recv() => match received {
-                    Ok(event) => Update::Scheduler(event),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Update::Lagged(missed),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                },
-                changed = gpus.changed() => {
-                    changed.ok()?;
-                    Update::Gpus(service.gpus.summaries())
+        let state = (self.scheduler.subscribe(), self.gpus.subscribe(), self.nodes.subscribe(), self.clone());
+        futures_util::stream::unfold(state, |(mut jobs, mut gpus, mut nodes, service)| async move {
+            let update = loop {
+                tokio::select! {
+                    received = jobs.recv() => break match received {
+                        Ok(event) => Update::Scheduler(event),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => Update::Lagged(missed),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    changed = gpus.changed() => {
+                        changed.ok()?;
+                        break Update::Gpus(service.gpus.summaries());
+                    }
+                    reported = nodes.recv() => match reported {
+                        Ok(name) => {
+                            // A node revoked since its report is not news.
+                            if let Ok(view) = service.nodes.node(&name) {
+                                break Update::Node(Box::new(view));
+                            }
+                        }
+                        // Reports missed by a slow subscriber: each node's next one says it again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
                 }
             };
-            Some((update, (jobs, gpus, service)))
+            Some((update, (jobs, gpus, nodes, service)))
         })
     }
 }

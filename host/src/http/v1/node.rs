@@ -28,7 +28,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .answers::<Stopping>(200)
         .get("/api/v1/node", Read, "This machine: GPUs, host, driver, versions, whether simulated", node)
         .answers::<Node>(200)
-        .get("/api/v1/events", Read, "Server-sent events: `job`, `run` and `gpus` changes, `lagged` if the client fell behind", events)
+        .get("/api/v1/events", Read, "Server-sent events: `job`, `run` and `gpus` changes, `node` reports (a federation master), `lagged` if the client fell behind", events)
         .answers_raw(200, Some("text/event-stream"))
         .get("/api/v1/gpus/{index}", Read, "One GPU with its history", gpu)
         .path::<u32>()
@@ -87,6 +87,7 @@ async fn events(State(service): Shared) -> Sse<impl futures_util::Stream<Item = 
             }
             Update::Gpus(summaries) => SseEvent::default().event("gpus").json_data(&summaries).ok()?,
             Update::Lagged(missed) => SseEvent::default().event("lagged").data(missed.to_string()),
+            Update::Node(view) => SseEvent::default().event("node").json_data(&view).ok()?,
         };
         Some(Ok(event))
     });
