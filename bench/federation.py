@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""A federation master under load: one real agent (a release daemon on 8 simulated H100s,
+reporting every second) and AGENTS-1 synthetic ones posting the same report with their own
+tokens every second. Prints the master's CPU and memory, the bytes of one report, the real
+agent's CPU per report, and the time from a job's start on the agent to the `node` event on the
+master's event stream (p50, p99 over JOBS jobs). Results go to docs/BENCHMARKS.md.
+
+    python3 bench/federation.py [AGENTS] [JOBS]
+"""
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
+
+AGENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+BIN = f"{ROOT}/target/release/gantry"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url, method="GET", body=None, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mib(pid):
+    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")) / 1024
+
+
+def daemon(state, port, config, simulate):
+    os.makedirs(state, exist_ok=True)
+    open(f"{state}/gantry.toml", "w").write(config)
+    env = dict(os.environ, GANTRY_STATE_DIR=state, GANTRY_NVML_LIBRARY="/nonexistent")
+    proc = subprocess.Popen([BIN, "--config", f"{state}/gantry.toml", "serve", "--listen", f"127.0.0.1:{port}", "--simulate", simulate], env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    while not os.path.exists(f"{state}/daemon.json"):
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}", open(f"{state}/local.token").read().strip()
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    top = tempfile.mkdtemp()
+    procs = []
+    try:
+        master, murl, mtoken = daemon(f"{top}/master", free_port(), "[federation]\noffline_after_s = 15\n", "1")
+        procs.append(master)
+        tokens = {f"n{i:02d}": call(f"{murl}/api/v1/nodes", "POST", {"name": f"n{i:02d}"}, mtoken)["token"] for i in range(AGENTS)}
+        agent, aurl, atoken = daemon(f"{top}/agent", free_port(),
+                                     f"[gpu]\nsample_interval_ms = 1000\n[federation]\nmaster = \"{murl}\"\nnode_name = \"n00\"\ntoken = \"{tokens['n00']}\"\nreport_interval_s = 1\n", "8xH100")
+        procs.append(agent)
+        while (call(f"{murl}/api/v1/nodes/n00", token=mtoken) or {}).get("status") != "online":
+            time.sleep(0.1)
+        template = call(f"{murl}/api/v1/nodes/n00", token=mtoken)["report"]
+        size = len(json.dumps(template).encode())
+        stop = threading.Event()
+
+        def synthetic(name, token):
+            while not stop.is_set():
+                report = dict(template, seq=int(time.time() * 1e6))
+                try:
+                    call(f"{murl}/api/v1/nodes/{name}/report", "POST", report, token)
+                except OSError:
+                    pass
+                stop.wait(1.0)
+
+        threads = [threading.Thread(target=synthetic, args=(n, t), daemon=True) for n, t in tokens.items() if n != "n00"]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        window = 30
+        m0, a0 = cpu_seconds(master.pid), cpu_seconds(agent.pid)
+        time.sleep(window)
+        master_cpu, agent_cpu = (cpu_seconds(master.pid) - m0) / window, (cpu_seconds(agent.pid) - a0) / window
+        online = sum(1 for n in call(f"{murl}/api/v1/nodes", token=mtoken) if n["status"] == "online")
+
+        # The master's event stream, read on a thread: when each `node` event of n00 arrived.
+        seen = []
+        def listen():
+            req = urllib.request.Request(f"{murl}/api/v1/events", headers={"Authorization": f"Bearer {mtoken}"})
+            with urllib.request.urlopen(req, timeout=600) as stream:
+                kind = None
+                for raw in stream:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:") and kind == "node":
+                        view = json.loads(line[5:])
+                        if view["name"] == "n00":
+                            seen.append((time.time() * 1000, view["report"]["jobs"]["running"]))
+                    if stop.is_set():
+                        return
+        threading.Thread(target=listen, daemon=True).start()
+        time.sleep(1)
+        delays = []
+        for _ in range(JOBS):
+            job = call(f"{aurl}/api/v1/jobs", "POST", {"commands": ["sleep 0.5"]}, atoken)["ids"][0]
+            while True:
+                state = call(f"{aurl}/api/v1/jobs/{job}", token=atoken)
+                if state["attempts"]:
+                    break
+                time.sleep(0.02)
+            started = state["attempts"][0]["started_ms"]
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(at >= started and running >= 1 for at, running in seen):
+                time.sleep(0.005)
+            arrived = next((at for at, running in seen if at >= started and running >= 1), None)
+            if arrived is not None:
+                delays.append(arrived - started)
+            while call(f"{aurl}/api/v1/jobs/{job}", token=atoken)["state"] == "running":
+                time.sleep(0.05)
+            time.sleep(0.3)
+            seen.clear()
+        stop.set()
+        delays.sort()
+        pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
+        print(f"machine: {os.cpu_count()} × {next(l for l in open('/proc/cpuinfo') if l.startswith('model name')).split(':')[1].strip()}")
+        print(f"{AGENTS} agents reporting every second ({online} online); one report (8 GPUs): {size} bytes of JSON")
+        print(f"master: {100 * master_cpu:.1f} % of a core, RSS {rss_mib(master.pid):.0f} MiB; the real agent: {100 * agent_cpu:.2f} % of a core ({1000 * agent_cpu:.1f} ms of CPU per report and its sampling)")
+        print(f"job start on the agent → node event on the master's stream: p50 {pick(0.5):.0f} ms, p99 {pick(0.99):.0f} ms, max {delays[-1]:.0f} ms over {len(delays)} of {JOBS} jobs")
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            p.wait()
+        subprocess.run(["pkill", "-KILL", "-f", f"gantry-shim {top}"], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
