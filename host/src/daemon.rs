@@ -241,8 +241,8 @@ fn federation_reporter(service: &Arc<Service>, url: &str) -> Option<crate::feder
         Arc::new(move || {
             let service = service.clone();
             Box::pin(async move {
-                let counts = service.job_counts().await;
-                (service.node(), counts)
+                let (counts, running) = service.job_summary().await;
+                (service.node(), counts, running)
             })
         })
     };

@@ -59,6 +59,11 @@ fn agents_report_to_their_master_which_tells_online_stale_and_offline() {
     let started = agent2.wait_job(id, Duration::from_secs(10), |j| !j["attempts"].as_array().is_none_or(Vec::is_empty))["attempts"][0]["started_ms"].as_u64().expect("started");
     let reported = seen["last_seen_ms"].as_u64().expect("seen");
     assert!(reported.saturating_sub(started) < 1000, "the master heard of the start {} ms after it", reported.saturating_sub(started));
+    // Which job, whose and on which GPUs; not what it runs.
+    let remote = master.get("/api/v1/nodes/a2/jobs");
+    assert_eq!((remote[0]["id"].as_u64(), remote[0]["commands"].as_array().map(Vec::len)), (Some(id), Some(0)), "{remote:#}");
+    let out = m.command().args(["--server", &master.url, "--token", master.token.as_deref().expect("token"), "jobs", "--all-nodes"]).output().expect("gantry jobs");
+    assert!(crate::stdout(&out).contains(&format!("a2:{id}")), "{}{}", crate::stdout(&out), crate::stderr(&out));
 
     // Agent 2 dies: stale after two intervals, offline after `offline_after_s`.
     agent2.crash();

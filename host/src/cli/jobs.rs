@@ -172,6 +172,9 @@ pub struct JobsArgs {
     state: Option<String>,
     #[arg(long)]
     json: bool,
+    /// On a federation master: also the jobs running on every node, as `NODE:ID`.
+    #[arg(long)]
+    all_nodes: bool,
 }
 
 /// Every job (in `state`), page by page as the daemon answers them.
@@ -214,6 +217,16 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
             job.attempts.len(),
             truncate(&command, 60)
         );
+    }
+    if args.all_nodes {
+        let nodes: Vec<gantry::federation::NodeView> = client.get("/api/v1/nodes")?;
+        for node in nodes {
+            for job in node.report.map(|r| r.running).unwrap_or_default() {
+                let gpus = job.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+                let id = format!("{}:{}", node.name, job.id);
+                println!("{id:>5}  {:<9}  {:<10}  {:<14}  {gpus:<6}  {:>8}  {:>3}  (on node {})", "running", truncate(job.owner.as_deref().unwrap_or("-"), 10), truncate(&job.queue, 14), format!("{}M", job.memory_mib), "", node.name);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 //! alive; an agent's sequence is the time it sent the report in microseconds, so a restarted
 //! agent goes on above its old numbers.
 
-use crate::model::{now_ms, Counts};
+use crate::model::{now_ms, Counts, RunningJob};
 use super::Node;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,6 +43,10 @@ pub struct Report {
     pub url: Option<String>,
     pub node: Node,
     pub jobs: Counts,
+    /// The jobs running there, without their commands (another server's users see that a job
+    /// runs, whose it is and on which GPUs, as `squeue` shows them, not what it runs).
+    #[serde(default)]
+    pub running: Vec<RunningJob>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -213,7 +217,7 @@ mod tests {
             "sampled_at_ms": 1, "gpus": [],
         }))
         .expect("a node");
-        Report { seq, interval_ms: 1000, url: None, node, jobs: Counts::default() }
+        Report { seq, interval_ms: 1000, url: None, node, jobs: Counts::default(), running: Vec::new() }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! failed request per interval: the agent keeps scheduling on its own.
 
 use super::{FederationConfig, Node, Report};
-use crate::model::{Counts, Event};
+use crate::model::{Counts, Event, RunningJob};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +14,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Changes within this of the first are sent together.
 const BATCH: Duration = Duration::from_millis(100);
 
-/// What the daemon reads for a report: the node, and its jobs' counts.
-pub type Snapshot = Arc<dyn Fn() -> BoxFuture<'static, (Node, Counts)> + Send + Sync>;
+/// What the daemon reads for a report: the node, its jobs' counts and its running jobs.
+pub type Snapshot = Arc<dyn Fn() -> BoxFuture<'static, (Node, Counts, Vec<RunningJob>)> + Send + Sync>;
 
 /// The reporting task; dropping it stops the reports.
 pub struct Reporter {
@@ -39,10 +39,10 @@ impl Reporter {
         let task = tokio::spawn(async move {
             let (mut last_seq, mut failing) = (0u64, false);
             loop {
-                let (node, jobs) = snapshot().await;
+                let (node, jobs, running) = snapshot().await;
                 let now_us = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros()).unwrap_or(u64::MAX);
                 last_seq = now_us.max(last_seq + 1);
-                let report = Report { seq: last_seq, interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), url: own_url.clone(), node, jobs };
+                let report = Report { seq: last_seq, interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), url: own_url.clone(), node, jobs, running };
                 let (agent, target, token) = (agent.clone(), target.clone(), token.clone());
                 let sent = tokio::task::spawn_blocking(move || agent.post(&target).set("Authorization", &format!("Bearer {token}")).send_json(&report).map(drop).map_err(|e| e.to_string())).await;
                 match sent {

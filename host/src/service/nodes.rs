@@ -15,9 +15,12 @@ impl Service {
         self.config.read().federation.clone()
     }
 
-    /// The counts of every job here, for a report (zero if the scheduler has stopped).
-    pub async fn job_counts(&self) -> crate::model::Counts {
-        self.scheduler.status().await.map(|s| s.counts).unwrap_or_default()
+    /// The counts of every job here and the running ones without their commands, for a report
+    /// (nothing if the scheduler has stopped).
+    pub async fn job_summary(&self) -> (crate::model::Counts, Vec<crate::model::RunningJob>) {
+        let Ok(status) = self.scheduler.status().await else { return Default::default() };
+        let running = status.running.into_iter().map(|job| crate::model::RunningJob { commands: Vec::new(), ..job }).collect();
+        (status.counts, running)
     }
 
     /// The scheduler's job and run changes, which make an agent report early.
