@@ -7,18 +7,15 @@ daemon's CPU and memory with and without the pages. Results go to docs/BENCHMARK
 
     python3 bench/dashboard.py [PAGES] [WINDOW]
 """
-import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+from common import cpu_seconds, free_port, machine, rss_mib
 
 PAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 WINDOW = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url, method="GET", body=None, headers=None):
@@ -28,15 +25,6 @@ def call(url, method="GET", body=None, headers=None):
         return json.loads(r.read() or b"null")
 
 
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / TICK
 
 
 def in_session(sid):
@@ -52,11 +40,6 @@ def in_session(sid):
     return out
 
 
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main():
@@ -122,7 +105,7 @@ def main():
         browser_cpu = (cpu_seconds(browser) - before_browser) / WINDOW
         daemon_cpu = (cpu_seconds([daemon.pid]) - before_daemon) / WINDOW
         events = call(f"{url}/api/v1/status", headers=auth)["counts"]
-        print(f"machine: {os.cpu_count()} × {next(l for l in open('/proc/cpuinfo') if l.startswith('model name')).split(':')[1].strip()}; chromium {subprocess.run([shutil.which('chromium'), '--version'], capture_output=True, text=True).stdout.strip()}")
+        print(f"machine: {machine()}; chromium {subprocess.run([shutil.which('chromium'), '--version'], capture_output=True, text=True).stdout.strip()}")
         print(f"GPUs page, a cold load: {transferred / 1024:.1f} KiB of bodies as sent (gzip) in {requests} requests; GPU cards drawn {drawn_ms:.0f} ms after navigation began")
         print(f"{PAGES} page(s) open for {WINDOW:.0f} s, 8 GPUs changing every second ({events['succeeded']} jobs done so far):")
         print(f"  browser (every Chromium process): {100 * browser_cpu:.1f} % of a core, {100 * browser_cpu / PAGES:.1f} % per page")

@@ -7,19 +7,16 @@ master's event stream (p50, p99 over JOBS jobs). Results go to docs/BENCHMARKS.m
 
     python3 bench/federation.py [AGENTS] [JOBS]
 """
-import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import json, os, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+
+from common import cpu_seconds, free_port, machine, rss_mib
 
 AGENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
 BIN = f"{ROOT}/target/release/gantry"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url, method="GET", body=None, token=None):
@@ -32,13 +29,8 @@ def call(url, method="GET", body=None, token=None):
         return json.loads(text) if text else None
 
 
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def rss_mib(pid):
-    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")) / 1024
 
 
 def daemon(state, port, config, simulate):
@@ -82,9 +74,9 @@ def main():
             t.start()
         time.sleep(3)
         window = 30
-        m0, a0 = cpu_seconds(master.pid), cpu_seconds(agent.pid)
+        m0, a0 = cpu_seconds([master.pid]), cpu_seconds([agent.pid])
         time.sleep(window)
-        master_cpu, agent_cpu = (cpu_seconds(master.pid) - m0) / window, (cpu_seconds(agent.pid) - a0) / window
+        master_cpu, agent_cpu = (cpu_seconds([master.pid]) - m0) / window, (cpu_seconds([agent.pid]) - a0) / window
         online = sum(1 for n in call(f"{murl}/api/v1/nodes", token=mtoken) if n["status"] == "online")
 
         # The master's event stream, read on a thread: when each `node` event of n00 arrived.
@@ -127,7 +119,7 @@ def main():
         stop.set()
         delays.sort()
         pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
-        print(f"machine: {os.cpu_count()} × {next(l for l in open('/proc/cpuinfo') if l.startswith('model name')).split(':')[1].strip()}")
+        print(f"machine: {machine()}")
         print(f"{AGENTS} agents reporting every second ({online} online); one report (8 GPUs): {size} bytes of JSON")
         print(f"master: {100 * master_cpu:.1f} % of a core, RSS {rss_mib(master.pid):.0f} MiB; the real agent: {100 * agent_cpu:.2f} % of a core ({1000 * agent_cpu:.1f} ms of CPU per report and its sampling)")
         print(f"job start on the agent → node event on the master's stream: p50 {pick(0.5):.0f} ms, p99 {pick(0.99):.0f} ms, max {delays[-1]:.0f} ms over {len(delays)} of {JOBS} jobs")

@@ -117,16 +117,9 @@ impl Browser {
     }
 
     fn element(&self, selector: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let found = self.js("return document.querySelector(arguments[0]) !== null;", json!([selector]));
-            if found == json!(true) {
-                let answer = self.session_call("POST", "/element", Some(json!({ "using": "css selector", "value": selector })));
-                return answer.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element reference").to_string();
-            }
-            assert!(Instant::now() < deadline, "no element {selector} within {WAIT:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_for(&format!("an element {selector}"), &format!("return document.querySelector({}) !== null;", json!(selector)), |v| v.as_bool().filter(|found| *found));
+        let answer = self.session_call("POST", "/element", Some(json!({ "using": "css selector", "value": selector })));
+        answer.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element reference").to_string()
     }
 
     fn click(&self, selector: &str) {
@@ -343,11 +336,9 @@ fn an_admin_logs_in_with_an_account_and_manages_accounts_from_the_page() {
 fn a_masters_nodes_page_shows_each_node_live_and_when_it_goes_quiet() {
     let m = Gantry::new();
     let master = m.serve(&format!("{FAST}[federation]\noffline_after_s = 3\n"), &["--simulate", "1"]);
-    let (code, issued) = master.request("POST", "/api/v1/nodes", Some(json!({ "name": "a1" })));
-    assert_eq!(code, 201, "{issued}");
+    let token = crate::federation::issue(&master, "a1");
     let a = Gantry::new();
-    let config = format!("{FAST}[federation]\nmaster = \"{}\"\nnode_name = \"a1\"\ntoken = \"{}\"\nreport_interval_s = 0.5\n", master.url, issued["token"].as_str().expect("token"));
-    let mut agent = a.serve(&config, &["--simulate", "2xA100"]);
+    let mut agent = a.serve(&crate::federation::agent_config(&master, "a1", &token), &["--simulate", "2xA100"]);
     let browser = Browser::start("nodes");
     dashboard(&browser, &master, "nodes");
     browser.wait_text("[data-node='a1']", "online");

@@ -6,13 +6,13 @@ use crate::{Daemon, Gantry, FAST};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn issue(master: &Daemon, name: &str) -> String {
+pub fn issue(master: &Daemon, name: &str) -> String {
     let (code, issued) = master.request("POST", "/api/v1/nodes", Some(json!({ "name": name })));
     assert_eq!(code, 201, "{issued}");
     issued["token"].as_str().expect("token").to_string()
 }
 
-fn agent_config(master: &Daemon, name: &str, token: &str) -> String {
+pub fn agent_config(master: &Daemon, name: &str, token: &str) -> String {
     format!("{FAST}[federation]\nmaster = \"{}\"\nnode_name = \"{name}\"\ntoken = \"{token}\"\nreport_interval_s = 0.5\n", master.url)
 }
 

@@ -87,7 +87,8 @@ pub struct UserStore {
     path: PathBuf,
 }
 
-fn digest(token: &str) -> String {
+/// How a token is kept: its SHA-256, in hex (a stolen database gives no working token).
+pub fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 

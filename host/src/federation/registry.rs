@@ -7,7 +7,7 @@
 use crate::model::{now_ms, Counts, RunningJob};
 use super::Node;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::auth::users::digest;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -87,10 +87,6 @@ pub struct Registry {
     seen: parking_lot::Mutex<BTreeMap<String, Seen>>,
     /// The name of each node whose report was just accepted, for live views.
     reported: tokio::sync::broadcast::Sender<String>,
-}
-
-fn digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Registry {

@@ -73,18 +73,21 @@ impl Engine {
 
     /// Refuses a batch that would take an owner past `quotas.max_jobs_per_user`.
     fn check_unfinished(&self, batch: &Batch) -> Result<(), SchedulerError> {
-        let mut more: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for job in batch.jobs() {
-            *more.entry(job.spec.owner.as_deref().unwrap_or_default()).or_default() += 1;
+            counts.entry(job.spec.owner.as_deref().unwrap_or_default()).or_default().1 += 1;
         }
-        for (owner, more) in more {
-            let unfinished = self.queue_jobs.values().flatten().filter(|id| self.jobs.get(id).is_some_and(|j| j.spec.owner.as_deref().unwrap_or_default() == owner)).count();
-            let limit = self.options.rules.quotas.max_jobs_per_user;
-            if unfinished + more > limit {
-                return Err(SchedulerError::TooMany { owner: owner.to_string(), unfinished, more, limit });
+        // One pass over the unfinished jobs, counting only the batch's owners.
+        for job in self.queue_jobs.values().flatten().filter_map(|id| self.jobs.get(id)) {
+            if let Some((unfinished, _)) = counts.get_mut(job.spec.owner.as_deref().unwrap_or_default()) {
+                *unfinished += 1;
             }
         }
-        Ok(())
+        let limit = self.options.rules.quotas.max_jobs_per_user;
+        match counts.into_iter().find(|(_, (unfinished, more))| unfinished + more > limit) {
+            Some((owner, (unfinished, more))) => Err(SchedulerError::TooMany { owner: owner.to_string(), unfinished, more, limit }),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn start_run(&mut self, request: RunRequest) -> Result<RunStatus, SchedulerError> {
