@@ -93,6 +93,8 @@ pub struct Started {
     _lock: File,
     _plugin_watcher: Option<DirWatcher>,
     _rules_watcher: Option<DirWatcher>,
+    /// The federation slaves this daemon pulls, if it is configured with any.
+    _pulling: Option<crate::federation::Pulling>,
 }
 
 /// Starts every part on `config`'s state directory and hands them to a [`Service`]. Must be
@@ -167,11 +169,13 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         tokio::task::spawn_blocking(move || crate::log_access::LogAccess::open(&roots, bindings)).await??
     };
     let nodes = {
-        let (dir, offline_after) = (state_dir.clone(), config.federation.offline_after);
-        tokio::task::spawn_blocking(move || crate::federation::Registry::open(&dir, offline_after)).await??
+        let (dir, federation) = (state_dir.clone(), config.federation.clone());
+        Arc::new(tokio::task::spawn_blocking(move || crate::federation::Registry::open(&dir, federation.offline_after, &federation.slaves)).await??)
     };
-    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes }));
-    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher })
+    let puller = Arc::new(crate::federation::Puller::new(&config.federation, nodes.clone()));
+    let pulling = puller.start();
+    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller }));
+    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling })
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves or `POST /api/v1/shutdown` asks.

@@ -609,7 +609,9 @@ async function nodesPage(_, root) {
     return h("section", { class: "card", "data-node": view.name, "aria-label": `node ${view.name}` },
       h("h3", {}, `${view.name} · `, h("span", { class: `node-${status}` }, status), view.address ? h("span", { class: "muted" }, ` · ${view.address}`) : null),
       h("p", { class: "muted" }, age === null ? "never reported" : `last report ${age} s ago`,
-        report ? ` · jobs: ${report.jobs.running} running, ${report.jobs.waiting + report.jobs.held} waiting · ${report.node.host.hostname ?? ""}` : ""),
+        report && view.via === "pull" ? ` · pulled (seed 003 slave): no job counts · ${report.node.host.hostname ?? ""}` : "",
+        report && view.via !== "pull" ? ` · jobs: ${report.jobs.running} running, ${report.jobs.waiting + report.jobs.held} waiting · ${report.node.host.hostname ?? ""}` : ""),
+      view.error ? h("p", { class: "error", role: "status" }, `last pull failed: ${view.error}`) : null,
       report ? h("div", { class: "cards" }, report.node.gpus.map((g) => gpuCard(g, [], new Map()))) : null);
   };
   const draw = () => list.replaceChildren(...[...nodes.values()].map(section));

@@ -91,3 +91,197 @@ fn agents_report_to_their_master_which_tells_online_stale_and_offline() {
     assert!(out.status.success() && said.contains("a2") && said.contains("online") && said.contains("RTX 4090"), "{said}{}", crate::stderr(&out));
     agent2.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
 }
+
+/// Seed 003's documented `/api/info` example, as FlowLine's Python slave answers it (the
+/// document writes `"processes": [...]`; these are the fields that slave fills).
+const SEED_003_INFO: &str = r#"{
+  "timestamp": 1706000000.0,
+  "system": {
+    "hostname": "gpu-server-1",
+    "cpu_model": "Intel(R) Xeon(R) CPU E5-2680 v4",
+    "cpu_cores": 28,
+    "memory": {"total": 128.0, "used": 45.2, "percent": 35.3},
+    "swap": {"total": 16.0, "used": 2.1, "percent": 13.1}
+  },
+  "gpus": [
+    {
+      "id": 0,
+      "name": "NVIDIA GeForce RTX 3090",
+      "memory": {"total": 24576, "used": 8192, "free": 16384},
+      "utilization": 45,
+      "temperature": 65,
+      "power": {"current": 180.5, "max": 350.0},
+      "processes": [{"pid": 4242, "name": "python", "username": "Host Process", "start_time": "N/A", "elapsed_time": "N/A", "memory_mb": 8000.4, "cmdline": "python train.py"}]
+    }
+  ]
+}"#;
+
+/// A FlowLine slave on loopback: answers every `GET /api/info` with [`SEED_003_INFO`] after
+/// `delay`, and counts them.
+struct FlowlineSlave {
+    port: u16,
+    pulls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlowlineSlave {
+    fn start(delay: Duration) -> FlowlineSlave {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let pulls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counted, stopping) = (pulls.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = if request.starts_with(b"GET /api/info ") {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(delay);
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{SEED_003_INFO}", SEED_003_INFO.len())
+                    } else {
+                        "HTTP/1.1 404 NOT FOUND\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                    };
+                    let _ = stream.write_all(answer.as_bytes());
+                });
+            }
+        });
+        FlowlineSlave { port, pulls, stop }
+    }
+
+    fn pulls(&self) -> usize {
+        self.pulls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlowlineSlave {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Every key of `documented` (recursively, into the first element of lists) is in `answered`.
+fn has_documented_fields(documented: &Value, answered: &Value, path: &str) -> Vec<String> {
+    match (documented, answered) {
+        (Value::Object(d), Value::Object(a)) => d.iter().flat_map(|(k, v)| match a.get(k) {
+            Some(found) => has_documented_fields(v, found, &format!("{path}.{k}")),
+            None => vec![format!("{path}.{k}")],
+        }).collect(),
+        (Value::Array(d), Value::Array(a)) => match (d.first(), a.first()) {
+            (Some(d), Some(a)) => has_documented_fields(d, a, &format!("{path}[0]")),
+            (Some(_), None) => vec![format!("{path}[0]")],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn a_master_pulls_the_slaves_it_is_configured_with_as_seed_003s_master_does() {
+    // A FlowLine slave that takes 300 ms to answer, and a gantry daemon on another loopback
+    // address, pulled with its local token; and the same daemon listed again without one.
+    let flowline = FlowlineSlave::start(Duration::from_millis(300));
+    let a = Gantry::new();
+    let mut agent = a.serve_at(FAST, "127.0.0.2:0", &["--simulate", "2xA100"]);
+    let agent_port = agent.url.rsplit(':').next().expect("port").to_string();
+    let agent_token = agent.token.clone().expect("local token");
+    let m = Gantry::new();
+    // The seed's own keys: `slaves` with `name` and `ip`, `slave_port`, `refresh_interval`. An
+    // hour between pulls: every pull after the first below is a refresh's.
+    let config = format!(
+        "{FAST}[federation]\nrefresh_interval = 3600\noffline_after_s = 3600\nslave_port = {}\n\
+         [[federation.slaves]]\nname = \"GPU server 1\"\nip = \"127.0.0.1\"\n\
+         [[federation.slaves]]\nname = \"gantry-1\"\nip = \"127.0.0.2\"\nport = {agent_port}\ntoken = \"{agent_token}\"\n\
+         [[federation.slaves]]\nname = \"no-token\"\nip = \"127.0.0.2\"\nport = {agent_port}\n",
+        flowline.port
+    );
+    let master = m.serve(&config, &["--simulate", "1"]);
+
+    // The first pull, at start.
+    for name in ["GPU server 1", "gantry-1"] {
+        let seen = wait_node(&master, &name.replace(' ', "%20"), Duration::from_secs(10), |n| n["status"] == "online");
+        assert_eq!((seen["via"].as_str(), seen["error"].as_str()), (Some("pull"), None), "{seen:#}");
+    }
+    assert_eq!(flowline.pulls(), 1, "one pull at start, none since");
+    let refused = node(&master, "no-token");
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("answered 401") && e.contains("token")), "{refused:#}");
+    assert_eq!(refused["status"], "offline", "{refused:#}");
+
+    // Seed 003's master view: the FlowLine slave's entry has every field of the seed's example,
+    // with the same values; gantry's own slave is listed by its address.
+    let slaves = master.get("/api/slaves");
+    assert_eq!(slaves["count"], 3, "{slaves:#}");
+    let documented: Value = serde_json::from_str(SEED_003_INFO).expect("the seed's example");
+    let entry = master.get("/api/slaves/127.0.0.1");
+    let missing = has_documented_fields(&documented, &entry, "");
+    assert!(missing.is_empty(), "missing {missing:?} in {entry:#}");
+    assert_eq!((entry["name"].as_str(), entry["online"].as_bool(), entry["via"].as_str(), entry["jobs"].is_null()), (Some("GPU server 1"), Some(true), Some("pull"), true), "{entry:#}");
+    for field in ["/timestamp", "/system/memory", "/system/swap", "/system/cpu_cores", "/gpus/0/memory", "/gpus/0/power", "/gpus/0/name", "/gpus/0/utilization", "/gpus/0/temperature"] {
+        assert_eq!(entry.pointer(field), documented.pointer(field), "{field} in {entry:#}");
+    }
+    assert_eq!((entry["gpus"][0]["processes"][0]["pid"].as_u64(), entry["gpus"][0]["processes"][0]["used_memory_mib"].as_u64()), (Some(4242), Some(8000)), "{entry:#}");
+    let ours = master.get("/api/slaves/127.0.0.2");
+    assert_eq!((ours["name"].as_str(), ours["gpus"].as_array().map(Vec::len)), (Some("gantry-1"), Some(2)), "{ours:#}");
+
+    // A job starts on the slave; a refresh pulls it at once (the next pull is an hour away).
+    let id = agent.submit(json!({ "commands": ["sleep 60"], "memory_mib": 3000 }))[0];
+    agent.wait_job(id, Duration::from_secs(20), |j| j["state"] == "running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, _, now) = master.call("POST", "/api/slaves/127.0.0.2/refresh", &[], None, None);
+        assert_eq!(code, 200, "{now}");
+        let on_gpu = now["gpus"].as_array().is_some_and(|gpus| gpus.iter().any(|g| g["processes"].as_array().is_some_and(|p| p.iter().any(|p| p["job"] == id))));
+        if on_gpu {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job's process never showed in a refresh: {now:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // `POST /api/refresh` pulls each slave once; 20 refreshes at once of the slow slave share
+    // one or two pulls rather than making 20.
+    let before = flowline.pulls();
+    let (code, _, all) = master.call("POST", "/api/refresh", &[], None, None);
+    assert_eq!((code, all["count"].as_u64()), (200, Some(3)), "{all}");
+    assert_eq!(flowline.pulls(), before + 1);
+    let before = flowline.pulls();
+    let refreshes: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, token) = (master.url.clone(), master.token.clone().expect("token"));
+            std::thread::spawn(move || ureq::post(&format!("{url}/api/slaves/127.0.0.1/refresh")).set("Authorization", &format!("Bearer {token}")).call().map(|r| r.status()).unwrap_or(0))
+        })
+        .collect();
+    let codes: Vec<u16> = refreshes.into_iter().map(|t| t.join().expect("refresh")).collect();
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let made = flowline.pulls() - before;
+    assert!((1..=2).contains(&made), "20 refreshes at once made {made} pulls");
+
+    // The slave goes away: a refresh says why, and the last report stays to age.
+    agent.request("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+    agent.crash();
+    let (code, _, gone) = master.call("POST", "/api/slaves/127.0.0.2/refresh", &[], None, None);
+    assert_eq!(code, 200, "{gone}");
+    assert!(gone["error"].as_str().is_some_and(|e| e.contains("127.0.0.2")) && gone["gpus"].as_array().map(Vec::len) == Some(2), "{gone:#}");
+    let out = m.command().args(["--server", &master.url, "--token", master.token.as_deref().expect("token"), "nodes"]).output().expect("gantry nodes");
+    let said = crate::stdout(&out);
+    assert!(out.status.success() && said.contains("GPU server 1") && said.contains("pulled") && said.contains("last pull failed") && said.contains("RTX 3090"), "{said}{}", crate::stderr(&out));
+    // A pulled slave is not issued: it can't push, nor be revoked as an issued node.
+    assert_eq!(master.request("DELETE", "/api/v1/nodes/gantry-1", None).0, 404);
+    let (code, _) = master.request("POST", "/api/v1/nodes", Some(json!({ "name": "gantry-1" })));
+    assert_eq!(code, 409);
+}

@@ -4,7 +4,7 @@
 
 use super::client::Client;
 use clap::Subcommand;
-use gantry::federation::NodeView;
+use gantry::federation::{NodeView, Via};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -46,12 +46,16 @@ pub fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
     for node in &nodes {
         let seen = node.last_seen_ms.map_or_else(|| "never reported".to_string(), |ms| format!("{:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0));
         let status = serde_json::to_value(node.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let failed = node.error.as_deref().map(|e| format!("; last pull failed: {e}")).unwrap_or_default();
         let Some(report) = &node.report else {
-            println!("{:<16} {:<8} {seen}", node.name, status);
+            println!("{:<16} {:<8} {:<16} {seen}{failed}", node.name, status, node.address.as_deref().unwrap_or("-"));
             continue;
         };
-        let jobs = &report.jobs;
-        println!("{:<16} {:<8} {:<16} {seen}; jobs: {} running, {} waiting", node.name, status, node.address.as_deref().unwrap_or("-"), jobs.running, jobs.waiting + jobs.held);
+        let jobs = match node.via {
+            Via::Push => format!("jobs: {} running, {} waiting", report.jobs.running, report.jobs.waiting + report.jobs.held),
+            Via::Pull => "pulled: no job counts".to_string(),
+        };
+        println!("{:<16} {:<8} {:<16} {seen}; {jobs}{failed}", node.name, status, node.address.as_deref().unwrap_or("-"));
         for gpu in report.node.gpus.iter().filter_map(|g| g.reading.snapshot()) {
             let users: Vec<String> = gpu.processes.iter().map(|p| format!("{}({}M)", p.user.as_deref().unwrap_or("?"), p.used_memory_mib.unwrap_or(0))).collect();
             println!(

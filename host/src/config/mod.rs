@@ -328,6 +328,27 @@ mod tests {
     }
 
     #[test]
+    fn seed_003s_slaves_with_errors_that_name_the_slave() {
+        let parse = |text: &str| Config::parse(Path::new("g.toml"), text);
+        let federation = parse("[federation]\nrefresh_interval = 2\nslave_port = 5002\nslaves = [{ name = \"GPU server 1\", ip = \"192.168.217.180\" }, { name = \"b\", ip = \"fe80::1\", port = 7070, token = \"t\" }]\n").expect("valid").federation;
+        assert_eq!(federation.refresh_interval, Duration::from_secs(2));
+        let urls: Vec<&str> = federation.slaves.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(urls, ["http://192.168.217.180:5002", "http://[fe80::1]:7070"]);
+        assert_eq!((federation.slaves[0].address.as_str(), federation.slaves[1].token.as_deref()), ("192.168.217.180", Some("t")));
+        assert_eq!(parse("").expect("valid").federation.slaves.len(), 0);
+        for (text, key) in [
+            ("[[federation.slaves]]\nname = \"a/b\"\nip = \"h\"\n", "federation.slaves[0].name"),
+            ("[[federation.slaves]]\nname = \"a\"\nip = \"h\"\n[[federation.slaves]]\nname = \"a\"\nip = \"i\"\n", "federation.slaves[1].name"),
+            ("[[federation.slaves]]\nname = \"a\"\nip = \"http://h/\"\n", "federation.slaves[0].ip"),
+            ("[[federation.slaves]]\nname = \"a\"\nip = \"h\"\nport = 0\n", "federation.slaves[0].port"),
+            ("[federation]\nrefresh_interval_s = 0\n", "federation.refresh_interval_s"),
+        ] {
+            let err = parse(text).expect_err("refused").to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = Config::parse(Path::new("g.toml"), "[plugins]\ntimeout_ms = 100\npolicyy = \"x\"\n").expect_err("refused");
         let text = err.to_string();

@@ -31,8 +31,25 @@ pub struct RawFederation {
     pub master: Option<String>,
     pub node_name: Option<String>,
     pub token: Option<String>,
+    #[serde(alias = "report_interval")]
     pub report_interval_s: Option<f64>,
     pub offline_after_s: Option<f64>,
+    #[serde(alias = "refresh_interval")]
+    pub refresh_interval_s: Option<f64>,
+    pub slave_port: Option<u16>,
+    #[serde(default)]
+    pub slaves: Vec<RawSlave>,
+}
+
+/// A slave a master pulls, as seed 003's `master.json` lists it (`port` and `token` are
+/// gantry's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlave {
+    pub name: String,
+    pub ip: String,
+    pub port: Option<u16>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -221,5 +221,39 @@ pub fn federation(raw: super::raw::RawFederation, invalid: Invalid<'_>) -> Resul
         token: raw.token,
         report_interval: seconds("federation.report_interval_s", raw.report_interval_s, defaults.report_interval)?,
         offline_after: seconds("federation.offline_after_s", raw.offline_after_s, defaults.offline_after)?,
+        refresh_interval: seconds("federation.refresh_interval_s", raw.refresh_interval_s, defaults.refresh_interval)?,
+        slaves: slaves(raw.slaves, raw.slave_port.unwrap_or(SLAVE_PORT), invalid)?,
     })
+}
+
+/// Seed 003's default slave port.
+const SLAVE_PORT: u16 = 5001;
+/// A federation is a handful of servers; beyond that, gantry hands work to Slurm or Kubernetes.
+const MAX_SLAVES: usize = 256;
+
+fn slaves(raw: Vec<super::raw::RawSlave>, default_port: u16, invalid: Invalid<'_>) -> Result<Vec<crate::federation::Slave>, ConfigError> {
+    if raw.len() > MAX_SLAVES {
+        return Err(invalid("federation.slaves", format!("{} slaves; a federation pulls at most {MAX_SLAVES}", raw.len())));
+    }
+    let mut slaves: Vec<crate::federation::Slave> = Vec::with_capacity(raw.len());
+    for (i, slave) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("federation.slaves[{i}].{field}");
+        // Seed 003 names slaves for people ("GPU server 1"); a name is also a path segment.
+        if slave.name.trim().is_empty() || slave.name.len() > 64 || slave.name.chars().any(|c| c.is_control() || c == '/') {
+            return Err(invalid(&key("name"), format!("'{}' is not a slave name (1 to 64 characters, no '/')", slave.name)));
+        }
+        if slaves.iter().any(|s| s.name == slave.name) {
+            return Err(invalid(&key("name"), format!("'{}' is listed twice", slave.name)));
+        }
+        if slave.ip.is_empty() || slave.ip.len() > 253 || !slave.ip.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)) {
+            return Err(invalid(&key("ip"), format!("'{}' is not an address or host name", slave.ip)));
+        }
+        if slave.port == Some(0) {
+            return Err(invalid(&key("port"), "0 is not a port".into()));
+        }
+        let host = if slave.ip.contains(':') { format!("[{}]", slave.ip) } else { slave.ip.clone() };
+        let url = format!("http://{host}:{}", slave.port.unwrap_or(default_port));
+        slaves.push(crate::federation::Slave { name: slave.name, address: slave.ip, url, token: slave.token });
+    }
+    Ok(slaves)
 }

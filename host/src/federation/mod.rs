@@ -3,14 +3,22 @@
 //! and at once when a job starts or ends; the master keeps the latest snapshot of each node it
 //! issued a token to, and tells how fresh it is. The master is never on the path of a local job.
 //!
-//! - `registry`: the master's side: node tokens (kept as digests in `<state>/nodes.json`) and the
-//!   latest report of each node, with its freshness (`online`, `stale`, `offline`);
-//! - `reporter`: the agent's side: the loop that sends reports.
+//! A master can also pull the slaves it is configured with, as seed 003's master does.
+//!
+//! - `registry`: the master's side: node tokens (kept as digests in `<state>/nodes.json`), the
+//!   slaves it pulls, and the latest report of each node, with its freshness (`online`,
+//!   `stale`, `offline`);
+//! - `reporter`: the agent's side: the loop that sends reports;
+//! - `puller`: the master's pulls of its configured slaves;
+//! - `flowline`: seed 003's `/api/info`, answered and read.
 
+pub mod flowline;
+pub mod puller;
 pub mod registry;
 pub mod reporter;
 
-pub use registry::{NodeStatus, NodeView, Registry, RegistryError, Report};
+pub use puller::{Puller, Pulling};
+pub use registry::{NodeStatus, NodeView, Registry, RegistryError, Report, Via};
 pub use reporter::Reporter;
 
 use crate::gpu::{DriverInfo, GpuSummary};
@@ -48,6 +56,22 @@ pub struct FederationConfig {
     pub report_interval: std::time::Duration,
     /// A node not heard from for this long is `offline` (`stale` after two report intervals).
     pub offline_after: std::time::Duration,
+    /// The slaves this daemon pulls as their master (seed 003's `slaves`), every
+    /// `refresh_interval`.
+    pub slaves: Vec<Slave>,
+    pub refresh_interval: std::time::Duration,
+}
+
+/// A slave a master pulls: its `/api/info` at `url`, with `token` as a bearer credential if set
+/// (a gantry daemon asks for one over TCP; FlowLine's slave does not).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slave {
+    pub name: String,
+    /// As configured (seed 003's `ip`); `/api/slaves/<ip>` finds the slave by it.
+    pub address: String,
+    /// `http://address:port`.
+    pub url: String,
+    pub token: Option<String>,
 }
 
 impl Default for FederationConfig {
@@ -58,6 +82,8 @@ impl Default for FederationConfig {
             token: None,
             report_interval: std::time::Duration::from_secs(3),
             offline_after: std::time::Duration::from_secs(15),
+            slaves: Vec::new(),
+            refresh_interval: std::time::Duration::from_secs(5),
         }
     }
 }

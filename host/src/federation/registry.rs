@@ -1,11 +1,12 @@
 //! The master's side: which nodes may report (a token each, kept as its SHA-256 in
-//! `<state>/nodes.json`, 0600), and the latest report of each. A report must carry a sequence
-//! number above the last one accepted, so a captured report can't be replayed to make a node look
-//! alive; an agent's sequence is the time it sent the report in microseconds, so a restarted
-//! agent goes on above its old numbers.
+//! `<state>/nodes.json`, 0600), which slaves it pulls (from its configuration), and the latest
+//! report of each. A pushed report must carry a sequence number above the last one accepted, so
+//! a captured report can't be replayed to make a node look alive; an agent's sequence is the time
+//! it sent the report in microseconds, so a restarted agent goes on above its old numbers. A
+//! pulled slave can't push: it has no token.
 
 use crate::model::{now_ms, Counts, RunningJob};
-use super::Node;
+use super::{Node, Slave};
 use serde::{Deserialize, Serialize};
 use crate::auth::users::digest;
 use std::collections::BTreeMap;
@@ -27,8 +28,20 @@ pub enum RegistryError {
     BadToken(String),
     #[error("node {node}: report {seq} is not newer than the last one accepted ({last}); a replay is refused")]
     Replayed { node: String, seq: u64, last: u64 },
+    #[error("node {0} is both issued (it pushes its reports) and in [[federation.slaves]] (this master pulls it); revoke it or rename the slave")]
+    Both(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+}
+
+/// How a node's reports reach this master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The agent sends them with the token this master issued.
+    Push,
+    /// This master fetches the slave's `/api/info` (seed 003's master); no job counts come.
+    Pull,
 }
 
 /// What an agent sends.
@@ -65,18 +78,26 @@ pub enum NodeStatus {
 pub struct NodeView {
     pub name: String,
     pub status: NodeStatus,
-    /// The address its last report came from.
+    pub via: Via,
+    /// The address its last report came from; a pulled slave's, as configured.
     pub address: Option<String>,
     pub last_seen_ms: Option<u64>,
     /// When a node not heard from is `offline` (so a view can tell between reads).
     pub offline_after_ms: u64,
     pub report: Option<Report>,
+    /// Why the last pull of a slave failed, until one succeeds.
+    pub error: Option<String>,
 }
 
 struct Seen {
-    address: IpAddr,
+    address: String,
     at_ms: u64,
     report: Report,
+}
+
+struct Pulled {
+    address: String,
+    error: Option<String>,
 }
 
 pub struct Registry {
@@ -85,20 +106,35 @@ pub struct Registry {
     /// Node name → SHA-256 of its token, as saved.
     tokens: parking_lot::Mutex<BTreeMap<String, String>>,
     seen: parking_lot::Mutex<BTreeMap<String, Seen>>,
+    /// The slaves pulled, by name; fixed at start.
+    pulled: parking_lot::Mutex<BTreeMap<String, Pulled>>,
     /// The name of each node whose report was just accepted, for live views.
     reported: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Registry {
-    /// The nodes issued so far, from `<state_dir>/nodes.json`. Blocks (reads a file).
-    pub fn open(state_dir: &Path, offline_after: Duration) -> Result<Registry, RegistryError> {
+    /// The nodes issued so far, from `<state_dir>/nodes.json`, and the slaves pulled. Blocks
+    /// (reads a file).
+    pub fn open(state_dir: &Path, offline_after: Duration, slaves: &[Slave]) -> Result<Registry, RegistryError> {
         let path = state_dir.join("nodes.json");
         let tokens = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RegistryError::File { path: path.clone(), message: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(RegistryError::File { path, message: e.to_string() }),
         };
-        Ok(Registry { path, offline_after, tokens: parking_lot::Mutex::new(tokens), seen: parking_lot::Mutex::new(BTreeMap::new()), reported: tokio::sync::broadcast::channel(256).0 })
+        let tokens: BTreeMap<String, String> = tokens;
+        if let Some(both) = slaves.iter().find(|s| tokens.contains_key(&s.name)) {
+            return Err(RegistryError::Both(both.name.clone()));
+        }
+        let pulled = slaves.iter().map(|s| (s.name.clone(), Pulled { address: s.address.clone(), error: None })).collect();
+        Ok(Registry {
+            path,
+            offline_after,
+            tokens: parking_lot::Mutex::new(tokens),
+            seen: parking_lot::Mutex::new(BTreeMap::new()),
+            pulled: parking_lot::Mutex::new(pulled),
+            reported: tokio::sync::broadcast::channel(256).0,
+        })
     }
 
     fn save(&self, tokens: &BTreeMap<String, String>) -> Result<(), RegistryError> {
@@ -113,6 +149,9 @@ impl Registry {
     pub fn add(&self, name: &str) -> Result<String, RegistryError> {
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(RegistryError::Name(format!("'{name}' is not a node name (letters, digits, - _ . ; at most 64)")));
+        }
+        if self.pulled.lock().contains_key(name) {
+            return Err(RegistryError::Both(name.into()));
         }
         let mut tokens = self.tokens.lock();
         if tokens.contains_key(name) {
@@ -150,10 +189,27 @@ impl Registry {
         {
             return Err(RegistryError::Replayed { node: name.into(), seq: report.seq, last: last.report.seq });
         }
-        seen.insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
+        seen.insert(name.to_string(), Seen { address: address.to_string(), at_ms: now_ms(), report });
         drop(seen);
         let _ = self.reported.send(name.to_string());
         Ok(())
+    }
+
+    /// What a pull of a slave brought: its report, or why there is none (the last good report
+    /// stays, and ages). A name not pulled is ignored.
+    pub fn pulled(&self, name: &str, result: Result<Report, String>) {
+        let mut pulled = self.pulled.lock();
+        let Some(slave) = pulled.get_mut(name) else { return };
+        match result {
+            Ok(report) => {
+                slave.error = None;
+                let address = slave.address.clone();
+                drop(pulled);
+                self.seen.lock().insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
+                let _ = self.reported.send(name.to_string());
+            }
+            Err(error) => slave.error = Some(error),
+        }
     }
 
     /// Names of nodes as their reports are accepted.
@@ -174,21 +230,24 @@ impl Registry {
         }
     }
 
-    /// Every node issued, with its latest report and how fresh it is.
+    /// Every node issued or pulled, with its latest report and how fresh it is.
     pub fn nodes(&self) -> Vec<NodeView> {
         let now = now_ms();
-        let names: Vec<String> = self.tokens.lock().keys().cloned().collect();
+        let mut names: Vec<(String, Via, Option<String>, Option<String>)> = self.tokens.lock().keys().map(|name| (name.clone(), Via::Push, None, None)).collect();
+        names.extend(self.pulled.lock().iter().map(|(name, slave)| (name.clone(), Via::Pull, Some(slave.address.clone()), slave.error.clone())));
         let seen = self.seen.lock();
         names
             .into_iter()
-            .map(|name| {
+            .map(|(name, via, configured, error)| {
                 let node = seen.get(&name);
                 NodeView {
                     status: self.status(node, now),
-                    address: node.map(|s| s.address.to_string()),
+                    via,
+                    address: node.map(|s| s.address.clone()).or(configured),
                     last_seen_ms: node.map(|s| s.at_ms),
                     offline_after_ms: u64::try_from(self.offline_after.as_millis()).unwrap_or(u64::MAX),
                     report: node.map(|s| s.report.clone()),
+                    error,
                     name,
                 }
             })
@@ -219,7 +278,7 @@ mod tests {
     #[test]
     fn only_an_issued_token_reports_and_a_replay_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let registry = Registry::open(dir.path(), Duration::from_secs(15)).expect("open");
+        let registry = Registry::open(dir.path(), Duration::from_secs(15), &[]).expect("open");
         let token = registry.add("gpu1").expect("issued");
         assert!(matches!(registry.add("gpu1"), Err(RegistryError::Exists(_))));
         assert!(matches!(registry.add("no spaces"), Err(RegistryError::Name(_))));
@@ -231,9 +290,30 @@ mod tests {
         assert!(matches!(registry.accept("gpu1", &token, here, report(5)), Err(RegistryError::Replayed { seq: 5, last: 5, .. })));
         assert_eq!(registry.node("127.0.0.1").expect("by address").status, NodeStatus::Online);
         // The tokens survive a restart; a revoked one is refused.
-        let again = Registry::open(dir.path(), Duration::from_secs(15)).expect("reopen");
+        let again = Registry::open(dir.path(), Duration::from_secs(15), &[]).expect("reopen");
         again.accept("gpu1", &token, here, report(6)).expect("still issued");
         again.revoke("gpu1").expect("revoked");
         assert!(matches!(again.accept("gpu1", &token, here, report(7)), Err(RegistryError::BadToken(_))));
+    }
+
+    #[test]
+    fn a_pulled_slave_keeps_its_last_report_with_the_error_of_the_last_pull_and_cannot_push() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slave = Slave { name: "GPU server 1".into(), address: "10.1.2.3".into(), url: "http://10.1.2.3:5001".into(), token: None };
+        let registry = Registry::open(dir.path(), Duration::from_secs(15), std::slice::from_ref(&slave)).expect("open");
+        let listed = registry.node("10.1.2.3").expect("by its configured address");
+        assert_eq!((listed.via, listed.status, listed.report.is_none()), (Via::Pull, NodeStatus::Offline, true));
+        registry.pulled("GPU server 1", Ok(report(1)));
+        registry.pulled("GPU server 1", Err("connection refused".into()));
+        let seen = registry.node("GPU server 1").expect("by name");
+        assert_eq!((seen.status, seen.report.map(|r| r.seq), seen.error.as_deref()), (NodeStatus::Online, Some(1), Some("connection refused")));
+        registry.pulled("GPU server 1", Ok(report(2)));
+        assert_eq!(registry.node("GPU server 1").expect("listed").error, None, "a good pull clears the error");
+        // A pulled name is not issued: it can't push, and can't be issued while it is pulled.
+        assert!(matches!(registry.accept("GPU server 1", "gtn_any", "10.1.2.3".parse().expect("ip"), report(3)), Err(RegistryError::BadToken(_))));
+        registry.add("gpu9").expect("issued");
+        drop(registry);
+        let renamed = Slave { name: "gpu9".into(), ..slave };
+        assert!(matches!(Registry::open(dir.path(), Duration::from_secs(15), &[renamed]), Err(RegistryError::Both(_))), "one name, issued and pulled");
     }
 }

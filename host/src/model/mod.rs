@@ -8,7 +8,8 @@
 //! - `rules`: the scheduling rules;
 //! - `status`: counts, queues, runs, progress, usage and events;
 //! - `principal`: who is calling and whose jobs they may touch;
-//! - `time`: the clock and the seeds' timestamp format.
+//! - `time`: the clock and the seeds' timestamp format;
+//! - `units`: sizes as the seeds write them.
 
 /// A record's number, shown and parsed as just the number (JSON, paths, logs), and kept apart
 /// from other kinds of number by its type.
@@ -49,6 +50,7 @@ pub mod run;
 pub mod status;
 pub mod submission;
 pub mod time;
+pub mod units;
 
 pub use job::{Attempt, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JOB_ID_VAR};
 pub use principal::{Principal, Role, Scope};

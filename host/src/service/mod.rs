@@ -61,7 +61,9 @@ pub struct Parts {
     pub logs: crate::log_access::LogAccess,
     pub config: crate::config::Config,
     /// The nodes that may report to this daemon as their federation master.
-    pub nodes: crate::federation::Registry,
+    pub nodes: Arc<crate::federation::Registry>,
+    /// The slaves this daemon pulls as their master.
+    pub puller: Arc<crate::federation::Puller>,
 }
 
 pub struct Service {
@@ -76,6 +78,7 @@ pub struct Service {
     config_file: Arc<crate::config::edit::ConfigFile>,
     logs: Arc<crate::log_access::LogAccess>,
     nodes: Arc<crate::federation::Registry>,
+    puller: Arc<crate::federation::Puller>,
     tasks: crate::tasks::Tasks,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     shutdown: Arc<tokio::sync::Notify>,
@@ -96,7 +99,8 @@ impl Service {
             config_file: Arc::new(crate::config::edit::ConfigFile::new(parts.config.path())),
             config: parking_lot::RwLock::new(parts.config),
             logs: Arc::new(parts.logs),
-            nodes: Arc::new(parts.nodes),
+            nodes: parts.nodes,
+            puller: parts.puller,
             tasks: crate::tasks::Tasks::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
             hashing: Workers::new("gantry-hashing", std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -260,7 +264,7 @@ impl ServiceError {
                 use crate::federation::RegistryError as R;
                 match e {
                     R::Name(_) => (Invalid, "invalid"),
-                    R::Exists(_) => (Conflict, "conflict"),
+                    R::Exists(_) | R::Both(_) => (Conflict, "conflict"),
                     R::Unknown(_) => (NotFound, "not_found"),
                     R::BadToken(_) => (Unauthorized, "unauthorized"),
                     R::Replayed { .. } => (Conflict, "replayed"),

@@ -1,5 +1,5 @@
-//! The federation as a master sees it: issuing and revoking node tokens, taking reports, and the
-//! nodes with their latest reports and freshness.
+//! The federation as a master sees it: issuing and revoking node tokens, taking reports, pulling
+//! the configured slaves, and the nodes with their latest reports and freshness.
 
 use super::{off_thread, Service, ServiceError};
 use crate::federation::{NodeView, Report};
@@ -51,5 +51,21 @@ impl Service {
     /// A node by name or by the address it reports from.
     pub fn federation_node(&self, key: &str) -> Result<NodeView, ServiceError> {
         Ok(self.nodes.node(key)?)
+    }
+
+    /// A node now: a slave this master pulls is pulled first; a node that pushes is as last heard.
+    pub async fn refresh_node(&self, key: &str) -> Result<NodeView, ServiceError> {
+        let node = self.nodes.node(key)?;
+        if self.puller.pulls(&node.name) {
+            self.puller.pull(&node.name).await;
+            return Ok(self.nodes.node(&node.name)?);
+        }
+        Ok(node)
+    }
+
+    /// Every node now, pulling every configured slave first.
+    pub async fn refresh_nodes(&self) -> Vec<NodeView> {
+        self.puller.pull_all().await;
+        self.nodes.nodes()
     }
 }

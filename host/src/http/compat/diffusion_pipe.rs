@@ -2,7 +2,7 @@
 //! training tasks with their progress, in its `{code, message, data}` envelope and field names.
 //! Errors carry the API's `error` and `detail` too, so every route answers a failure alike.
 
-use super::gb;
+use crate::model::units::gb;
 use crate::http::error::ApiError;
 use crate::http::gate::Access;
 use crate::http::routes::Routes;

@@ -1,10 +1,11 @@
 //! Seed 003 (FlowLine): the agent's `/api/info` (system and GPUs, memory in GB for the system,
 //! MiB for GPUs, as documented) and `/api/health`, and the master's `/api/slaves[/<ip>]`,
-//! their refreshes and `/api/system/uptime`, over the federation's nodes. gantry's agents push
-//! their reports, so a "refresh" answers the latest report, saying so.
+//! their refreshes and `/api/system/uptime`, over the federation's nodes. A refresh pulls the
+//! slaves this master is configured to pull (`[[federation.slaves]]`, seed 003's `slaves`); a
+//! node that pushes its reports answers its latest.
 
-use super::gb;
-use crate::federation::{Node, NodeStatus, NodeView};
+use crate::federation::flowline::info_of;
+use crate::federation::{NodeStatus, NodeView, Via};
 use crate::http::error::{ApiResult, PathParam};
 use crate::http::gate::Access;
 use crate::http::routes::Routes;
@@ -26,11 +27,11 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .path::<String>()
         .answers::<Object>(200)
         .fails(&[404])
-        .post("/api/slaves/{ip}/refresh", Access::Operate, "A node's latest report (agents push theirs; nothing is pulled)", slave)
+        .post("/api/slaves/{ip}/refresh", Access::Operate, "Pull a configured slave's `/api/info` now and answer it; a node that pushes answers its latest report", refresh_slave)
         .path::<String>()
         .answers::<Object>(200)
         .fails(&[404])
-        .post("/api/refresh", Access::Operate, "Every node's latest report (agents push theirs; nothing is pulled)", slaves)
+        .post("/api/refresh", Access::Operate, "Pull every configured slave now, and answer every node", refresh)
         .answers::<Object>(200)
         .get("/api/system/uptime", Access::Read, "How long this daemon has served", uptime)
         .answers::<Object>(200)
@@ -39,39 +40,6 @@ pub fn routes(service: Arc<Service>) -> Routes {
 
 /// The seed's answers: JSON objects whose fields its document gives.
 type Object = serde_json::Map<String, Value>;
-
-/// A node in seed 003's `/api/info` shape.
-fn info_of(node: &Node) -> Value {
-    let gpus: Vec<Value> = node
-        .gpus
-        .iter()
-        .filter_map(|s| s.reading.snapshot())
-        .map(|g| {
-            json!({
-                "id": g.index,
-                "name": g.name,
-                "memory": { "total": g.memory_total_mib, "used": g.memory_used_mib, "free": g.memory_free_mib },
-                "utilization": g.utilization_gpu,
-                "temperature": g.temperature_c,
-                "power": { "current": g.power_draw_w, "max": g.power_limit_w },
-                "processes": g.processes,
-            })
-        })
-        .collect();
-    let host = &node.host;
-    json!({
-        "timestamp": node.sampled_at_ms as f64 / 1000.0,
-        "system": {
-            "hostname": host.hostname,
-            "cpu_model": host.cpu_model,
-            "cpu_cores": host.cpu_cores,
-            "memory": { "total": gb(host.memory_total_mib), "used": gb(host.memory_used_mib), "percent": host.memory_percent },
-            "swap": { "total": gb(host.swap_total_mib), "used": gb(host.swap_used_mib), "percent": host.swap_percent },
-        },
-        "gpus": gpus,
-        "simulated": node.simulated,
-    })
-}
 
 async fn info(State(service): State<Arc<Service>>) -> Json<Value> {
     Json(info_of(&service.node()))
@@ -85,13 +53,27 @@ fn slave_of(node: &NodeView) -> Value {
     entry["status"] = json!(node.status);
     entry["online"] = json!(node.status == NodeStatus::Online);
     entry["last_update"] = json!(node.last_seen_ms.map(|ms| ms as f64 / 1000.0));
-    entry["jobs"] = json!(node.report.as_ref().map(|r| &r.jobs));
+    entry["jobs"] = json!(node.report.as_ref().filter(|_| node.via == Via::Push).map(|r| &r.jobs));
+    entry["via"] = json!(node.via);
+    entry["error"] = json!(node.error);
     entry
 }
 
+fn listing(nodes: &[NodeView]) -> Value {
+    let slaves: Vec<Value> = nodes.iter().map(slave_of).collect();
+    json!({ "slaves": slaves, "count": slaves.len() })
+}
+
 async fn slaves(State(service): State<Arc<Service>>) -> Json<Value> {
-    let slaves: Vec<Value> = service.nodes().iter().map(slave_of).collect();
-    Json(json!({ "slaves": slaves, "count": slaves.len() }))
+    Json(listing(&service.nodes()))
+}
+
+async fn refresh(State(service): State<Arc<Service>>) -> Json<Value> {
+    Json(listing(&service.refresh_nodes().await))
+}
+
+async fn refresh_slave(State(service): State<Arc<Service>>, PathParam(key): PathParam<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(slave_of(&service.refresh_node(&key).await?)))
 }
 
 async fn slave(State(service): State<Arc<Service>>, PathParam(key): PathParam<String>) -> ApiResult<Json<Value>> {

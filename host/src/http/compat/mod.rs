@@ -19,7 +19,3 @@ pub fn routes(service: Arc<Service>) -> Routes {
     diffusion_pipe::routes(service.clone()).merge(gpu_manager::routes(service.clone())).merge(compete::routes(service.clone())).merge(flowline::routes(service))
 }
 
-/// MiB as the seeds' GB: GiB, to one decimal.
-fn gb(mib: u64) -> f64 {
-    (mib as f64 / 1024.0 * 10.0).round() / 10.0
-}
