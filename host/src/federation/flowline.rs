@@ -220,7 +220,7 @@ mod tests {
         let node = node_of_info(&seed_example()).expect("read");
         let again = node_of_info(&info_of(&node)).expect("read back");
         assert_eq!(again.gpus[0].reading, node.gpus[0].reading);
-        assert_eq!((again.host.memory_total_mib, again.host.cpu_model), (node.host.memory_total_mib, node.host.cpu_model));
+        assert_eq!((again.host.memory_total_mib, &again.host.cpu_model), (node.host.memory_total_mib, &node.host.cpu_model));
         // FlowLine's master and page read a process's fields as its slave writes them.
         let process = &info_of(&node)["gpus"][0]["processes"][0];
         assert_eq!((process["name"].as_str(), process["username"].as_str(), process["memory_mb"].as_f64(), process["cmdline"].as_str()), (Some("python"), Some("Host Process"), Some(8000.0), Some("python train.py")));
