@@ -44,6 +44,8 @@ pub enum DaemonError {
     LogAccess(#[from] crate::log_access::LogAccessError),
     #[error(transparent)]
     Federation(#[from] crate::federation::RegistryError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("refusing to listen on {0} without authentication: anyone who reaches it could run commands here. Set [auth] mode = \"secret\" or \"users\", listen on 127.0.0.1, or set auth.allow_open_network = true to accept the risk")]
     OpenNetwork(std::net::SocketAddr),
     #[error("starting {what}: {source}")]
@@ -95,6 +97,8 @@ pub struct Started {
     _rules_watcher: Option<DirWatcher>,
     /// The federation slaves this daemon pulls, if it is configured with any.
     _pulling: Option<crate::federation::Pulling>,
+    /// Reports to the federation master and pulls of slaves go through it.
+    federation_client: ureq::Agent,
 }
 
 /// Starts every part on `config`'s state directory and hands them to a [`Service`]. Must be
@@ -172,10 +176,14 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         let (dir, federation) = (state_dir.clone(), config.federation.clone());
         Arc::new(tokio::task::spawn_blocking(move || crate::federation::Registry::open(&dir, federation.offline_after, &federation.slaves)).await??)
     };
-    let puller = Arc::new(crate::federation::Puller::new(&config.federation, nodes.clone()));
+    let federation_client = {
+        let federation = config.federation.clone();
+        tokio::task::spawn_blocking(move || crate::federation::client(&federation)).await??
+    };
+    let puller = Arc::new(crate::federation::Puller::new(&config.federation, federation_client.clone(), nodes.clone()));
     let pulling = puller.start();
     let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller }));
-    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling })
+    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client })
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves or `POST /api/v1/shutdown` asks.
@@ -190,11 +198,16 @@ pub async fn serve(
         return Err(DaemonError::OpenNetwork(addr));
     }
     let (state_dir, log_dir) = (config.state_dir.clone(), config.server.log_dir.clone());
+    let tls = match config.server.tls.clone() {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(tokio::task::spawn_blocking(move || crate::tls::server_config(&files.cert, &files.key)).await??)),
+        None => None,
+    };
     let started = start(config, &options).await?;
     let service = started.service.clone();
     let socket = options.socket.as_ref().map(bind_socket).transpose()?;
 
-    let info = DaemonInfo { url: format!("http://{addr}"), pid: std::process::id(), socket: options.socket.as_ref().map(|s| s.path.clone()) };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let info = DaemonInfo { url: format!("{scheme}://{addr}"), pid: std::process::id(), socket: options.socket.as_ref().map(|s| s.path.clone()) };
     let info_path = state_dir.join(INFO_FILE);
     let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
     std::fs::write(&info_path, text).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
@@ -216,14 +229,14 @@ pub async fn serve(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let _reporter = federation_reporter(&service, &info.url);
+    let _reporter = federation_reporter(&service, started.federation_client.clone(), &info.url);
     let router = crate::http::router(service.clone());
     let server = service.server_config();
     let limits = ConnectionLimits { max_connections: server.max_connections, header_timeout: server.header_timeout };
-    let tcp = crate::http::serve(listener, router.clone(), Peer::of_tcp, limits, stop());
+    let tcp = crate::http::serve(listener, router.clone(), Peer::of_tcp, limits, tls, stop());
     match socket {
         Some(unix) => {
-            tokio::join!(tcp, crate::http::serve(unix, router, Peer::of_unix, limits, stop()));
+            tokio::join!(tcp, crate::http::serve(unix, router, Peer::of_unix, limits, None, stop()));
         }
         None => tcp.await,
     }
@@ -238,7 +251,7 @@ pub async fn serve(
 }
 
 /// Reports this node to its federation master, if `[federation]` names one.
-fn federation_reporter(service: &Arc<Service>, url: &str) -> Option<crate::federation::Reporter> {
+fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -> Option<crate::federation::Reporter> {
     let config = service.federation_config();
     let snapshot: crate::federation::reporter::Snapshot = {
         let service = service.clone();
@@ -250,7 +263,7 @@ fn federation_reporter(service: &Arc<Service>, url: &str) -> Option<crate::feder
             })
         })
     };
-    crate::federation::Reporter::start(&config, Some(url.to_string()), snapshot, service.job_events())
+    crate::federation::Reporter::start(&config, client, Some(url.to_string()), snapshot, service.job_events())
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

@@ -10,7 +10,8 @@
 //!   under shims that outlive the daemon), [`store`] (SQLite), [`policy`] (placement, fail-open),
 //!   [`plugin`] (the wasmtime runtime), [`gpu`] (NVML, sampling, simulation), [`host_info`],
 //!   [`auth`] (modes, tokens, accounts), [`config`] (reading and editing `gantry.toml`),
-//!   [`command_files`], [`log_access`], [`tasks`], [`metrics`], [`watch`], [`procfs`], [`unix`] (accounts, reading as a caller);
+//!   [`federation`] (agents and masters), [`tls`], [`command_files`], [`log_access`], [`tasks`],
+//!   [`metrics`], [`watch`], [`procfs`], [`unix`] (accounts, reading as a caller);
 //! - [`model`]: the records every floor speaks (jobs, runs, rules, who is calling).
 
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod tasks;
+pub mod tls;
 pub mod unix;
 pub mod watch;
 

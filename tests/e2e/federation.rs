@@ -235,6 +235,8 @@ fn a_master_pulls_the_slaves_it_is_configured_with_as_seed_003s_master_does() {
         assert_eq!(entry.pointer(field), documented.pointer(field), "{field} in {entry:#}");
     }
     assert_eq!((entry["gpus"][0]["processes"][0]["pid"].as_u64(), entry["gpus"][0]["processes"][0]["used_memory_mib"].as_u64()), (Some(4242), Some(8000)), "{entry:#}");
+    let gpus = master.get("/api/v1/nodes/gantry-1/gpus");
+    assert_eq!(gpus.as_array().map(Vec::len), Some(2), "{gpus:#}");
     let ours = master.get("/api/slaves/127.0.0.2");
     assert_eq!((ours["name"].as_str(), ours["gpus"].as_array().map(Vec::len)), (Some("gantry-1"), Some(2)), "{ours:#}");
 
@@ -284,4 +286,89 @@ fn a_master_pulls_the_slaves_it_is_configured_with_as_seed_003s_master_does() {
     assert_eq!(master.request("DELETE", "/api/v1/nodes/gantry-1", None).0, 404);
     let (code, _) = master.request("POST", "/api/v1/nodes", Some(json!({ "name": "gantry-1" })));
     assert_eq!(code, 409);
+}
+
+/// A CA of the lab's own and a certificate it signed for 127.0.0.1 and localhost, made with the
+/// openssl command (tests/deps.sh installs it).
+struct LabCa {
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl LabCa {
+    fn new() -> LabCa {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        write("ca.cnf", "[req]\ndistinguished_name = dn\nx509_extensions = ca\nprompt = no\n[dn]\nCN = gantry test CA\n[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n");
+        write("leaf.cnf", "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = 127.0.0.1\n");
+        write("leaf.ext", "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1,DNS:localhost\nauthorityKeyIdentifier = keyid\n");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap_or_else(|e| panic!("openssl: {e}; install it (apt-get install -y openssl, as tests/deps.sh does)"));
+            assert!(out.status.success(), "openssl {args:?}: {}", crate::stderr(&out));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(&[&["req", "-x509", "-config", "ca.cnf"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]].concat());
+        openssl(&[&["req", "-new", "-config", "leaf.cnf"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr"]].concat());
+        openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem"]);
+        let path = |name: &str| dir.path().join(name);
+        LabCa { ca: path("ca.pem"), cert: path("cert.pem"), key: path("key.pem"), _dir: dir }
+    }
+
+    /// `[server]` serving HTTPS with this certificate.
+    fn server_section(&self) -> String {
+        format!("[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n", self.cert.display(), self.key.display())
+    }
+}
+
+#[test]
+fn masters_agents_and_slaves_speak_https_trusting_the_labs_ca() {
+    let lab = LabCa::new();
+    // A slave served over HTTPS, which the master pulls by URL.
+    let s = Gantry::new();
+    let slave = s.serve(&format!("{FAST}{}", lab.server_section()), &["--simulate", "2xA100"]).trusting(&lab.ca);
+    assert!(slave.url.starts_with("https://127.0.0.1:"), "{}", slave.url);
+    let m = Gantry::new();
+    let config = format!(
+        "{FAST}{}[federation]\noffline_after_s = 3\nca_cert = \"{}\"\n[[federation.slaves]]\nname = \"s1\"\nurl = \"{}\"\ntoken = \"{}\"\n",
+        lab.server_section(),
+        lab.ca.display(),
+        slave.url,
+        slave.token.as_deref().expect("local token")
+    );
+    let master = m.serve(&config, &["--simulate", "1"]).trusting(&lab.ca);
+    // Plain HTTP to the TLS port is not answered.
+    let plain = master.url.replacen("https://", "http://", 1);
+    assert!(ureq::get(&format!("{plain}/api/v1/health")).call().is_err(), "plain HTTP answered on the TLS port");
+
+    // An agent that trusts the lab's CA reports; one that trusts only the public CAs never gets
+    // past the handshake, and says why.
+    let (t1, t2) = (issue(&master, "a1"), issue(&master, "a2"));
+    let (a1, a2) = (Gantry::new(), Gantry::new());
+    let _agent1 = a1.serve(&format!("{}ca_cert = \"{}\"\n", agent_config(&master, "a1", &t1), lab.ca.display()), &["--simulate", "1"]);
+    let _agent2 = a2.serve(&agent_config(&master, "a2", &t2), &["--simulate", "1"]);
+    let seen = wait_node(&master, "a1", Duration::from_secs(10), |n| n["status"] == "online");
+    assert!(seen["report"]["url"].as_str().is_some_and(|u| u.starts_with("http://127.0.0.1:")), "{seen:#}");
+    let pulled = wait_node(&master, "s1", Duration::from_secs(10), |n| n["status"] == "online");
+    assert_eq!((pulled["via"].as_str(), pulled["report"]["node"]["gpus"].as_array().map(Vec::len)), (Some("pull"), Some(2)), "{pulled:#}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a2.daemon_log().contains("certificate") {
+        assert!(Instant::now() < deadline, "the untrusting agent's log: {}", a2.daemon_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(node(&master, "a2")["report"].is_null(), "a report came through an untrusted handshake");
+
+    // The CLI reaches the master with the lab's CA, and without it is refused.
+    let token = master.token.clone().expect("local token");
+    let ca = lab.ca.display().to_string();
+    let out = m.command().args(["--server", &master.url, "--token", &token, "--ca-cert", &ca, "nodes"]).output().expect("gantry nodes");
+    assert!(out.status.success() && crate::stdout(&out).contains("a1"), "{}{}", crate::stdout(&out), crate::stderr(&out));
+    let out = m.command().args(["--server", &master.url, "--token", &token, "nodes"]).output().expect("gantry nodes");
+    assert!(!out.status.success() && crate::stderr(&out).contains("certificate"), "{}", crate::stderr(&out));
+
+    // A browser's session cookie over HTTPS is never sent in clear.
+    let (code, cookie, _) = master.call("POST", "/api/auth/login", &[("Authorization", "")], Some(json!({ "password": token })), None);
+    assert_eq!(code, 200);
+    assert!(cookie.as_deref().is_some_and(|c| c.contains("HttpOnly") && c.ends_with("; Secure")), "{cookie:?}");
 }

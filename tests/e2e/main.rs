@@ -179,6 +179,13 @@ impl Gantry {
 }
 
 impl Daemon {
+    /// The same daemon, its requests trusting `ca` (PEM) for HTTPS.
+    pub fn trusting(mut self, ca: &Path) -> Daemon {
+        let tls = gantry::tls::client_config(Some(ca)).expect("the test CA");
+        self.agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).tls_config(tls).build();
+        self
+    }
+
     /// A request to the daemon, carrying the local token.
     fn to(&self, method: &str, path: &str) -> ureq::Request {
         self.authorized(self.agent.request(method, &format!("{}{path}", self.url)))

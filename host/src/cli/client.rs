@@ -1,8 +1,8 @@
 //! The CLI's side of the daemon's HTTP API, over the daemon's Unix socket (where the kernel
 //! tells the daemon who is calling, so no token is needed) or over TCP.
 //!
-//! Which daemon: `--server URL` (TCP, with `--token`), else `--socket PATH`, else your own
-//! daemon (its `daemon.json` in your state directory names its socket), else the system
+//! Which daemon: `--server URL` (TCP or TLS, with `--token`), else `--socket PATH`, else your
+//! own daemon (its `daemon.json` in your state directory names its socket), else the system
 //! daemon's socket.
 
 use anyhow::{anyhow, Context};
@@ -22,9 +22,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Target {
-    /// `host:port`.
-    Tcp(String),
+    /// `host:port`, over TLS when the URL is `https://`.
+    Tcp { authority: String, tls: Option<Tls> },
     Unix(PathBuf),
+}
+
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    /// The name the daemon's certificate must carry.
+    name: rustls::pki_types::ServerName<'static>,
 }
 
 pub struct Client {
@@ -35,12 +41,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(config: &Config, server: Option<&str>, socket: Option<&Path>, token: Option<String>) -> anyhow::Result<Client> {
+    /// A client of the daemon at `server`, else `socket`, else your own or the system's; `ca`
+    /// is trusted for an `https://` server.
+    pub fn connect(config: &Config, server: Option<&str>, socket: Option<&Path>, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<Client> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the client's runtime")?;
         let (target, token) = match (server, socket) {
-            (Some(url), _) => (Target::Tcp(authority(url)?), token),
+            (Some(url), _) => (tcp(url, ca)?, token),
             (None, Some(path)) => (Target::Unix(path.to_path_buf()), token),
-            (None, None) => own_or_system(config, token)?,
+            (None, None) => own_or_system(config, token, ca)?,
         };
         Ok(Client { target, authorization: token.map(|t| format!("Bearer {t}")), runtime })
     }
@@ -48,7 +56,7 @@ impl Client {
     /// The daemon's URL when the client talks to it over TCP.
     pub fn base_url(&self) -> Option<String> {
         match &self.target {
-            Target::Tcp(authority) => Some(format!("http://{authority}")),
+            Target::Tcp { authority, tls } => Some(format!("{}://{authority}", if tls.is_some() { "https" } else { "http" })),
             Target::Unix(_) => None,
         }
     }
@@ -64,7 +72,7 @@ impl Client {
 
     fn describe(&self) -> String {
         match &self.target {
-            Target::Tcp(authority) => format!("http://{authority}"),
+            Target::Tcp { .. } => self.base_url().unwrap_or_default(),
             Target::Unix(path) => path.display().to_string(),
         }
     }
@@ -72,7 +80,7 @@ impl Client {
     async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<hyper::Response<Incoming>> {
         let mut request = hyper::Request::builder().method(method).uri(path);
         request = match &self.target {
-            Target::Tcp(authority) => request.header(hyper::header::HOST, authority.as_str()),
+            Target::Tcp { authority, .. } => request.header(hyper::header::HOST, authority.as_str()),
             Target::Unix(_) => request.header(hyper::header::HOST, "localhost"),
         };
         if let Some(value) = &self.authorization {
@@ -83,8 +91,12 @@ impl Client {
         }
         let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).context("making the request")?;
         let mut sender = match &self.target {
-            Target::Tcp(authority) => handshake(tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority.as_str())).await).await?,
-            Target::Unix(path) => handshake(tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(path)).await).await?,
+            Target::Tcp { authority, tls: None } => handshake(connected(tokio::net::TcpStream::connect(authority.as_str())).await?).await?,
+            Target::Tcp { authority, tls: Some(tls) } => {
+                let stream = connected(tokio::net::TcpStream::connect(authority.as_str())).await?;
+                handshake(connected(tls.connector.connect(tls.name.clone(), stream)).await?).await?
+            }
+            Target::Unix(path) => handshake(connected(tokio::net::UnixStream::connect(path)).await?).await?,
         };
         Ok(sender.send_request(request).await?)
     }
@@ -139,18 +151,21 @@ impl Client {
     }
 }
 
-/// `host:port` of an `http://` URL.
-fn authority(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("{url}: the CLI speaks plain http:// to a daemon (put TLS in front of it for remote browsers)"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        anyhow::bail!("{url}: no host");
+/// The daemon at an `http://` or `https://` URL; `ca` is trusted for the second. Blocks (reads
+/// the CA file).
+fn tcp(url: &str, ca: Option<&Path>) -> anyhow::Result<Target> {
+    let url = gantry::model::BaseUrl::parse(url).map_err(|e| anyhow!("--server: {e}"))?;
+    let authority = url.authority();
+    if !url.secure {
+        return Ok(Target::Tcp { authority, tls: None });
     }
-    Ok(if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") })
+    let config = gantry::tls::client_config(ca)?;
+    let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|e| anyhow!("--server: {}: {e}", url.host))?;
+    Ok(Target::Tcp { authority, tls: Some(Tls { connector: tokio_rustls::TlsConnector::from(config), name }) })
 }
 
 /// Your own daemon (by the `daemon.json` in your state directory), else the system daemon.
-fn own_or_system(config: &Config, token: Option<String>) -> anyhow::Result<(Target, Option<String>)> {
+fn own_or_system(config: &Config, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<(Target, Option<String>)> {
     let info_path = config.state_dir.join(INFO_FILE);
     if let Ok(text) = std::fs::read_to_string(&info_path) {
         let info: DaemonInfo = serde_json::from_str(&text).with_context(|| format!("reading {}", info_path.display()))?;
@@ -159,7 +174,7 @@ fn own_or_system(config: &Config, token: Option<String>) -> anyhow::Result<(Targ
         }
         // Over TCP, your own daemon knows you by the token only you can read.
         let local = std::fs::read_to_string(config.state_dir.join(gantry::auth::LOCAL_TOKEN_FILE)).ok().map(|t| t.trim().to_string());
-        return Ok((Target::Tcp(authority(&info.url)?), token.or(local)));
+        return Ok((tcp(&info.url, ca)?, token.or(local)));
     }
     if Path::new(SYSTEM_SOCKET).exists() {
         return Ok((Target::Unix(PathBuf::from(SYSTEM_SOCKET)), token));
@@ -170,11 +185,15 @@ fn own_or_system(config: &Config, token: Option<String>) -> anyhow::Result<(Targ
     ))
 }
 
-async fn handshake<S>(connected: Result<std::io::Result<S>, tokio::time::error::Elapsed>) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+/// A connection (or a TLS handshake) made within the connect timeout.
+async fn connected<S>(connecting: impl std::future::Future<Output = std::io::Result<S>>) -> anyhow::Result<S> {
+    Ok(tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| anyhow!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??)
+}
+
+async fn handshake<S>(stream: S) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let stream = connected.map_err(|_| anyhow!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??;
     let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)

@@ -23,10 +23,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "GANTRY_CONFIG")]
     config: Option<PathBuf>,
 
-    /// The daemon to talk to over TCP (default: your own daemon's socket, else the system
-    /// daemon's, /run/gantry/gantry.sock).
+    /// The daemon to talk to over TCP, `http://` or `https://` (default: your own daemon's
+    /// socket, else the system daemon's, /run/gantry/gantry.sock).
     #[arg(long, global = true, env = "GANTRY_SERVER", value_name = "URL")]
     server: Option<String>,
+
+    /// A CA certificate (PEM) to trust, beyond the public ones, for an `https://` daemon.
+    #[arg(long, global = true, env = "GANTRY_CA_CERT", value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
 
     /// A daemon's Unix socket: where `serve` listens, and where the other commands connect.
     #[arg(long, global = true, env = "GANTRY_SOCKET", value_name = "PATH")]
@@ -124,8 +128,8 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing();
     }
-    let (server, socket, token) = (cli.server, cli.socket, cli.token);
-    let client = |config: &Config| client::Client::connect(config, server.as_deref(), socket.as_deref(), token.clone());
+    let (server, socket, token, ca_cert) = (cli.server, cli.socket, cli.token, cli.ca_cert);
+    let client = |config: &Config| client::Client::connect(config, server.as_deref(), socket.as_deref(), token.clone(), ca_cert.as_deref());
     let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Serve(args) => serve::run(config, args, socket.clone()),
         Command::Submit(args) => jobs::submit(&client(&config)?, args),

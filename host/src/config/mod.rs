@@ -73,6 +73,15 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and how long an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
+    /// The TCP listener serves HTTPS with these, if set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The configuration file's name in the state directory.
@@ -244,6 +253,12 @@ impl Config {
         if !LOG_LEVELS.contains(&log_level.as_str()) {
             return Err(invalid("server.log_level", format!("'{log_level}' is not one of {}", LOG_LEVELS.join(", "))));
         }
+        let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: resolve(cert), key: resolve(key) }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("server.tls_key", "a certificate (server.tls_cert) needs its private key".into())),
+            (None, Some(_)) => return Err(invalid("server.tls_cert", "a private key (server.tls_key) needs its certificate".into())),
+        };
         let server = ServerConfig {
             log_dir: raw.server.log_dir.map(resolve).unwrap_or_else(|| state_dir.join("logs")),
             log_roots: raw.server.log_roots.unwrap_or_default().into_iter().map(resolve).collect(),
@@ -253,10 +268,12 @@ impl Config {
             allowed_hosts: raw.server.allowed_hosts.unwrap_or_default().into_iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
             max_connections,
             header_timeout: Duration::from_secs(header_timeout_s),
+            tls,
         };
         let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;
-        let federation = sections::federation(raw.federation, &invalid)?;
+        let ca_cert = raw.federation.ca_cert.clone().map(resolve);
+        let federation = sections::federation(raw.federation, ca_cert, &invalid)?;
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -336,12 +353,26 @@ mod tests {
         assert_eq!(urls, ["http://192.168.217.180:5002", "http://[fe80::1]:7070"]);
         assert_eq!((federation.slaves[0].address.as_str(), federation.slaves[1].token.as_deref()), ("192.168.217.180", Some("t")));
         assert_eq!(parse("").expect("valid").federation.slaves.len(), 0);
+        // Over HTTPS: a slave by URL (found by its host), a master, the lab's CA and this
+        // daemon's own certificate, relative to the configuration file.
+        let config = parse("[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/etc/k.pem\"\n[federation]\nmaster = \"https://m.lab:7070/\"\ntoken = \"t\"\nca_cert = \"ca.pem\"\n[[federation.slaves]]\nname = \"c\"\nurl = \"https://[fe80::2]:7443/\"\n").expect("valid");
+        let slave = &config.federation.slaves[0];
+        assert_eq!((slave.address.as_str(), slave.url.as_str()), ("fe80::2", "https://[fe80::2]:7443"));
+        assert_eq!(config.federation.ca_cert.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(config.server.tls, Some(TlsFiles { cert: "tls/cert.pem".into(), key: "/etc/k.pem".into() }));
         for (text, key) in [
             ("[[federation.slaves]]\nname = \"a/b\"\nip = \"h\"\n", "federation.slaves[0].name"),
             ("[[federation.slaves]]\nname = \"a\"\nip = \"h\"\n[[federation.slaves]]\nname = \"a\"\nip = \"i\"\n", "federation.slaves[1].name"),
             ("[[federation.slaves]]\nname = \"a\"\nip = \"http://h/\"\n", "federation.slaves[0].ip"),
             ("[[federation.slaves]]\nname = \"a\"\nip = \"h\"\nport = 0\n", "federation.slaves[0].port"),
             ("[federation]\nrefresh_interval_s = 0\n", "federation.refresh_interval_s"),
+            ("[[federation.slaves]]\nname = \"a\"\n", "federation.slaves[0].ip"),
+            ("[[federation.slaves]]\nname = \"a\"\nurl = \"ftp://h\"\n", "federation.slaves[0].url"),
+            ("[[federation.slaves]]\nname = \"a\"\nurl = \"https://h:1/api\"\n", "federation.slaves[0].url"),
+            ("[[federation.slaves]]\nname = \"a\"\nurl = \"https://h:1\"\nport = 2\n", "federation.slaves[0].port"),
+            ("[federation]\nmaster = \"gpu1:7070\"\ntoken = \"t\"\n", "federation.master"),
+            ("[server]\ntls_cert = \"c.pem\"\n", "server.tls_key"),
+            ("[server]\ntls_key = \"k.pem\"\n", "server.tls_cert"),
         ] {
             let err = parse(text).expect_err("refused").to_string();
             assert!(err.contains(key), "{key}: {err}");

@@ -39,16 +39,18 @@ pub struct RawFederation {
     pub slave_port: Option<u16>,
     #[serde(default)]
     pub slaves: Vec<RawSlave>,
+    pub ca_cert: Option<PathBuf>,
 }
 
-/// A slave a master pulls, as seed 003's `master.json` lists it (`port` and `token` are
-/// gantry's).
+/// A slave a master pulls, as seed 003's `master.json` lists it (`ip`), or by `url` (for
+/// `https://`); `port`, `url` and `token` are gantry's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSlave {
     pub name: String,
-    pub ip: String,
+    pub ip: Option<String>,
     pub port: Option<u16>,
+    pub url: Option<String>,
     pub token: Option<String>,
 }
 
@@ -140,6 +142,8 @@ pub struct RawServer {
     pub allowed_hosts: Option<Vec<String>>,
     pub max_connections: Option<usize>,
     pub header_timeout_s: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -200,7 +200,8 @@ pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigErro
     Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life, max_jobs_per_user })
 }
 
-pub fn federation(raw: super::raw::RawFederation, invalid: Invalid<'_>) -> Result<crate::federation::FederationConfig, ConfigError> {
+/// `[federation]`, with `ca_cert` already resolved against the configuration file's directory.
+pub fn federation(raw: super::raw::RawFederation, ca_cert: Option<std::path::PathBuf>, invalid: Invalid<'_>) -> Result<crate::federation::FederationConfig, ConfigError> {
     let defaults = crate::federation::FederationConfig::default();
     let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
         Some(s) if !s.is_finite() || !(0.1..=3600.0).contains(&s) => Err(invalid(key, format!("must be 0.1 to 3600 seconds, got {s}"))),
@@ -208,9 +209,9 @@ pub fn federation(raw: super::raw::RawFederation, invalid: Invalid<'_>) -> Resul
         None => Ok(default),
     };
     if let Some(master) = &raw.master
-        && !(master.starts_with("http://") && master.len() > "http://".len())
+        && let Err(e) = crate::model::BaseUrl::parse(master)
     {
-        return Err(invalid("federation.master", format!("'{master}' is not http://HOST:PORT (for TLS, put the master behind a proxy that terminates it)")));
+        return Err(invalid("federation.master", e));
     }
     if raw.master.is_some() && raw.token.is_none() {
         return Err(invalid("federation.token", "a node reports with the token its master issued (`gantry node add NAME` on the master)".into()));
@@ -223,6 +224,7 @@ pub fn federation(raw: super::raw::RawFederation, invalid: Invalid<'_>) -> Resul
         offline_after: seconds("federation.offline_after_s", raw.offline_after_s, defaults.offline_after)?,
         refresh_interval: seconds("federation.refresh_interval_s", raw.refresh_interval_s, defaults.refresh_interval)?,
         slaves: slaves(raw.slaves, raw.slave_port.unwrap_or(SLAVE_PORT), invalid)?,
+        ca_cert,
     })
 }
 
@@ -245,15 +247,26 @@ fn slaves(raw: Vec<super::raw::RawSlave>, default_port: u16, invalid: Invalid<'_
         if slaves.iter().any(|s| s.name == slave.name) {
             return Err(invalid(&key("name"), format!("'{}' is listed twice", slave.name)));
         }
-        if slave.ip.is_empty() || slave.ip.len() > 253 || !slave.ip.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)) {
-            return Err(invalid(&key("ip"), format!("'{}' is not an address or host name", slave.ip)));
-        }
-        if slave.port == Some(0) {
-            return Err(invalid(&key("port"), "0 is not a port".into()));
-        }
-        let host = if slave.ip.contains(':') { format!("[{}]", slave.ip) } else { slave.ip.clone() };
-        let url = format!("http://{host}:{}", slave.port.unwrap_or(default_port));
-        slaves.push(crate::federation::Slave { name: slave.name, address: slave.ip, url, token: slave.token });
+        let (address, url) = match (slave.ip, slave.url) {
+            (Some(ip), None) => {
+                if ip.is_empty() || ip.len() > 253 || !ip.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)) {
+                    return Err(invalid(&key("ip"), format!("'{ip}' is not an address or host name")));
+                }
+                if slave.port == Some(0) {
+                    return Err(invalid(&key("port"), "0 is not a port".into()));
+                }
+                let host = if ip.contains(':') { format!("[{ip}]") } else { ip.clone() };
+                let url = format!("http://{host}:{}", slave.port.unwrap_or(default_port));
+                (ip, url)
+            }
+            (None, Some(url)) if slave.port.is_none() => {
+                let host = crate::model::BaseUrl::parse(&url).map_err(|e| invalid(&key("url"), e))?.host;
+                (host, url.trim_end_matches('/').to_string())
+            }
+            (None, Some(_)) => return Err(invalid(&key("port"), "a slave's `url` names its port".into())),
+            _ => return Err(invalid(&key("ip"), "a slave has an `ip` (and maybe a `port`) or a `url`, one of the two".into())),
+        };
+        slaves.push(crate::federation::Slave { name: slave.name, address, url, token: slave.token });
     }
     Ok(slaves)
 }

@@ -47,7 +47,7 @@ pub struct Versions {
 /// What configures federation (`[federation]` in `gantry.toml`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FederationConfig {
-    /// This daemon reports to this master (`http://host:port`), if set.
+    /// This daemon reports to this master (`http://host:port` or `https://…`), if set.
     pub master: Option<String>,
     /// The name this node reports under (default: the host name).
     pub node_name: String,
@@ -60,6 +60,9 @@ pub struct FederationConfig {
     /// `refresh_interval`.
     pub slaves: Vec<Slave>,
     pub refresh_interval: std::time::Duration,
+    /// A CA whose certificates this daemon trusts, beyond the public ones, when it reaches its
+    /// master or a slave over HTTPS.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// A slave a master pulls: its `/api/info` at `url`, with `token` as a bearer credential if set
@@ -69,7 +72,7 @@ pub struct Slave {
     pub name: String,
     /// As configured (seed 003's `ip`); `/api/slaves/<ip>` finds the slave by it.
     pub address: String,
-    /// `http://address:port`.
+    /// `http://address:port`, or the `url` configured.
     pub url: String,
     pub token: Option<String>,
 }
@@ -84,6 +87,17 @@ impl Default for FederationConfig {
             offline_after: std::time::Duration::from_secs(15),
             slaves: Vec::new(),
             refresh_interval: std::time::Duration::from_secs(5),
+            ca_cert: None,
         }
     }
+}
+
+/// A report or a pull that has not been answered within this has failed (gpustat-web waits 30 s
+/// for its SSH fan-out; an HTTP answer of a few KiB needs far less).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The HTTP client of an agent's reports and a master's pulls, trusting `ca_cert` too. Blocks
+/// (reads the CA file).
+pub fn client(config: &FederationConfig) -> Result<ureq::Agent, crate::tls::TlsError> {
+    crate::tls::agent(config.ca_cert.as_deref(), REQUEST_TIMEOUT)
 }

@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A slave that has not answered within this is down for this pull (gpustat-web waits 30 s for
-/// its SSH fan-out; an HTTP answer of a few KiB needs far less).
-const PULL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A larger answer is refused: an 8-GPU node's is about 6 KiB.
 const MAX_ANSWER: u64 = 4 << 20;
 
@@ -46,9 +43,10 @@ impl Drop for Pulling {
 }
 
 impl Puller {
-    pub fn new(config: &FederationConfig, registry: Arc<Registry>) -> Puller {
+    /// Pulls `config.slaves` with `agent` into `registry`.
+    pub fn new(config: &FederationConfig, agent: ureq::Agent, registry: Arc<Registry>) -> Puller {
         let slaves = config.slaves.iter().map(|slave| Target { slave: slave.clone(), last_finished: tokio::sync::Mutex::new(None) }).collect();
-        Puller { registry, slaves, agent: ureq::AgentBuilder::new().timeout(PULL_TIMEOUT).build(), interval: config.refresh_interval, seq: AtomicU64::new(0) }
+        Puller { registry, slaves, agent, interval: config.refresh_interval, seq: AtomicU64::new(0) }
     }
 
     /// Pulls every slave every interval, if there are any to pull.

@@ -9,8 +9,6 @@ use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a report may take before it counts as failed.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Changes within this of the first are sent together.
 const BATCH: Duration = Duration::from_millis(100);
 
@@ -29,13 +27,15 @@ impl Drop for Reporter {
 }
 
 impl Reporter {
-    /// Starts reporting to `config.master`, if one is configured with a token. `own_url` is where
-    /// this daemon serves; `changes` wakes a report early.
-    pub fn start(config: &FederationConfig, own_url: Option<String>, snapshot: Snapshot, mut changes: tokio::sync::broadcast::Receiver<Event>) -> Option<Reporter> {
+    /// Starts reporting to `config.master` with `agent`, if a master is configured with a token.
+    /// `own_url` is where this daemon serves; `changes` wakes a report early.
+    pub fn start(config: &FederationConfig, agent: ureq::Agent, own_url: Option<String>, snapshot: Snapshot, mut changes: tokio::sync::broadcast::Receiver<Event>) -> Option<Reporter> {
         let (master, token) = (config.master.clone()?, config.token.clone()?);
+        if crate::model::BaseUrl::parse(&master).is_ok_and(|url| !url.secure && !url.is_loopback()) {
+            tracing::warn!(master = %master, "reports and this node's token go to the federation master unencrypted; serve the master over HTTPS (server.tls_cert) and name it https://");
+        }
         let target = format!("{}/api/v1/nodes/{}/report", master.trim_end_matches('/'), config.node_name);
         let interval = config.report_interval;
-        let agent = ureq::AgentBuilder::new().timeout(SEND_TIMEOUT).build();
         let task = tokio::spawn(async move {
             let (mut last_seq, mut failing) = (0u64, false);
             loop {

@@ -1,7 +1,8 @@
 //! The connections of one listener (TCP or the Unix socket): at most `max_connections` served at
-//! once (the rest wait in the kernel's backlog, so file descriptors can't run out), headers read
-//! within `header_timeout` (a half-sent request, or an idle keep-alive connection, is closed
-//! then), and a graceful end that waits a little for answers under way.
+//! once (the rest wait in the kernel's backlog, so file descriptors can't run out), the TLS
+//! handshake where the listener has one and headers each read within `header_timeout` (a
+//! half-sent handshake or request, or an idle keep-alive connection, is closed then), and a
+//! graceful end that waits a little for answers under way.
 
 use super::peer::Peer;
 use axum::extract::ConnectInfo;
@@ -23,8 +24,16 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `stop` resolves; `peer` says who a connection is from.
-pub async fn serve<L: Listener>(mut listener: L, router: Router, peer: fn(&L::Io, &L::Addr) -> Peer, limits: ConnectionLimits, stop: impl Future<Output = ()>) {
+/// Serves `router` on `listener` until `stop` resolves, over TLS if `tls` is given; `peer` says
+/// who a connection is from.
+pub async fn serve<L: Listener>(
+    mut listener: L,
+    router: Router,
+    peer: fn(&L::Io, &L::Addr) -> Peer,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: impl Future<Output = ()>,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -46,14 +55,16 @@ pub async fn serve<L: Listener>(mut listener: L, router: Router, peer: fn(&L::Io
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
+        let (watcher, tls) = (graceful.watcher(), tls.clone());
+        // The handshake is the connection's own: a slow one holds its permit, not the loop.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+            match tls {
+                None => connection(io, service, limits, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => connection(stream, service, limits, watcher).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "a TLS handshake failed"),
+                    Err(_) => tracing::debug!("a TLS handshake took longer than the header timeout"),
+                },
             }
             drop(permit);
         });
@@ -61,5 +72,17 @@ pub async fn serve<L: Listener>(mut listener: L, router: Router, peer: fn(&L::Io
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::debug!("answers still under way at shutdown were cut");
+    }
+}
+
+async fn connection<I, S>(io: I, service: S, limits: ConnectionLimits, watcher: hyper_util::server::graceful::Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response, Error = std::convert::Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let served = hyper::server::conn::http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(served).await {
+        tracing::debug!(error = %e, "connection ended");
     }
 }

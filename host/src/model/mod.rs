@@ -9,6 +9,7 @@
 //! - `status`: counts, queues, runs, progress, usage and events;
 //! - `principal`: who is calling and whose jobs they may touch;
 //! - `time`: the clock and the seeds' timestamp format;
+//! - `base_url`: where another daemon is served;
 //! - `units`: sizes as the seeds write them.
 
 /// A record's number, shown and parsed as just the number (JSON, paths, logs), and kept apart
@@ -43,6 +44,7 @@ macro_rules! number {
 }
 use number;
 
+pub mod base_url;
 pub mod job;
 pub mod principal;
 pub mod rules;
@@ -58,4 +60,5 @@ pub use rules::{Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
 pub use submission::{limits, After, Batch, FieldError, NewJob};
 pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
+pub use base_url::BaseUrl;
 pub use time::{iso_time, now_ms};

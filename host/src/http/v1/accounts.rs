@@ -91,17 +91,19 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .with_state(service)
 }
 
-fn session_cookie(token: &str, max_age_s: u64) -> String {
-    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}")
+/// The session cookie; over HTTPS it is `Secure`, so a browser never sends it in clear.
+fn session_cookie(service: &Service, token: &str, max_age_s: u64) -> String {
+    let secure = if service.server_config().tls.is_some() { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}")
 }
 
 /// A login's answer: the body, and the session cookie.
-fn with_cookie(session: &Issued, body: impl Serialize) -> Response {
-    ([(header::SET_COOKIE, session_cookie(&session.token, session.expires_s))], Json(body)).into_response()
+fn with_cookie(service: &Service, session: &Issued, body: impl Serialize) -> Response {
+    ([(header::SET_COOKIE, session_cookie(service, &session.token, session.expires_s))], Json(body)).into_response()
 }
 
-fn logged_out(status: StatusCode) -> Response {
-    (status, [(header::SET_COOKIE, session_cookie("", 0))]).into_response()
+fn logged_out(service: &Service, status: StatusCode) -> Response {
+    (status, [(header::SET_COOKIE, session_cookie(service, "", 0))]).into_response()
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -137,7 +139,7 @@ struct LoginBody {
 /// Seed 001's answer: `{success, message}`, also for a refused login.
 async fn login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
     match service.login(peer.ip(), body.password, body.username).await.map_err(ApiError::from) {
-        Ok(session) => Ok(with_cookie(&session, LoggedIn { success: true, message: "logged in", token: session.token.clone(), csrf_token: session.csrf.clone() })),
+        Ok(session) => Ok(with_cookie(&service, &session, LoggedIn { success: true, message: "logged in", token: session.token.clone(), csrf_token: session.csrf.clone() })),
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             let message = e.detail_text();
             Ok((StatusCode::UNAUTHORIZED, Json(json!({ "success": false, "message": message, "error": e.code(), "detail": message }))).into_response())
@@ -150,7 +152,7 @@ async fn login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, Bod
 /// only the cookie.
 async fn logout(State(service): Shared, headers: axum::http::HeaderMap) -> ApiResult<Response> {
     service.sign_out(crate::http::gate::credential(&headers)).await?;
-    Ok(logged_out(StatusCode::NO_CONTENT))
+    Ok(logged_out(&service, StatusCode::NO_CONTENT))
 }
 
 async fn register(State(service): Shared, Body(new): Body<NewUser>) -> ApiResult<(StatusCode, Json<User>)> {
@@ -181,7 +183,7 @@ fn tokens_body(access: &Issued, refresh: &str) -> Tokens {
 
 async fn jwt_login(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, FormBody(form): FormBody<FormLogin>) -> ApiResult<Response> {
     let reply = service.jwt_login(peer.ip(), form.username, form.password).await?;
-    Ok(with_cookie(&reply.session, tokens_body(&reply.access, &reply.refresh)))
+    Ok(with_cookie(&service, &reply.session, tokens_body(&reply.access, &reply.refresh)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -200,7 +202,7 @@ async fn jwt_logout(State(service): Shared, headers: axum::http::HeaderMap, body
         service.revoke_refresh(body.refresh_token).await?;
     }
     service.sign_out(crate::http::gate::credential(&headers)).await?;
-    Ok(logged_out(StatusCode::NO_CONTENT))
+    Ok(logged_out(&service, StatusCode::NO_CONTENT))
 }
 
 /// Seed 002's profile, with what the account has used here.
