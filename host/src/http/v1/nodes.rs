@@ -7,6 +7,7 @@ use crate::http::gate::Access::{Admin, Public, Read};
 use crate::http::routes::Routes;
 use crate::http::Peer;
 use crate::model::RunningJob;
+use crate::service::GpuSummary;
 use crate::service::Service;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -24,7 +25,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .post("/api/v1/nodes", Admin, "Issue a node: its token (shown once) goes in the agent's `[federation] token`", add)
         .body::<NewNode>()
         .answers::<IssuedNode>(201)
-        .links(&[(Method::GET, "/api/v1/nodes/{name}"), (Method::GET, "/api/v1/nodes/{name}/jobs"), (Method::DELETE, "/api/v1/nodes/{name}")], "name", "$response.body#/name")
+        .links(&[(Method::GET, "/api/v1/nodes/{name}"), (Method::GET, "/api/v1/nodes/{name}/jobs"), (Method::GET, "/api/v1/nodes/{name}/gpus"), (Method::DELETE, "/api/v1/nodes/{name}")], "name", "$response.body#/name")
         .fails(&[409])
         .get("/api/v1/nodes/{name}", Read, "One node by name, or by the address it reports from", node)
         .path::<String>()
@@ -33,6 +34,10 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/nodes/{name}/jobs", Read, "The jobs running on a node, as its last report has them (without their commands)", node_jobs)
         .path::<String>()
         .answers::<Vec<RunningJob>>(200)
+        .fails(&[404])
+        .get("/api/v1/nodes/{name}/gpus", Read, "A node's GPUs with their processes, as its last report has them", node_gpus)
+        .path::<String>()
+        .answers::<Vec<GpuSummary>>(200)
         .fails(&[404])
         .delete("/api/v1/nodes/{name}", Admin, "Revoke a node's token: its reports are refused from now on", revoke)
         .path::<String>()
@@ -52,6 +57,10 @@ async fn nodes(State(service): Shared) -> Json<Vec<NodeView>> {
 
 async fn node_jobs(State(service): Shared, PathParam(name): PathParam<String>) -> ApiResult<Json<Vec<RunningJob>>> {
     Ok(Json(service.federation_node(&name)?.report.map(|r| r.running).unwrap_or_default()))
+}
+
+async fn node_gpus(State(service): Shared, PathParam(name): PathParam<String>) -> ApiResult<Json<Vec<GpuSummary>>> {
+    Ok(Json(service.federation_node(&name)?.report.map(|r| r.node.gpus).unwrap_or_default()))
 }
 
 async fn node(State(service): Shared, PathParam(name): PathParam<String>) -> ApiResult<Json<NodeView>> {
