@@ -96,7 +96,7 @@ pub struct Started {
     _plugin_watcher: Option<DirWatcher>,
     _rules_watcher: Option<DirWatcher>,
     /// The federation slaves this daemon pulls, if it is configured with any.
-    _pulling: Option<crate::federation::Pulling>,
+    _pulling: Option<crate::federation::Running>,
     /// Reports to the federation master and pulls of slaves go through it.
     federation_client: ureq::Agent,
 }
@@ -251,7 +251,7 @@ pub async fn serve(
 }
 
 /// Reports this node to its federation master, if `[federation]` names one.
-fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -> Option<crate::federation::Reporter> {
+fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -> Option<crate::federation::Running> {
     let config = service.federation_config();
     let snapshot: crate::federation::reporter::Snapshot = {
         let service = service.clone();
@@ -263,7 +263,7 @@ fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -
             })
         })
     };
-    crate::federation::Reporter::start(&config, client, Some(url.to_string()), snapshot, service.job_events())
+    crate::federation::reporter::start(&config, client, Some(url.to_string()), snapshot, service.job_events())
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

@@ -94,27 +94,7 @@ fn agents_report_to_their_master_which_tells_online_stale_and_offline() {
 
 /// Seed 003's documented `/api/info` example, as FlowLine's Python slave answers it (the
 /// document writes `"processes": [...]`; these are the fields that slave fills).
-const SEED_003_INFO: &str = r#"{
-  "timestamp": 1706000000.0,
-  "system": {
-    "hostname": "gpu-server-1",
-    "cpu_model": "Intel(R) Xeon(R) CPU E5-2680 v4",
-    "cpu_cores": 28,
-    "memory": {"total": 128.0, "used": 45.2, "percent": 35.3},
-    "swap": {"total": 16.0, "used": 2.1, "percent": 13.1}
-  },
-  "gpus": [
-    {
-      "id": 0,
-      "name": "NVIDIA GeForce RTX 3090",
-      "memory": {"total": 24576, "used": 8192, "free": 16384},
-      "utilization": 45,
-      "temperature": 65,
-      "power": {"current": 180.5, "max": 350.0},
-      "processes": [{"pid": 4242, "name": "python", "username": "Host Process", "start_time": "N/A", "elapsed_time": "N/A", "memory_mb": 8000.4, "cmdline": "python train.py"}]
-    }
-  ]
-}"#;
+const SEED_003_INFO: &str = include_str!("../data/seed003_info.json");
 
 /// A FlowLine slave on loopback: answers every `GET /api/info` with [`SEED_003_INFO`] after
 /// `delay`, and counts them.

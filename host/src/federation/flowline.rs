@@ -178,29 +178,9 @@ mod tests {
     use super::*;
 
     /// Seed 003's example answer, as its document gives it (with `processes` as FlowLine's slave
-    /// fills them, where the document writes `[...]`).
+    /// fills them, where the document writes `[...]`); the end-to-end tests serve the same file.
     fn seed_example() -> Value {
-        json!({
-          "timestamp": 1706000000.0,
-          "system": {
-            "hostname": "gpu-server-1",
-            "cpu_model": "Intel(R) Xeon(R) CPU E5-2680 v4",
-            "cpu_cores": 28,
-            "memory": {"total": 128.0, "used": 45.2, "percent": 35.3},
-            "swap": {"total": 16.0, "used": 2.1, "percent": 13.1}
-          },
-          "gpus": [
-            {
-              "id": 0,
-              "name": "NVIDIA GeForce RTX 3090",
-              "memory": {"total": 24576, "used": 8192, "free": 16384},
-              "utilization": 45,
-              "temperature": 65,
-              "power": {"current": 180.5, "max": 350.0},
-              "processes": [{"pid": 4242, "name": "python", "username": "Host Process", "start_time": "N/A", "elapsed_time": "N/A", "memory_mb": 8000.4, "cmdline": "python train.py"}]
-            }
-          ]
-        })
+        serde_json::from_str(include_str!("../../../tests/data/seed003_info.json")).expect("the seed's example")
     }
 
     #[test]

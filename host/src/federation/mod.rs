@@ -17,9 +17,8 @@ pub mod puller;
 pub mod registry;
 pub mod reporter;
 
-pub use puller::{Puller, Pulling};
+pub use puller::Puller;
 pub use registry::{NodeStatus, NodeView, Registry, RegistryError, Report, Via};
-pub use reporter::Reporter;
 
 use crate::gpu::{DriverInfo, GpuSummary};
 use crate::host_info::HostInfo;
@@ -100,4 +99,15 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// (reads the CA file).
 pub fn client(config: &FederationConfig) -> Result<ureq::Agent, crate::tls::TlsError> {
     crate::tls::agent(config.ca_cert.as_deref(), REQUEST_TIMEOUT)
+}
+
+/// A federation loop (reports, pulls) running on the daemon's runtime; dropping it stops it.
+pub struct Running {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -5,7 +5,7 @@
 //! a flood of refreshes is never more than one request per slave at a time.
 
 use super::flowline::node_of_info;
-use super::{FederationConfig, Registry, Report, Slave};
+use super::{FederationConfig, Registry, Report, Running, Slave};
 use crate::model::Counts;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,17 +31,6 @@ struct Target {
     last_finished: tokio::sync::Mutex<Option<Instant>>,
 }
 
-/// The pulling task; dropping it stops the pulls.
-pub struct Pulling {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Pulling {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Puller {
     /// Pulls `config.slaves` with `agent` into `registry`.
     pub fn new(config: &FederationConfig, agent: ureq::Agent, registry: Arc<Registry>) -> Puller {
@@ -50,7 +39,7 @@ impl Puller {
     }
 
     /// Pulls every slave every interval, if there are any to pull.
-    pub fn start(self: &Arc<Self>) -> Option<Pulling> {
+    pub fn start(self: &Arc<Self>) -> Option<Running> {
         if self.slaves.is_empty() {
             return None;
         }
@@ -61,7 +50,7 @@ impl Puller {
                 tokio::time::sleep(puller.interval).await;
             }
         });
-        Some(Pulling { task })
+        Some(Running { task })
     }
 
     /// Whether `name` is a slave this master pulls.
