@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # What the tests need beyond Rust: the tools the shared-server tests use to make throwaway Unix
-# users and act as them, openssl for the TLS tests' certificates, and the browser the dashboard
-# tests drive (Chromium and its WebDriver, whose versions Debian's packages keep in step). Installs what is missing where it can (root with
-# apt, as in CI); elsewhere the tests that need a tool fail and name the package.
+# users and act as them, openssl for the TLS tests' certificates, iproute2 for the partition
+# test's network namespaces, and the browser the dashboard tests drive (Chromium and its
+# WebDriver, whose versions Debian's packages keep in step). Installs what is missing where it can
+# (root with apt, as in CI); elsewhere the tests that need a tool fail and name the package.
 set -euo pipefail
 missing=()
-for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux prlimit:util-linux getent:libc-bin mkfifo:coreutils openssl:openssl chromium:chromium chromedriver:chromium-driver; do
+for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux prlimit:util-linux getent:libc-bin mkfifo:coreutils openssl:openssl ip:iproute2 chromium:chromium chromedriver:chromium-driver; do
   tool=${pair%%:*} package=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
 done

@@ -352,3 +352,159 @@ fn masters_agents_and_slaves_speak_https_trusting_the_labs_ca() {
     assert_eq!(code, 200);
     assert!(cookie.as_deref().is_some_and(|c| c.contains("HttpOnly") && c.ends_with("; Secure")), "{cookie:?}");
 }
+
+/// Two network namespaces joined by a veth pair, with addresses that exist only inside them
+/// (10.77.0.1 for a master, 10.77.0.2 for an agent); removed on drop. Needs root and iproute2.
+struct Link {
+    master_ns: String,
+    agent_ns: String,
+    agent_if: String,
+}
+
+impl Link {
+    fn new() -> Link {
+        // SAFETY: geteuid has no failure and touches no memory.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "the partition test makes network namespaces (ip netns), which needs root: run it as root, as CI does");
+        let id = std::process::id();
+        let link = Link { master_ns: format!("gantry-m{id}"), agent_ns: format!("gantry-a{id}"), agent_if: format!("gva{id}") };
+        let master_if = format!("gvm{id}");
+        for args in [
+            vec!["netns", "add", &link.master_ns],
+            vec!["netns", "add", &link.agent_ns],
+            vec!["link", "add", &master_if, "type", "veth", "peer", "name", &link.agent_if],
+            vec!["link", "set", &master_if, "netns", &link.master_ns],
+            vec!["link", "set", &link.agent_if, "netns", &link.agent_ns],
+            vec!["-n", &link.master_ns, "addr", "add", "10.77.0.1/30", "dev", &master_if],
+            vec!["-n", &link.agent_ns, "addr", "add", "10.77.0.2/30", "dev", &link.agent_if],
+            vec!["-n", &link.master_ns, "link", "set", "lo", "up"],
+            vec!["-n", &link.agent_ns, "link", "set", "lo", "up"],
+            vec!["-n", &link.master_ns, "link", "set", &master_if, "up"],
+            vec!["-n", &link.agent_ns, "link", "set", &link.agent_if, "up"],
+        ] {
+            ip(&args);
+        }
+        link
+    }
+
+    /// The agent's side of the link goes down, or comes back.
+    fn set_agent_link(&self, up: bool) {
+        ip(&["-n", &self.agent_ns, "link", "set", &self.agent_if, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for ns in [&self.master_ns, &self.agent_ns] {
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("ip: {e}; install iproute2 (apt-get install -y iproute2, as tests/deps.sh does)"));
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), crate::stderr(&out));
+}
+
+/// A daemon serving inside a network namespace; the test reaches it over its Unix socket.
+struct Namespaced<'a> {
+    gantry: &'a Gantry,
+    child: std::process::Child,
+}
+
+impl<'a> Namespaced<'a> {
+    fn serve(gantry: &'a Gantry, ns: &str, config: &str, listen: &str, gpus: &str) -> Namespaced<'a> {
+        let path = gantry.state.path().join("gantry.toml");
+        std::fs::write(&path, config).expect("write config");
+        let log = std::fs::File::create(gantry.state.path().join("daemon.log")).expect("daemon log");
+        let command = gantry.command();
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(command.get_program())
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .arg("--config")
+            .arg(&path)
+            .args(["serve", "--listen", listen, "--simulate", gpus])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("ip netns exec gantry serve");
+        gantry.daemon_url();
+        Namespaced { gantry, child }
+    }
+
+    /// `gantry api METHOD PATH [-d BODY]` over the daemon's socket, as JSON.
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let socket = self.gantry.state.path().join("gantry.sock");
+        let mut command = self.gantry.command();
+        command.arg("--socket").arg(&socket).args(["api", method, path]);
+        if let Some(body) = body {
+            command.args(["-d", &body.to_string()]);
+        }
+        let out = command.output().expect("gantry api");
+        assert!(out.status.success(), "{method} {path}: {}{}", crate::stderr(&out), self.gantry.daemon_log());
+        serde_json::from_str(&crate::stdout(&out)).unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", crate::stdout(&out)))
+    }
+
+    fn wait(&self, path: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let seen = self.api("GET", path, None);
+            if check(&seen) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "{path} after {limit:?}: {seen:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Namespaced<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        crate::kill_leftovers(self.gantry.state.path());
+    }
+}
+
+#[test]
+fn a_partitioned_agent_keeps_its_jobs_and_the_master_sees_it_again_when_the_link_returns() {
+    let link = Link::new();
+    // The namespaces' addresses are reached by nothing but this test.
+    let open = "[auth]\nallow_open_network = true\n";
+    let (m, a) = (Gantry::new(), Gantry::new());
+    let master = Namespaced::serve(&m, &link.master_ns, &format!("{FAST}{open}[federation]\noffline_after_s = 3\n"), "10.77.0.1:7070", "1");
+    let token = master.api("POST", "/api/v1/nodes", Some(json!({ "name": "a1" })))["token"].as_str().expect("token").to_string();
+    let agent_config = format!("{FAST}{open}[federation]\nmaster = \"http://10.77.0.1:7070\"\nnode_name = \"a1\"\ntoken = \"{token}\"\nreport_interval_s = 0.5\n");
+    let agent = Namespaced::serve(&a, &link.agent_ns, &agent_config, "10.77.0.2:7070", "2");
+
+    let first = agent.api("POST", "/api/v1/jobs", Some(json!({ "commands": ["sleep 120"] })))["ids"][0].as_u64().expect("job id");
+    let seen = master.wait("/api/v1/nodes/a1", Duration::from_secs(15), |n| n["status"] == "online" && n["report"]["jobs"]["running"] == 1);
+    assert_eq!(seen["address"], "10.77.0.2", "{seen:#}");
+
+    // The link goes: the master tells stale, then offline; the agent runs its job and starts
+    // another, on its own.
+    link.set_agent_link(false);
+    master.wait("/api/v1/nodes/a1", Duration::from_secs(5), |n| n["status"] == "stale");
+    master.wait("/api/v1/nodes/a1", Duration::from_secs(8), |n| n["status"] == "offline");
+    let second = agent.api("POST", "/api/v1/jobs", Some(json!({ "commands": ["sleep 120"] })))["ids"][0].as_u64().expect("job id");
+    agent.wait(&format!("/api/v1/jobs/{second}"), Duration::from_secs(20), |j| j["state"] == "running");
+    assert_eq!(agent.api("GET", &format!("/api/v1/jobs/{first}"), None)["state"], "running", "the partition touched a local job");
+    // A report under way when the link went rides a pooled connection and fails at its 5 s
+    // timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.daemon_log().contains("a report to the federation master failed") {
+        assert!(Instant::now() < deadline, "the agent never said its reports fail: {}", a.daemon_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Back: the master's view is whole again with the agent's next report — both jobs.
+    link.set_agent_link(true);
+    let back = master.wait("/api/v1/nodes/a1", Duration::from_secs(15), |n| n["status"] == "online" && n["report"]["jobs"]["running"] == 2);
+    let running: Vec<u64> = back["report"]["running"].as_array().expect("running").iter().filter_map(|j| j["id"].as_u64()).collect();
+    assert_eq!(running.len(), 2, "{back:#}");
+    assert!(running.contains(&first) && running.contains(&second), "{running:?}");
+    assert!(a.daemon_log().contains("reports reach the federation master again"), "{}", a.daemon_log());
+    for id in [first, second] {
+        agent.api("POST", &format!("/api/v1/jobs/{id}/cancel"), None);
+    }
+}

@@ -329,7 +329,7 @@ pub fn processes_with_env(wanted: &str) -> Vec<i32> {
 
 /// Kills every process whose environment names this state directory (the daemon's shims), and
 /// the process group of every job its shims recorded (jobs get none of the daemon's environment).
-fn kill_leftovers(state: &Path) {
+pub fn kill_leftovers(state: &Path) {
     for pid in processes_with_env(&format!("GANTRY_STATE_DIR={}", state.display())) {
         // SAFETY: signalling a process found above; no memory is involved.
         unsafe { libc::kill(pid, libc::SIGKILL) };
