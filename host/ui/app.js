@@ -10,6 +10,12 @@ const live = document.getElementById("live");
 
 // ---- small helpers ---------------------------------------------------------------------------
 
+// What a list of children puts on the page: absent ones (null, false) are skipped, not written.
+const shown = (children) => children.flat(Infinity).filter((child) => child != null && child !== false);
+
+// Replaces an element's children as h() takes them.
+const fill = (node, ...children) => node.replaceChildren(...shown(children));
+
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -18,10 +24,7 @@ function h(tag, attrs = {}, ...children) {
     else if (name === "class") node.className = value;
     else node.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat(Infinity)) {
-    if (child == null || child === false) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
+  for (const child of shown(children)) node.append(child instanceof Node ? child : String(child));
   return node;
 }
 
@@ -395,7 +398,7 @@ async function jobPage(id, root) {
     const act = (verb) => h("button", { class: "plain", onclick: async () => {
       try { await api("POST", `/api/v1/jobs/${job.id}/${verb}`); message.textContent = `${verb}: done`; draw(); } catch (error) { showError(message, error); }
     } }, verb);
-    view.replaceChildren(
+    fill(view,
       h("p", {}, h("span", { class: `state-${job.state}`, id: "job-state" }, job.state), " · queue ", job.queue, " · owner ", job.spec.owner ?? "", " · submitted ", time(job.submitted_ms)),
       job.reason ? h("p", { class: "muted" }, job.reason) : null,
       job.redacted ? h("p", { class: "muted" }, "Not yours: its commands, environment and log are not shown.") : h("pre", { class: "log" }, job.spec.commands.join("\n")),
@@ -615,7 +618,7 @@ async function nodesPage(_, root) {
       report ? h("div", { class: "cards" }, report.node.gpus.map((g) => gpuCard(g, [], new Map()))) : null);
   };
   const draw = () => list.replaceChildren(...[...nodes.values()].map(section));
-  root.replaceChildren(h("h1", {}, "Nodes"),
+  fill(root, h("h1", {}, "Nodes"),
     nodes.size === 0 ? h("p", { class: "muted" }, "No nodes report here: issue one with `gantry node add NAME` and give it the printed [federation] section.") : null, list);
   draw();
   on(root, "node", (view) => { nodes.set(view.name, { view, heard: Date.now() }); draw(); });

@@ -107,6 +107,13 @@ impl Browser {
         }
     }
 
+    /// The page's text has no line that is only "null" (an absent part written out).
+    fn assert_no_null(&self) {
+        let text = self.js("return document.body.innerText;", json!([]));
+        let text = text.as_str().unwrap_or_default();
+        assert!(!text.lines().any(|line| line.trim() == "null"), "the page shows a bare null: {text}");
+    }
+
     fn text_of(&self, selector: &str) -> String {
         self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([selector])).as_str().unwrap_or_default().to_string()
     }
@@ -208,6 +215,7 @@ fn a_job_submitted_from_the_form_runs_and_its_log_appears_live() {
     browser.wait_text("#log", "first-line");
     browser.wait_text("#log", "second-line");
     browser.wait_text("#job-state", "succeeded");
+    browser.assert_no_null();
     let id: u64 = href.rsplit('/').next().and_then(|n| n.parse().ok()).expect("job id");
     assert_eq!(d.job(id)["spec"]["commands"][0], "echo first-line; sleep 1; echo second-line");
 }
@@ -350,4 +358,27 @@ fn a_masters_nodes_page_shows_each_node_live_and_when_it_goes_quiet() {
     agent.crash();
     browser.wait_text("[data-node='a1']", "stale");
     browser.wait_text("[data-node='a1']", "offline");
+}
+
+#[test]
+fn a_pulled_slave_shows_on_the_nodes_page_with_why_its_pull_fails() {
+    let a = Gantry::new();
+    let mut agent = a.serve(FAST, &["--simulate", "2xA100"]);
+    let port = agent.url.rsplit(':').next().expect("port").to_string();
+    let m = Gantry::new();
+    let config = format!(
+        "{FAST}[federation]\nrefresh_interval_s = 0.5\noffline_after_s = 3\n[[federation.slaves]]\nname = \"p1\"\nip = \"127.0.0.1\"\nport = {port}\ntoken = \"{}\"\n",
+        agent.token.as_deref().expect("local token")
+    );
+    let master = m.serve(&config, &["--simulate", "1"]);
+    let browser = Browser::start("pulled");
+    dashboard(&browser, &master, "nodes");
+    browser.wait_text("[data-node='p1']", "pulled");
+    browser.wait_for("p1's two GPU cards", "return document.querySelectorAll(\"[data-node='p1'] [data-gpu]\").length;", |v| (v.as_u64() == Some(2)).then_some(()));
+    // The slave goes away: the page says why as the next pull fails, then ages the node.
+    agent.crash();
+    let said = browser.wait_text("[data-node='p1']", "last pull failed");
+    assert!(said.contains("127.0.0.1") && said.matches("/api/info").count() == 1, "{said}");
+    browser.assert_no_null();
+    browser.wait_text("[data-node='p1']", "offline");
 }

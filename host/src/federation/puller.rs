@@ -104,7 +104,8 @@ fn fetch(agent: &ureq::Agent, slave: &Slave) -> Result<super::Node, String> {
     let response = request.call().map_err(|e| match e {
         ureq::Error::Status(code @ (401 | 403), _) => format!("{url} answered {code}: set this slave's `token` to a credential it takes (a gantry daemon's local token, secret or API token)"),
         ureq::Error::Status(code, _) => format!("{url} answered {code}"),
-        ureq::Error::Transport(t) => format!("{url}: {t}"),
+        // Its message starts with the URL.
+        ureq::Error::Transport(t) => t.to_string(),
     })?;
     let mut body = Vec::new();
     response.into_reader().take(MAX_ANSWER + 1).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;

@@ -196,19 +196,23 @@ impl Registry {
     }
 
     /// What a pull of a slave brought: its report, or why there is none (the last good report
-    /// stays, and ages). A name not pulled is ignored.
+    /// stays, and ages). Live views hear of a report, and of an error when it changes (a slave
+    /// that stays down is not news every interval). A name not pulled is ignored.
     pub fn pulled(&self, name: &str, result: Result<Report, String>) {
         let mut pulled = self.pulled.lock();
         let Some(slave) = pulled.get_mut(name) else { return };
-        match result {
+        let news = match result {
             Ok(report) => {
                 slave.error = None;
                 let address = slave.address.clone();
-                drop(pulled);
                 self.seen.lock().insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
-                let _ = self.reported.send(name.to_string());
+                true
             }
-            Err(error) => slave.error = Some(error),
+            Err(error) => slave.error.replace(error.clone()).is_none_or(|before| before != error),
+        };
+        drop(pulled);
+        if news {
+            let _ = self.reported.send(name.to_string());
         }
     }
 
@@ -303,8 +307,12 @@ mod tests {
         let registry = Registry::open(dir.path(), Duration::from_secs(15), std::slice::from_ref(&slave)).expect("open");
         let listed = registry.node("10.1.2.3").expect("by its configured address");
         assert_eq!((listed.via, listed.status, listed.report.is_none()), (Via::Pull, NodeStatus::Offline, true));
+        let mut heard = registry.subscribe();
         registry.pulled("GPU server 1", Ok(report(1)));
         registry.pulled("GPU server 1", Err("connection refused".into()));
+        registry.pulled("GPU server 1", Err("connection refused".into()));
+        let news: Vec<String> = std::iter::from_fn(|| heard.try_recv().ok()).collect();
+        assert_eq!(news.len(), 2, "a report and the first error, not the same error again: {news:?}");
         let seen = registry.node("GPU server 1").expect("by name");
         assert_eq!((seen.status, seen.report.map(|r| r.seq), seen.error.as_deref()), (NodeStatus::Online, Some(1), Some("connection refused")));
         registry.pulled("GPU server 1", Ok(report(2)));
