@@ -3,20 +3,24 @@
 reporting every second) and AGENTS-1 synthetic ones posting the same report with their own
 tokens every second. Prints the master's CPU and memory, the bytes of one report, the real
 agent's CPU per report, and the time from a job's start on the agent to the `node` event on the
-master's event stream (p50, p99 over JOBS jobs). Results go to docs/BENCHMARKS.md.
+master's event stream (p50, p99 over JOBS jobs). With --tls the master serves HTTPS with a
+certificate of a CA made here by openssl, which the agents trust; the synthetic agents make a
+new connection (a full handshake) for every report, the real one keeps its connection. Results
+go to docs/BENCHMARKS.md.
 
-    python3 bench/federation.py [AGENTS] [JOBS]
+    python3 bench/federation.py [AGENTS] [JOBS] [--tls]
 """
-import json, os, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import json, os, shutil, signal, ssl, subprocess, sys, tempfile, threading, time, urllib.request
 
 from common import cpu_seconds, free_port, machine, rss_mib
 
-AGENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+TLS = "--tls" in sys.argv[1:]
+AGENTS = int(ARGS[0]) if len(ARGS) > 0 else 50
+JOBS = int(ARGS[1]) if len(ARGS) > 1 else 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = f"{ROOT}/target/release/gantry"
-
-
+CONTEXT = None
 
 
 def call(url, method="GET", body=None, token=None):
@@ -24,13 +28,24 @@ def call(url, method="GET", body=None, token=None):
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=30, context=CONTEXT if url.startswith("https://") else None) as r:
         text = r.read()
         return json.loads(text) if text else None
 
 
-
-
+def lab_ca(top):
+    """A CA and a certificate it signed for 127.0.0.1; the [server] section that serves it."""
+    d = f"{top}/tls"
+    os.makedirs(d)
+    open(f"{d}/ca.cnf", "w").write("[req]\ndistinguished_name = dn\nx509_extensions = ca\nprompt = no\n[dn]\nCN = bench CA\n[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n")
+    open(f"{d}/leaf.cnf", "w").write("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = 127.0.0.1\n")
+    open(f"{d}/leaf.ext", "w").write("basicConstraints = CA:FALSE\nsubjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (["req", "-x509", "-config", "ca.cnf", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1"],
+                 ["req", "-new", "-config", "leaf.cnf", *ec, "-keyout", "key.pem", "-out", "leaf.csr"],
+                 ["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "leaf.ext", "-out", "cert.pem"]):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    return f"{d}/ca.pem", f"[server]\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/key.pem\"\n"
 
 
 def daemon(state, port, config, simulate):
@@ -40,19 +55,27 @@ def daemon(state, port, config, simulate):
     proc = subprocess.Popen([BIN, "--config", f"{state}/gantry.toml", "serve", "--listen", f"127.0.0.1:{port}", "--simulate", simulate], env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     while not os.path.exists(f"{state}/daemon.json"):
         time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}", open(f"{state}/local.token").read().strip()
+    time.sleep(0.2)
+    url = json.load(open(f"{state}/daemon.json"))["url"]
+    return proc, url, open(f"{state}/local.token").read().strip()
 
 
 def main():
+    global CONTEXT
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     top = tempfile.mkdtemp()
     procs = []
     try:
-        master, murl, mtoken = daemon(f"{top}/master", free_port(), "[federation]\noffline_after_s = 15\n", "1")
+        server, trust = "", ""
+        if TLS:
+            ca, server = lab_ca(top)
+            CONTEXT = ssl.create_default_context(cafile=ca)
+            trust = f"ca_cert = \"{ca}\"\n"
+        master, murl, mtoken = daemon(f"{top}/master", free_port(), f"{server}[federation]\noffline_after_s = 15\n", "1")
         procs.append(master)
         tokens = {f"n{i:02d}": call(f"{murl}/api/v1/nodes", "POST", {"name": f"n{i:02d}"}, mtoken)["token"] for i in range(AGENTS)}
         agent, aurl, atoken = daemon(f"{top}/agent", free_port(),
-                                     f"[gpu]\nsample_interval_ms = 1000\n[federation]\nmaster = \"{murl}\"\nnode_name = \"n00\"\ntoken = \"{tokens['n00']}\"\nreport_interval_s = 1\n", "8xH100")
+                                     f"[gpu]\nsample_interval_ms = 1000\n[federation]\nmaster = \"{murl}\"\nnode_name = \"n00\"\ntoken = \"{tokens['n00']}\"\nreport_interval_s = 1\n{trust}", "8xH100")
         procs.append(agent)
         while (call(f"{murl}/api/v1/nodes/n00", token=mtoken) or {}).get("status") != "online":
             time.sleep(0.1)
@@ -83,7 +106,7 @@ def main():
         seen = []
         def listen():
             req = urllib.request.Request(f"{murl}/api/v1/events", headers={"Authorization": f"Bearer {mtoken}"})
-            with urllib.request.urlopen(req, timeout=600) as stream:
+            with urllib.request.urlopen(req, timeout=600, context=CONTEXT if murl.startswith("https://") else None) as stream:
                 kind = None
                 for raw in stream:
                     line = raw.decode().rstrip("\n")
@@ -119,7 +142,7 @@ def main():
         stop.set()
         delays.sort()
         pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
-        print(f"machine: {machine()}")
+        print(f"machine: {machine()}; master over {'HTTPS' if TLS else 'HTTP'}")
         print(f"{AGENTS} agents reporting every second ({online} online); one report (8 GPUs): {size} bytes of JSON")
         print(f"master: {100 * master_cpu:.1f} % of a core, RSS {rss_mib(master.pid):.0f} MiB; the real agent: {100 * agent_cpu:.2f} % of a core ({1000 * agent_cpu:.1f} ms of CPU per report and its sampling)")
         print(f"job start on the agent → node event on the master's stream: p50 {pick(0.5):.0f} ms, p99 {pick(0.99):.0f} ms, max {delays[-1]:.0f} ms over {len(delays)} of {JOBS} jobs")
