@@ -139,6 +139,8 @@ const SETTINGS: &[Setting] = &[
         description: "Unless this is a system daemon (jobs run as their submitter), let web accounts that are not admins submit jobs, which run as the daemon's user",
     },
     Setting { name: "privacy", key: Some(("auth", "privacy")), kind: Kind::Text, warning: None, description: "closed: users see that others' jobs exist, not their commands, environments or logs; open: everyone sees everything" },
+    Setting { name: "tls-cert", key: Some(("server", "tls_cert")), kind: Kind::Text, warning: Some("set with tls-key; clients then name this daemon https://"), description: "Certificate chain (PEM) the TCP listener serves HTTPS with" },
+    Setting { name: "tls-key", key: Some(("server", "tls_key")), kind: Kind::Text, warning: Some("set with tls-cert"), description: "Private key (PEM) of tls-cert" },
     Setting { name: "cors-origins", key: Some(("server", "cors_origins")), kind: Kind::Texts, warning: None, description: "Origins a browser may call the API from (* for any)" },
     Setting { name: "max-body-kib", key: Some(("server", "max_body_kib")), kind: Kind::Count, warning: None, description: "Largest request body accepted, KiB" },
     Setting { name: "policy", key: Some(("plugins", "policy")), kind: Kind::Text, warning: None, description: "The GPU selection policy plugin" },
@@ -167,6 +169,8 @@ pub fn settings_json(config: &Config) -> Value {
             "allow-register" => json!(config.auth.allow_register),
             "accounts-may-submit" => json!(config.auth.accounts_may_submit),
             "privacy" => json!(config.auth.privacy),
+            "tls-cert" => json!(config.server.tls.as_ref().map(|t| &t.cert)),
+            "tls-key" => json!(config.server.tls.as_ref().map(|t| &t.key)),
             "cors-origins" => json!(config.server.cors_origins),
             "max-body-kib" => json!(config.server.max_body_bytes / 1024),
             "policy" => json!(config.plugins.policy),
@@ -455,5 +459,19 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         file.put_settings(&obj(json!({"secret": "s3cret"})), &config).expect("secret");
         assert_eq!(std::fs::metadata(file.path()).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn tls_is_set_as_a_certificate_and_its_key_together() {
+        let (_dir, file) = file("[server]\nlisten = \"127.0.0.1:7070\"\n");
+        let current = file.load(&Config::defaults()).expect("load");
+        let before = std::fs::read_to_string(file.path()).expect("read");
+        let err = file.put_settings(&obj(json!({"tls-cert": "/etc/gantry/cert.pem"})), &current).expect_err("a certificate alone");
+        assert!(err.to_string().contains("server.tls_key"), "{err}");
+        assert_eq!(std::fs::read_to_string(file.path()).expect("read"), before, "a refused edit leaves the file");
+        let (config, change) = file.put_settings(&obj(json!({"tls-cert": "/etc/gantry/cert.pem", "tls-key": "/etc/gantry/key.pem"})), &current).expect("both");
+        assert_eq!(change.requires_restart, vec!["tls-cert".to_string(), "tls-key".to_string()]);
+        assert_eq!(settings_json(&config)["tls-key"]["value"], json!("/etc/gantry/key.pem"));
+        assert_eq!(settings_json(&current)["tls-cert"]["value"], json!(null));
     }
 }

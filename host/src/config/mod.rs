@@ -254,6 +254,8 @@ impl Config {
             return Err(invalid("server.log_level", format!("'{log_level}' is not one of {}", LOG_LEVELS.join(", "))));
         }
         let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (Some(cert), _) if cert.as_os_str().is_empty() => return Err(invalid("server.tls_cert", "is empty: name the certificate's file, or leave the key out".into())),
+            (_, Some(key)) if key.as_os_str().is_empty() => return Err(invalid("server.tls_key", "is empty: name the key's file, or leave the key out".into())),
             (Some(cert), Some(key)) => Some(TlsFiles { cert: resolve(cert), key: resolve(key) }),
             (None, None) => None,
             (Some(_), None) => return Err(invalid("server.tls_key", "a certificate (server.tls_cert) needs its private key".into())),
@@ -373,6 +375,7 @@ mod tests {
             ("[federation]\nmaster = \"gpu1:7070\"\ntoken = \"t\"\n", "federation.master"),
             ("[server]\ntls_cert = \"c.pem\"\n", "server.tls_key"),
             ("[server]\ntls_key = \"k.pem\"\n", "server.tls_cert"),
+            ("[server]\ntls_cert = \"\"\ntls_key = \"k.pem\"\n", "server.tls_cert"),
         ] {
             let err = parse(text).expect_err("refused").to_string();
             assert!(err.contains(key), "{key}: {err}");
