@@ -255,8 +255,7 @@ fn slaves(raw: Vec<super::raw::RawSlave>, default_port: u16, invalid: Invalid<'_
                 if slave.port == Some(0) {
                     return Err(invalid(&key("port"), "0 is not a port".into()));
                 }
-                let host = if ip.contains(':') { format!("[{ip}]") } else { ip.clone() };
-                let url = format!("http://{host}:{}", slave.port.unwrap_or(default_port));
+                let url = crate::model::BaseUrl { secure: false, host: ip.clone(), port: Some(slave.port.unwrap_or(default_port)) }.url();
                 (ip, url)
             }
             (None, Some(url)) if slave.port.is_none() => {

@@ -46,6 +46,11 @@ impl BaseUrl {
         format!("{host}:{}", self.port.unwrap_or(if self.secure { 443 } else { 80 }))
     }
 
+    /// `http://authority` or `https://authority`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.secure { "https" } else { "http" }, self.authority())
+    }
+
     /// This machine: a loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -62,6 +67,7 @@ mod tests {
         assert_eq!((url.secure, url.host.as_str(), url.port, url.authority()), (true, "fe80::2", Some(7443), "[fe80::2]:7443".to_string()));
         assert_eq!(BaseUrl::parse("http://gpu1.lab").expect("valid").authority(), "gpu1.lab:80");
         assert_eq!(BaseUrl::parse("https://gpu1.lab").expect("valid").authority(), "gpu1.lab:443");
+        assert_eq!(BaseUrl { secure: false, host: "fe80::1".into(), port: Some(5001) }.url(), "http://[fe80::1]:5001");
         for bad in ["gpu1:7070", "ftp://h", "http://", "http://h:1/api", "http://u@h", "http://h:0", "http://h:port", "http://[::1"] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
