@@ -182,7 +182,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     };
     let puller = Arc::new(crate::federation::Puller::new(&config.federation, federation_client.clone(), nodes.clone()));
     let pulling = puller.start();
-    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller }));
+    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller, fleet: federation_client.clone() }));
     Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client })
 }
 
@@ -263,7 +263,8 @@ fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -
             })
         })
     };
-    crate::federation::reporter::start(&config, client, Some(url.to_string()), snapshot, service.job_events())
+    let contact = crate::federation::reporter::Contact { url: Some(url.to_string()), master_key: service.master_key().map(str::to_string) };
+    crate::federation::reporter::start(&config, client, contact, snapshot, service.job_events())
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

@@ -430,3 +430,89 @@ fn web_accounts_submit_on_a_system_daemon_only_once_bound_to_a_unix_user() {
     let (_, _, log) = d.call("GET", &format!("/api/v1/jobs/{id}/log"), &[("Authorization", &user)], None, None);
     assert_eq!(log["data"].as_str().map(str::trim), Some(ada.uid.to_string().as_str()), "{log}");
 }
+
+/// `submitted job NODE:ID`, as a submission through a federation master prints it.
+fn submitted_on(out: &Output) -> (String, u64) {
+    assert!(out.status.success(), "submit: {}", stderr(out));
+    let text = stdout(out);
+    let remote = text.trim().strip_prefix("submitted job ").and_then(|r| r.rsplit_once(':'));
+    remote.and_then(|(node, id)| Some((node.to_string(), id.parse().ok()?))).unwrap_or_else(|| panic!("not a submission on a node: {text}"))
+}
+
+/// A group's servers under one master (issue 16): its users submit, read logs and cancel on the
+/// other servers through the master, each as their own Unix user there; the master is no
+/// superuser there (not root, not another user), and a node that did not opt in is not acted on.
+#[test]
+fn through_their_master_users_act_on_other_nodes_as_themselves_and_the_master_is_no_superuser() {
+    require_root();
+    let (ada, bob) = (User::create(&[]), User::create(&[]));
+    let shared = open_dir();
+    let m = Gantry::new();
+    let master_socket = shared.path().join("master.sock");
+    let master = system_daemon(&m, &master_socket, "1", "");
+    let mut agents = Vec::new();
+    for (name, accepts) in [("a1", true), ("a2", true), ("a3", false)] {
+        let token = crate::federation::issue(&master, name);
+        let g = Gantry::new();
+        let config = format!("\n[federation]\nmaster = \"{}\"\nnode_name = \"{name}\"\ntoken = \"{token}\"\nreport_interval_s = 0.3\naccept_from_master = {accepts}\n", master.url);
+        let daemon = system_daemon(&g, &shared.path().join(format!("{name}.sock")), "1xRTX4090", &config);
+        agents.push((g, daemon));
+    }
+    let node = |name: &str| master.get(&format!("/api/v1/nodes/{name}"));
+    let wait_node = |name: &str, check: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let seen = node(name);
+            if check(&seen) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "node {name}: {seen:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (name, accepts) in [("a1", true), ("a2", true), ("a3", false)] {
+        let seen = wait_node(name, &|n| n["status"] == "online");
+        assert_eq!(seen["accepts_actions"], accepts, "{seen:#}");
+    }
+    let views = master.get("/api/v1/nodes").to_string();
+    assert!(!views.contains("gtm_"), "a node's key shows in the master's views: {views}");
+
+    // Ada fills a1's GPU; then a job for any node with room goes to a2 (a3 did not opt in), and
+    // runs there as Ada.
+    let (node_of_filler, filler) = submitted_on(&ada.gantry(&master_socket, &["submit", "--node", "a1", "--mem", "20G", "--", "sleep 60"]));
+    assert_eq!(node_of_filler, "a1");
+    wait_node("a1", &|n| n["report"]["jobs"]["running"] == 1);
+    let (chosen, id) = submitted_on(&ada.gantry(&master_socket, &["submit", "--node", "any", "--mem", "10G", "--", "id -u; id -un"]));
+    assert_eq!(chosen, "a2", "a1 is full and a3 takes no actions from its master");
+    let job = agents[1].1.finished(id);
+    assert_eq!((job["state"].as_str(), job["spec"]["owner"].as_str()), (Some("succeeded"), Some(ada.name.as_str())), "{job:#}");
+    let out = ada.gantry(&master_socket, &["logs", &format!("a2:{id}")]);
+    assert_eq!(stdout(&out), format!("{}\n{}\n", ada.uid, ada.name), "{}", stderr(&out));
+    let followed = ada.gantry(&master_socket, &["logs", "--follow", &format!("a2:{id}")]);
+    assert_eq!(stdout(&followed), stdout(&out), "followed through the master, to the attempt's end: {}", stderr(&followed));
+
+    // Bob reads and changes none of Ada's jobs there: the node checks who is calling.
+    let (_, long) = submitted_on(&ada.gantry(&master_socket, &["submit", "--node", "a2", "--", "sleep 60"]));
+    for args in [vec!["logs".to_string(), format!("a2:{id}")], vec!["cancel".to_string(), format!("a2:{long}")]] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = bob.gantry(&master_socket, &args);
+        assert!(!out.status.success() && stderr(&out).contains(&format!("belongs to {}", ada.name)), "bob {args:?}: {} {}", stdout(&out), stderr(&out));
+    }
+    let out = ada.gantry(&master_socket, &["cancel", &format!("a2:{long}")]);
+    // A running job is being stopped as the answer comes.
+    assert!(stdout(&out).starts_with(&format!("job a2:{long}: ")), "{} {}", stdout(&out), stderr(&out));
+    assert_eq!(agents[1].1.finished(long)["state"], "cancelled");
+
+    // Root on the master is nobody on a node, a node that did not opt in is not acted on, and
+    // a made-up key gets nowhere.
+    let out = Command::new(cli()).args(["--socket", master_socket.to_str().expect("utf-8"), "submit", "--node", "a2", "--", "true"]).env("GANTRY_NVML_LIBRARY", crate::NO_DRIVER).output().expect("gantry");
+    assert!(!out.status.success() && stderr(&out).contains("may not act as root"), "{} {}", stdout(&out), stderr(&out));
+    let out = ada.gantry(&master_socket, &["submit", "--node", "a3", "--", "true"]);
+    assert!(!out.status.success() && stderr(&out).contains("accept_from_master"), "{} {}", stdout(&out), stderr(&out));
+    let forged = [("Authorization", "Bearer gtm_0000"), ("X-Gantry-User", ada.name.as_str()), ("X-Gantry-Role", "user")];
+    let (code, _, _) = agents[1].1.call("POST", "/api/v1/jobs", &forged, Some(json!({ "commands": ["true"] })), None);
+    assert_eq!(code, 401, "a key that is not the node's");
+
+    let out = ada.gantry(&master_socket, &["cancel", &format!("a1:{filler}")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

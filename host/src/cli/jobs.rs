@@ -50,9 +50,53 @@ pub struct SubmitArgs {
     hold: bool,
     #[arg(long)]
     json: bool,
+    /// On a federation master: submit on this node, as yourself there, or on `any` node whose
+    /// GPUs have room for it now (as the policy judges them), else one that could hold it.
+    #[arg(long, value_name = "NAME|any")]
+    node: Option<String>,
     /// The command, run by a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
+}
+
+/// A job here (`12`), or on a node of this federation master (`gpu2:12`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRef {
+    node: Option<String>,
+    id: u64,
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<JobRef, String> {
+        let (node, id) = match text.rsplit_once(':') {
+            Some((node, id)) if !node.is_empty() => (Some(node.to_string()), id),
+            Some(_) => return Err(format!("'{text}' is not ID or NODE:ID")),
+            None => (None, text),
+        };
+        let id = id.parse().map_err(|_| format!("'{text}' is not ID or NODE:ID (a job id is a number)"))?;
+        Ok(JobRef { node, id })
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.node {
+            Some(node) => write!(f, "{node}:{}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+impl JobRef {
+    /// The job's route: here, or through the master on its node.
+    fn route(&self) -> String {
+        match &self.node {
+            Some(node) => format!("/api/v1/nodes/{}/jobs/{}", url_encode(node), self.id),
+            None => format!("/api/v1/jobs/{}", self.id),
+        }
+    }
 }
 
 fn parse_memory(text: &str) -> Result<u64, String> {
@@ -93,13 +137,18 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         hold: args.hold,
         ..JobSpec::default()
     };
-    let answer: serde_json::Value = client.post("/api/v1/jobs", &serde_json::to_value(&spec)?)?;
+    let route = match &args.node {
+        Some(node) => format!("/api/v1/nodes/{}/jobs", url_encode(node)),
+        None => "/api/v1/jobs".to_string(),
+    };
+    let answer: serde_json::Value = client.post(&route, &serde_json::to_value(&spec)?)?;
     if args.json {
         println!("{answer}");
     } else {
+        let node = answer["node"].as_str().map(|n| format!("{n}:")).unwrap_or_default();
         let ids = answer["ids"].as_array().cloned().unwrap_or_default();
         for id in ids {
-            println!("submitted job {id}");
+            println!("submitted job {node}{id}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -159,9 +208,9 @@ pub fn shutdown(client: &Client) -> anyhow::Result<ExitCode> {
 }
 
 /// `cancel`, `hold`, `release`: one job, one verb.
-pub fn act(client: &Client, verb: &str, id: u64) -> anyhow::Result<ExitCode> {
-    let job: Job = client.post(&format!("/api/v1/jobs/{id}/{verb}"), &json!({}))?;
-    println!("job {}: {}", job.id, job.state.as_str());
+pub fn act(client: &Client, verb: &str, job: &JobRef) -> anyhow::Result<ExitCode> {
+    let answer: Job = client.post(&format!("{}/{verb}", job.route()), &json!({}))?;
+    println!("job {job}: {}", answer.state.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -273,7 +322,9 @@ pub fn status(client: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
 
 #[derive(Args)]
 pub struct LogsArgs {
-    id: u64,
+    /// ID, or NODE:ID on a federation master.
+    #[arg(value_name = "ID|NODE:ID")]
+    id: JobRef,
     /// Keep printing as the job writes, until it ends.
     #[arg(long, short)]
     follow: bool,
@@ -285,13 +336,25 @@ pub struct LogsArgs {
 pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let attempt = args.attempt.map(|n| format!("&attempt={n}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    if !args.follow {
-        let chunk: LogChunk = client.get(&format!("/api/v1/jobs/{}/log?offset=0{attempt}", args.id))?;
-        out.write_all(chunk.data.as_bytes())?;
-        return Ok(ExitCode::SUCCESS);
+    let log = format!("{}/log", args.id.route());
+    if !args.follow || args.id.node.is_some() {
+        // A log on another node is followed page by page through the master.
+        let mut offset = 0;
+        loop {
+            let chunk: LogChunk = client.get(&format!("{log}?offset={offset}{attempt}"))?;
+            out.write_all(chunk.data.as_bytes())?;
+            out.flush()?;
+            if !args.follow || chunk.complete {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if chunk.next_offset == offset {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            offset = chunk.next_offset;
+        }
     }
     // Server-sent events: `log` events carry chunks, `end` says the attempt is over.
-    let events = client.stream(&format!("/api/v1/jobs/{}/log?follow=true{attempt}", args.id))?;
+    let events = client.stream(&format!("{log}?follow=true{attempt}"))?;
     let mut kind = String::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(events)) {
         let line = line.context("reading the log stream")?;
@@ -311,7 +374,18 @@ pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_memory;
+    use super::{parse_memory, JobRef};
+
+    #[test]
+    fn a_job_is_named_here_by_its_id_and_on_another_node_as_node_colon_id() {
+        let here: JobRef = "12".parse().expect("an id");
+        let there: JobRef = "gpu-2.lab:7".parse().expect("node:id");
+        assert_eq!((here.route(), here.to_string()), ("/api/v1/jobs/12".to_string(), "12".to_string()));
+        assert_eq!((there.route(), there.to_string()), ("/api/v1/nodes/gpu-2.lab/jobs/7".to_string(), "gpu-2.lab:7".to_string()));
+        for wrong in [":7", "gpu2:", "gpu2:x", "x"] {
+            assert!(wrong.parse::<JobRef>().is_err(), "{wrong}");
+        }
+    }
 
     #[test]
     fn memory_sizes() {

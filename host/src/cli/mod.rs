@@ -64,12 +64,21 @@ enum Command {
     },
     /// Print a job's output.
     Logs(jobs::LogsArgs),
-    /// Cancel a job (its whole process group, if it runs).
-    Cancel { id: u64 },
+    /// Cancel a job (its whole process group, if it runs); NODE:ID on a federation master.
+    Cancel {
+        #[arg(value_name = "ID|NODE:ID")]
+        id: jobs::JobRef,
+    },
     /// Keep a waiting job from starting.
-    Hold { id: u64 },
+    Hold {
+        #[arg(value_name = "ID|NODE:ID")]
+        id: jobs::JobRef,
+    },
     /// Let a held job start.
-    Release { id: u64 },
+    Release {
+        #[arg(value_name = "ID|NODE:ID")]
+        id: jobs::JobRef,
+    },
     /// Stop the daemon; running jobs carry on and the next `gantry serve` adopts them.
     Shutdown,
     /// Inspect and check plugins.
@@ -138,9 +147,9 @@ pub fn main() -> ExitCode {
         Command::Jobs(args) => jobs::jobs(&client(&config)?, args),
         Command::Status { json } => jobs::status(&client(&config)?, json),
         Command::Logs(args) => jobs::logs(&client(&config)?, args),
-        Command::Cancel { id } => jobs::act(&client(&config)?, "cancel", id),
-        Command::Hold { id } => jobs::act(&client(&config)?, "hold", id),
-        Command::Release { id } => jobs::act(&client(&config)?, "release", id),
+        Command::Cancel { id } => jobs::act(&client(&config)?, "cancel", &id),
+        Command::Hold { id } => jobs::act(&client(&config)?, "hold", &id),
+        Command::Release { id } => jobs::act(&client(&config)?, "release", &id),
         Command::Shutdown => jobs::shutdown(&client(&config)?),
         Command::Plugin(cmd) => plugin::run(&config, cmd),
         Command::Parse(args) => parse::run(&config, args),

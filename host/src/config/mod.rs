@@ -361,6 +361,9 @@ mod tests {
         let slave = &config.federation.slaves[0];
         assert_eq!((slave.address.as_str(), slave.url.as_str()), ("fe80::2", "https://[fe80::2]:7443"));
         assert_eq!(config.federation.ca_cert.as_deref(), Some(Path::new("ca.pem")));
+        assert!(!config.federation.accept_from_master);
+        assert!(parse("[federation]\nmaster = \"https://m.lab:7070\"\ntoken = \"t\"\naccept_from_master = true\n").expect("over https").federation.accept_from_master);
+        assert!(parse("[federation]\nmaster = \"http://127.0.0.1:7070\"\ntoken = \"t\"\naccept_from_master = true\n").expect("on loopback").federation.accept_from_master);
         assert_eq!(config.server.tls, Some(TlsFiles { cert: "tls/cert.pem".into(), key: "/etc/k.pem".into() }));
         for (text, key) in [
             ("[[federation.slaves]]\nname = \"a/b\"\nip = \"h\"\n", "federation.slaves[0].name"),
@@ -373,6 +376,8 @@ mod tests {
             ("[[federation.slaves]]\nname = \"a\"\nurl = \"https://h:1/api\"\n", "federation.slaves[0].url"),
             ("[[federation.slaves]]\nname = \"a\"\nurl = \"https://h:1\"\nport = 2\n", "federation.slaves[0].port"),
             ("[federation]\nmaster = \"gpu1:7070\"\ntoken = \"t\"\n", "federation.master"),
+            ("[federation]\naccept_from_master = true\n", "federation.accept_from_master"),
+            ("[federation]\nmaster = \"http://10.0.0.1:7070\"\ntoken = \"t\"\naccept_from_master = true\n", "federation.accept_from_master"),
             ("[server]\ntls_cert = \"c.pem\"\n", "server.tls_key"),
             ("[server]\ntls_key = \"k.pem\"\n", "server.tls_cert"),
             ("[server]\ntls_cert = \"\"\ntls_key = \"k.pem\"\n", "server.tls_cert"),

@@ -40,6 +40,8 @@ pub struct RawFederation {
     #[serde(default)]
     pub slaves: Vec<RawSlave>,
     pub ca_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub accept_from_master: bool,
 }
 
 /// A slave a master pulls, as seed 003's `master.json` lists it (`ip`), or by `url` (for

@@ -216,7 +216,17 @@ pub fn federation(raw: super::raw::RawFederation, ca_cert: Option<std::path::Pat
     if raw.master.is_some() && raw.token.is_none() {
         return Err(invalid("federation.token", "a node reports with the token its master issued (`gantry node add NAME` on the master)".into()));
     }
+    if raw.accept_from_master {
+        let clear = raw.master.as_deref().and_then(|m| crate::model::BaseUrl::parse(m).ok()).is_none_or(|url| !url.secure && !url.is_loopback());
+        if clear {
+            return Err(invalid(
+                "federation.accept_from_master",
+                "needs a master to report to over https:// (or on loopback): the key that lets the master act for this node's users travels in the reports".into(),
+            ));
+        }
+    }
     Ok(crate::federation::FederationConfig {
+        accept_from_master: raw.accept_from_master,
         master: raw.master,
         node_name: raw.node_name.unwrap_or(defaults.node_name),
         token: raw.token,

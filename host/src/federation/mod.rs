@@ -10,9 +10,11 @@
 //!   `stale`, `offline`);
 //! - `reporter`: the agent's side: the loop that sends reports;
 //! - `puller`: the master's pulls of its configured slaves;
-//! - `flowline`: seed 003's `/api/info`, answered and read.
+//! - `flowline`: seed 003's `/api/info`, answered and read;
+//! - `forward`: the master acting on a node for its callers, as their own Unix user there.
 
 pub mod flowline;
+pub mod forward;
 pub mod puller;
 pub mod registry;
 pub mod reporter;
@@ -62,6 +64,9 @@ pub struct FederationConfig {
     /// A CA whose certificates this daemon trusts, beyond the public ones, when it reaches its
     /// master or a slave over HTTPS.
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Whether the master may act on this node for its callers (submit, cancel, read logs), each
+    /// as their own Unix user here and never as more than a user: see [`forward`].
+    pub accept_from_master: bool,
 }
 
 /// A slave a master pulls: its `/api/info` at `url`, with `token` as a bearer credential if set
@@ -87,6 +92,7 @@ impl Default for FederationConfig {
             slaves: Vec::new(),
             refresh_interval: std::time::Duration::from_secs(5),
             ca_cert: None,
+            accept_from_master: false,
         }
     }
 }
@@ -110,4 +116,16 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// An answer's body, refused beyond `max` bytes. Blocks (reads the socket).
+fn read_bounded(response: ureq::Response, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let url = response.get_url().to_string();
+    let mut body = Vec::new();
+    response.into_reader().take(max + 1).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
+    if body.len() as u64 > max {
+        return Err(format!("{url} answered more than {max} bytes"));
+    }
+    Ok(body)
 }

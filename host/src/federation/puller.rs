@@ -7,7 +7,6 @@
 use super::flowline::node_of_info;
 use super::{FederationConfig, Registry, Report, Running, Slave};
 use crate::model::Counts;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +84,7 @@ impl Puller {
             node,
             jobs: Counts::default(),
             running: Vec::new(),
+            master_key: None,
         });
         if let Err(error) = &result {
             tracing::debug!(slave = %target.slave.name, %error, "a pull of a federation slave failed");
@@ -107,11 +107,7 @@ fn fetch(agent: &ureq::Agent, slave: &Slave) -> Result<super::Node, String> {
         // Its message starts with the URL.
         ureq::Error::Transport(t) => t.to_string(),
     })?;
-    let mut body = Vec::new();
-    response.into_reader().take(MAX_ANSWER + 1).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
-    if body.len() as u64 > MAX_ANSWER {
-        return Err(format!("{url} answered more than {MAX_ANSWER} bytes"));
-    }
+    let body = super::read_bounded(response, MAX_ANSWER)?;
     let info: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))?;
     node_of_info(&info).map_err(|e| format!("{url} is not seed 003's /api/info: {e}"))
 }

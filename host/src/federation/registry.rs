@@ -32,6 +32,12 @@ pub enum RegistryError {
     Both(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("node {0} does not let its master act on it: set `federation.accept_from_master = true` on it")]
+    Closed(String),
+    #[error("node {0} is offline: its master can't reach it")]
+    Offline(String),
+    #[error("node {0} has not said where it serves")]
+    NoUrl(String),
 }
 
 /// How a node's reports reach this master.
@@ -60,6 +66,10 @@ pub struct Report {
     /// runs, whose it is and on which GPUs, as `squeue` shows them, not what it runs).
     #[serde(default)]
     pub running: Vec<RunningJob>,
+    /// The key with which the master may act on this node for its callers, if the node lets it
+    /// (see [`super::forward`]). Kept apart when the report is accepted: no view shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -87,12 +97,15 @@ pub struct NodeView {
     pub report: Option<Report>,
     /// Why the last pull of a slave failed, until one succeeds.
     pub error: Option<String>,
+    /// Whether this master may act on the node for its callers (submit, cancel, read logs).
+    pub accepts_actions: bool,
 }
 
 struct Seen {
     address: String,
     at_ms: u64,
     report: Report,
+    master_key: Option<String>,
 }
 
 struct Pulled {
@@ -150,6 +163,9 @@ impl Registry {
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(RegistryError::Name(format!("'{name}' is not a node name (letters, digits, - _ . ; at most 64)")));
         }
+        if name == super::forward::ANY {
+            return Err(RegistryError::Name(format!("'{name}' stands for any node (`gantry submit --node any`); choose another name")));
+        }
         if self.pulled.lock().contains_key(name) {
             return Err(RegistryError::Both(name.into()));
         }
@@ -189,7 +205,9 @@ impl Registry {
         {
             return Err(RegistryError::Replayed { node: name.into(), seq: report.seq, last: last.report.seq });
         }
-        seen.insert(name.to_string(), Seen { address: address.to_string(), at_ms: now_ms(), report });
+        let mut report = report;
+        let master_key = report.master_key.take();
+        seen.insert(name.to_string(), Seen { address: address.to_string(), at_ms: now_ms(), report, master_key });
         drop(seen);
         let _ = self.reported.send(name.to_string());
         Ok(())
@@ -205,7 +223,7 @@ impl Registry {
             Ok(report) => {
                 slave.error = None;
                 let address = slave.address.clone();
-                self.seen.lock().insert(name.to_string(), Seen { address, at_ms: now_ms(), report });
+                self.seen.lock().insert(name.to_string(), Seen { address, at_ms: now_ms(), report, master_key: None });
                 true
             }
             Err(error) => slave.error.replace(error.clone()).is_none_or(|before| before != error),
@@ -252,6 +270,7 @@ impl Registry {
                     offline_after_ms: u64::try_from(self.offline_after.as_millis()).unwrap_or(u64::MAX),
                     report: node.map(|s| s.report.clone()),
                     error,
+                    accepts_actions: node.is_some_and(|s| s.master_key.is_some()),
                     name,
                 }
             })
@@ -261,6 +280,23 @@ impl Registry {
     /// A node by name, or by the address its reports come from (seed 003 names slaves by IP).
     pub fn node(&self, key: &str) -> Result<NodeView, RegistryError> {
         self.nodes().into_iter().find(|n| n.name == key || n.address.as_deref() == Some(key)).ok_or_else(|| RegistryError::Unknown(key.into()))
+    }
+
+    /// Where and with which key this master acts on a node for a caller: the URL the node
+    /// reported (its listening address if it listens on all of them, as seen from here), while
+    /// it is not offline.
+    pub fn target(&self, name: &str) -> Result<super::forward::Target, RegistryError> {
+        let seen = self.seen.lock();
+        let node = seen.get(name).ok_or_else(|| if self.tokens.lock().contains_key(name) { RegistryError::Offline(name.into()) } else { RegistryError::Unknown(name.into()) })?;
+        let key = node.master_key.clone().ok_or_else(|| RegistryError::Closed(name.into()))?;
+        if self.status(Some(node), now_ms()) == NodeStatus::Offline {
+            return Err(RegistryError::Offline(name.into()));
+        }
+        let mut url = node.report.url.as_deref().and_then(|u| crate::model::BaseUrl::parse(u).ok()).ok_or_else(|| RegistryError::NoUrl(name.into()))?;
+        if url.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+            url.host.clone_from(&node.address);
+        }
+        Ok(super::forward::Target { node: name.to_string(), url: url.url(), key })
     }
 }
 
@@ -276,7 +312,7 @@ mod tests {
             "sampled_at_ms": 1, "gpus": [],
         }))
         .expect("a node");
-        Report { seq, interval_ms: 1000, url: None, node, jobs: Counts::default(), running: Vec::new() }
+        Report { seq, interval_ms: 1000, url: None, node, jobs: Counts::default(), running: Vec::new(), master_key: None }
     }
 
     #[test]
@@ -286,6 +322,7 @@ mod tests {
         let token = registry.add("gpu1").expect("issued");
         assert!(matches!(registry.add("gpu1"), Err(RegistryError::Exists(_))));
         assert!(matches!(registry.add("no spaces"), Err(RegistryError::Name(_))));
+        assert!(matches!(registry.add("any"), Err(RegistryError::Name(_))), "reserved for --node any");
         let here: IpAddr = "127.0.0.1".parse().expect("ip");
         assert_eq!(registry.node("gpu1").expect("listed").status, NodeStatus::Offline, "never heard from");
         assert!(matches!(registry.accept("gpu1", "gtn_wrong", here, report(1)), Err(RegistryError::BadToken(_))));
@@ -298,6 +335,26 @@ mod tests {
         again.accept("gpu1", &token, here, report(6)).expect("still issued");
         again.revoke("gpu1").expect("revoked");
         assert!(matches!(again.accept("gpu1", &token, here, report(7)), Err(RegistryError::BadToken(_))));
+    }
+
+    #[test]
+    fn the_key_to_act_on_a_node_is_kept_out_of_every_view_and_its_url_is_where_it_was_heard_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::open(dir.path(), Duration::from_secs(15), &[]).expect("open");
+        let token = registry.add("gpu1").expect("issued");
+        assert!(matches!(registry.target("gpu1"), Err(RegistryError::Offline(_))), "never heard from");
+        assert!(matches!(registry.target("gpu7"), Err(RegistryError::Unknown(_))));
+        let from: IpAddr = "10.0.0.5".parse().expect("ip");
+        registry.accept("gpu1", &token, from, Report { url: Some("http://0.0.0.0:7070".into()), ..report(1) }).expect("accepted");
+        assert!(matches!(registry.target("gpu1"), Err(RegistryError::Closed(_))), "the node did not opt in");
+        let key = "gtm_0123";
+        registry.accept("gpu1", &token, from, Report { url: Some("http://0.0.0.0:7070".into()), master_key: Some(key.into()), ..report(2) }).expect("accepted");
+        let target = registry.target("gpu1").expect("a target");
+        assert_eq!((target.url.as_str(), target.key.as_str()), ("http://10.0.0.5:7070", key));
+        let view = registry.node("gpu1").expect("listed");
+        assert!(view.accepts_actions);
+        let shown = serde_json::to_string(&registry.nodes()).expect("json");
+        assert!(!shown.contains(key), "the key is in a view: {shown}");
     }
 
     #[test]

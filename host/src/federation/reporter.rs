@@ -15,9 +15,16 @@ const BATCH: Duration = Duration::from_millis(100);
 /// What the daemon reads for a report: the node, its jobs' counts and its running jobs.
 pub type Snapshot = Arc<dyn Fn() -> BoxFuture<'static, (Node, Counts, Vec<RunningJob>)> + Send + Sync>;
 
+/// What the master is told of this daemon besides its snapshot: where it serves, and the key
+/// with which the master may act on it for its callers, if it may.
+pub struct Contact {
+    pub url: Option<String>,
+    pub master_key: Option<String>,
+}
+
 /// Starts reporting to `config.master` with `agent`, if a master is configured with a token.
-/// `own_url` is where this daemon serves; `changes` wakes a report early.
-pub fn start(config: &FederationConfig, agent: ureq::Agent, own_url: Option<String>, snapshot: Snapshot, mut changes: tokio::sync::broadcast::Receiver<Event>) -> Option<Running> {
+/// `changes` wakes a report early.
+pub fn start(config: &FederationConfig, agent: ureq::Agent, contact: Contact, snapshot: Snapshot, mut changes: tokio::sync::broadcast::Receiver<Event>) -> Option<Running> {
     let (master, token) = (config.master.clone()?, config.token.clone()?);
     if crate::model::BaseUrl::parse(&master).is_ok_and(|url| !url.secure && !url.is_loopback()) {
         tracing::warn!(master = %master, "reports and this node's token go to the federation master unencrypted; serve the master over HTTPS (server.tls_cert) and name it https://");
@@ -30,7 +37,15 @@ pub fn start(config: &FederationConfig, agent: ureq::Agent, own_url: Option<Stri
             let (node, jobs, running) = snapshot().await;
             let now_us = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros()).unwrap_or(u64::MAX);
             last_seq = now_us.max(last_seq + 1);
-            let report = Report { seq: last_seq, interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), url: own_url.clone(), node, jobs, running };
+            let report = Report {
+                seq: last_seq,
+                interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+                url: contact.url.clone(),
+                node,
+                jobs,
+                running,
+                master_key: contact.master_key.clone(),
+            };
             let (agent, target, token) = (agent.clone(), target.clone(), token.clone());
             let sent = tokio::task::spawn_blocking(move || agent.post(&target).set("Authorization", &format!("Bearer {token}")).send_json(&report).map(drop).map_err(|e| e.to_string())).await;
             match sent {

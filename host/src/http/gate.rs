@@ -72,6 +72,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// What the request presents: a bearer token first, else the session cookie.
 pub(super) fn credential(headers: &HeaderMap) -> Credential {
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    if let Some(key) = bearer.filter(|t| t.starts_with(crate::federation::forward::KEY_PREFIX)) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        return Credential::Master { key: key.to_string(), user: header(crate::federation::forward::USER_HEADER), role: header(crate::federation::forward::ROLE_HEADER) };
+    }
     if let Some(token) = bearer {
         return Credential::Bearer(token.to_string());
     }

@@ -12,7 +12,7 @@
 //! - `gpus`: what the policy is told about each GPU, with gantry's own jobs accounted exactly.
 
 mod engine;
-mod gpus;
+pub mod gpus;
 mod launcher;
 mod messages;
 

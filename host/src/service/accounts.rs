@@ -17,6 +17,8 @@ pub enum Credential {
     /// The session cookie a login set. A request that changes something on its strength must
     /// prove it comes from a page of this server: `same_origin`, or the session's CSRF token.
     Cookie { token: String, csrf_header: Option<String>, same_origin: bool },
+    /// The federation master's key (`gtm_…`) with the Unix user and role it acts for.
+    Master { key: String, user: Option<String>, role: Option<String> },
 }
 
 /// Whether a request made with a session cookie comes from a page of this server: its own
@@ -86,6 +88,7 @@ impl Service {
     /// which a cookie alone may not do from a foreign page.
     pub async fn authenticate(&self, credential: Credential, changes: bool) -> Result<Principal, ServiceError> {
         let claims = match credential {
+            Credential::Master { key, user, role } => return self.vouched(&key, user, role.as_deref()).await,
             Credential::None if self.auth.mode() == AuthMode::None => return Err(AuthError::NoLocalToken.into()),
             Credential::None => return Err(AuthError::NoCredentials.into()),
             // Mode `none`'s local token, as it is kept in the state directory.
@@ -108,6 +111,30 @@ impl Service {
             return off_thread(move || auth.current(&claims)).await;
         }
         Ok(self.auth.current(&claims)?)
+    }
+
+    /// A caller the federation master vouches for (see [`crate::federation::forward`]): with this
+    /// start's key, a Unix user of this machine other than root, and on a daemon of one user
+    /// that user; a user at most, a viewer unless the master says `user`.
+    async fn vouched(&self, key: &str, user: Option<String>, role: Option<&str>) -> Result<Principal, ServiceError> {
+        let ours = self.master_key.as_deref().ok_or(AuthError::BadToken)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(ours.as_bytes(), key.as_bytes())) {
+            return Err(AuthError::BadToken.into());
+        }
+        let user = user.filter(|u| !u.is_empty()).ok_or_else(|| ServiceError::Forbidden(format!("the federation master named no user to act for ({} header)", crate::federation::forward::USER_HEADER)))?;
+        let role = if role == Some(Role::User.as_str()) { Role::User } else { Role::Viewer };
+        let (owner, system) = (self.auth.owner().clone(), self.auth.system());
+        off_thread(move || {
+            let account = crate::unix::Account::by_name(&user).map_err(|_| ServiceError::Forbidden(format!("{user} is not a Unix user on this node, so its master may not act for them here")))?;
+            if account.uid == 0 {
+                return Err(ServiceError::Forbidden("the federation master may not act as root on a node".into()));
+            }
+            if !system && owner.uid != Some(account.uid) {
+                return Err(ServiceError::Forbidden(format!("this node's daemon belongs to {}; its master may act here only for them", owner.name)));
+            }
+            Ok(Principal::unix(account.uid, account.name, role))
+        })
+        .await
     }
 
     /// Counts a login attempt against its address and the account it names before anything is
@@ -182,7 +209,7 @@ impl Service {
         let (token, cookie) = match credential {
             Credential::Bearer(token) => (token, None),
             Credential::Cookie { token, csrf_header, same_origin } => (token, Some((csrf_header, same_origin))),
-            Credential::None => return Ok(()),
+            Credential::None | Credential::Master { .. } => return Ok(()),
         };
         let Ok(claims) = self.auth.verify(&token) else { return Ok(()) };
         let foreign = cookie.is_some_and(|(csrf, same_origin)| !from_this_server(&claims, csrf.as_deref(), same_origin));

@@ -64,6 +64,8 @@ pub struct Parts {
     pub nodes: Arc<crate::federation::Registry>,
     /// The slaves this daemon pulls as their master.
     pub puller: Arc<crate::federation::Puller>,
+    /// The HTTP client that reaches other daemons of the federation.
+    pub fleet: ureq::Agent,
 }
 
 pub struct Service {
@@ -79,6 +81,10 @@ pub struct Service {
     logs: Arc<crate::log_access::LogAccess>,
     nodes: Arc<crate::federation::Registry>,
     puller: Arc<crate::federation::Puller>,
+    fleet: ureq::Agent,
+    /// The key with which this daemon's federation master acts on it for its callers, if
+    /// `federation.accept_from_master` lets it; new at every start.
+    master_key: Option<String>,
     tasks: crate::tasks::Tasks,
     /// Notified to stop serving (`gantry shutdown`); jobs keep running under their shims.
     shutdown: Arc<tokio::sync::Notify>,
@@ -97,10 +103,12 @@ impl Service {
             metrics: parts.metrics,
             auth: parts.auth,
             config_file: Arc::new(crate::config::edit::ConfigFile::new(parts.config.path())),
+            master_key: parts.config.federation.accept_from_master.then(crate::federation::forward::new_key),
             config: parking_lot::RwLock::new(parts.config),
             logs: Arc::new(parts.logs),
             nodes: parts.nodes,
             puller: parts.puller,
+            fleet: parts.fleet,
             tasks: crate::tasks::Tasks::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
             hashing: Workers::new("gantry-hashing", std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -165,6 +173,11 @@ pub enum ServiceError {
     Task(#[from] crate::tasks::TaskError),
     #[error(transparent)]
     Node(#[from] crate::federation::RegistryError),
+    #[error(transparent)]
+    Unreachable(#[from] crate::federation::forward::Unreachable),
+    /// No node of the federation took a submission; each one's reason.
+    #[error("no node took the job: {0}")]
+    NoNode(String),
     /// The caller may not do this (a local user on another user's daemon, say).
     #[error("{0}")]
     Forbidden(String),
@@ -269,8 +282,11 @@ impl ServiceError {
                     R::BadToken(_) => (Unauthorized, "unauthorized"),
                     R::Replayed { .. } => (Conflict, "replayed"),
                     R::File { .. } => (Internal, "internal"),
+                    R::Closed(_) => (Conflict, "closed"),
+                    R::Offline(_) | R::NoUrl(_) => (Unavailable, "offline"),
                 }
             }
+            ServiceError::Unreachable(_) | ServiceError::NoNode(_) => (Unavailable, "node"),
             ServiceError::Forbidden(_) => (Forbidden, "forbidden"),
             ServiceError::Read(e) => open_kind(e),
             ServiceError::Internal(_) => (Internal, "internal"),

@@ -137,7 +137,7 @@ async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, B
 /// `{"jobs": [...]}`: a batch whose members may depend on each other.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchBody {
+pub(super) struct BatchBody {
     jobs: Vec<JobSpec>,
 }
 
@@ -149,13 +149,16 @@ struct Submitted {
 
 /// One job, or a batch: told apart by a `jobs` key, so an error names the field at fault rather
 /// than saying that neither shape matched.
-async fn submit(State(service): Shared, Extension(who): Caller, Body(body): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<Submitted>)> {
+pub(super) fn batch_of(body: serde_json::Value) -> ApiResult<Batch> {
     let specs = match body.get("jobs") {
         Some(_) => from_value::<BatchBody>(body)?.jobs,
         None => vec![from_value::<JobSpec>(body)?],
     };
-    let batch = Batch::new(specs)?;
-    let ids = service.submit(&who, batch).await?;
+    Ok(Batch::new(specs)?)
+}
+
+async fn submit(State(service): Shared, Extension(who): Caller, Body(body): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let ids = service.submit(&who, batch_of(body)?).await?;
     Ok((StatusCode::CREATED, Json(Submitted { ids })))
 }
 

@@ -1,22 +1,29 @@
 //! The federation as a master serves it: nodes issued by an admin, the reports agents push with
 //! their node token, and the nodes with their latest reports and freshness.
 
+use crate::federation::forward::Answer;
 use crate::federation::{NodeView, Report};
-use crate::http::error::{ApiError, ApiResult, Body, PathParam};
-use crate::http::gate::Access::{Admin, Public, Read};
-use crate::http::routes::Routes;
+use crate::http::error::{ApiError, ApiResult, Body, Params, PathParam};
+use crate::http::gate::Access::{Admin, Operate, Public, Read};
+use crate::http::routes::{AnyOf, Routes};
 use crate::http::Peer;
-use crate::model::RunningJob;
+use crate::model::{JobId, JobSpec, Principal, RunningJob};
 use crate::service::GpuSummary;
 use crate::service::Service;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::Json;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 type Shared = State<Arc<Service>>;
+type Caller = Extension<Principal>;
+
+/// What the routes that act on a node answer: the node's own answer, passed on, with `node`
+/// added to a JSON object.
+const RELAYED: Option<&str> = Some("application/json");
 
 pub fn routes(service: Arc<Service>) -> Routes {
     Routes::new(service.clone(), "federation")
@@ -39,6 +46,24 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .path::<String>()
         .answers::<Vec<GpuSummary>>(200)
         .fails(&[404])
+        .post("/api/v1/nodes/{name}/jobs", Operate, "Submit on a node (or on `any` that has room, as the policy judges its GPUs), as the caller's own Unix user there: the node's answer to `POST /api/v1/jobs`, with `node`", submit_on)
+        .path::<String>()
+        .body::<AnyOf<JobSpec, super::jobs::BatchBody>>()
+        .answers_raw(201, RELAYED)
+        .fails(&[403, 404, 409, 503])
+        .get("/api/v1/nodes/{name}/jobs/{id}", Read, "A job on a node, as the node shows it to the caller", job_on)
+        .path::<(String, JobId)>()
+        .answers_raw(200, RELAYED)
+        .fails(&[403, 404, 409, 503])
+        .get("/api/v1/nodes/{name}/jobs/{id}/log", Read, "A job's log on a node, from `offset`, as the node shows it to the caller", log_on)
+        .path::<(String, JobId)>()
+        .query::<LogPage>()
+        .answers_raw(200, RELAYED)
+        .fails(&[403, 404, 409, 503])
+        .post("/api/v1/nodes/{name}/jobs/{id}/{action}", Operate, "Cancel, hold, release or retry a job on a node, as the caller's own Unix user there", act_on)
+        .path::<(String, JobId, JobAction)>()
+        .answers_raw(200, RELAYED)
+        .fails(&[403, 404, 409, 503])
         .delete("/api/v1/nodes/{name}", Admin, "Revoke a node's token: its reports are refused from now on", revoke)
         .path::<String>()
         .answers_raw(204, None)
@@ -99,4 +124,59 @@ async fn report(State(service): Shared, ConnectInfo(peer): ConnectInfo<Peer>, he
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a report carries its node's token as `Authorization: Bearer gtn_…`"))?;
     service.node_report(&name, token, peer.ip(), report)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A node's answer as it came; a JSON object also names the node.
+fn relayed(node: &str, answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    match serde_json::from_slice::<serde_json::Value>(&answer.body) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            fields.insert("node".into(), node.into());
+            (status, Json(fields)).into_response()
+        }
+        _ => (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response(),
+    }
+}
+
+async fn submit_on(State(service): Shared, Extension(who): Caller, PathParam(name): PathParam<String>, Body(body): Body<serde_json::Value>) -> ApiResult<Response> {
+    let batch = super::jobs::batch_of(body.clone())?;
+    let (node, answer) = service.submit_on(&who, &name, &batch, body).await?;
+    Ok(relayed(&node, answer))
+}
+
+async fn job_on(State(service): Shared, Extension(who): Caller, PathParam((name, id)): PathParam<(String, JobId)>) -> ApiResult<Response> {
+    Ok(relayed(&name, service.on_node(&who, &name, "GET", format!("/api/v1/jobs/{id}"), None).await?))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LogPage {
+    /// An earlier attempt (default: the latest).
+    attempt: Option<u32>,
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn log_on(State(service): Shared, Extension(who): Caller, PathParam((name, id)): PathParam<(String, JobId)>, Params(page): Params<LogPage>) -> ApiResult<Response> {
+    let attempt = page.attempt.map(|n| format!("&attempt={n}")).unwrap_or_default();
+    Ok(relayed(&name, service.on_node(&who, &name, "GET", format!("/api/v1/jobs/{id}/log?offset={}{attempt}", page.offset), None).await?))
+}
+
+#[derive(Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum JobAction {
+    Cancel,
+    Hold,
+    Release,
+    Retry,
+}
+
+async fn act_on(State(service): Shared, Extension(who): Caller, PathParam((name, id, action)): PathParam<(String, JobId, JobAction)>) -> ApiResult<Response> {
+    let verb = match action {
+        JobAction::Cancel => "cancel",
+        JobAction::Hold => "hold",
+        JobAction::Release => "release",
+        JobAction::Retry => "retry",
+    };
+    Ok(relayed(&name, service.on_node(&who, &name, "POST", format!("/api/v1/jobs/{id}/{verb}"), Some(serde_json::json!({}))).await?))
 }
