@@ -331,7 +331,9 @@ async function jobsPage(_, root) {
   };
   const filters = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); offset = 0; load(); } },
     ...field("State", state), ...field("Queue", queue), ...field("Owner", owner), ...field("Run", run), h("button", { type: "submit" }, "Filter"));
-  root.replaceChildren(h("h1", {}, "Jobs"), filters, table, pager, h("h2", {}, "Submit a job"), submitForm());
+  // On a federation master, the nodes it may submit on for the caller.
+  const fleet = (await api("GET", "/api/v1/nodes")).filter((n) => n.accepts_actions).map((n) => n.name);
+  root.replaceChildren(h("h1", {}, "Jobs"), filters, table, pager, h("h2", {}, "Submit a job"), submitForm(fleet));
   await load();
   on(root, "job", debounce(load));
 }
@@ -353,7 +355,14 @@ function jobTable(jobs) {
     })));
 }
 
-function submitForm() {
+// A job here (`12`) or on a federation node through this master (`a1:12`): its API route.
+function jobRoute(ref) {
+  const at = String(ref).lastIndexOf(":");
+  return at < 0 ? `/api/v1/jobs/${esc(ref)}` : `/api/v1/nodes/${esc(ref.slice(0, at))}/jobs/${esc(ref.slice(at + 1))}`;
+}
+
+function submitForm(fleet = []) {
+  const node = h("select", {}, h("option", { value: "" }, "this server"), fleet.length ? h("option", { value: "any" }, "any node with room") : null, fleet.map((n) => h("option", { value: n }, n)));
   const commands = h("textarea", { rows: "3", required: true, placeholder: "python train.py --lr 3e-4" });
   const queue = h("input", { placeholder: "optional" });
   const gpus = h("input", { value: "1", pattern: "\\d+(\\.\\.\\d+)?", title: "N or MIN..MAX" });
@@ -378,25 +387,29 @@ function submitForm() {
     const vars = env.value.split("\n").filter((l) => l.includes("="));
     if (vars.length) spec.env = Object.fromEntries(vars.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
     try {
-      const answer = await api("POST", "/api/v1/jobs", spec);
-      message.replaceChildren(h("span", { class: "notice" }, "submitted: "), h("a", { href: `#/job/${answer.ids[0]}` }, `job ${answer.ids[0]}`));
+      const answer = await api("POST", node.value ? `/api/v1/nodes/${esc(node.value)}/jobs` : "/api/v1/jobs", spec);
+      const ref = answer.node ? `${answer.node}:${answer.ids[0]}` : `${answer.ids[0]}`;
+      message.replaceChildren(h("span", { class: "notice" }, "submitted: "), h("a", { href: `#/job/${ref}` }, `job ${ref}`));
     } catch (error) { showError(message, error); }
   } },
   ...field("Commands (one per line)", commands), ...field("Queue", queue), ...field("GPUs (N or MIN..MAX)", gpus),
   ...field("Memory per GPU (MiB)", memory), ...field("Retries", retries), ...field("Priority", priority),
-  ...field("After jobs", after), ...field("Environment", env),
+  ...field("After jobs", after), ...field("Environment", env), ...(fleet.length ? field("Node", node) : []),
   h("div", { class: "wide" }, h("button", { type: "submit" }, "Submit")), h("div", { class: "wide" }, message));
 }
 
-// One job: its attempts, actions and its log, followed live.
+// One job: its attempts, actions and its log, followed live. A job on another node (`a1:12`)
+// is shown and acted on through this master, which acts as the caller there.
 async function jobPage(id, root) {
+  const base = jobRoute(id);
+  const remote = String(id).includes(":");
   const view = h("div");
   const log = h("pre", { class: "log", id: "log", "aria-live": "off" });
   const message = h("div", { role: "status" });
   const draw = async () => {
-    const job = await api("GET", `/api/v1/jobs/${esc(id)}`);
+    const job = await api("GET", base);
     const act = (verb) => h("button", { class: "plain", onclick: async () => {
-      try { await api("POST", `/api/v1/jobs/${job.id}/${verb}`); message.textContent = `${verb}: done`; draw(); } catch (error) { showError(message, error); }
+      try { await api("POST", `${base}/${verb}`); message.textContent = `${verb}: done`; draw(); } catch (error) { showError(message, error); }
     } }, verb);
     fill(view,
       h("p", {}, h("span", { class: `state-${job.state}`, id: "job-state" }, job.state), " · queue ", job.queue, " · owner ", job.spec.owner ?? "", " · submitted ", time(job.submitted_ms)),
@@ -413,10 +426,27 @@ async function jobPage(id, root) {
   };
   root.replaceChildren(h("h1", {}, `Job ${id}`), view, h("h2", {}, "Log"), log);
   const job = await draw();
-  on(root, "job", debounce(draw));
+  // A node's jobs change as its reports reach this master.
+  const changes = remote ? "node" : "job";
+  on(root, changes, debounce(draw));
   if (job.redacted || job.attempts.length === 0) {
     log.textContent = job.redacted ? "" : "(no attempt yet; the log appears when it starts)";
-    if (!job.redacted) on(root, "job", debounce(() => { if (location.hash === `#/job/${id}`) route(); }, 500));
+    if (!job.redacted) on(root, changes, debounce(() => { if (location.hash === `#/job/${id}`) route(); }, 500));
+    return;
+  }
+  if (remote) {
+    // Page by page through the master, until the attempt has ended.
+    let offset = 0;
+    let stopped = false;
+    onLeave(root, () => { stopped = true; });
+    while (!stopped) {
+      const chunk = await api("GET", `${base}/log?offset=${offset}`);
+      log.append(chunk.data);
+      if (chunk.data) log.scrollTop = log.scrollHeight;
+      if (chunk.complete) { draw(); break; }
+      if (chunk.next_offset === offset) await new Promise((done) => setTimeout(done, 1000));
+      offset = chunk.next_offset;
+    }
     return;
   }
   const follow = new EventSource(`/api/v1/jobs/${esc(id)}/log?follow=true`, { withCredentials: true });
@@ -615,7 +645,13 @@ async function nodesPage(_, root) {
         report && view.via === "pull" ? ` · pulled (seed 003 slave): no job counts · ${report.node.host.hostname ?? ""}` : "",
         report && view.via !== "pull" ? ` · jobs: ${report.jobs.running} running, ${report.jobs.waiting + report.jobs.held} waiting · ${report.node.host.hostname ?? ""}` : ""),
       view.error ? h("p", { class: "error", role: "status" }, `last pull failed: ${view.error}`) : null,
-      report ? h("div", { class: "cards" }, report.node.gpus.map((g) => gpuCard(g, [], new Map()))) : null);
+      report ? h("div", { class: "cards" }, report.node.gpus.map((g) => gpuCard(g, [], new Map()))) : null,
+      report && report.running.length ? h("div", { class: "scroll" }, h("table", { "aria-label": `jobs running on ${view.name}` },
+        h("thead", {}, h("tr", {}, ["job", "owner", "queue", "GPUs", "memory", "started"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, report.running.map((j) => h("tr", { "data-job": `${view.name}:${j.id}` },
+          // Only a node that takes actions from this master shows its jobs through it.
+          h("td", {}, view.accepts_actions ? h("a", { href: `#/job/${view.name}:${j.id}` }, `${view.name}:${j.id}`) : `${view.name}:${j.id}`),
+          h("td", {}, j.owner ?? ""), h("td", {}, j.queue), h("td", {}, j.gpus.join(",")), h("td", {}, mib(j.memory_mib)), h("td", {}, time(j.started_ms))))))) : null);
   };
   const draw = () => list.replaceChildren(...[...nodes.values()].map(section));
   fill(root, h("h1", {}, "Nodes"),

@@ -382,3 +382,31 @@ fn a_pulled_slave_shows_on_the_nodes_page_with_why_its_pull_fails() {
     browser.assert_no_null();
     browser.wait_text("[data-node='p1']", "offline");
 }
+
+#[test]
+fn a_job_submitted_on_a_node_from_the_masters_page_runs_there_and_is_followed_and_cancelled_through_the_master() {
+    let m = Gantry::new();
+    let master = m.serve(FAST, &["--simulate", "1"]);
+    let token = crate::federation::issue(&master, "a1");
+    let a = Gantry::new();
+    let agent = a.serve(&format!("{}accept_from_master = true\n", crate::federation::agent_config(&master, "a1", &token)), &["--simulate", "1"]);
+    master.wait_get("/api/v1/nodes/a1", WAIT, |n| n["accepts_actions"] == true);
+    let browser = Browser::start("remote_job");
+    dashboard(&browser, &master, "jobs");
+    browser.element("#f-node");
+    browser.js("document.querySelector('#f-node').value = 'a1';", json!([]));
+    browser.type_into("#submit textarea", "echo remote-line; sleep 60");
+    browser.click("#submit button[type=submit]");
+    let href = browser.wait_for("the submitted job's link", "const a = document.querySelector('#submit [role=status] a'); return a ? a.getAttribute('href') : null;", |v| v.as_str().map(str::to_string));
+    let id: u64 = href.strip_prefix("#/job/a1:").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not a job on a1: {href}"));
+    assert_eq!(agent.job(id)["spec"]["commands"][0], "echo remote-line; sleep 60", "it was submitted on the node");
+    // The master's nodes page lists it among a1's running jobs; its page follows its log.
+    browser.go(&format!("{}/ui/#/nodes", master.url));
+    browser.click(&format!("[data-job='a1:{id}'] a"));
+    browser.wait_text("#log", "remote-line");
+    browser.wait_text("#job-state", "running");
+    browser.js("[...document.querySelectorAll('button')].find((b) => b.textContent === 'cancel').click();", json!([]));
+    browser.wait_text("#job-state", "cancelled");
+    browser.assert_no_null();
+    assert_eq!(agent.job(id)["state"], "cancelled");
+}

@@ -22,7 +22,7 @@ pub fn run(client: &Client, command: NodeCommand) -> anyhow::Result<ExitCode> {
             let issued: serde_json::Value = client.post("/api/v1/nodes", &json!({ "name": name }))?;
             let token = issued["token"].as_str().unwrap_or_default();
             println!("node {name} issued; its token is shown this once. In that machine's gantry.toml:\n");
-            println!("[federation]\nmaster = \"{}\"\nnode_name = \"{name}\"\ntoken = \"{token}\"", client.base_url().unwrap_or_else(|| "http://THIS-MASTER:PORT (the address gantry serve printed)".into()));
+            println!("[federation]\nmaster = \"{}\"\nnode_name = \"{name}\"\ntoken = \"{token}\"\n# accept_from_master = true   # lets this master submit, cancel and read logs there for its users, as themselves", client.base_url().unwrap_or_else(|| "http://THIS-MASTER:PORT (the address gantry serve printed)".into()));
         }
         NodeCommand::Remove { name } => {
             client.delete(&format!("/api/v1/nodes/{name}"))?;
@@ -52,6 +52,7 @@ pub fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
             continue;
         };
         let jobs = match node.via {
+            Via::Push if node.accepts_actions => format!("jobs: {} running, {} waiting; takes --node and NODE:ID from here", report.jobs.running, report.jobs.waiting + report.jobs.held),
             Via::Push => format!("jobs: {} running, {} waiting", report.jobs.running, report.jobs.waiting + report.jobs.held),
             Via::Pull => "pulled: no job counts".to_string(),
         };

@@ -3,7 +3,8 @@
 //!
 //! The master calls the node's own API with the key the node sent in its reports and the
 //! caller's Unix login name; the node takes that name as its own Unix user of that name, and
-//! as a user at most: never root, never an admin, on a daemon of one user only that user. So the
+//! as a user at most: never an admin, never root on a system daemon, and on a daemon of one user
+//! only that user (whose jobs all run as them anyway). So the
 //! master vouches for who is calling, as slurmctld does for slurmd, and it is not a superuser:
 //! the node checks the caller's rights on its jobs and files as for a local call. A node trusts
 //! its master so only when it opts in (`federation.accept_from_master`, which needs the reports

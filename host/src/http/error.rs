@@ -73,6 +73,7 @@ impl From<ServiceError> for ApiError {
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::Internal => return ApiError::internal(&e),
         };
         let detail = match &e {

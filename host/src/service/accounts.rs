@@ -114,8 +114,9 @@ impl Service {
     }
 
     /// A caller the federation master vouches for (see [`crate::federation::forward`]): with this
-    /// start's key, a Unix user of this machine other than root, and on a daemon of one user
-    /// that user; a user at most, a viewer unless the master says `user`.
+    /// start's key, a Unix user of this machine; on a system daemon any but root, on a daemon of
+    /// one user only that user (every job there runs as them, whoever submits it). A user at
+    /// most, a viewer unless the master says `user`.
     async fn vouched(&self, key: &str, user: Option<String>, role: Option<&str>) -> Result<Principal, ServiceError> {
         let ours = self.master_key.as_deref().ok_or(AuthError::BadToken)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(ours.as_bytes(), key.as_bytes())) {
@@ -126,7 +127,7 @@ impl Service {
         let (owner, system) = (self.auth.owner().clone(), self.auth.system());
         off_thread(move || {
             let account = crate::unix::Account::by_name(&user).map_err(|_| ServiceError::Forbidden(format!("{user} is not a Unix user on this node, so its master may not act for them here")))?;
-            if account.uid == 0 {
+            if system && account.uid == 0 {
                 return Err(ServiceError::Forbidden("the federation master may not act as root on a node".into()));
             }
             if !system && owner.uid != Some(account.uid) {

@@ -204,6 +204,8 @@ pub enum ErrorKind {
     TooLarge,
     /// A part the request needs is not working now (the parser plugin, the scheduler stopping).
     Unavailable,
+    /// Another daemon this one called for the request did not answer (a federation node).
+    Upstream,
     /// Our fault; the client learns nothing more, the daemon's log has the cause.
     Internal,
 }
@@ -283,10 +285,12 @@ impl ServiceError {
                     R::Replayed { .. } => (Conflict, "replayed"),
                     R::File { .. } => (Internal, "internal"),
                     R::Closed(_) => (Conflict, "closed"),
-                    R::Offline(_) | R::NoUrl(_) => (Unavailable, "offline"),
+                    // Asking to act on a node that is not reporting is asking at the wrong time.
+                    R::Offline(_) | R::NoUrl(_) => (Conflict, "offline"),
                 }
             }
-            ServiceError::Unreachable(_) | ServiceError::NoNode(_) => (Unavailable, "node"),
+            ServiceError::Unreachable(_) => (Upstream, "unreachable"),
+            ServiceError::NoNode(_) => (Conflict, "no_node"),
             ServiceError::Forbidden(_) => (Forbidden, "forbidden"),
             ServiceError::Read(e) => open_kind(e),
             ServiceError::Internal(_) => (Internal, "internal"),
