@@ -230,6 +230,7 @@ pub async fn serve(
         }
     };
     let _reporter = federation_reporter(&service, started.federation_client.clone(), &info.url);
+    let mapping = service.gpu_config().hpc_job_mapping_dir.map(|dir| job_mapping(&service, dir));
     let router = crate::http::router(service.clone());
     let server = service.server_config();
     let limits = ConnectionLimits { max_connections: server.max_connections, header_timeout: server.header_timeout };
@@ -239,6 +240,9 @@ pub async fn serve(
             tokio::join!(tcp, crate::http::serve(unix, router, Peer::of_unix, limits, None, stop()));
         }
         None => tcp.await,
+    }
+    if let Some(mapping) = mapping {
+        mapping.abort();
     }
     service.stop_scheduler();
     if let Some(socket) = &options.socket {
@@ -265,6 +269,36 @@ fn federation_reporter(service: &Arc<Service>, client: ureq::Agent, url: &str) -
     };
     let contact = crate::federation::reporter::Contact { url: Some(url.to_string()), master_key: service.master_key().map(str::to_string) };
     crate::federation::reporter::start(&config, client, contact, snapshot, service.job_events())
+}
+
+/// Keeps DCGM's HPC job mapping in `dir` saying which running job is on which GPU: at start
+/// (jobs adopted from the last run included) and soon after every job change.
+fn job_mapping(service: &Arc<Service>, dir: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+    let service = service.clone();
+    let mut changes = service.job_events();
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let (_, running) = service.job_summary().await;
+            let running: Vec<_> = running.into_iter().map(|job| (job.id, job.gpus)).collect();
+            let at = dir.clone();
+            let written = tokio::task::spawn_blocking(move || crate::gpu::job_map::write(&at, &running)).await;
+            match written {
+                Ok(Err(e)) if !failing => {
+                    failing = true;
+                    tracing::warn!(dir = %dir.display(), error = %e, "the HPC job mapping files (gpu.hpc_job_mapping_dir) can't be written");
+                }
+                Ok(Ok(())) => failing = false,
+                _ => {}
+            }
+            if matches!(changes.recv().await, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                return;
+            }
+            // A burst of changes (a pass starting several jobs) is one rewrite.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            while changes.try_recv().is_ok() {}
+        }
+    })
 }
 
 /// Allocations of a few MiB and more (argon2 takes 19 MiB per password hash) are given back to

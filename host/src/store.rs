@@ -244,6 +244,7 @@ mod tests {
             run_as: None,
             groups: vec![],
             redacted: false,
+            usage: None,
         }
     }
 

@@ -413,6 +413,7 @@ async function jobPage(id, root) {
     } }, verb);
     fill(view,
       h("p", {}, h("span", { class: `state-${job.state}`, id: "job-state" }, job.state), " · queue ", job.queue, " · owner ", job.spec.owner ?? "", " · submitted ", time(job.submitted_ms)),
+      job.usage ? h("p", { class: "muted", id: "job-usage" }, `${job.usage.gpu_hours.toFixed(3)} GPU-hours · peak GPU memory ${mib(job.usage.gpu_memory_peak_mib)}`) : null,
       job.reason ? h("p", { class: "muted" }, job.reason) : null,
       job.redacted ? h("p", { class: "muted" }, "Not yours: its commands, environment and log are not shown.") : h("pre", { class: "log" }, job.spec.commands.join("\n")),
       h("div", { class: "row" }, act("cancel"), act("hold"), act("release"), act("retry")),

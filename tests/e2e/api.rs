@@ -2,6 +2,7 @@
 //! retry and attempts.
 
 use crate::{Gantry, FAST};
+use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 #[test]
@@ -218,4 +219,74 @@ fn the_openapi_document_validates_and_every_route_in_it_is_served() {
         }
     }
     assert!(operations >= 60, "only {operations} operations");
+}
+
+/// The files of a DCGM HPC job mapping directory: GPU index → its lines.
+fn job_map(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    std::fs::read_dir(dir)
+        .expect("the mapping directory")
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap_or_default().lines().map(str::to_string).collect()))
+        .collect()
+}
+
+#[test]
+fn each_running_job_is_mapped_to_its_gpus_for_dcgm_exporter_and_in_the_metrics_and_its_gpu_hours_are_counted() {
+    let g = Gantry::new();
+    let map = tempfile::tempdir().expect("tempdir");
+    let d = g.serve(&format!("{FAST}hpc_job_mapping_dir = \"{}\"\n", map.path().display()), &["--simulate", "3"]);
+    let wide = d.submit(json!({ "commands": ["sleep 30"], "gpus": { "min": 2, "max": 2 }, "memory_mib": 3000 }))[0];
+    let narrow = d.submit(json!({ "commands": ["sleep 30"], "memory_mib": 2000 }))[0];
+    let gpus_of = |id: u64| -> Vec<u64> {
+        let job = d.wait_job(id, Duration::from_secs(10), |j| j["state"] == "running");
+        job["attempts"][0]["gpus"].as_array().expect("gpus").iter().filter_map(Value::as_u64).collect()
+    };
+    let (wide_gpus, narrow_gpus) = (gpus_of(wide), gpus_of(narrow));
+    let expected = |jobs: &[(u64, &[u64])]| {
+        let mut on: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (id, gpus) in jobs {
+            for gpu in *gpus {
+                on.entry(gpu.to_string()).or_default().push(id.to_string());
+            }
+        }
+        on.values_mut().for_each(|ids| ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(0)));
+        on
+    };
+    let wait_map = |want: std::collections::BTreeMap<String, Vec<String>>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while job_map(map.path()) != want {
+            assert!(Instant::now() < deadline, "the mapping files are {:?}, not {want:?}", job_map(map.path()));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_map(expected(&[(wide, &wide_gpus), (narrow, &narrow_gpus)]));
+    // The metrics say what each job holds on each of its GPUs, once a sample has seen it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = d.get_text("/metrics");
+        let held = |gpu: u64| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("gantry_job_gpu_memory_used_mib{{job=\"{wide}\"")) && l.contains(&format!("gpu=\"{gpu}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if wide_gpus.iter().all(|&gpu| held(gpu).is_some_and(|mib| mib >= 3000.0)) {
+            assert_eq!(text.lines().filter(|l| l.starts_with("gantry_job_gpu_memory_used_mib{")).count(), wide_gpus.len() + narrow_gpus.len(), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "job {wide}'s memory on {wide_gpus:?} is not in:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.request("POST", &format!("/api/v1/jobs/{narrow}/cancel"), None);
+    d.finished(narrow);
+    wait_map(expected(&[(wide, &wide_gpus)]));
+    d.request("POST", &format!("/api/v1/jobs/{wide}/cancel"), None);
+    let done = d.finished(wide);
+    wait_map(expected(&[]));
+    // What it used: two GPUs for as long as it ran, and the memory its processes held.
+    let attempt = &done["attempts"][0];
+    let held_ms = attempt["ended_ms"].as_u64().expect("ended") - attempt["started_ms"].as_u64().expect("started");
+    let hours = done["usage"]["gpu_hours"].as_f64().expect("gpu_hours");
+    assert!((hours - 2.0 * held_ms as f64 / 3_600_000.0).abs() < 1e-9, "{done:#}");
+    assert!(done["usage"]["gpu_memory_peak_mib"].as_u64().expect("peak") >= 3000, "{done:#}");
 }

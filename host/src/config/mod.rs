@@ -110,6 +110,9 @@ pub struct GpuConfig {
     /// `gpu.nvml_library`, else `$GANTRY_NVML_LIBRARY`, else the system's `libnvidia-ml.so.1`.
     pub nvml_library: PathBuf,
     pub sampler: SamplerConfig,
+    /// Where the files of DCGM's HPC job mapping go (one per GPU index, the ids of the jobs on
+    /// it), for a dcgm-exporter started with `--hpc-job-mapping-dir`; none if unset.
+    pub hpc_job_mapping_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -272,7 +275,7 @@ impl Config {
             header_timeout: Duration::from_secs(header_timeout_s),
             tls,
         };
-        let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), ..gpu };
+        let gpu = GpuConfig { nvml_library: resolve_library(gpu.nvml_library, base), hpc_job_mapping_dir: gpu.hpc_job_mapping_dir.clone().map(resolve), ..gpu };
         let auth = auth_config(raw.auth, &invalid)?;
         let ca_cert = raw.federation.ca_cert.clone().map(resolve);
         let federation = sections::federation(raw.federation, ca_cert, &invalid)?;

@@ -158,6 +158,7 @@ pub struct RawGpu {
     pub sample_interval_ms: Option<u64>,
     pub window_s: Option<u64>,
     pub history_s: Option<u64>,
+    pub hpc_job_mapping_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,7 +79,10 @@ pub fn gpu_config(raw: RawGpu, invalid: Invalid<'_>) -> Result<GpuConfig, Config
         .nvml_library
         .or_else(|| std::env::var_os("GANTRY_NVML_LIBRARY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(crate::gpu::SYSTEM_LIBRARY));
-    Ok(GpuConfig { mode, simulate, nvml_library, sampler: SamplerConfig { interval, window, history } })
+    if raw.hpc_job_mapping_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        return Err(invalid("gpu.hpc_job_mapping_dir", "an empty path; leave the key out to write no mapping".into()));
+    }
+    Ok(GpuConfig { mode, simulate, nvml_library, sampler: SamplerConfig { interval, window, history }, hpc_job_mapping_dir: raw.hpc_job_mapping_dir })
 }
 
 pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<SchedulingRules, ConfigError> {

@@ -4,11 +4,13 @@
 //! - `sim`: simulation mode, which runs the same NVML code path over the bundled fake library;
 //! - `process`: user, command line and gantry job of the processes NVML reports;
 //! - `sampler`: the background thread that samples every GPU into ring buffers and tells
-//!   observers when something changed.
+//!   observers when something changed;
+//! - `job_map`: DCGM's HPC job mapping files, which say which jobs are on which GPU.
 //!
 //! The types here are serialisable snapshots: the HTTP API shows them and a federation master
 //! will receive them from agents.
 
+pub mod job_map;
 mod nvml;
 mod process;
 mod sampler;

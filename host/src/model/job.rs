@@ -223,9 +223,28 @@ pub struct Job {
     /// are left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
+    /// What it has used so far, in the answers of the API (not kept: it is worked out from the
+    /// attempts when shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<JobUsage>,
+}
+
+/// What a job has used over all its attempts: what its owner is accounted for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobUsage {
+    /// GPUs held times hours held, over every attempt (a running one until now).
+    pub gpu_hours: f64,
+    /// The most GPU memory its processes held on one GPU in any attempt (MiB).
+    pub gpu_memory_peak_mib: u64,
 }
 
 impl Job {
+    /// Its use of GPUs as of `now_ms`.
+    pub fn usage_at(&self, now_ms: u64) -> JobUsage {
+        let held_ms: u64 = self.attempts.iter().map(|a| a.ended_ms.unwrap_or(now_ms).saturating_sub(a.started_ms) * a.gpus.len() as u64).sum();
+        JobUsage { gpu_hours: held_ms as f64 / 3_600_000.0, gpu_memory_peak_mib: self.attempts.iter().map(|a| a.gpu_memory_peak_mib).max().unwrap_or(0) }
+    }
+
     pub fn current_attempt(&self) -> Option<&Attempt> {
         self.attempts.last()
     }
@@ -265,6 +284,24 @@ mod tests {
         assert!("4..2".parse::<GpuCount>().is_err());
         assert!("x".parse::<GpuCount>().is_err());
         assert!("1..5000".parse::<GpuCount>().is_err());
+    }
+
+    #[test]
+    fn usage_counts_every_attempts_gpus_by_the_time_held_a_running_one_until_now() {
+        let mut done = Attempt::new(1, vec![0, 1], 1000, PathBuf::new(), 0);
+        done.ended_ms = Some(1_800_000);
+        done.gpu_memory_peak_mib = 700;
+        let mut running = Attempt::new(2, vec![3], 1000, PathBuf::new(), 3_600_000);
+        running.gpu_memory_peak_mib = 900;
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "id": 1, "spec": { "commands": ["true"] }, "queue": "q", "run": null, "state": "running", "memory_mib": 1000, "submitted_ms": 0,
+            "attempts": [done, running], "reason": null, "after": [],
+        }))
+        .expect("a job");
+        let usage = job.usage_at(5_400_000);
+        assert!((usage.gpu_hours - 1.5).abs() < 1e-9, "2 GPUs for half an hour, then 1 for half an hour: {usage:?}");
+        assert_eq!(usage.gpu_memory_peak_mib, 900);
+        assert!(!serde_json::to_string(&job).expect("json").contains("usage"), "not kept with the job");
     }
 
     #[test]

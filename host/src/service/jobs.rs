@@ -46,7 +46,10 @@ const LOG_CHUNK: usize = 1 << 20;
 const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The job whole to whoever `sees` its owner's, else without what it runs.
+/// A job as `sees` may see it, with what it has used so far.
 fn shown(sees: &Scope, job: Job) -> Job {
+    let usage = Some(job.usage_at(crate::model::now_ms()));
+    let job = Job { usage, ..job };
     if sees.allows(job.spec.owner.as_deref()) { job } else { job.redact() }
 }
 

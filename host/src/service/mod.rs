@@ -116,6 +116,11 @@ impl Service {
         }
     }
 
+    /// The GPU settings as the daemon started with them.
+    pub fn gpu_config(&self) -> crate::config::GpuConfig {
+        self.config.read().gpu.clone()
+    }
+
     /// The HTTP server's settings as the daemon started with them.
     pub fn server_config(&self) -> ServerConfig {
         self.config.read().server.clone()

@@ -107,6 +107,19 @@ impl Service {
         let depth = depths.iter().take(QUEUE_SERIES).map(|(name, d)| (format!("queue=\"{}\"", label(name)), *d as f64));
         let others = (depths.len() > QUEUE_SERIES).then(|| ("queue=\"(others)\"".to_string(), rest as f64));
         family(&mut out, "gantry_queue_depth", "gauge", "Jobs waiting or held in the deepest queues; the rest summed as queue=\"(others)\".", depth.chain(others));
+        // Which job holds what on which GPU, as DCGM's HPC job mapping gives its users: a series
+        // per running job and GPU only, so a scrape stays as small as what runs.
+        let snapshots = &snapshots;
+        let held = status.running.iter().flat_map(|job| {
+            job.gpus.iter().map(move |&index| {
+                let gpu = snapshots.iter().find(|g| g.index == index);
+                let used: u64 = gpu.map(|g| g.processes.iter().filter(|p| p.job == Some(job.id)).filter_map(|p| p.used_memory_mib).sum()).unwrap_or(0);
+                let uuid = gpu.map(|g| label(&g.uuid)).unwrap_or_default();
+                let labels = format!("job=\"{}\",queue=\"{}\",owner=\"{}\",gpu=\"{index}\",UUID=\"{uuid}\"", job.id, label(&job.queue), label(job.owner.as_deref().unwrap_or("")));
+                (labels, used as f64)
+            })
+        });
+        family(&mut out, "gantry_job_gpu_memory_used_mib", "gauge", "GPU memory the processes of each running job hold on each of its GPUs (MiB).", held);
         self.metrics.render(&mut out);
 
         let plugins = self.plugins.list();

@@ -45,6 +45,7 @@ impl Engine {
                 run_as,
                 groups: groups.clone(),
                 redacted: false,
+                usage: None,
             };
             if let Some((field, message)) = fits.refuses(&job) {
                 return Err(FieldError::new(format!("jobs[{i}].{field}"), message).into());
