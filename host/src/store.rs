@@ -245,6 +245,7 @@ mod tests {
             groups: vec![],
             redacted: false,
             usage: None,
+            array: None,
         }
     }
 

@@ -364,3 +364,75 @@ fn wait_for_log(g: &Gantry, text: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `submitted array ID: …`, as `gantry submit --array/--sweep` prints it.
+fn submitted_array(out: &std::process::Output) -> u64 {
+    assert!(out.status.success(), "submit: {}", crate::stderr(out));
+    let text = crate::stdout(out);
+    text.strip_prefix("submitted array ").and_then(|r| r.split(':').next()).and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("not an array: {text}"))
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    crate::stdout(&out)
+}
+
+#[test]
+fn arrays_and_sweeps_run_one_job_per_element_within_their_limit_and_act_as_one() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "4"]);
+
+    // An array of six, at most two at once (Slurm's %2); each element knows its index.
+    let array = submitted_array(&g.run(&["submit", "--array", "0..5%2", "--", "echo idx {} $GANTRY_ARRAY_INDEX; sleep 0.5"]));
+    let (mut most, deadline) = (0, std::time::Instant::now() + Duration::from_secs(30));
+    loop {
+        let view = d.get(&format!("/api/v1/arrays/{array}"));
+        let running = view["counts"]["running"].as_u64().expect("running");
+        assert!(running <= 2, "more than two elements run at once: {view:#}");
+        most = most.max(running);
+        if view["counts"]["succeeded"] == 6 {
+            assert_eq!(view["max_running"], 2, "{view:#}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(most, 2, "the limit is used, not only respected");
+    for index in 0..6 {
+        assert_eq!(ok(g.run(&["logs", &format!("{array}.{index}")])), format!("idx {index} {index}\n"));
+    }
+    let element = d.job(array + 3);
+    assert_eq!((element["array"]["id"].as_u64(), element["array"]["index"].as_u64(), element["spec"]["labels"]["array_index"].as_str()), (Some(array), Some(3), Some("3")), "{element:#}");
+
+    // A sweep: the cross product, in order, each element with its values as labels and in its
+    // environment; held as one, released as one.
+    let sweep = submitted_array(&g.run(&["submit", "--hold", "--sweep", "lr=1e-3,3e-4", "--sweep", "seed=1..3", "--", "echo lr={lr} seed={seed} $GANTRY_PARAM_LR"]));
+    let listed = ok(g.run(&["jobs", &sweep.to_string()]));
+    assert!(listed.starts_with(&format!("array {sweep}: 6 jobs")) && listed.contains("6 held"), "{listed}");
+    assert!(listed.contains(&format!("{sweep}.4")) && listed.contains("lr=3e-4 seed=2"), "{listed}");
+    let released = ok(g.run(&["release", &sweep.to_string()]));
+    assert!(released.starts_with(&format!("array {sweep}: ")) && released.contains("0 held"), "{released}");
+    for index in 0..6 {
+        d.finished(sweep + index);
+    }
+    assert_eq!(ok(g.run(&["logs", &format!("{sweep}.4")])), "lr=3e-4 seed=2 3e-4\n");
+
+    // Cancelling an array by its id cancels every element; `ID.0` would be its first alone.
+    let long = submitted_array(&g.run(&["submit", "--array", "0..9", "--max-running", "1", "--", "sleep 30"]));
+    d.wait_job(long, Duration::from_secs(10), |j| j["state"] == "running");
+    let cancelled = ok(g.run(&["cancel", &long.to_string()]));
+    assert!(cancelled.contains("0 waiting"), "{cancelled}");
+    for index in 0..10 {
+        assert_eq!(d.finished(long + index)["state"], "cancelled");
+    }
+
+    // One API request; a wrong one names the field.
+    let (code, answer) = d.request("POST", "/api/v1/jobs", Some(json!({ "commands": ["echo {}"], "array": { "indices": [3, 7] } })));
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!((answer["ids"].as_array().map(Vec::len), answer["array"].clone()), (Some(2), answer["ids"][0].clone()), "{answer}");
+    for (array, field) in [(json!({ "indices": "3..1" }), "array.indices"), (json!({ "sweep": [{ "name": "a b", "values": ["1"] }] }), "array.sweep[0].name"), (json!({ "indices": "0..3", "colour": 1 }), "array")] {
+        let (code, refused) = d.request("POST", "/api/v1/jobs", Some(json!({ "commands": ["true"], "array": array })));
+        assert_eq!(code, 422, "{refused}");
+        assert!(refused["detail"].as_str().is_some_and(|d| d.contains(field)), "{field}: {refused}");
+    }
+}

@@ -50,6 +50,17 @@ pub struct SubmitArgs {
     hold: bool,
     #[arg(long)]
     json: bool,
+    /// An array: one job per index, `{}` in the command replaced by it (Slurm's syntax: 0..99,
+    /// 0-99, 1,5,7, 0..20:2; `%4` at the end runs at most four at once).
+    #[arg(long, value_name = "INDICES")]
+    array: Option<String>,
+    /// A sweep: one job per combination of the values (NAME=1e-3,3e-4 or NAME=1..3,
+    /// repeatable), `{NAME}` in the command replaced by each.
+    #[arg(long, value_name = "NAME=VALUES", value_parser = parse_pair)]
+    sweep: Vec<(String, String)>,
+    /// At most this many elements of the array or sweep run at once.
+    #[arg(long, value_name = "N")]
+    max_running: Option<u32>,
     /// On a federation master: submit on this node, as yourself there, or on `any` node whose
     /// GPUs have room for it now (as the policy judges them), else one that could hold it.
     #[arg(long, value_name = "NAME|any")]
@@ -59,42 +70,57 @@ pub struct SubmitArgs {
     command: Vec<String>,
 }
 
-/// A job here (`12`), or on a node of this federation master (`gpu2:12`).
+/// A job here (`12`), an element of an array here (`12.3`: array 12, index 3), or a job on a
+/// node of this federation master (`gpu2:12`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRef {
     node: Option<String>,
     id: u64,
+    element: Option<u32>,
 }
 
 impl std::str::FromStr for JobRef {
     type Err = String;
 
     fn from_str(text: &str) -> Result<JobRef, String> {
-        let (node, id) = match text.rsplit_once(':') {
+        let wrong = || format!("'{text}' is not ID, ARRAY.INDEX or NODE:ID (a job id is a number)");
+        let (node, rest) = match text.rsplit_once(':') {
             Some((node, id)) if !node.is_empty() => (Some(node.to_string()), id),
-            Some(_) => return Err(format!("'{text}' is not ID or NODE:ID")),
+            Some(_) => return Err(wrong()),
             None => (None, text),
         };
-        let id = id.parse().map_err(|_| format!("'{text}' is not ID or NODE:ID (a job id is a number)"))?;
-        Ok(JobRef { node, id })
+        let (id, element) = match rest.split_once('.') {
+            Some(_) if node.is_some() => return Err(format!("'{text}': an array element on another node is named by its job id there")),
+            Some((id, index)) => (id, Some(index.parse().map_err(|_| wrong())?)),
+            None => (rest, None),
+        };
+        Ok(JobRef { node, id: id.parse().map_err(|_| wrong())?, element })
     }
 }
 
 impl std::fmt::Display for JobRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.node {
-            Some(node) => write!(f, "{node}:{}", self.id),
-            None => write!(f, "{}", self.id),
+        match (&self.node, self.element) {
+            (Some(node), _) => write!(f, "{node}:{}", self.id),
+            (None, Some(index)) => write!(f, "{}.{index}", self.id),
+            (None, None) => write!(f, "{}", self.id),
         }
     }
 }
 
 impl JobRef {
-    /// The job's route: here, or through the master on its node.
-    fn route(&self) -> String {
-        match &self.node {
-            Some(node) => format!("/api/v1/nodes/{}/jobs/{}", url_encode(node), self.id),
-            None => format!("/api/v1/jobs/{}", self.id),
+    /// The job's route: here (an array's element found by its index), or through the master
+    /// on its node.
+    fn route(&self, client: &Client) -> anyhow::Result<String> {
+        match (&self.node, self.element) {
+            (Some(node), _) => Ok(format!("/api/v1/nodes/{}/jobs/{}", url_encode(node), self.id)),
+            (None, Some(index)) => {
+                let array: serde_json::Value = client.get(&format!("/api/v1/arrays/{}", self.id))?;
+                let element = array["elements"].as_array().and_then(|e| e.iter().find(|e| e["index"] == index)).and_then(|e| e["id"].as_u64());
+                let id = element.ok_or_else(|| anyhow!("array {} has no element {index}", self.id))?;
+                Ok(format!("/api/v1/jobs/{id}"))
+            }
+            (None, None) => Ok(format!("/api/v1/jobs/{}", self.id)),
         }
     }
 }
@@ -141,9 +167,24 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         Some(node) => format!("/api/v1/nodes/{}/jobs", url_encode(node)),
         None => "/api/v1/jobs".to_string(),
     };
-    let answer: serde_json::Value = client.post(&route, &serde_json::to_value(&spec)?)?;
+    let mut body = serde_json::to_value(&spec)?;
+    if args.array.is_some() || !args.sweep.is_empty() {
+        let sweep: Vec<serde_json::Value> = args.sweep.iter().map(|(name, values)| json!({ "name": name, "values": gantry::model::array::parse_values(values) })).collect();
+        let mut array = json!({ "sweep": sweep });
+        if let Some(indices) = &args.array {
+            array["indices"] = json!(indices);
+        }
+        if let Some(n) = args.max_running {
+            array["max_running"] = json!(n);
+        }
+        body["array"] = array;
+    }
+    let answer: serde_json::Value = client.post(&route, &body)?;
     if args.json {
         println!("{answer}");
+    } else if let Some(array) = answer["array"].as_u64() {
+        let count = answer["ids"].as_array().map_or(0, Vec::len);
+        println!("submitted array {array}: {count} jobs, {array}.0 … {array}.{} (`gantry jobs {array}`)", count.saturating_sub(1));
     } else {
         let node = answer["node"].as_str().map(|n| format!("{n}:")).unwrap_or_default();
         let ids = answer["ids"].as_array().cloned().unwrap_or_default();
@@ -208,8 +249,19 @@ pub fn shutdown(client: &Client) -> anyhow::Result<ExitCode> {
 }
 
 /// `cancel`, `hold`, `release`: one job, one verb.
+/// `verb` on one job, or on a whole array named by its id (as `scancel 12` does; `12.0` is its
+/// first element alone).
 pub fn act(client: &Client, verb: &str, job: &JobRef) -> anyhow::Result<ExitCode> {
-    let answer: Job = client.post(&format!("{}/{verb}", job.route()), &json!({}))?;
+    if job.node.is_none() && job.element.is_none() {
+        let found: Job = client.get(&format!("/api/v1/jobs/{}", job.id))?;
+        if found.array.is_some_and(|place| place.id.0 == job.id) {
+            let array: gantry::service::ArrayView = client.post(&format!("/api/v1/arrays/{}/{verb}", job.id), &json!({}))?;
+            let c = &array.counts;
+            println!("array {}: {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", array.id, c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let answer: Job = client.post(&format!("{}/{verb}", job.route(client)?), &json!({}))?;
     println!("job {job}: {}", answer.state.as_str());
     Ok(ExitCode::SUCCESS)
 }
@@ -224,6 +276,8 @@ pub struct JobsArgs {
     /// On a federation master: also the jobs running on every node, as `NODE:ID`.
     #[arg(long)]
     all_nodes: bool,
+    /// An array or sweep (by its id): its elements and how far it is.
+    array: Option<u64>,
 }
 
 /// Every job (in `state`), page by page as the daemon answers them.
@@ -245,6 +299,21 @@ fn all_jobs(client: &Client, state: Option<&str>) -> anyhow::Result<Vec<serde_js
 }
 
 pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(id) = args.array {
+        let answer: serde_json::Value = client.get(&format!("/api/v1/arrays/{id}"))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let array: gantry::service::ArrayView = serde_json::from_value(answer)?;
+        let c = &array.counts;
+        println!("array {id}: {} jobs, at most {} at once; {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", c.total, array.max_running, c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+        for element in &array.elements {
+            let params: Vec<String> = element.labels.iter().filter(|(k, _)| k.as_str() != "array_index").map(|(k, v)| format!("{k}={v}")).collect();
+            println!("{:>9}  job {:<6}  {:<9}  {}", format!("{id}.{}", element.index), element.id, element.state.as_str(), params.join(" "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let all = all_jobs(client, args.state.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -255,6 +324,10 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
     for job in &jobs {
         let gpus = job.current_attempt().map(|a| a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
         let command = if job.redacted { "(not yours to see)".to_string() } else { job.spec.commands.join(" && ") };
+        let command = match job.array {
+            Some(place) => format!("[{}.{}] {command}", place.id, place.index),
+            None => command,
+        };
         println!(
             "{:>5}  {:<9}  {:<10}  {:<14}  {:<6}  {:>8}  {:>3}  {}",
             job.id,
@@ -336,7 +409,7 @@ pub struct LogsArgs {
 pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let attempt = args.attempt.map(|n| format!("&attempt={n}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    let log = format!("{}/log", args.id.route());
+    let log = format!("{}/log", args.id.route(client)?);
     if !args.follow || args.id.node.is_some() {
         // A log on another node is followed page by page through the master.
         let mut offset = 0;
@@ -377,12 +450,14 @@ mod tests {
     use super::{parse_memory, JobRef};
 
     #[test]
-    fn a_job_is_named_here_by_its_id_and_on_another_node_as_node_colon_id() {
+    fn a_job_is_named_by_its_id_an_array_element_as_array_dot_index_and_on_another_node_as_node_colon_id() {
         let here: JobRef = "12".parse().expect("an id");
         let there: JobRef = "gpu-2.lab:7".parse().expect("node:id");
-        assert_eq!((here.route(), here.to_string()), ("/api/v1/jobs/12".to_string(), "12".to_string()));
-        assert_eq!((there.route(), there.to_string()), ("/api/v1/nodes/gpu-2.lab/jobs/7".to_string(), "gpu-2.lab:7".to_string()));
-        for wrong in [":7", "gpu2:", "gpu2:x", "x"] {
+        let element: JobRef = "12.3".parse().expect("array.index");
+        assert_eq!((here.id, here.node.as_deref(), here.element, here.to_string()), (12, None, None, "12".to_string()));
+        assert_eq!((there.id, there.node.as_deref(), there.element, there.to_string()), (7, Some("gpu-2.lab"), None, "gpu-2.lab:7".to_string()));
+        assert_eq!((element.id, element.element, element.to_string()), (12, Some(3), "12.3".to_string()));
+        for wrong in [":7", "gpu2:", "gpu2:x", "x", "12.x", "gpu2:12.3"] {
             assert!(wrong.parse::<JobRef>().is_err(), "{wrong}");
         }
     }

@@ -227,6 +227,9 @@ pub struct Job {
     /// attempts when shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<JobUsage>,
+    /// Its array and its index there, if it is an element of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<super::ArrayPlace>,
 }
 
 /// What a job has used over all its attempts: what its owner is accounted for.

@@ -4,6 +4,7 @@
 //!
 //! - `job`: jobs and their attempts, and what a user submits;
 //! - `submission`: a submission checked field by field ([`Batch`]);
+//! - `array`: arrays and sweeps, which a submission expands into one job per element;
 //! - `run`: command files loaded as runs, and queue state;
 //! - `rules`: the scheduling rules;
 //! - `status`: counts, queues, runs, progress, usage and events;
@@ -44,6 +45,7 @@ macro_rules! number {
 }
 use number;
 
+pub mod array;
 pub mod base_url;
 pub mod job;
 pub mod principal;
@@ -58,7 +60,8 @@ pub use job::{Attempt, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JobU
 pub use principal::{Principal, Role, Scope};
 pub use rules::{Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
-pub use submission::{limits, After, Batch, FieldError, NewJob};
+pub use submission::{limits, After, ArrayBatch, Batch, FieldError, NewJob};
+pub use array::{ArrayPlace, ArraySpec};
 pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
 pub use base_url::BaseUrl;
 pub use time::{iso_time, now_ms};

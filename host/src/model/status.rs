@@ -11,11 +11,14 @@ pub struct JobFilter {
     pub queue: Option<String>,
     pub run: Option<RunId>,
     pub owner: Option<String>,
+    /// The elements of this array.
+    pub array: Option<JobId>,
 }
 
 impl JobFilter {
     pub fn matches(&self, job: &Job) -> bool {
-        self.state.is_none_or(|s| job.state == s)
+        self.array.is_none_or(|a| job.array.is_some_and(|p| p.id == a))
+            && self.state.is_none_or(|s| job.state == s)
             && self.queue.as_ref().is_none_or(|q| &job.queue == q)
             && self.run.is_none_or(|r| job.run == Some(r))
             && self.owner.as_ref().is_none_or(|o| job.spec.owner.as_ref() == Some(o))

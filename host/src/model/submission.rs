@@ -57,6 +57,15 @@ pub enum After {
 pub struct NewJob {
     pub spec: JobSpec,
     pub after: Vec<After>,
+    /// Its index, if it is an element of an array.
+    pub array_index: Option<u32>,
+}
+
+/// What a batch that is an array asks of all its elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrayBatch {
+    /// The parallelism of the elements' queue: this many at once, else all of them.
+    pub max_running: Option<u32>,
 }
 
 /// Jobs that passed every check needing no scheduler state: counts, sizes, names, and
@@ -66,6 +75,7 @@ pub struct Batch {
     jobs: Vec<NewJob>,
     run_as: Option<u32>,
     groups: Vec<u32>,
+    array: Option<ArrayBatch>,
 }
 
 impl Batch {
@@ -110,7 +120,28 @@ impl Batch {
             let names: Vec<String> = cycle.iter().map(|&i| specs[i].key.clone().unwrap_or_else(|| format!("jobs[{i}]"))).collect();
             return Err(FieldError::new("after", format!("dependency cycle: {}", names.join(" → "))));
         }
-        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after }).collect(), run_as: None, groups: Vec::new() })
+        Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after, array_index: None }).collect(), run_as: None, groups: Vec::new(), array: None })
+    }
+
+    /// An array: one job per element of `array`, made from `template` (see [`super::array`]).
+    pub fn array(template: JobSpec, array: &super::array::ArraySpec) -> Result<Batch, FieldError> {
+        super::array::check_template(&template, array)?;
+        let elements = array.elements()?;
+        let specs = elements.iter().map(|element| super::array::expand(&template, element)).collect();
+        let mut batch = Batch::new(specs).map_err(|e| FieldError::new(e.field.replacen("jobs[", "array element [", 1), e.message))?;
+        for (job, element) in batch.jobs.iter_mut().zip(&elements) {
+            job.array_index = Some(element.index);
+        }
+        let max_running = match &array.indices {
+            Some(super::array::Indices::Spec(spec)) => super::array::parse_indices(spec).ok().and_then(|(_, limit)| limit).or(array.max_running),
+            _ => array.max_running,
+        };
+        batch.array = Some(ArrayBatch { max_running });
+        Ok(batch)
+    }
+
+    pub fn array_batch(&self) -> Option<ArrayBatch> {
+        self.array
     }
 
     pub fn jobs(&self) -> &[NewJob] {

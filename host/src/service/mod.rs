@@ -5,6 +5,7 @@
 //! the async threads here, through [`off_thread`].
 //!
 //! - `jobs`: submitting, listing, changing jobs; their logs; queues; the scheduler's status;
+//! - `arrays`: arrays and sweeps as one thing: their summary, and changes to all elements;
 //! - `runs`: command files as runs, and seed 001's schedulers over them;
 //! - `command_files`: seed 004's numbered command files, read and written through the parser;
 //! - `settings`: the rules and settings in `gantry.toml`;
@@ -14,6 +15,7 @@
 //! - `accounts`: who is calling: credentials, logins, tokens, accounts.
 
 mod accounts;
+mod arrays;
 mod command_files;
 mod jobs;
 mod logs;
@@ -24,6 +26,7 @@ mod runs;
 mod settings;
 
 pub use accounts::{Credential, LoginReply};
+pub use arrays::{ArrayAction, ArrayElement, ArrayView};
 pub use command_files::{CommandConfig, CommandFileSummary, CommandFileView, Content, Process, QueueBlock};
 pub use jobs::{LogChunk, LogUpdate, Update};
 pub use node::{GpuDetail, GpusWithTasks, Machine};

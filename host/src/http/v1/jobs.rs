@@ -4,8 +4,8 @@ use super::paging::{page, window, MAX_PAGE};
 use crate::http::error::{from_value, ApiResult, Body, Params, PathParam};
 use crate::http::gate::Access::{Admin, Operate, Read};
 use crate::http::routes::{AnyOf, Routes};
-use crate::model::{Attempt, Batch, Job, JobFilter, JobId, JobSpec, JobState, Principal, QueueState, QueueStatus, RunId, RunMode, RunState, RunStatus, Status};
-use crate::service::{LogChunk, LogUpdate, Service};
+use crate::model::{ArraySpec, Attempt, Batch, Job, JobFilter, JobId, JobSpec, JobState, Principal, QueueState, QueueStatus, RunId, RunMode, RunState, RunStatus, Status};
+use crate::service::{ArrayAction, ArrayView, LogChunk, LogUpdate, Service};
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -44,13 +44,21 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/status", Read, "The scheduler at a glance", status)
         .answers::<Status>(200)
         .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
-        .body::<AnyOf<JobSpec, BatchBody>>()
+        .body::<AnyOf<JobSpec, AnyOf<BatchBody, ArrayBody>>>()
         .answers::<Submitted>(201)
         .links(&JOB_ROUTES, "id", "$response.body#/ids/0")
         .fails(&[404, 409, 429])
-        .get("/api/v1/jobs", Read, "Jobs, filtered by `state`, `queue`, `run`, `owner`; paginated by `offset` and `limit`", list_jobs)
+        .get("/api/v1/jobs", Read, "Jobs, filtered by `state`, `queue`, `run`, `owner`, `array`; paginated by `offset` and `limit`", list_jobs)
         .query::<JobQuery>()
         .answers::<JobPage>(200)
+        .get("/api/v1/arrays/{id}", Read, "An array (or sweep) by its first element's id: its elements with their states, counts and how many may run at once", array)
+        .path::<JobId>()
+        .answers::<ArrayView>(200)
+        .fails(&[404])
+        .post("/api/v1/arrays/{id}/{action}", Operate, "Cancel, hold or release every element of an array it applies to", act_on_array)
+        .path::<(JobId, ArrayAction)>()
+        .answers::<ArrayView>(200)
+        .fails(&[403, 404, 409])
         .get("/api/v1/jobs/{id}", Read, "One job with its attempts", job)
         .path::<JobId>()
         .answers::<Job>(200)
@@ -141,15 +149,49 @@ pub(super) struct BatchBody {
     jobs: Vec<JobSpec>,
 }
 
+#[derive(Deserialize)]
+struct ArrayField {
+    array: ArraySpec,
+}
+
+/// A job template with `array`: one job per element, `{}` and `{NAME}` in its commands filled.
+pub(super) struct ArrayBody;
+
+impl JsonSchema for ArrayBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ArrayBody".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = JobSpec::json_schema(generator);
+        let array = generator.subschema_for::<ArraySpec>();
+        if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            properties.insert("array".into(), array.to_value());
+        }
+        if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.push("array".into());
+        }
+        schema
+    }
+}
+
 /// The ids of the jobs submitted, in the order they came.
 #[derive(Serialize, JsonSchema)]
 struct Submitted {
     ids: Vec<JobId>,
+    /// The array's id, if the submission was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    array: Option<JobId>,
 }
 
 /// One job, or a batch: told apart by a `jobs` key, so an error names the field at fault rather
 /// than saying that neither shape matched.
-pub(super) fn batch_of(body: serde_json::Value) -> ApiResult<Batch> {
+pub(super) fn batch_of(mut body: serde_json::Value) -> ApiResult<Batch> {
+    if let Some(array) = body.as_object_mut().and_then(|fields| fields.remove("array")) {
+        // Read within its field, so an error names `array.…`.
+        let array = from_value::<ArrayField>(serde_json::json!({ "array": array }))?.array;
+        return Ok(Batch::array(from_value::<JobSpec>(body)?, &array)?);
+    }
     let specs = match body.get("jobs") {
         Some(_) => from_value::<BatchBody>(body)?.jobs,
         None => vec![from_value::<JobSpec>(body)?],
@@ -158,8 +200,11 @@ pub(super) fn batch_of(body: serde_json::Value) -> ApiResult<Batch> {
 }
 
 async fn submit(State(service): Shared, Extension(who): Caller, Body(body): Body<serde_json::Value>) -> ApiResult<(StatusCode, Json<Submitted>)> {
-    let ids = service.submit(&who, batch_of(body)?).await?;
-    Ok((StatusCode::CREATED, Json(Submitted { ids })))
+    let batch = batch_of(body)?;
+    let array = batch.array_batch().is_some();
+    let ids = service.submit(&who, batch).await?;
+    let array = ids.first().copied().filter(|_| array);
+    Ok((StatusCode::CREATED, Json(Submitted { ids, array })))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -170,6 +215,8 @@ struct JobQuery {
     run: Option<RunId>,
     /// The account or Unix user that submitted them.
     owner: Option<String>,
+    /// The elements of this array.
+    array: Option<JobId>,
     #[serde(default)]
     offset: usize,
     #[schemars(range(max = MAX_PAGE))]
@@ -185,9 +232,17 @@ struct JobPage {
 }
 
 async fn list_jobs(State(service): Shared, Extension(who): Caller, Params(query): Params<JobQuery>) -> ApiResult<Json<JobPage>> {
-    let jobs = service.jobs(&who, JobFilter { state: query.state, queue: query.queue, run: query.run, owner: query.owner }).await?;
+    let jobs = service.jobs(&who, JobFilter { state: query.state, queue: query.queue, run: query.run, owner: query.owner, array: query.array }).await?;
     let (total, jobs) = window(jobs, query.offset, query.limit)?;
     Ok(Json(JobPage { total, offset: query.offset, jobs }))
+}
+
+async fn array(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<ArrayView>> {
+    Ok(Json(service.array(&who, id).await?))
+}
+
+async fn act_on_array(State(service): Shared, Extension(who): Caller, PathParam((id, action)): PathParam<(JobId, ArrayAction)>) -> ApiResult<Json<ArrayView>> {
+    Ok(Json(service.act_on_array(&who, id, action).await?))
 }
 
 async fn job(State(service): Shared, Extension(who): Caller, PathParam(id): PathParam<JobId>) -> ApiResult<Json<Job>> {

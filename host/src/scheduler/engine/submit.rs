@@ -13,7 +13,7 @@ impl Engine {
         let ids: Vec<JobId> = (first..first + batch.len() as u64).map(JobId).collect();
         let now = now_ms();
         let fits = self.what_fits();
-        let (run_as, groups) = (batch.run_as(), batch.groups().to_vec());
+        let (run_as, groups, array) = (batch.run_as(), batch.groups().to_vec(), batch.array_batch());
         let mut jobs = Vec::with_capacity(batch.len());
         for (i, new) in batch.into_jobs().into_iter().enumerate() {
             let mut after = Vec::with_capacity(new.after.len());
@@ -25,11 +25,13 @@ impl Engine {
                 });
             }
             let spec = new.spec;
+            // An array's elements share a queue of their own (see `model::array`).
+            let own = if array.is_some() { format!("array{}", ids[0]) } else { format!("job{}", ids[i]) };
             let queue = match (run, &spec.queue) {
                 (Some(run), Some(q)) => format!("run{run}/{q}"),
-                (Some(run), None) => format!("run{run}/job{}", ids[i]),
+                (Some(run), None) => format!("run{run}/{own}"),
                 (None, Some(q)) => q.clone(),
-                (None, None) => format!("job{}", ids[i]),
+                (None, None) => own,
             };
             let mut job = Job {
                 id: ids[i],
@@ -46,6 +48,7 @@ impl Engine {
                 groups: groups.clone(),
                 redacted: false,
                 usage: None,
+                array: new.array_index.map(|index| crate::model::ArrayPlace { id: ids[0], index }),
             };
             if let Some((field, message)) = fits.refuses(&job) {
                 return Err(FieldError::new(format!("jobs[{i}].{field}"), message).into());
@@ -55,6 +58,15 @@ impl Engine {
             jobs.push(job);
         }
         // Committed before it is acknowledged, and before anything can start.
+        if let Some(array) = array
+            && let Some(queue) = jobs.first().map(|j| j.queue.clone()).filter(|q| q.ends_with(&format!("array{}", ids[0])))
+        {
+            let parallelism = array.max_running.unwrap_or_else(|| u32::try_from(jobs.len()).unwrap_or(u32::MAX));
+            let state = self.queues.entry(queue.clone()).or_insert_with(|| crate::model::QueueState::new(&queue));
+            state.parallelism = parallelism.max(1);
+            let state = state.clone();
+            self.store.save_queue(&state)?;
+        }
         self.save_jobs(&jobs)?;
         self.next_job += jobs.len() as u64;
         for job in jobs {
