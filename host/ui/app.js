@@ -322,6 +322,7 @@ async function jobsPage(_, root) {
     if (queue.value) query.set("queue", queue.value);
     if (owner.value) query.set("owner", owner.value);
     if (run.value) query.set("run", run.value);
+    if (params.get("array")) query.set("array", params.get("array"));
     const page = await api("GET", `/api/v1/jobs?${query}`);
     table.replaceChildren(jobTable(page.jobs));
     pager.replaceChildren(
@@ -344,7 +345,7 @@ function jobTable(jobs) {
     h("tbody", {}, jobs.map((j) => {
       const attempt = j.attempts[j.attempts.length - 1];
       return h("tr", { "data-job": j.id },
-        h("td", {}, h("a", { href: `#/job/${j.id}` }, j.id)),
+        h("td", {}, h("a", { href: `#/job/${j.id}` }, j.id), j.array ? h("span", { class: "muted" }, ` (${j.array.id}.${j.array.index})`) : null),
         h("td", { class: `state-${j.state}` }, j.state),
         h("td", {}, j.spec.owner ?? ""),
         h("td", {}, j.queue),
@@ -413,6 +414,7 @@ async function jobPage(id, root) {
     } }, verb);
     fill(view,
       h("p", {}, h("span", { class: `state-${job.state}`, id: "job-state" }, job.state), " · queue ", job.queue, " · owner ", job.spec.owner ?? "", " · submitted ", time(job.submitted_ms)),
+      job.array ? h("p", { class: "muted" }, `element ${job.array.index} of array `, h("a", { href: `#/jobs?array=${job.array.id}` }, `${job.array.id}`)) : null,
       job.usage ? h("p", { class: "muted", id: "job-usage" }, `${job.usage.gpu_hours.toFixed(3)} GPU-hours · peak GPU memory ${mib(job.usage.gpu_memory_peak_mib)}`) : null,
       job.reason ? h("p", { class: "muted" }, job.reason) : null,
       job.redacted ? h("p", { class: "muted" }, "Not yours: its commands, environment and log are not shown.") : h("pre", { class: "log" }, job.spec.commands.join("\n")),
