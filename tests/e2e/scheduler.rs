@@ -436,3 +436,28 @@ fn arrays_and_sweeps_run_one_job_per_element_within_their_limit_and_act_as_one()
         assert!(refused["detail"].as_str().is_some_and(|d| d.contains(field)), "{field}: {refused}");
     }
 }
+
+#[test]
+fn a_command_files_gantry_sweep_block_runs_one_job_per_combination_one_after_another_in_its_queue() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "2"]);
+    let file = g.state.path().join("command_gpu_sweep.txt");
+    std::fs::write(&file, "# seed 004 reads the #gantry lines as comments\n#gantry sweep lr=1e-3,3e-4\n#gantry sweep seed=1..2\n1\necho lr={lr} seed={seed}\n1\n").expect("write");
+    let said = ok(g.run(&["run", file.to_str().expect("utf-8")]));
+    let run: u64 = said.strip_prefix("run ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{said}"));
+    assert!(said.contains("4 job(s)"), "{said}");
+    let jobs = d.get(&format!("/api/v1/jobs?run={run}"))["jobs"].as_array().cloned().expect("jobs");
+    let mut ids: Vec<u64> = jobs.iter().filter_map(|j| j["id"].as_u64()).collect();
+    ids.sort_unstable();
+    let logs: Vec<String> = ids.iter().map(|&id| {
+        d.finished(id);
+        d.log(id)
+    }).collect();
+    assert_eq!(logs, ["lr=1e-3 seed=1\n", "lr=1e-3 seed=2\n", "lr=3e-4 seed=1\n", "lr=3e-4 seed=2\n"]);
+    // One queue: each started after the one before it ended.
+    let times: Vec<(u64, u64)> = ids.iter().map(|&id| {
+        let job = d.job(id);
+        (job["attempts"][0]["started_ms"].as_u64().expect("started"), job["attempts"][0]["ended_ms"].as_u64().expect("ended"))
+    }).collect();
+    assert!(times.windows(2).all(|w| w[1].0 >= w[0].1), "{times:?}");
+}

@@ -59,45 +59,14 @@ pub struct Element {
     pub params: Vec<(String, String)>,
 }
 
-/// `0..99`, `0-99`, `1,5,7`, `0..20:2`, any of them joined by commas, and `%N` at the end: the
-/// indices in order, and the limit if given.
+/// Slurm's index syntax (see the `sweep` crate): the indices in order, and the `%N` limit.
 pub fn parse_indices(spec: &str) -> Result<(Vec<u32>, Option<u32>), String> {
-    let (list, limit) = match spec.trim().split_once('%') {
-        Some((list, limit)) => (list, Some(limit.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'%{limit}' is not %N with N at least 1"))?)),
-        None => (spec.trim(), None),
-    };
-    let mut indices = Vec::new();
-    for part in list.split(',').map(str::trim) {
-        let number = |text: &str| text.trim().parse::<u32>().map_err(|_| format!("'{part}' is not an index, a range A..B or A..B:STEP"));
-        let (range, step) = match part.split_once(':') {
-            Some((range, step)) => (range, number(step)?),
-            None => (part, 1),
-        };
-        let bounds = range.split_once("..").or_else(|| range.split_once('-'));
-        let (from, to) = match bounds {
-            Some((from, to)) => (number(from)?, number(to)?),
-            None if step == 1 => (number(range)?, number(range)?),
-            None => return Err(format!("'{part}': a step needs a range")),
-        };
-        if from > to || step == 0 {
-            return Err(format!("'{part}' is empty"));
-        }
-        let count = (to - from) / step + 1;
-        if indices.len() + count as usize > limits::JOBS_PER_BATCH {
-            return Err(format!("more than {} elements", limits::JOBS_PER_BATCH));
-        }
-        indices.extend((from..=to).step_by(step as usize));
-    }
-    Ok((indices, limit))
+    sweep::parse_indices(spec, limits::JOBS_PER_BATCH)
 }
 
 /// A sweep parameter's values as the CLI takes them: `1..3` (integers), else a comma list.
 pub fn parse_values(spec: &str) -> Vec<String> {
-    let range = spec.split_once("..").and_then(|(a, b)| Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?)));
-    match range {
-        Some((from, to)) if from <= to && to - from < limits::JOBS_PER_BATCH as i64 => (from..=to).map(|v| v.to_string()).collect(),
-        _ => spec.split(',').map(|v| v.trim().to_string()).collect(),
-    }
+    sweep::parse_values(spec, limits::JOBS_PER_BATCH)
 }
 
 impl ArraySpec {
@@ -118,10 +87,8 @@ impl ArraySpec {
                 Ok(list.into_iter().map(|index| Element { index, params: Vec::new() }).collect())
             }
             (None, false) => {
-                let mut size: usize = 1;
                 for (i, param) in self.sweep.iter().enumerate() {
-                    let valid = !param.name.is_empty() && param.name.len() <= 64 && param.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !valid {
+                    if !sweep::is_param_name(&param.name) {
                         return Err(wrong(&format!("sweep[{i}].name"), format!("'{}' is not a parameter name (letters, digits, _; at most 64)", param.name)));
                     }
                     if self.sweep[..i].iter().any(|p| p.name == param.name) {
@@ -133,23 +100,10 @@ impl ArraySpec {
                     if let Some(value) = param.values.iter().find(|v| v.len() > limits::LABEL_VALUE_BYTES || v.contains('\0')) {
                         return Err(wrong(&format!("sweep[{i}].values"), format!("'{}…' is longer than {} bytes or holds a NUL", value.chars().take(20).collect::<String>(), limits::LABEL_VALUE_BYTES)));
                     }
-                    size = size.saturating_mul(param.values.len());
                 }
-                if size > limits::JOBS_PER_BATCH {
-                    return Err(wrong("sweep", format!("{size} combinations; at most {} per array", limits::JOBS_PER_BATCH)));
-                }
-                let mut elements = Vec::with_capacity(size);
-                for n in 0..size {
-                    // Mixed radix, the last parameter varying fastest.
-                    let mut rest = n;
-                    let mut params = vec![(String::new(), String::new()); self.sweep.len()];
-                    for (slot, param) in params.iter_mut().zip(&self.sweep).rev() {
-                        *slot = (param.name.clone(), param.values[rest % param.values.len()].clone());
-                        rest /= param.values.len();
-                    }
-                    elements.push(Element { index: u32::try_from(n).unwrap_or(u32::MAX), params });
-                }
-                Ok(elements)
+                let params: Vec<(String, Vec<String>)> = self.sweep.iter().map(|p| (p.name.clone(), p.values.clone())).collect();
+                let combinations = sweep::grid(&params, limits::JOBS_PER_BATCH).ok_or_else(|| wrong("sweep", format!("more than {} combinations per array", limits::JOBS_PER_BATCH)))?;
+                Ok(combinations.into_iter().enumerate().map(|(n, params)| Element { index: u32::try_from(n).unwrap_or(u32::MAX), params }).collect())
             }
         }
     }
@@ -158,15 +112,8 @@ impl ArraySpec {
 /// The job of `element` made from `template`: its placeholders filled, its labels and
 /// environment set.
 pub fn expand(template: &JobSpec, element: &Element) -> JobSpec {
-    let fill = |command: &String| {
-        let mut command = command.replace("{}", &element.index.to_string());
-        for (name, value) in &element.params {
-            command = command.replace(&format!("{{{name}}}"), value);
-        }
-        command
-    };
     let mut spec = template.clone();
-    spec.commands = template.commands.iter().map(fill).collect();
+    spec.commands = template.commands.iter().map(|command| sweep::fill(command, element.index, &element.params)).collect();
     spec.labels.insert("array_index".into(), element.index.to_string());
     spec.env.insert("GANTRY_ARRAY_INDEX".into(), element.index.to_string());
     for (name, value) in &element.params {
@@ -197,17 +144,6 @@ pub fn check_template(template: &JobSpec, spec: &ArraySpec) -> Result<(), FieldE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slurm_index_syntax_with_ranges_steps_lists_and_a_limit() {
-        assert_eq!(parse_indices("0..3"), Ok((vec![0, 1, 2, 3], None)));
-        assert_eq!(parse_indices("0-3%2"), Ok((vec![0, 1, 2, 3], Some(2))));
-        assert_eq!(parse_indices("1,5,7"), Ok((vec![1, 5, 7], None)));
-        assert_eq!(parse_indices("0..10:5,20"), Ok((vec![0, 5, 10, 20], None)));
-        for wrong in ["", "3..1", "a", "0..3%0", "0..3%x", "5:2", "0..99999"] {
-            assert!(parse_indices(wrong).is_err(), "{wrong}");
-        }
-    }
 
     #[test]
     fn a_sweep_is_the_cross_product_in_order_and_each_element_gets_its_values_as_labels_and_environment() {

@@ -4,6 +4,13 @@
 //! queue id line, one or more command lines and a memory line in GB; a multi-GPU block
 //! (`command_gpus*.txt`) has a GPU-count line before the memory line. Lines whose first non-blank
 //! character is `#` are comments; a `#` later in a line belongs to the command.
+//!
+//! gantry's one extension, in lines seed 004 reads as comments: a block may start with
+//! `#gantry array INDICES` (Slurm's syntax: `0..9`, `1,5,7`, `0..20:2`) or with one or more
+//! `#gantry sweep NAME=VALUES` (`1e-3,3e-4` or `1..3`), and stands for one job per index or per
+//! combination of values, `{}` in its commands replaced by the index and `{NAME}` by the value.
+//! The jobs keep the block's queue id, so they run one after another in that queue, as the
+//! blocks one would otherwise write by hand would.
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "parser-plugin", additional_derives: [PartialEq] });
@@ -64,9 +71,20 @@ pub fn mode_from_file_name(file_name: &str) -> Option<Mode> {
 }
 
 /// A non-blank, non-comment line with its 1-based number.
+#[derive(Clone, Copy)]
 struct Line<'a> {
     number: u32,
     text: &'a str,
+}
+
+/// What starts a directive line.
+const DIRECTIVE: &str = "#gantry";
+
+/// The most jobs one block may stand for (the host takes at most this many per file).
+const MAX_ELEMENTS: usize = 10_000;
+
+fn is_directive(line: &str) -> bool {
+    line.strip_prefix(DIRECTIVE).is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
 }
 
 fn diagnostic(line: u32, column: u32, message: String) -> Diagnostic {
@@ -95,7 +113,7 @@ pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile,
             if !current.is_empty() {
                 blocks.push(std::mem::take(&mut current));
             }
-        } else if !line.starts_with('#') {
+        } else if !line.starts_with('#') || is_directive(line) {
             current.push(Line { number, text: line });
         }
     }
@@ -106,15 +124,73 @@ pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile,
     let mut jobs = Vec::with_capacity(blocks.len());
     let mut diagnostics = Vec::new();
     for block in &blocks {
-        match parse_block(block, mode) {
-            Ok(job) => jobs.push(job),
-            Err(mut d) => diagnostics.append(&mut d),
+        let (directives, lines): (Vec<Line<'_>>, Vec<Line<'_>>) = block.iter().copied().partition(|l| is_directive(l.text));
+        let Some(first) = lines.first() else {
+            diagnostics.push(diagnostic(block[0].number, 1, "a #gantry line belongs to the block it starts, and this block has nothing else".into()));
+            continue;
+        };
+        let elements = elements(&directives);
+        match (parse_block(&lines, mode), elements) {
+            (Ok(job), Ok(None)) => jobs.push(job),
+            (Ok(job), Ok(Some(elements))) if jobs.len() + elements.len() > MAX_ELEMENTS => {
+                let _ = job;
+                diagnostics.push(diagnostic(first.number, 1, format!("this block stands for {} jobs: with the blocks before it, more than the {MAX_ELEMENTS} a file may have", elements.len())));
+            }
+            (Ok(job), Ok(Some(elements))) => {
+                jobs.extend(elements.iter().map(|(index, params)| JobSpec { commands: job.commands.iter().map(|c| sweep::fill(c, *index, params)).collect(), ..job.clone() }));
+            }
+            (Err(mut d), Ok(_)) => diagnostics.append(&mut d),
+            (Ok(_), Err(mut e)) => diagnostics.append(&mut e),
+            (Err(mut d), Err(mut e)) => {
+                diagnostics.append(&mut e);
+                diagnostics.append(&mut d);
+            }
         }
     }
     if diagnostics.is_empty() {
         Ok(JobFile { mode, jobs })
     } else {
         Err(diagnostics)
+    }
+}
+
+/// What a block's `#gantry` lines make of it: `None` for one job, else each element's index and
+/// values.
+fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<(u32, Vec<(String, String)>)>>, Vec<Diagnostic>> {
+    let (mut indices, mut params): (Option<(u32, Vec<u32>)>, Vec<(String, Vec<String>)>) = (None, Vec::new());
+    let mut wrong = Vec::new();
+    for line in directives {
+        let rest = line.text[DIRECTIVE.len()..].trim();
+        let (verb, argument) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(v, a)| (v, a.trim()));
+        match verb {
+            "array" if indices.is_some() => wrong.push(diagnostic(line.number, 1, "a second #gantry array line; give all indices on one".into())),
+            "array" => match sweep::parse_indices(argument, MAX_ELEMENTS) {
+                Ok((_, Some(_))) => wrong.push(diagnostic(line.number, 1, "%N has no meaning here: a block's jobs run one after another in its queue (gantry submit --array takes %N)".into())),
+                Ok((list, None)) => indices = Some((line.number, list)),
+                Err(e) => wrong.push(diagnostic(line.number, 1, format!("#gantry array {argument}: {e}"))),
+            },
+            "sweep" => match argument.split_once('=') {
+                Some((name, values)) if sweep::is_param_name(name.trim()) && !params.iter().any(|(n, _)| n == name.trim()) => {
+                    params.push((name.trim().to_string(), sweep::parse_values(values, MAX_ELEMENTS)));
+                }
+                _ => wrong.push(diagnostic(line.number, 1, format!("#gantry sweep {argument}: not NAME=VALUES with a NAME of letters, digits and _ not swept before"))),
+            },
+            other => wrong.push(diagnostic(line.number, 1, format!("unknown #gantry line '{other}': it is `#gantry array INDICES` or `#gantry sweep NAME=VALUES`"))),
+        }
+    }
+    if let (Some((number, _)), false) = (&indices, params.is_empty()) {
+        wrong.push(diagnostic(*number, 1, "a block is an array or a sweep, not both".into()));
+    }
+    if !wrong.is_empty() {
+        return Err(wrong);
+    }
+    match (indices, params.is_empty()) {
+        (Some((_, list)), _) => Ok(Some(list.into_iter().map(|i| (i, Vec::new())).collect())),
+        (None, true) => Ok(None),
+        (None, false) => match sweep::grid(&params, MAX_ELEMENTS) {
+            Some(grid) => Ok(Some(grid.into_iter().enumerate().map(|(n, values)| (u32::try_from(n).unwrap_or(u32::MAX), values)).collect())),
+            None => Err(vec![diagnostic(directives[0].number, 1, format!("this sweep has more than {MAX_ELEMENTS} combinations"))]),
+        },
     }
 }
 
@@ -290,6 +366,39 @@ mod tests {
         assert_eq!(file.jobs[0].queue, 1);
         assert_eq!(file.jobs[0].commands, vec!["python a.py"]);
         assert_eq!(file.jobs[1].memory_gb, 8.0);
+    }
+
+    #[test]
+    fn a_gantry_array_or_sweep_line_makes_a_block_one_job_per_element_in_its_queue() {
+        let text = "#gantry array 0..2\n1\npython train.py --seed {}\n20\n\n# a comment, not a sweep\n#gantry sweep lr=1e-3,3e-4\n#gantry sweep seed=1..2\n2\necho {lr} {seed}\n8\n";
+        let file = ok(single(text));
+        let commands: Vec<(u32, &str)> = file.jobs.iter().map(|j| (j.queue, j.commands[0].as_str())).collect();
+        assert_eq!(commands, [
+            (1, "python train.py --seed 0"),
+            (1, "python train.py --seed 1"),
+            (1, "python train.py --seed 2"),
+            (2, "echo 1e-3 1"),
+            (2, "echo 1e-3 2"),
+            (2, "echo 3e-4 1"),
+            (2, "echo 3e-4 2"),
+        ]);
+        assert!(file.jobs.iter().all(|j| j.memory_gb == 20.0 || j.memory_gb == 8.0));
+        assert_round_trips(&file);
+    }
+
+    #[test]
+    fn a_wrong_gantry_line_names_its_line() {
+        for (text, line, says) in [
+            ("#gantry array 3..1\n1\ntrue\n1\n", 1, "#gantry array 3..1"),
+            ("#gantry array 0..3%2\n1\ntrue\n1\n", 1, "%N"),
+            ("1\n#gantry sweep a b=1\ntrue\n1\n", 2, "NAME=VALUES"),
+            ("#gantry repeat 3\n1\ntrue\n1\n", 1, "unknown #gantry line 'repeat'"),
+            ("#gantry array 0..1\n#gantry sweep a=1,2\n1\ntrue\n1\n", 1, "not both"),
+            ("#gantry array 0..1\n\n1\ntrue\n1\n", 1, "belongs to the block"),
+        ] {
+            let found = errors(single(text));
+            assert!(found.iter().any(|d| d.line == line && d.message.contains(says)), "{text:?}: {found:?}");
+        }
     }
 
     #[test]
