@@ -8,7 +8,7 @@
 //! their own, whose parallelism is the array's `max_running` (Slurm's `%N`).
 
 use super::job::{Dependency, JobId, JobSpec};
-use super::submission::{limits, FieldError};
+use super::submission::{limits, Batch, FieldError};
 
 /// What an array submission asks for: `indices` or a `sweep`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, schemars::JsonSchema)]
@@ -123,19 +123,35 @@ pub fn expand(template: &JobSpec, element: &Element) -> JobSpec {
     spec
 }
 
+/// An array: one job per element of `array`, made from `template`.
+pub fn batch(template: JobSpec, array: &ArraySpec) -> Result<Batch, FieldError> {
+    let elements = array.elements()?;
+    // Slurm's `%N` in the indices, else `max_running`.
+    let limit = match &array.indices {
+        Some(Indices::Spec(spec)) => parse_indices(spec).ok().and_then(|(_, limit)| limit),
+        _ => None,
+    }
+    .or(array.max_running);
+    check_template(&template, limit)?;
+    let specs = elements.iter().map(|element| expand(&template, element)).collect();
+    let batch = Batch::new(specs).map_err(|e| FieldError::new(e.field.replacen("jobs[", "array element [", 1), e.message))?;
+    let indices: Vec<u32> = elements.iter().map(|e| e.index).collect();
+    Ok(batch.into_array(&indices, limit))
+}
+
 /// What a template may not have: what names other members of a batch (an array's elements are
 /// alike, and name none).
-pub fn check_template(template: &JobSpec, spec: &ArraySpec) -> Result<(), FieldError> {
+fn check_template(template: &JobSpec, limit: Option<u32>) -> Result<(), FieldError> {
     if template.key.is_some() {
         return Err(FieldError::new("key", "an array's elements have no keys"));
     }
     if template.after.iter().any(|d| matches!(d, Dependency::Key(_))) {
         return Err(FieldError::new("after", "an array's elements wait only for jobs by id"));
     }
-    if template.queue.is_some() && spec.max_running.is_some() {
+    if template.queue.is_some() && limit.is_some() {
         return Err(FieldError::new("array.max_running", "an array in a queue runs as that queue's parallelism allows: leave out the queue, or set its parallelism"));
     }
-    if spec.max_running == Some(0) {
+    if limit == Some(0) {
         return Err(FieldError::new("array.max_running", "must be at least 1"));
     }
     Ok(())
@@ -159,6 +175,16 @@ mod tests {
         assert_eq!(job.commands, ["python train.py --lr 3e-4 --seed 2 # 4 ${HOME}"]);
         assert_eq!((job.labels.get("lr").map(String::as_str), job.labels.get("array_index").map(String::as_str)), (Some("3e-4"), Some("4")));
         assert_eq!((job.env.get("GANTRY_PARAM_SEED").map(String::as_str), job.env.get("GANTRY_ARRAY_INDEX").map(String::as_str)), (Some("2"), Some("4")));
+    }
+
+    #[test]
+    fn an_array_in_a_queue_takes_no_limit_of_its_own() {
+        let template = JobSpec { commands: vec!["true".into()], queue: Some("q".into()), ..JobSpec::default() };
+        for spec in [ArraySpec { indices: Some(Indices::Spec("0..3%2".into())), ..ArraySpec::default() }, ArraySpec { indices: Some(Indices::List(vec![1, 2])), max_running: Some(1), ..ArraySpec::default() }] {
+            assert_eq!(batch(template.clone(), &spec).expect_err("refused").field, "array.max_running", "{spec:?}");
+        }
+        let fine = batch(template, &ArraySpec { indices: Some(Indices::Spec("0..3".into())), ..ArraySpec::default() }).expect("in its queue");
+        assert_eq!((fine.len(), fine.array_batch().map(|a| a.max_running)), (4, Some(None)));
     }
 
     #[test]

@@ -123,21 +123,14 @@ impl Batch {
         Ok(Batch { jobs: specs.into_iter().zip(jobs).map(|(spec, after)| NewJob { spec, after, array_index: None }).collect(), run_as: None, groups: Vec::new(), array: None })
     }
 
-    /// An array: one job per element of `array`, made from `template` (see [`super::array`]).
-    pub fn array(template: JobSpec, array: &super::array::ArraySpec) -> Result<Batch, FieldError> {
-        super::array::check_template(&template, array)?;
-        let elements = array.elements()?;
-        let specs = elements.iter().map(|element| super::array::expand(&template, element)).collect();
-        let mut batch = Batch::new(specs).map_err(|e| FieldError::new(e.field.replacen("jobs[", "array element [", 1), e.message))?;
-        for (job, element) in batch.jobs.iter_mut().zip(&elements) {
-            job.array_index = Some(element.index);
+    /// The batch as an array whose elements are its jobs, with these indices in order (see
+    /// `model::array`, which makes one).
+    pub fn into_array(mut self, indices: &[u32], max_running: Option<u32>) -> Batch {
+        for (job, index) in self.jobs.iter_mut().zip(indices) {
+            job.array_index = Some(*index);
         }
-        let max_running = match &array.indices {
-            Some(super::array::Indices::Spec(spec)) => super::array::parse_indices(spec).ok().and_then(|(_, limit)| limit).or(array.max_running),
-            _ => array.max_running,
-        };
-        batch.array = Some(ArrayBatch { max_running });
-        Ok(batch)
+        self.array = Some(ArrayBatch { max_running });
+        self
     }
 
     pub fn array_batch(&self) -> Option<ArrayBatch> {

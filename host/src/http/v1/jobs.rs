@@ -190,7 +190,7 @@ pub(super) fn batch_of(mut body: serde_json::Value) -> ApiResult<Batch> {
     if let Some(array) = body.as_object_mut().and_then(|fields| fields.remove("array")) {
         // Read within its field, so an error names `array.…`.
         let array = from_value::<ArrayField>(serde_json::json!({ "array": array }))?.array;
-        return Ok(Batch::array(from_value::<JobSpec>(body)?, &array)?);
+        return Ok(crate::model::array::batch(from_value::<JobSpec>(body)?, &array)?);
     }
     let specs = match body.get("jobs") {
         Some(_) => from_value::<BatchBody>(body)?.jobs,
