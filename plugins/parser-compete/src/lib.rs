@@ -154,10 +154,14 @@ pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile,
     }
 }
 
-/// What a block's `#gantry` lines make of it: `None` for one job, else each element's index and
-/// values.
-fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<(u32, Vec<(String, String)>)>>, Vec<Diagnostic>> {
-    let (mut indices, mut params): (Option<(u32, Vec<u32>)>, Vec<(String, Vec<String>)>) = (None, Vec::new());
+/// One job a block stands for: its index, and its sweep values by name.
+type Element = (u32, Vec<(String, String)>);
+
+/// What a block's `#gantry` lines make of it: `None` for one job, else its elements.
+fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<Element>>, Vec<Diagnostic>> {
+    // The `array` line's number and indices; the swept parameters with their values.
+    let mut indices: Option<(u32, Vec<u32>)> = None;
+    let mut params: Vec<(String, Vec<String>)> = Vec::new();
     let mut wrong = Vec::new();
     for line in directives {
         let rest = line.text[DIRECTIVE.len()..].trim();
