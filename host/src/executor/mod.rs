@@ -2,7 +2,8 @@
 //!
 //! Every attempt runs under a shim: `gantry-shim DIR`, a small binary installed beside `gantry`,
 //! in a session of its own, so a daemon that crashes, is killed or restarts takes no job with it. The
-//! shim starts the job's shell in a process group of its own, copies its output into a
+//! shim starts the job's process (`launch`: its shell, or a plain command's program) in a process
+//! group of its own, behind a gate that opens once the shim has recorded it, copies its output into a
 //! size-capped, rotated log, waits for it, and writes the outcome to `exit.json` in the attempt's
 //! directory. Everything the daemon needs to find the attempt again lives in that directory:
 //!
@@ -19,6 +20,7 @@
 //! without a record, it kills what is left of the job and reports it lost.
 
 mod attempt;
+mod launch;
 mod logfile;
 pub mod shim;
 

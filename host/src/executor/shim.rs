@@ -10,10 +10,8 @@ use super::logfile::RotatingLog;
 use super::ExecutorError;
 use crate::model::now_ms;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// After the shell exits, how long leftover output may keep draining before the shim stops
@@ -101,69 +99,32 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     }
 
     let (out_r, out_w) = pipe().map_err(io(LOG))?;
-    let out_w2 = out_w.try_clone().map_err(io(LOG))?;
-    let (go_r, go_w) = pipe().map_err(io(SHIM))?;
-
-    // The shell waits at this gate (its stdin) until the shim has recorded the job's process
-    // group, so a job never runs unrecorded; if the shim dies first, the read sees end-of-file
-    // and nothing runs. Then its stdin becomes /dev/null.
-    let script = format!("read -r _ || exit 125\nexec </dev/null\nset -e\n{}\n", spec.commands.join("\n"));
+    let script = format!("set -e\n{}\n", spec.commands.join("\n"));
     let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
-    let mut cmd = Command::new(shell);
-    cmd.arg("-c").arg(script).stdin(Stdio::from(go_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(out_w2));
     // Nothing of the daemon's environment: the login variables of the user, then the job's own.
-    cmd.env_clear().env("PATH", DEFAULT_PATH);
+    let mut env: std::collections::BTreeMap<String, String> = [("PATH".to_string(), DEFAULT_PATH.to_string())].into();
     if let Some(account) = &account {
-        cmd.env("HOME", &account.home).env("USER", &account.name).env("LOGNAME", &account.name).env("SHELL", &account.shell);
+        env.insert("HOME".into(), account.home.display().to_string());
+        env.extend([("USER", &account.name), ("LOGNAME", &account.name), ("SHELL", &account.shell)].map(|(k, v)| (k.to_string(), v.clone())));
     }
-    cmd.envs(&spec.env);
-    // Its own process group, which cancellation signals as a whole.
-    cmd.process_group(0);
-    let drop_to = account.as_ref().filter(|a| a.uid != crate::unix::euid());
-    match (drop_to, &spec.cwd) {
-        // Another user's job: the only code between fork and exec takes their groups and ids,
-        // then enters the working directory as them, so a directory they may not enter fails
-        // the start. (Otherwise nothing runs there and the standard library uses posix_spawn.)
-        (Some(account), cwd) => {
-            let (uid, gid, groups) = (account.uid, account.gid, account.groups.clone());
-            let cwd = cwd.as_ref().map(|c| std::ffi::CString::new(c.as_os_str().as_encoded_bytes())).transpose().map_err(|_| ExecutorError::Corrupt { path: dir.join(SPEC), message: "the working directory contains a NUL byte".into() })?;
-            // SAFETY: only async-signal-safe system calls on data prepared before the fork.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if let Some(cwd) = &cwd
-                        && libc::chdir(cwd.as_ptr()) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        (None, Some(cwd)) => {
-            cmd.current_dir(cwd);
-        }
-        (None, None) => {}
-    }
-    // The job gets the user's file-creation mask, the shim keeps the daemon's (only this thread
-    // exists yet, so nothing else creates files meanwhile).
-    // SAFETY: umask only swaps the process's mask.
-    let ours = unsafe { libc::umask(spec.umask as libc::mode_t) };
-    let spawned = cmd.spawn();
-    // SAFETY: as above.
-    unsafe { libc::umask(ours) };
-    let child = spawned.map_err(|e| ExecutorError::Start(start_failure(&spec, account.as_ref(), &e)))?;
-    drop(cmd);
-    let started_ms = now_ms();
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let program = super::launch::program(&spec.commands, &script, Path::new(shell), &env["PATH"]);
+    // Another user's job takes their groups and ids, then enters the working directory as them,
+    // so a directory they may not enter fails the start.
+    let identity = account.as_ref().filter(|a| a.uid != crate::unix::euid()).map(|a| super::launch::Identity { uid: a.uid, gid: a.gid, groups: a.groups.clone() });
+    let launch = super::launch::Launch { program: &program, env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(), cwd: spec.cwd.as_deref(), identity, umask: spec.umask, output: &out_w };
+    let gated = super::launch::start(&launch).map_err(|e| ExecutorError::Start(start_failure(&spec, account.as_ref(), &e)))?;
+    drop(out_w);
     let pid = std::process::id();
-    let job_pgid = child.id() as i32;
+    let job_pgid = gated.pid;
     let start = crate::procfs::start_ticks(pid).unwrap_or(0);
+    // Recorded before the gate opens: a job never runs unrecorded.
     write_json_atomically(&dir.join(SHIM), &ShimInfo { pid, start_ticks: start, job_pgid })?;
-    // SAFETY: writing a line from a static to a pipe we own.
-    unsafe { libc::write(go_w.as_raw_fd(), b"go\n".as_ptr().cast(), 3) };
-    drop(go_w);
+    if let Err(e) = gated.open() {
+        let _ = std::fs::remove_file(dir.join(SHIM));
+        return Err(ExecutorError::Start(start_failure(&spec, account.as_ref(), &e)));
+    }
+    let started_ms = now_ms();
     tell_daemon_recorded();
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -198,7 +159,6 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
             return Err(ExecutorError::Io { path: dir.to_path_buf(), source: std::io::Error::last_os_error() });
         }
     }
-    drop(child);
     let ended_ms = now_ms();
     // What the shell left behind in its group goes with it: a job's background process must not
     // keep holding GPU memory after the job is over.
