@@ -39,6 +39,27 @@ pub struct Target {
     pub node: String,
     pub url: String,
     pub key: String,
+    /// Where the node's reports come from: the only address the master acts at.
+    pub heard_from: std::net::IpAddr,
+}
+
+/// Whether `url` is served at `heard_from`: its host is that address, or a name that resolves to
+/// it. A node names the URL it serves at itself; without this a node's token would let it point
+/// its master's requests, and their answers, at any other server the master can reach. Blocks
+/// (resolves names).
+fn served_where_heard(url: &str, heard_from: std::net::IpAddr) -> Result<(), String> {
+    let base = crate::model::BaseUrl::parse(url)?;
+    let port = base.port.unwrap_or(if base.secure { 443 } else { 80 });
+    let same = |ip: std::net::IpAddr| ip.to_canonical() == heard_from.to_canonical();
+    let found = match base.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => same(ip),
+        Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(base.host.as_str(), port)).map_err(|e| format!("{}: {e}", base.host))?.any(|addr| same(addr.ip())),
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!("it says it serves at {url}, which is not where its reports come from ({heard_from}); its master acts on it only there"))
+    }
 }
 
 /// Whom the master acts for: a Unix login name and a role no higher than `user`.
@@ -86,6 +107,7 @@ pub struct Unreachable {
 /// `method path` on the node for `who`, with `body` as JSON if given. Blocks (HTTP).
 pub fn call(agent: &ureq::Agent, target: &Target, who: &OnBehalf, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<Answer, Unreachable> {
     let failed = |message: String| Unreachable { node: target.node.clone(), message };
+    served_where_heard(&target.url, target.heard_from).map_err(failed)?;
     let request = agent
         .request(method, &format!("{}{path}", target.url))
         .set("Authorization", &format!("Bearer {}", target.key))
@@ -178,6 +200,16 @@ mod tests {
     fn best_fit(job: &PendingJob) -> impl Fn(&[GpuState]) -> bool + '_ {
         let rules = crate::policy::rules_for(&crate::model::SchedulingRules::default());
         move |gpus| !crate::policy::native(std::slice::from_ref(job), gpus, &rules).is_empty()
+    }
+
+    #[test]
+    fn the_master_acts_on_a_node_only_at_the_address_its_reports_come_from() {
+        let here: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(served_where_heard("http://127.0.0.1:7070", here).is_ok());
+        assert!(served_where_heard("https://localhost:7070", here).is_ok(), "a name that resolves to it");
+        assert!(served_where_heard("http://127.0.0.1:7070", "::ffff:127.0.0.1".parse().expect("mapped")).is_ok());
+        let elsewhere = served_where_heard("http://10.1.2.3:80", here).expect_err("another server");
+        assert!(elsewhere.contains("10.1.2.3") && elsewhere.contains("127.0.0.1"), "{elsewhere}");
     }
 
     #[test]

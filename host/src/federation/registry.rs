@@ -293,10 +293,11 @@ impl Registry {
             return Err(RegistryError::Offline(name.into()));
         }
         let mut url = node.report.url.as_deref().and_then(|u| crate::model::BaseUrl::parse(u).ok()).ok_or_else(|| RegistryError::NoUrl(name.into()))?;
+        let heard_from: IpAddr = node.address.parse().map_err(|_| RegistryError::NoUrl(name.into()))?;
         if url.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
             url.host.clone_from(&node.address);
         }
-        Ok(super::forward::Target { node: name.to_string(), url: url.url(), key })
+        Ok(super::forward::Target { node: name.to_string(), url: url.url(), key, heard_from })
     }
 }
 
