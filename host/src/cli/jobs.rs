@@ -115,9 +115,8 @@ impl JobRef {
         match (&self.node, self.element) {
             (Some(node), _) => Ok(format!("/api/v1/nodes/{}/jobs/{}", url_encode(node), self.id)),
             (None, Some(index)) => {
-                let array: serde_json::Value = client.get(&format!("/api/v1/arrays/{}", self.id))?;
-                let element = array["elements"].as_array().and_then(|e| e.iter().find(|e| e["index"] == index)).and_then(|e| e["id"].as_u64());
-                let id = element.ok_or_else(|| anyhow!("array {} has no element {index}", self.id))?;
+                let array: gantry::service::ArrayView = client.get(&format!("/api/v1/arrays/{}", self.id))?;
+                let id = array.elements.iter().find(|e| e.index == index).map(|e| e.id).ok_or_else(|| anyhow!("array {} has no element {index}", self.id))?;
                 Ok(format!("/api/v1/jobs/{id}"))
             }
             (None, None) => Ok(format!("/api/v1/jobs/{}", self.id)),
@@ -256,8 +255,7 @@ pub fn act(client: &Client, verb: &str, job: &JobRef) -> anyhow::Result<ExitCode
         let found: Job = client.get(&format!("/api/v1/jobs/{}", job.id))?;
         if found.array.is_some_and(|place| place.id.0 == job.id) {
             let array: gantry::service::ArrayView = client.post(&format!("/api/v1/arrays/{}/{verb}", job.id), &json!({}))?;
-            let c = &array.counts;
-            println!("array {}: {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", array.id, c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+            println!("array {}: {}", array.id, states(&array.counts));
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -307,7 +305,7 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
         }
         let array: gantry::service::ArrayView = serde_json::from_value(answer)?;
         let c = &array.counts;
-        println!("array {id}: {} jobs, at most {} at once; {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", c.total, array.max_running, c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+        println!("array {id}: {} jobs, at most {} at once; {}", c.total, array.max_running, states(c));
         for element in &array.elements {
             let params: Vec<String> = element.labels.iter().filter(|(k, _)| k.as_str() != "array_index").map(|(k, v)| format!("{k}={v}")).collect();
             println!("{:>9}  job {:<6}  {:<9}  {}", format!("{id}.{}", element.index), element.id, element.state.as_str(), params.join(" "));
@@ -353,6 +351,11 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How many jobs are in each state, as every summary line says it.
+fn states(c: &gantry::model::Counts) -> String {
+    format!("{} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled)
+}
+
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max { text.to_string() } else { format!("{}…", text.chars().take(max - 1).collect::<String>()) }
 }
@@ -365,7 +368,7 @@ pub fn status(client: &Client, json_out: bool) -> anyhow::Result<ExitCode> {
     }
     let status: Status = serde_json::from_value(status).map_err(|e| anyhow!("unexpected status from the daemon: {e}"))?;
     let c = &status.counts;
-    println!("jobs: {} waiting, {} held, {} running, {} succeeded, {} failed, {} cancelled", c.waiting, c.held, c.running, c.succeeded, c.failed, c.cancelled);
+    println!("jobs: {}", states(c));
     if let Some(decider) = &status.last_decider {
         println!("placement: {decider}");
     }

@@ -138,10 +138,13 @@ impl Service {
             owner: Some(who.name.clone()),
             owner_usage: 0.0,
         };
-        let (config, plugins, nodes) = (self.config.read().clone(), self.plugins.clone(), self.nodes.nodes());
+        let (active, rules) = {
+            let config = self.config.read();
+            (config.plugins.policy.clone(), crate::policy::rules_for(&config.scheduler))
+        };
+        let (plugins, nodes) = (self.plugins.clone(), self.nodes.nodes());
         off_thread(move || {
-            let policy = crate::policy::PolicyService::new(plugins, config.plugins.policy.clone());
-            let rules = crate::policy::rules_for(&config.scheduler);
+            let policy = crate::policy::PolicyService::new(plugins, active);
             Ok::<_, ServiceError>(forward::candidates(&nodes, &job, |gpus| !policy.place(std::slice::from_ref(&job), gpus, &rules).placements.is_empty()))
         })
         .await

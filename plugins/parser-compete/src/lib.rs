@@ -132,8 +132,7 @@ pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile,
         let elements = elements(&directives);
         match (parse_block(&lines, mode), elements) {
             (Ok(job), Ok(None)) => jobs.push(job),
-            (Ok(job), Ok(Some(elements))) if jobs.len() + elements.len() > MAX_ELEMENTS => {
-                let _ = job;
+            (Ok(_), Ok(Some(elements))) if jobs.len() + elements.len() > MAX_ELEMENTS => {
                 diagnostics.push(diagnostic(first.number, 1, format!("this block stands for {} jobs: with the blocks before it, more than the {MAX_ELEMENTS} a file may have", elements.len())));
             }
             (Ok(job), Ok(Some(elements))) => {

@@ -44,7 +44,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/status", Read, "The scheduler at a glance", status)
         .answers::<Status>(200)
         .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
-        .body::<AnyOf<JobSpec, AnyOf<BatchBody, ArrayBody>>>()
+        .body::<SubmitBody>()
         .answers::<Submitted>(201)
         .links(&JOB_ROUTES, "id", "$response.body#/ids/0")
         .fails(&[404, 409, 429])
@@ -141,6 +141,9 @@ struct QueueBody {
 async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, Body(body): Body<QueueBody>) -> ApiResult<Json<QueueState>> {
     Ok(Json(service.set_parallelism(name, body.parallelism).await?))
 }
+
+/// What a submission is: one job, a batch, or an array (see [`batch_of`]).
+pub(super) type SubmitBody = AnyOf<JobSpec, AnyOf<BatchBody, ArrayBody>>;
 
 /// `{"jobs": [...]}`: a batch whose members may depend on each other.
 #[derive(Deserialize, JsonSchema)]

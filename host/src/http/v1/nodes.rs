@@ -5,9 +5,9 @@ use crate::federation::forward::Answer;
 use crate::federation::{NodeView, Report};
 use crate::http::error::{ApiError, ApiResult, Body, Params, PathParam};
 use crate::http::gate::Access::{Admin, Operate, Public, Read};
-use crate::http::routes::{AnyOf, Routes};
+use crate::http::routes::Routes;
 use crate::http::Peer;
-use crate::model::{JobId, JobSpec, Principal, RunningJob};
+use crate::model::{JobId, Principal, RunningJob};
 use crate::service::GpuSummary;
 use crate::service::Service;
 use axum::extract::{ConnectInfo, State};
@@ -48,7 +48,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .fails(&[404])
         .post("/api/v1/nodes/{name}/jobs", Operate, "Submit on a node (or on `any` that has room, as the policy judges its GPUs), as the caller's own Unix user there: the node's answer to `POST /api/v1/jobs`, with `node`", submit_on)
         .path::<String>()
-        .body::<AnyOf<JobSpec, super::jobs::BatchBody>>()
+        .body::<super::jobs::SubmitBody>()
         .answers_raw(201, RELAYED)
         .fails(&[403, 404, 409, 502])
         .get("/api/v1/nodes/{name}/jobs/{id}", Read, "A job on a node, as the node shows it to the caller", job_on)

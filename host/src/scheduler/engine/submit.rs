@@ -14,6 +14,8 @@ impl Engine {
         let now = now_ms();
         let fits = self.what_fits();
         let (run_as, groups, array) = (batch.run_as(), batch.groups().to_vec(), batch.array_batch());
+        // An array whose template names no queue gets one of its own, with its limit.
+        let own_queue = array.filter(|_| batch.jobs().first().is_some_and(|j| j.spec.queue.is_none()));
         let mut jobs = Vec::with_capacity(batch.len());
         for (i, new) in batch.into_jobs().into_iter().enumerate() {
             let mut after = Vec::with_capacity(new.after.len());
@@ -58,8 +60,8 @@ impl Engine {
             jobs.push(job);
         }
         // Committed before it is acknowledged, and before anything can start.
-        if let Some(array) = array
-            && let Some(queue) = jobs.first().map(|j| j.queue.clone()).filter(|q| q.ends_with(&format!("array{}", ids[0])))
+        if let Some(array) = own_queue
+            && let Some(queue) = jobs.first().map(|j| j.queue.clone())
         {
             let parallelism = array.max_running.unwrap_or_else(|| u32::try_from(jobs.len()).unwrap_or(u32::MAX));
             let state = self.queues.entry(queue.clone()).or_insert_with(|| crate::model::QueueState::new(&queue));
