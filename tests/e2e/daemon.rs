@@ -191,3 +191,49 @@ fn logs_follow_prints_a_running_job_to_its_end() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("job 999 does not exist"), "{}", stderr(&out));
 }
+
+/// The daemon's children named `gantry-shim` that are alive (not zombies): its spawner.
+fn spawners_of(daemon: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `PID (COMM) STATE PPID …`
+            let (comm, rest) = stat.split_once(") ")?;
+            let mut fields = rest.split(' ');
+            let (state, ppid) = (fields.next()?, fields.next()?.parse::<u32>().ok()?);
+            (comm.ends_with("(gantry-shim") && ppid == daemon && state != "Z").then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_spawner_takes_no_job_with_it_and_the_next_job_gets_a_new_one() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let pid: Value = serde_json::from_str(&std::fs::read_to_string(g.state.path().join("logs/pid.json")).expect("pid.json")).expect("json");
+    let daemon = pid["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).expect("the daemon's pid");
+    let marker = g.state.path().join("done");
+    let running = d.submit(serde_json::json!({ "commands": [format!("sleep 1; touch {}", marker.display())] }))[0];
+    d.wait_job(running, Duration::from_secs(30), |j| j["state"] == "running");
+    let first = spawners_of(daemon);
+    assert_eq!(first.len(), 1, "one spawner: {first:?}");
+    // SAFETY: signalling the spawner found above.
+    unsafe { libc::kill(first[0], libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while spawners_of(daemon) == first {
+        assert!(std::time::Instant::now() < deadline, "the spawner did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let job = d.finished(running);
+    assert_eq!(job["state"], "succeeded", "the job of a killed spawner: {job:#}");
+    assert!(marker.exists());
+    let next = d.submit(serde_json::json!({ "commands": ["echo after"] }))[0];
+    let job = d.finished(next);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(d.log(next).trim(), "after");
+    let second = spawners_of(daemon);
+    assert!(second.len() == 1 && second != first, "a new spawner: {first:?} then {second:?}");
+}

@@ -2,7 +2,7 @@
 //! finding attempts again after the daemon that started them is gone.
 
 use crate::alive;
-use gantry::executor::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, RunningAttempt};
+use gantry::executor::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, RunningAttempt, Spawner};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -23,8 +23,14 @@ fn spec(commands: &[&str], env: &[(&str, &str)]) -> AttemptSpec {
     }
 }
 
+/// One spawner for the tests of this file, as a daemon has one for all its attempts.
+fn spawner() -> &'static Spawner {
+    static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| Spawner::start(Path::new(SHIM)).expect("the spawner starts"))
+}
+
 fn start(dir: &Path, commands: &[&str]) -> RunningAttempt {
-    spawn(Path::new(SHIM), dir, &spec(commands, &[])).expect("shim starts")
+    spawn(spawner(), dir, &spec(commands, &[])).expect("shim starts")
 }
 
 async fn finished(attempt: RunningAttempt) -> ExitRecord {
@@ -45,7 +51,7 @@ async fn lines_run_in_sequence_in_one_shell_with_the_given_environment() {
         &["cd /", "X=5", "echo $X $CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER $GANTRY_JOB_ID", "pwd"],
         &[("CUDA_VISIBLE_DEVICES", "2,3"), ("CUDA_DEVICE_ORDER", "PCI_BUS_ID"), ("GANTRY_JOB_ID", "7")],
     );
-    let attempt = spawn(Path::new(SHIM), dir.path(), &spec).expect("starts");
+    let attempt = spawn(spawner(), dir.path(), &spec).expect("starts");
     let record = finished(attempt).await;
     assert!(record.success(), "{record:?}");
     assert!(record.ended_ms >= record.started_ms);
@@ -184,6 +190,6 @@ fn an_attempt_recorded_but_never_created_may_be_started() {
 fn an_attempt_directory_is_never_started_twice() {
     let dir = tempfile::tempdir().expect("dir");
     let first = start(dir.path(), &["sleep 1"]);
-    assert!(spawn(Path::new(SHIM), dir.path(), &spec(&["true"], &[])).is_err());
+    assert!(spawn(spawner(), dir.path(), &spec(&["true"], &[])).is_err());
     drop(first);
 }

@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use super::spawner::Spawner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
@@ -96,8 +97,6 @@ pub(super) const LOG: &str = "output.log";
 pub struct RunningAttempt {
     pub dir: PathBuf,
     pub shim: ShimInfo,
-    /// Set when this process started the shim and must reap it.
-    child: Option<std::process::Child>,
 }
 
 /// What a daemon finds when it looks at an attempt it believed was running.
@@ -142,13 +141,12 @@ fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(ExecutorError::Io { path, source: err }) }
 }
 
-/// Starts `shim_program DIR` for a new attempt in `dir` (created if needed). Blocking, but
-/// brief: it returns once the shim has recorded itself.
+/// Starts the shim of a new attempt in `dir` (created if needed), forked by `spawner`.
+/// Blocking, but brief: it returns once the shim has recorded itself.
 ///
-/// The shim gets the attempt's lock as its stdin and a "recorded" pipe as its stdout, so no code
-/// runs between fork and exec and the standard library can start it with `posix_spawn` (no copy
-/// of the daemon's page tables per job).
-pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
+/// The shim gets the attempt's lock as its stdin and a "recorded" pipe as its stdout; its
+/// death before it recorded itself reads as end-of-file on that pipe.
+pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     if dir.join(EXIT).exists() || dir.join(SHIM).exists() {
         return Err(ExecutorError::AlreadyRunning { path: dir.to_path_buf() });
@@ -158,25 +156,19 @@ pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<Runn
     let spec_path = dir.join(SPEC);
     let text = serde_json::to_vec(spec).map_err(|e| ExecutorError::Corrupt { path: spec_path.clone(), message: e.to_string() })?;
     std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
-    // The lock is taken here and handed to the shim, so it is held without a gap from before the
+    // The lock is taken here and handed on to the shim, so it is held without a gap from before the
     // shim exists until it exits: a daemon that dies meanwhile can't make it look abandoned.
     let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
     // The shim's own stderr is the job's log, appended to as the shim's own writes are: what it
     // has to say reaches the user.
     let log_path = dir.join(LOG);
     let shim_err = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path))?;
-    let (recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
-
-    let mut cmd = Command::new(shim_program);
-    cmd.arg(dir).stdin(Stdio::from(lock)).stdout(Stdio::from(recorded_w)).stderr(shim_err);
-    let spawned = cmd.spawn();
-    // Our copies of the lock and the pipe's write end go with the command: from here only the
-    // shim holds them, and its death reads as end-of-file below.
-    drop(cmd);
-    let mut child = spawned.map_err(|source| ExecutorError::Spawn { program: shim_program.to_path_buf(), source })?;
+    let (mut recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
+    spawner.send(dir, [&OwnedFd::from(lock), &OwnedFd::from(recorded_w), &OwnedFd::from(shim_err)])?;
+    // Our copies of the lock and the pipe's write end are gone: from here only the shim holds
+    // them (or the message on its way to the spawner does).
 
     let mut byte = [0u8; 1];
-    let mut recorded = recorded;
     let answered = loop {
         match recorded.read(&mut byte) {
             Ok(n) => break n == 1,
@@ -185,14 +177,10 @@ pub fn spawn(shim_program: &Path, dir: &Path, spec: &AttemptSpec) -> Result<Runn
         }
     };
     match read_json::<ShimInfo>(&dir.join(SHIM))? {
-        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim, child: Some(child) }),
+        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
         _ => {
-            let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            Err(ExecutorError::Spawn {
-                program: shim_program.to_path_buf(),
-                source: std::io::Error::other(format!("the shim exited ({status}) before starting the job: {}", log.trim())),
-            })
+            Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
         }
     }
 }
@@ -203,16 +191,17 @@ pub fn adopt(dir: &Path) -> Result<Adoption, ExecutorError> {
     if !dir.join(SPEC).exists() {
         return Ok(Adoption::Lost { ran: false, reason: "the daemon stopped before starting the attempt".into() });
     }
-    // A held lock means a live shim, with one exception: a process the daemon is forking for
-    // another attempt holds copies of the daemon's descriptors, this lock among them, until it
-    // execs (a few microseconds). So a lock held while the recorded shim is gone is waited for.
+    // A held lock means a live shim, or one about to be: the lock is also held by the message
+    // that carries it to the spawner, by the spawner until it has forked the shim, and by any
+    // process the daemon forks meanwhile until that execs. So a lock held while no live shim is
+    // recorded is waited for.
     for _ in 0..LOCK_WAIT_TRIES {
         if let Some(_unlocked) = try_lock(dir)? {
             return judge_ended(dir);
         }
         match read_json::<ShimInfo>(&dir.join(SHIM))? {
             Some(shim) if crate::procfs::start_ticks(shim.pid) == Some(shim.start_ticks) => {
-                return Ok(Adoption::Running(RunningAttempt { dir: dir.to_path_buf(), shim, child: None }));
+                return Ok(Adoption::Running(RunningAttempt { dir: dir.to_path_buf(), shim }));
             }
             // Not recorded yet (a shim that holds the lock records itself before its job starts),
             // or gone with the lock still shared: look again in a moment.
@@ -259,22 +248,15 @@ fn pidfd(shim: &ShimInfo) -> Option<OwnedFd> {
 
 /// Waits for the shim to exit and returns what it recorded. The pidfd makes this a readiness
 /// wait on the async runtime: no thread per job, no polling.
-pub async fn wait(mut attempt: RunningAttempt) -> Result<Adoption, ExecutorError> {
+pub async fn wait(attempt: RunningAttempt) -> Result<Adoption, ExecutorError> {
     if let Some(fd) = pidfd(&attempt.shim) {
         // SAFETY: the AsyncFd owns the pidfd and nothing else closes or replaces it meanwhile.
         let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
             .map_err(|e| ExecutorError::Io { path: attempt.dir.clone(), source: e.into() })?;
         let _ = fd.readable().await.map_err(io(&attempt.dir))?;
     }
-    let child = attempt.child.take();
     let dir = attempt.dir.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Some(mut child) = child {
-            // Already exited: this only reaps it.
-            let _ = child.wait();
-        }
-        adopt(&dir)
-    })
+    tokio::task::spawn_blocking(move || adopt(&dir))
     .await
     .unwrap_or_else(|e| {
         Err(ExecutorError::Io { path: attempt.dir.clone(), source: std::io::Error::other(e.to_string()) })

@@ -1,8 +1,8 @@
 //! Running one attempt of a job so that it outlives the daemon.
 //!
-//! Every attempt runs under a shim: `gantry-shim DIR`, a small binary installed beside `gantry`,
-//! in a session of its own, so a daemon that crashes, is killed or restarts takes no job with it. The
-//! shim starts the job's process (`launch`: its shell, or a plain command's program) in a process
+//! Every attempt runs under a shim, in a session of its own, so a daemon that crashes, is killed
+//! or restarts takes no job with it. Shims are forked by the [`Spawner`], `gantry-shim`, a small
+//! binary installed beside `gantry` that the daemon starts once (see `spawner`). The shim starts the job's process (`launch`: its shell, or a plain command's program) in a process
 //! group of its own, behind a gate that opens once the shim has recorded it, copies its output into a
 //! size-capped, rotated log, waits for it, and writes the outcome to `exit.json` in the attempt's
 //! directory. Everything the daemon needs to find the attempt again lives in that directory:
@@ -22,10 +22,12 @@
 mod attempt;
 mod launch;
 mod logfile;
-pub mod shim;
+mod shim;
+mod spawner;
 
 pub use attempt::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, RunningAttempt, ShimInfo};
 pub use logfile::{log_tail, read_log};
+pub use spawner::{serve as serve_spawner, Spawner};
 
 /// The current log file of the attempt in `dir`.
 pub fn log_path(dir: &std::path::Path) -> std::path::PathBuf {

@@ -6,10 +6,11 @@
 //! [`Shims`], which the end-to-end tests exercise.
 
 use super::messages::Msg;
-use crate::executor::{self, AttemptSpec, RunningAttempt, ShimInfo};
+use crate::executor::{self, AttemptSpec, RunningAttempt, ShimInfo, Spawner};
 use crate::model::JobId;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub trait Launcher: Send {
@@ -21,24 +22,24 @@ pub trait Launcher: Send {
     fn cancel(&self, shim: ShimInfo, grace: Duration);
 }
 
-/// Attempts under `gantry-shim`, started with `posix_spawn` on a blocking thread and waited for
+/// Attempts under shims forked by the spawner, handed to it on a blocking thread and waited for
 /// with a pidfd on the runtime.
 pub struct Shims {
-    program: PathBuf,
+    spawner: Arc<Spawner>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Shims {
-    pub fn new(program: PathBuf, runtime: tokio::runtime::Handle) -> Self {
-        Shims { program, runtime }
+    pub fn new(spawner: Spawner, runtime: tokio::runtime::Handle) -> Self {
+        Shims { spawner: Arc::new(spawner), runtime }
     }
 }
 
 impl Launcher for Shims {
     fn launch(&self, job: JobId, attempt: u32, dir: PathBuf, spec: AttemptSpec, tx: Sender<Msg>) {
-        let program = self.program.clone();
+        let spawner = self.spawner.clone();
         let runtime = self.runtime.clone();
-        self.runtime.spawn_blocking(move || match executor::spawn(&program, &dir, &spec) {
+        self.runtime.spawn_blocking(move || match executor::spawn(&spawner, &dir, &spec) {
             Ok(running) => {
                 let _ = tx.send(Msg::Started { job, attempt, shim: Ok(running.shim.clone()) });
                 runtime.spawn(async move {

@@ -28,6 +28,8 @@ pub enum SchedulerError {
     Store(#[from] StoreError),
     #[error("starting the scheduling thread: {0}")]
     Thread(std::io::Error),
+    #[error("starting the spawner of job shims: {0}")]
+    Spawner(crate::executor::ExecutorError),
     #[error("the scheduler has stopped")]
     Stopped,
 }
@@ -38,7 +40,7 @@ pub type JobToken = Arc<dyn Fn(&str, Option<u32>) -> String + Send + Sync>;
 pub struct SchedulerOptions {
     pub rules: SchedulingRules,
     pub state_dir: PathBuf,
-    /// `gantry-shim`, which every attempt runs under.
+    /// `gantry-shim`, the spawner every attempt's shim is forked from.
     pub shim_program: PathBuf,
     /// In simulation, the machine (`GANTRY_SIM_MACHINE`) whose fake NVML counts the jobs' memory.
     pub simulation: Option<String>,

@@ -1,0 +1,244 @@
+//! The spawner: one small long-lived process, `gantry-shim`, that forks the shim of every attempt.
+//!
+//! Starting a fresh `gantry-shim` per attempt cost a process start from an executable (the
+//! loader, relocations, the runtime's start) on top of the job's own: about a third of what a
+//! trivial job cost. The spawner is started once, when the scheduler starts, and forks a copy of
+//! itself per attempt, which becomes that attempt's shim without executing anything: a fork of a
+//! process of a few megabytes, not of the daemon (which maps the plugin runtime and would copy
+//! far larger page tables).
+//!
+//! Nothing of a job's safety depends on the spawner: each shim it forks leaves for a session of
+//! its own at once and is waited for by nobody but the kernel (the spawner ignores `SIGCHLD`, so
+//! its children are reaped as they exit); the daemon watches shims through pidfds as before. A
+//! spawner that dies (killed, or at the daemon's end) takes no shim with it; the daemon starts
+//! another the next time it needs one.
+//!
+//! The daemon talks to it over a `SOCK_SEQPACKET` socket pair (its stdin): one message per
+//! attempt, the attempt's directory as bytes and three descriptors, which become the shim's
+//! stdin, stdout and stderr exactly as when the daemon started it itself: the attempt's lock,
+//! the "recorded" pipe, and the log. An in-flight descriptor keeps the lock held, so an attempt
+//! is locked without a gap from the daemon's `flock` to the shim's exit, whichever of the
+//! three processes dies when.
+
+use super::ExecutorError;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+/// The descriptors a message carries: lock, recorded pipe, log.
+const FDS: usize = 3;
+/// The longest directory path a message may carry (Linux's `PATH_MAX`).
+const MAX_PATH: usize = 4096;
+
+/// The daemon's handle on its spawner.
+#[derive(Debug)]
+pub struct Spawner {
+    program: PathBuf,
+    current: Mutex<Option<Connection>>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    socket: OwnedFd,
+    process: Child,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Closing the socket is the spawner's sign to go; reaping it here leaves no zombie
+        // behind a spawner that was replaced.
+        // SAFETY: shutting down a socket we own.
+        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RDWR) };
+        let _ = self.process.wait();
+    }
+}
+
+fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two descriptors, which we take ownership of.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Spawner {
+    /// Starts the spawner, `program` (the `gantry-shim` binary), with no arguments.
+    pub fn start(program: &Path) -> Result<Spawner, ExecutorError> {
+        let spawner = Spawner { program: program.to_path_buf(), current: Mutex::new(None) };
+        *spawner.lock() = Some(spawner.connect()?);
+        Ok(spawner)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn connect(&self) -> Result<Connection, ExecutorError> {
+        let spawn_error = |source| ExecutorError::Spawn { program: self.program.clone(), source };
+        let (socket, theirs) = socket_pair().map_err(spawn_error)?;
+        let process = Command::new(&self.program).stdin(Stdio::from(theirs)).stdout(Stdio::null()).spawn().map_err(spawn_error)?;
+        Ok(Connection { socket, process })
+    }
+
+    /// Hands an attempt to the spawner: the shim it forks gets `fds` as its stdin, stdout and
+    /// stderr. A spawner found gone is started again once.
+    pub(super) fn send(&self, dir: &Path, fds: [&OwnedFd; FDS]) -> Result<(), ExecutorError> {
+        let mut current = self.lock();
+        for _ in 0..2 {
+            let connection = match current.take() {
+                Some(connection) => connection,
+                None => self.connect()?,
+            };
+            match send_message(&connection.socket, dir.as_os_str().as_bytes(), fds) {
+                Ok(()) => {
+                    *current = Some(connection);
+                    return Ok(());
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => drop(connection),
+                Err(source) => {
+                    *current = Some(connection);
+                    return Err(ExecutorError::Spawn { program: self.program.clone(), source });
+                }
+            }
+        }
+        Err(ExecutorError::Spawn { program: self.program.clone(), source: std::io::Error::other("the spawner exits as soon as it is started") })
+    }
+}
+
+fn send_message(socket: &OwnedFd, bytes: &[u8], fds: [&OwnedFd; FDS]) -> std::io::Result<()> {
+    let raw: [RawFd; FDS] = fds.map(AsRawFd::as_raw_fd);
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(&raw) as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: the control buffer has room for one header with FDS descriptors (CMSG_SPACE).
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&raw) as u32) as _;
+        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(header).cast::<RawFd>(), FDS);
+    }
+    loop {
+        // SAFETY: msg points at live buffers; MSG_NOSIGNAL turns a gone peer into EPIPE.
+        if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } >= 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// One attempt as received: its directory and its descriptors, or `None` at end-of-file.
+fn receive(socket: RawFd) -> std::io::Result<Option<(PathBuf, Vec<OwnedFd>)>> {
+    let mut bytes = vec![0u8; MAX_PATH];
+    let mut iov = libc::iovec { iov_base: bytes.as_mut_ptr().cast(), iov_len: bytes.len() };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE((FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the recvmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let n = loop {
+        // SAFETY: as above; received descriptors are close-on-exec, though the shim never executes.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages the kernel wrote into our buffer; each SCM_RIGHTS
+    // descriptor is new and ours.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let data = libc::CMSG_DATA(header).cast::<RawFd>();
+                fds.extend((0..count).map(|i| OwnedFd::from_raw_fd(data.add(i).read_unaligned())));
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+    }
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    bytes.truncate(n);
+    Ok(Some((PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)), fds)))
+}
+
+/// The spawner's life: `gantry-shim` started with a socket as its stdin. Returns when the
+/// daemon closes its end (or dies).
+pub fn serve() -> Result<(), ExecutorError> {
+    let socket = 0;
+    let io = |source| ExecutorError::Io { path: PathBuf::from("the daemon's socket (stdin)"), source };
+    // SAFETY: plain setsid/signal calls on our own process.
+    unsafe {
+        // Out of the daemon's process group and terminal: an interrupt meant for the daemon
+        // must not reach a shim before it has a session of its own.
+        libc::setsid();
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    }
+    while let Some((dir, fds)) = receive(socket).map_err(io)? {
+        let Ok(fds) = <[OwnedFd; FDS]>::try_from(fds) else {
+            eprintln!("gantry-shim: a message for {} without its {FDS} descriptors, ignored", dir.display());
+            continue;
+        };
+        // SAFETY: this process has one thread, so the child may run anything; it never returns
+        // into this loop.
+        match unsafe { libc::fork() } {
+            0 => become_shim(&dir, fds),
+            pid if pid < 0 => {
+                let error = std::io::Error::last_os_error();
+                let line = format!("gantry-shim: cannot fork the shim: {error}\n");
+                // SAFETY: writing a buffer we own to the attempt's log.
+                unsafe { libc::write(fds[2].as_raw_fd(), line.as_ptr().cast(), line.len()) };
+            }
+            _ => {}
+        }
+        // The parent's copies go: from here only the shim holds the lock and the pipe.
+    }
+    Ok(())
+}
+
+/// In the forked child: the descriptors take the places of stdin, stdout and stderr, then the
+/// attempt runs as under a shim started on its own.
+fn become_shim(dir: &Path, fds: [OwnedFd; FDS]) -> ! {
+    // SAFETY: arranging our own descriptors and signal disposition.
+    unsafe {
+        for (target, fd) in fds.iter().enumerate() {
+            libc::dup2(fd.as_raw_fd(), target as RawFd);
+        }
+        // Inherited dispositions: the shim waits for its job, and a job must not start with
+        // SIGCHLD ignored (exec keeps an ignored signal ignored).
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+    drop(fds);
+    let code = match super::shim::run(dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gantry-shim: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
