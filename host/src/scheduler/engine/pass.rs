@@ -118,9 +118,7 @@ impl Engine {
             Decider::Plugin { name, version } => format!("{name} {version}"),
             Decider::Fallback { reason } => format!("native best fit ({reason})"),
         });
-        for placement in outcome.placements {
-            self.launch(JobId(placement.job), placement.gpus)?;
-        }
+        self.launch(outcome.placements.into_iter().map(|p| (JobId(p.job), p.gpus)).collect())?;
         // After the launches: a job placed once and proposed twice is running, not refused.
         for rejection in &outcome.rejected {
             self.explain(JobId(rejection.job()), format!("not placed this pass: {rejection}"))?;
@@ -138,34 +136,41 @@ impl Engine {
         self.save_jobs([&job])
     }
 
-    /// Records the attempt (committed) and only then starts its shim, so a crash in between
-    /// leaves an attempt that adoption finds never started, not a job that runs unrecorded.
-    fn launch(&mut self, id: JobId, gpus: Vec<u32>) -> Result<(), SchedulerError> {
-        let options = &self.options;
-        let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
-        let number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
-        let dir = attempt_dir(&options.state_dir, id, number);
-        let spec = AttemptSpec {
-            job_id: id.0,
-            attempt: number,
-            commands: job.spec.commands.clone(),
-            cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
-            env: attempt_env(job, number, &gpus, options),
-            log_max_bytes: options.rules.log_max_bytes,
-            log_keep: options.rules.log_keep,
-            user: job.run_as,
-            umask: options.job_umask,
-        };
-        job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
-        job.state = JobState::Running;
-        job.reason = None;
-        let job = self.jobs[&id].clone();
-        self.save_jobs([&job])?;
-        self.track(id, number);
-        if let Some(freed) = self.freed.remove(&job.queue) {
-            self.options.metrics.dispatch.observe(freed.elapsed());
+    /// Records the pass's attempts (one commit for all of them) and only then starts their shims,
+    /// so a crash in between leaves attempts that adoption finds never started, not jobs that run
+    /// unrecorded.
+    fn launch(&mut self, placements: Vec<(JobId, Vec<u32>)>) -> Result<(), SchedulerError> {
+        let mut starts = Vec::with_capacity(placements.len());
+        for (id, gpus) in placements {
+            let options = &self.options;
+            let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
+            let number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
+            let dir = attempt_dir(&options.state_dir, id, number);
+            let spec = AttemptSpec {
+                job_id: id.0,
+                attempt: number,
+                commands: job.spec.commands.clone(),
+                cwd: job.spec.cwd.clone().or_else(|| options.work_dir.clone()),
+                env: attempt_env(job, number, &gpus, options),
+                log_max_bytes: options.rules.log_max_bytes,
+                log_keep: options.rules.log_keep,
+                user: job.run_as,
+                umask: options.job_umask,
+            };
+            job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
+            job.state = JobState::Running;
+            job.reason = None;
+            starts.push((id, number, dir, spec));
         }
-        self.launcher.launch(id, number, dir, spec, self.tx.clone());
+        let jobs: Vec<Job> = starts.iter().map(|(id, ..)| self.jobs[id].clone()).collect();
+        self.save_jobs(&jobs)?;
+        for ((id, number, dir, spec), job) in starts.into_iter().zip(&jobs) {
+            self.track(id, number);
+            if let Some(freed) = self.freed.remove(&job.queue) {
+                self.options.metrics.dispatch.observe(freed.elapsed());
+            }
+            self.launcher.launch(id, number, dir, spec, self.tx.clone());
+        }
         Ok(())
     }
 
