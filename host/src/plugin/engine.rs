@@ -94,7 +94,16 @@ impl PluginEngine {
         let (engine, name, copy) = (self.clone(), origin.to_string(), bytes.to_vec());
         std::thread::Builder::new()
             .name("gantry-plugin-compile".into())
-            .spawn(move || drop(tx.send(engine.compile(&name, &copy))))
+            .spawn(move || {
+                let compiled = engine.compile(&name, &copy);
+                drop(copy);
+                // Cranelift's working memory, freed by now, would otherwise stay with the
+                // allocator's arena for this thread for the daemon's whole life (measured: about
+                // 16 MB of a daemon's resident memory after it compiled the bundled plugins).
+                // SAFETY: malloc_trim only returns free memory to the system.
+                unsafe { libc::malloc_trim(0) };
+                drop(tx.send(compiled))
+            })
             .map_err(|e| PluginError::Engine(format!("starting a compile thread: {e}")))?;
         rx.recv_timeout(limit).unwrap_or_else(|_| Err(PluginError::CompileTimeout { origin: origin.to_string(), limit }))
     }
