@@ -95,7 +95,7 @@ fn c_string(text: &str, what: &str) -> std::io::Result<CString> {
     CString::new(text).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("the job's {what} contains a NUL byte")))
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(super) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors, which we take ownership of.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {

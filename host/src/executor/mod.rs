@@ -27,7 +27,8 @@ mod spawner;
 
 pub use attempt::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, RunningAttempt, ShimInfo};
 pub use logfile::{log_tail, read_log};
-pub use spawner::{serve as serve_spawner, Spawner};
+pub use shim::serve as serve_spawner;
+pub use spawner::Spawner;
 
 /// The current log file of the attempt in `dir`.
 pub fn log_path(dir: &std::path::Path) -> std::path::PathBuf {

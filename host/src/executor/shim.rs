@@ -1,33 +1,25 @@
-//! `gantry-shim DIR`: the small supervisor each attempt runs under (see the module overview).
-//! It must not fail silently: anything that goes wrong before the job starts is printed to its
-//! stderr (the job's `output.log`) and makes it exit non-zero without a record.
+//! `gantry-shim`: the spawner's loop ([`serve`]), and the supervisor each attempt runs under,
+//! forked from it ([`run`]; see the module overview). The supervisor must not fail silently:
+//! anything that goes wrong before the job starts is printed to its stderr (the job's
+//! `output.log`) and makes it exit non-zero without a record.
 //!
 //! Its stdin is the attempt's lock, held for as long as it lives; its stdout is the pipe on
 //! which it tells the daemon that it has recorded itself.
 
 use super::attempt::{read_json, write_json_atomically, AttemptSpec, ExitRecord, ShimInfo, EXIT, LOG, SHIM, SPEC};
 use super::logfile::RotatingLog;
+use super::spawner::FDS;
 use super::ExecutorError;
 use crate::model::now_ms;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// After the shell exits, how long leftover output may keep draining before the shim stops
 /// reading (a process that escaped the job's group could hold the pipe open forever).
 const DRAIN: Duration = Duration::from_secs(2);
 
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors, which we take ownership of.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
 
 extern "C" fn survive(_signal: libc::c_int) {}
 
@@ -98,7 +90,7 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
         log.give_to(account.uid, account.gid).map_err(io(LOG))?;
     }
 
-    let (out_r, out_w) = pipe().map_err(io(LOG))?;
+    let (out_r, out_w) = super::launch::pipe().map_err(io(LOG))?;
     let script = format!("set -e\n{}\n", spec.commands.join("\n"));
     let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
     // Nothing of the daemon's environment: the login variables of the user, then the job's own.
@@ -176,4 +168,61 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     };
     let record = ExitRecord { exit_code, signal, started_ms, ended_ms, peak_rss_kib: usage.ru_maxrss.max(0) as u64 };
     write_json_atomically(&dir.join(EXIT), &record)
+}
+
+/// The spawner's life: `gantry-shim` started with a socket as its stdin. Returns when the
+/// daemon closes its end (or dies).
+pub fn serve() -> Result<(), ExecutorError> {
+    let socket = 0;
+    let io = |source| ExecutorError::Io { path: PathBuf::from("the daemon's socket (stdin)"), source };
+    // SAFETY: plain setsid/signal calls on our own process.
+    unsafe {
+        // Out of the daemon's process group and terminal: an interrupt meant for the daemon
+        // must not reach a shim before it has a session of its own.
+        libc::setsid();
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    }
+    while let Some((dir, fds)) = super::spawner::receive(socket).map_err(io)? {
+        let Ok(fds) = <[OwnedFd; FDS]>::try_from(fds) else {
+            eprintln!("gantry-shim: a message for {} without its {FDS} descriptors, ignored", dir.display());
+            continue;
+        };
+        // SAFETY: this process has one thread, so the child may run anything; it never returns
+        // into this loop.
+        match unsafe { libc::fork() } {
+            0 => become_shim(&dir, fds),
+            pid if pid < 0 => {
+                let error = std::io::Error::last_os_error();
+                let line = format!("gantry-shim: cannot fork the shim: {error}\n");
+                // SAFETY: writing a buffer we own to the attempt's log.
+                unsafe { libc::write(fds[2].as_raw_fd(), line.as_ptr().cast(), line.len()) };
+            }
+            _ => {}
+        }
+        // The parent's copies go: from here only the shim holds the lock and the pipe.
+    }
+    Ok(())
+}
+
+/// In the forked child: the descriptors take the places of stdin, stdout and stderr, then the
+/// attempt runs as under a shim started on its own.
+fn become_shim(dir: &Path, fds: [OwnedFd; FDS]) -> ! {
+    // SAFETY: arranging our own descriptors and signal disposition.
+    unsafe {
+        for (target, fd) in fds.iter().enumerate() {
+            libc::dup2(fd.as_raw_fd(), target as RawFd);
+        }
+        // Inherited dispositions: the shim waits for its job, and a job must not start with
+        // SIGCHLD ignored (exec keeps an ignored signal ignored).
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+    drop(fds);
+    let code = match run(dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gantry-shim: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
 }

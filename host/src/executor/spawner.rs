@@ -1,4 +1,5 @@
-//! The spawner: one small long-lived process, `gantry-shim`, that forks the shim of every attempt.
+//! The spawner: one small long-lived process, `gantry-shim`, that forks the shim of every attempt;
+//! here the daemon's handle on it and the messages between them (its loop is `shim::serve`).
 //!
 //! Starting a fresh `gantry-shim` per attempt cost a process start from an executable (the
 //! loader, relocations, the runtime's start) on top of the job's own: about a third of what a
@@ -28,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 /// The descriptors a message carries: lock, recorded pipe, log.
-const FDS: usize = 3;
+pub(super) const FDS: usize = 3;
 /// The longest directory path a message may carry (Linux's `PATH_MAX`).
 const MAX_PATH: usize = 4096;
 
@@ -142,7 +143,7 @@ fn send_message(socket: &OwnedFd, bytes: &[u8], fds: [&OwnedFd; FDS]) -> std::io
 }
 
 /// One attempt as received: its directory and its descriptors, or `None` at end-of-file.
-fn receive(socket: RawFd) -> std::io::Result<Option<(PathBuf, Vec<OwnedFd>)>> {
+pub(super) fn receive(socket: RawFd) -> std::io::Result<Option<(PathBuf, Vec<OwnedFd>)>> {
     let mut bytes = vec![0u8; MAX_PATH];
     let mut iov = libc::iovec { iov_base: bytes.as_mut_ptr().cast(), iov_len: bytes.len() };
     // SAFETY: CMSG_SPACE only computes a size.
@@ -184,61 +185,4 @@ fn receive(socket: RawFd) -> std::io::Result<Option<(PathBuf, Vec<OwnedFd>)>> {
     }
     bytes.truncate(n);
     Ok(Some((PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)), fds)))
-}
-
-/// The spawner's life: `gantry-shim` started with a socket as its stdin. Returns when the
-/// daemon closes its end (or dies).
-pub fn serve() -> Result<(), ExecutorError> {
-    let socket = 0;
-    let io = |source| ExecutorError::Io { path: PathBuf::from("the daemon's socket (stdin)"), source };
-    // SAFETY: plain setsid/signal calls on our own process.
-    unsafe {
-        // Out of the daemon's process group and terminal: an interrupt meant for the daemon
-        // must not reach a shim before it has a session of its own.
-        libc::setsid();
-        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-    }
-    while let Some((dir, fds)) = receive(socket).map_err(io)? {
-        let Ok(fds) = <[OwnedFd; FDS]>::try_from(fds) else {
-            eprintln!("gantry-shim: a message for {} without its {FDS} descriptors, ignored", dir.display());
-            continue;
-        };
-        // SAFETY: this process has one thread, so the child may run anything; it never returns
-        // into this loop.
-        match unsafe { libc::fork() } {
-            0 => become_shim(&dir, fds),
-            pid if pid < 0 => {
-                let error = std::io::Error::last_os_error();
-                let line = format!("gantry-shim: cannot fork the shim: {error}\n");
-                // SAFETY: writing a buffer we own to the attempt's log.
-                unsafe { libc::write(fds[2].as_raw_fd(), line.as_ptr().cast(), line.len()) };
-            }
-            _ => {}
-        }
-        // The parent's copies go: from here only the shim holds the lock and the pipe.
-    }
-    Ok(())
-}
-
-/// In the forked child: the descriptors take the places of stdin, stdout and stderr, then the
-/// attempt runs as under a shim started on its own.
-fn become_shim(dir: &Path, fds: [OwnedFd; FDS]) -> ! {
-    // SAFETY: arranging our own descriptors and signal disposition.
-    unsafe {
-        for (target, fd) in fds.iter().enumerate() {
-            libc::dup2(fd.as_raw_fd(), target as RawFd);
-        }
-        // Inherited dispositions: the shim waits for its job, and a job must not start with
-        // SIGCHLD ignored (exec keeps an ignored signal ignored).
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-    }
-    drop(fds);
-    let code = match super::shim::run(dir) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("gantry-shim: {e}");
-            1
-        }
-    };
-    std::process::exit(code)
 }
