@@ -210,15 +210,24 @@ fn spawners_of(daemon: u32) -> Vec<i32> {
 }
 
 #[test]
-fn a_killed_spawner_takes_no_job_with_it_and_the_next_job_gets_a_new_one() {
+fn the_spawner_starts_with_the_first_job_and_a_killed_one_takes_no_job_with_it_and_is_replaced() {
     let g = Gantry::new();
     let d = g.serve(FAST, &["--simulate", "1"]);
     let pid: Value = serde_json::from_str(&std::fs::read_to_string(g.state.path().join("logs/pid.json")).expect("pid.json")).expect("json");
     let daemon = pid["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).expect("the daemon's pid");
+    assert_eq!(spawners_of(daemon), Vec::<i32>::new(), "a daemon that has run no job has started no spawner");
     let marker = g.state.path().join("done");
     let running = d.submit(serde_json::json!({ "commands": [format!("sleep 1; touch {}", marker.display())] }))[0];
     d.wait_job(running, Duration::from_secs(30), |j| j["state"] == "running");
-    let first = spawners_of(daemon);
+    // Running is recorded before the shim is asked for, so the spawner may be a moment behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let found = spawners_of(daemon);
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(first.len(), 1, "one spawner: {first:?}");
     // SAFETY: signalling the spawner found above.
     unsafe { libc::kill(first[0], libc::SIGKILL) };

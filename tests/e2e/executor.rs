@@ -26,7 +26,7 @@ fn spec(commands: &[&str], env: &[(&str, &str)]) -> AttemptSpec {
 /// One spawner for the tests of this file, as a daemon has one for all its attempts.
 fn spawner() -> &'static Spawner {
     static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
-    SPAWNER.get_or_init(|| Spawner::start(Path::new(SHIM)).expect("the spawner starts"))
+    SPAWNER.get_or_init(|| Spawner::new(Path::new(SHIM)))
 }
 
 fn start(dir: &Path, commands: &[&str]) -> RunningAttempt {

@@ -67,11 +67,10 @@ fn socket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
 }
 
 impl Spawner {
-    /// Starts the spawner, `program` (the `gantry-shim` binary), with no arguments.
-    pub fn start(program: &Path) -> Result<Spawner, ExecutorError> {
-        let spawner = Spawner { program: program.to_path_buf(), current: Mutex::new(None) };
-        *spawner.lock() = Some(spawner.connect()?);
-        Ok(spawner)
+    /// The spawner `program` (the `gantry-shim` binary), started with no arguments when the
+    /// first attempt needs it: a daemon that runs no job starts no process.
+    pub fn new(program: &Path) -> Spawner {
+        Spawner { program: program.to_path_buf(), current: Mutex::new(None) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
@@ -86,7 +85,7 @@ impl Spawner {
     }
 
     /// Hands an attempt to the spawner: the shim it forks gets `fds` as its stdin, stdout and
-    /// stderr. A spawner found gone is started again once.
+    /// stderr. The spawner is started if there is none yet, and once more if it is found gone.
     pub(super) fn send(&self, dir: &Path, fds: [&OwnedFd; FDS]) -> Result<(), ExecutorError> {
         let mut current = self.lock();
         for _ in 0..2 {

@@ -28,8 +28,6 @@ pub enum SchedulerError {
     Store(#[from] StoreError),
     #[error("starting the scheduling thread: {0}")]
     Thread(std::io::Error),
-    #[error("starting the spawner of job shims: {0}")]
-    Spawner(crate::executor::ExecutorError),
     #[error("the scheduler has stopped")]
     Stopped,
 }

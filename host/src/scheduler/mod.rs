@@ -43,8 +43,7 @@ impl Scheduler {
     pub fn start(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, policy: PolicyService) -> Result<Scheduler, SchedulerError> {
         let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
         let runtime = tokio::runtime::Handle::current();
-        let spawner = crate::executor::Spawner::start(&options.shim_program).map_err(SchedulerError::Spawner)?;
-        let launcher = launcher::Shims::new(spawner, runtime.clone());
+        let launcher = launcher::Shims::new(crate::executor::Spawner::new(&options.shim_program), runtime.clone());
         let tx = engine::start(engine::Parts { options, store, gpus, policy, launcher: Box::new(launcher) }, runtime, events.clone())?;
         Ok(Scheduler { tx, events })
     }

@@ -242,7 +242,7 @@ impl ServiceError {
                 SchedulerError::TooMany { .. } => (Conflict, "too_many"),
                 SchedulerError::Invalid(_) => (Invalid, "invalid"),
                 SchedulerError::Stopped => (Unavailable, "stopping"),
-                SchedulerError::Store(_) | SchedulerError::Thread(_) | SchedulerError::Spawner(_) => (Internal, "internal"),
+                SchedulerError::Store(_) | SchedulerError::Thread(_) => (Internal, "internal"),
             },
             ServiceError::Invalid(_) => (Invalid, "invalid"),
             ServiceError::File { .. } => (Invalid, "file"),
