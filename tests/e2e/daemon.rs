@@ -194,19 +194,14 @@ fn logs_follow_prints_a_running_job_to_its_end() {
 
 /// The daemon's children named `gantry-shim` that are alive (not zombies): its spawner.
 fn spawners_of(daemon: u32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // `PID (COMM) STATE PPID …`
-            let (comm, rest) = stat.split_once(") ")?;
-            let mut fields = rest.split(' ');
-            let (state, ppid) = (fields.next()?, fields.next()?.parse::<u32>().ok()?);
-            (comm.ends_with("(gantry-shim") && ppid == daemon && state != "Z").then_some(pid)
-        })
-        .collect()
+    crate::processes(|dir| {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else { return false };
+        // `PID (COMM) STATE PPID …`
+        let Some((comm, rest)) = stat.split_once(") ") else { return false };
+        let mut fields = rest.split(' ');
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse::<u32>().ok()));
+        comm.ends_with("(gantry-shim") && ppid == Some(daemon) && state != Some("Z")
+    })
 }
 
 #[test]

@@ -314,17 +314,15 @@ impl Drop for Daemon {
     }
 }
 
+/// The processes whose `/proc/PID` directory `keep` accepts.
+pub fn processes(keep: impl Fn(&Path) -> bool) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries.flatten().filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok().filter(|_| keep(&entry.path()))).collect()
+}
+
 /// Processes whose environment holds `NAME=value` exactly as `wanted`.
 pub fn processes_with_env(wanted: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()).then_some(pid)
-        })
-        .collect()
+    processes(|dir| std::fs::read(dir.join("environ")).is_ok_and(|environ| environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes())))
 }
 
 /// Kills every process whose environment names this state directory (the daemon's shims), and

@@ -1,6 +1,7 @@
 //! The daemon's side: start a shim for an attempt, find it again after a restart, wait for it,
 //! cancel it.
 
+use super::spawner::Spawner;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,8 +9,6 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use super::spawner::Spawner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {

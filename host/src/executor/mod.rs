@@ -2,10 +2,12 @@
 //!
 //! Every attempt runs under a shim, in a session of its own, so a daemon that crashes, is killed
 //! or restarts takes no job with it. Shims are forked by the [`Spawner`], `gantry-shim`, a small
-//! binary installed beside `gantry` that the daemon starts once (see `spawner`). The shim starts the job's process (`launch`: its shell, or a plain command's program) in a process
-//! group of its own, behind a gate that opens once the shim has recorded it, copies its output into a
-//! size-capped, rotated log, waits for it, and writes the outcome to `exit.json` in the attempt's
-//! directory. Everything the daemon needs to find the attempt again lives in that directory:
+//! binary installed beside `gantry` that the daemon starts with its first attempt (see
+//! `spawner`). The shim starts the job's process (`launch`: its shell, or a plain command's
+//! program) in a process group of its own, behind a gate that opens once the shim has recorded
+//! it, copies its output into a size-capped, rotated log, waits for it, and writes the outcome
+//! to `exit.json` in the attempt's directory. Everything the daemon needs to find the attempt
+//! again lives in that directory:
 //!
 //! - `spec.json`: what to run (written by the daemon before the shim starts), and the attempt's
 //!   lock: held (flock) from before the shim is spawned until it exits: locked ⇔ shim alive, with

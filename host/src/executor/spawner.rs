@@ -3,7 +3,7 @@
 //!
 //! Starting a fresh `gantry-shim` per attempt cost a process start from an executable (the
 //! loader, relocations, the runtime's start) on top of the job's own: about a third of what a
-//! trivial job cost. The spawner is started once, when the scheduler starts, and forks a copy of
+//! trivial job cost. The spawner is started once, with the first attempt, and forks a copy of
 //! itself per attempt, which becomes that attempt's shim without executing anything: a fork of a
 //! process of a few megabytes, not of the daemon (which maps the plugin runtime and would copy
 //! far larger page tables).
@@ -109,30 +109,29 @@ impl Spawner {
     }
 }
 
-fn send_message(socket: &OwnedFd, bytes: &[u8], fds: [&OwnedFd; FDS]) -> std::io::Result<()> {
-    let raw: [RawFd; FDS] = fds.map(AsRawFd::as_raw_fd);
-    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+/// Room for one control message carrying [`FDS`] descriptors.
+fn control_buffer() -> Vec<u8> {
     // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(&raw) as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call.
+    vec![0u8; unsafe { libc::CMSG_SPACE((FDS * std::mem::size_of::<RawFd>()) as u32) } as usize]
+}
+
+/// A message header over one buffer and a control buffer; both must outlive its use.
+fn header(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, all zeroes a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
+    msg.msg_iov = iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: the control buffer has room for one header with FDS descriptors (CMSG_SPACE).
-    unsafe {
-        let header = libc::CMSG_FIRSTHDR(&msg);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&raw) as u32) as _;
-        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(header).cast::<RawFd>(), FDS);
-    }
+    msg.msg_controllen = control.len() as _;
+    msg
+}
+
+/// A system call's byte count, made again while a signal interrupts it.
+fn retrying(mut call: impl FnMut() -> isize) -> std::io::Result<usize> {
     loop {
-        // SAFETY: msg points at live buffers; MSG_NOSIGNAL turns a gone peer into EPIPE.
-        if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } >= 0 {
-            return Ok(());
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
         }
         let error = std::io::Error::last_os_error();
         if error.kind() != std::io::ErrorKind::Interrupted {
@@ -141,30 +140,32 @@ fn send_message(socket: &OwnedFd, bytes: &[u8], fds: [&OwnedFd; FDS]) -> std::io
     }
 }
 
+fn send_message(socket: &OwnedFd, bytes: &[u8], fds: [&OwnedFd; FDS]) -> std::io::Result<()> {
+    let raw: [RawFd; FDS] = fds.map(AsRawFd::as_raw_fd);
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+    let mut control = control_buffer();
+    let msg = header(&mut iov, &mut control);
+    // SAFETY: the control buffer has room for one header with FDS descriptors (CMSG_SPACE).
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&raw) as u32) as _;
+        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(header).cast::<RawFd>(), FDS);
+    }
+    // SAFETY: msg points at live buffers; MSG_NOSIGNAL turns a gone peer into EPIPE.
+    retrying(|| unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(drop)
+}
+
 /// One attempt as received: its directory and its descriptors, or `None` at end-of-file.
 pub(super) fn receive(socket: RawFd) -> std::io::Result<Option<(PathBuf, Vec<OwnedFd>)>> {
     let mut bytes = vec![0u8; MAX_PATH];
     let mut iov = libc::iovec { iov_base: bytes.as_mut_ptr().cast(), iov_len: bytes.len() };
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE((FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr is plain data; every pointer set below outlives the recvmsg call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    let n = loop {
-        // SAFETY: as above; received descriptors are close-on-exec, though the shim never executes.
-        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    };
+    let mut control = control_buffer();
+    let mut msg = header(&mut iov, &mut control);
+    // SAFETY: msg points at live buffers; received descriptors are close-on-exec, though the
+    // shim never executes.
+    let n = retrying(|| unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
     let mut fds = Vec::new();
     // SAFETY: walking the control messages the kernel wrote into our buffer; each SCM_RIGHTS
     // descriptor is new and ours.
