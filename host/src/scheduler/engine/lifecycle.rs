@@ -151,7 +151,7 @@ impl Engine {
         job.reason = Some(why);
         let job = job.clone();
         self.save_jobs([&job])?;
-        self.unindex(id, &job.queue);
+        self.unindex(&job);
         self.after_final(&job)
     }
 
@@ -207,7 +207,7 @@ impl Engine {
         let job = self.record_ending(id, Ending { record, note, cancelled, out_of_memory })?;
         self.attempt_over(id);
         if job.state.is_final() {
-            self.unindex(id, &job.queue);
+            self.unindex(&job);
             self.after_final(&job)?;
         }
         // Only where a next job may follow at once: not into a backoff, not in an empty queue.

@@ -52,6 +52,9 @@ pub(super) struct Engine {
     queues: HashMap<String, QueueState>,
     /// Unfinished jobs of each queue, in order.
     queue_jobs: BTreeMap<String, BTreeSet<JobId>>,
+    /// How many unfinished jobs each owner has (`""`: jobs without one), kept with `queue_jobs`
+    /// so that a submission checks `quotas.max_jobs_per_user` without reading every job.
+    unfinished: HashMap<String, usize>,
     /// Unfinished jobs waiting on each job.
     dependents: HashMap<JobId, Vec<JobId>>,
     live: HashMap<JobId, Live>,
@@ -123,6 +126,7 @@ impl Engine {
             runs: snapshot.runs.into_iter().map(|r| (r.id, r)).collect(),
             queues: snapshot.queues.into_iter().map(|q| (q.name.clone(), q)).collect(),
             queue_jobs: BTreeMap::new(),
+            unfinished: HashMap::new(),
             dependents: HashMap::new(),
             live: HashMap::new(),
             running_ids,
@@ -278,7 +282,9 @@ impl Engine {
         if job.state.is_final() {
             return;
         }
-        self.queue_jobs.entry(job.queue.clone()).or_default().insert(job.id);
+        if self.queue_jobs.entry(job.queue.clone()).or_default().insert(job.id) {
+            *self.unfinished.entry(owner_key(job).to_string()).or_default() += 1;
+        }
         for dep in &job.after {
             self.dependents.entry(*dep).or_default().push(job.id);
         }
@@ -288,13 +294,19 @@ impl Engine {
     }
 
     /// Takes a finished job out of its queue's index.
-    fn unindex(&mut self, id: JobId, queue: &str) {
-        if let Some(set) = self.queue_jobs.get_mut(queue) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.queue_jobs.remove(queue);
-                self.freed.remove(queue);
+    fn unindex(&mut self, job: &Job) {
+        let Some(set) = self.queue_jobs.get_mut(&job.queue) else { return };
+        if set.remove(&job.id)
+            && let Some(count) = self.unfinished.get_mut(owner_key(job))
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.unfinished.remove(owner_key(job));
             }
+        }
+        if set.is_empty() {
+            self.queue_jobs.remove(&job.queue);
+            self.freed.remove(&job.queue);
         }
     }
 
@@ -304,4 +316,9 @@ impl Engine {
         self.live.remove(&id);
         self.observed.forget(id);
     }
+}
+
+/// Whose job it is, as the per-owner counts key it.
+fn owner_key(job: &Job) -> &str {
+    job.spec.owner.as_deref().unwrap_or_default()
 }

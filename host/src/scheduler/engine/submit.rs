@@ -88,18 +88,13 @@ impl Engine {
 
     /// Refuses a batch that would take an owner past `quotas.max_jobs_per_user`.
     fn check_unfinished(&self, batch: &Batch) -> Result<(), SchedulerError> {
-        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        let mut more: BTreeMap<&str, usize> = BTreeMap::new();
         for job in batch.jobs() {
-            counts.entry(job.spec.owner.as_deref().unwrap_or_default()).or_default().1 += 1;
+            *more.entry(job.spec.owner.as_deref().unwrap_or_default()).or_default() += 1;
         }
-        // One pass over the unfinished jobs, counting only the batch's owners.
-        for job in self.queue_jobs.values().flatten().filter_map(|id| self.jobs.get(id)) {
-            if let Some((unfinished, _)) = counts.get_mut(job.spec.owner.as_deref().unwrap_or_default()) {
-                *unfinished += 1;
-            }
-        }
+        let mut counts = more.into_iter().map(|(owner, more)| (owner, (self.unfinished.get(owner).copied().unwrap_or(0), more)));
         let limit = self.options.rules.quotas.max_jobs_per_user;
-        match counts.into_iter().find(|(_, (unfinished, more))| unfinished + more > limit) {
+        match counts.find(|(_, (unfinished, more))| unfinished + more > limit) {
             Some((owner, (unfinished, more))) => Err(SchedulerError::TooMany { owner: owner.to_string(), unfinished, more, limit }),
             None => Ok(()),
         }

@@ -342,7 +342,16 @@ fn an_owner_has_at_most_max_jobs_per_user_unfinished_and_what_ends_makes_room() 
     assert_eq!(h.pass().first(), Some(&ids[0]));
     h.started(ids[0]);
     h.ended(ids[0], exit(0));
-    h.submit(vec![of("ada")]);
+    let last = h.submit(vec![of("ada")]);
+    let over = |h: &mut Harness| h.engine.submit(Batch::new(vec![of("ada")]).expect("valid"), None);
+    assert!(matches!(over(&mut h), Err(SchedulerError::TooMany { unfinished: 3, more: 1, .. })), "3 unfinished again");
+    // A cancelled job makes room; retrying it takes the room back.
+    h.engine.cancel(last[0], "by the test".into()).expect("cancel");
+    assert!(over(&mut h).is_ok(), "room after a cancel");
+    let admin = Principal::account("1", "root", Role::Admin).scope();
+    h.engine.cancel(ids[1], "by the test".into()).expect("cancel");
+    h.engine.retry(ids[1], &admin).expect("retry");
+    assert!(matches!(over(&mut h), Err(SchedulerError::TooMany { unfinished: 3, .. })), "the retried job counts again");
 }
 
 #[test]
