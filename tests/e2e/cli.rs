@@ -81,3 +81,26 @@ fn parse_reads_only_a_regular_file_of_bounded_size() {
     let out = g.run(&["parse", big.to_str().expect("utf-8")]);
     assert!(stderr(&out).contains("at most 16777216 bytes"), "{}", stderr(&out));
 }
+
+/// `gantry` links no runtime: the local commands are run by the `gantryd` beside it, and one
+/// installed without it says so rather than failing obscurely.
+#[test]
+fn the_small_gantry_hands_local_commands_to_the_gantryd_beside_it_and_says_when_it_is_missing() {
+    let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_gantry"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alone = dir.path().join("gantry");
+    std::fs::copy(&built, &alone).expect("copy gantry alone");
+    let g = Gantry::new();
+    let out = std::process::Command::new(&alone).args(["plugin", "list"]).env("GANTRY_STATE_DIR", g.state.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&dir.path().join("gantryd").display().to_string()) && err.contains("installed beside gantry"), "{err}");
+    // The client commands need no gantryd.
+    let help = std::process::Command::new(&alone).args(["submit", "--help"]).output().expect("run");
+    assert!(help.status.success() && stdout(&help).contains("--gpus"), "{}", stderr(&help));
+    // Beside it, the same command is run by gantryd.
+    std::fs::copy(built.with_file_name("gantryd"), dir.path().join("gantryd")).expect("copy gantryd");
+    let out = std::process::Command::new(&alone).args(["plugin", "list", "--json"]).env("GANTRY_STATE_DIR", g.state.path()).output().expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"kind\": \"policy\""), "{}", stdout(&out));
+}

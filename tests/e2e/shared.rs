@@ -150,8 +150,11 @@ fn cli() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        // The shim goes with it: a daemon started from the copy runs its jobs under it.
-        std::fs::copy(built.with_file_name("gantry-shim"), dir.join("gantry-shim")).expect("copy the shim");
+        // The daemon's binary and its shim go with it: `gantry serve` runs the `gantryd` beside
+        // it, and that daemon runs its jobs under the `gantry-shim` beside it.
+        for companion in ["gantryd", "gantry-shim"] {
+            std::fs::copy(built.with_file_name(companion), dir.join(companion)).expect("copy the daemon's binaries");
+        }
         let copy = dir.join("gantry");
         std::fs::copy(&built, &copy).expect("copy the CLI");
         copy

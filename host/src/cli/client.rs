@@ -4,21 +4,27 @@
 //! Which daemon: `--server URL` (TCP or TLS, with `--token`), else `--socket PATH`, else your
 //! own daemon (its `daemon.json` in your state directory names its socket), else the system
 //! daemon's socket.
+//!
+//! One blocking request per connection, HTTP/1.1 with `Connection: close`: a command makes one
+//! or two calls, and an async runtime and a pooled client would cost more to start than the
+//! call itself ([`super::http1`] reads the answer).
 
+use super::http1;
 use anyhow::{anyhow, Context};
-use bytes::Bytes;
 use gantry::config::Config;
 use gantry::daemon::{DaemonInfo, INFO_FILE};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the system daemon listens (`gantry serve --system`).
-const SYSTEM_SOCKET: &str = super::serve::SYSTEM_SOCKET;
+const SYSTEM_SOCKET: &str = super::local::SYSTEM_SOCKET;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A request (not a stream) that takes longer has failed.
+/// A daemon silent for this long, within a request (not a stream), has failed.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Target {
@@ -28,29 +34,35 @@ enum Target {
 }
 
 struct Tls {
-    connector: tokio_rustls::TlsConnector,
+    config: Arc<rustls::ClientConfig>,
     /// The name the daemon's certificate must carry.
     name: rustls::pki_types::ServerName<'static>,
 }
+
+/// A connection to the daemon, whatever carries it.
+trait Connection: Read + Write {}
+impl<T: Read + Write> Connection for T {}
 
 pub struct Client {
     target: Target,
     /// `Authorization` for daemons that need a login.
     authorization: Option<String>,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl Client {
     /// A client of the daemon at `server`, else `socket`, else your own or the system's; `ca`
     /// is trusted for an `https://` server.
     pub fn connect(config: &Config, server: Option<&str>, socket: Option<&Path>, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<Client> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the client's runtime")?;
         let (target, token) = match (server, socket) {
             (Some(url), _) => (tcp(url, ca)?, token),
             (None, Some(path)) => (Target::Unix(path.to_path_buf()), token),
             (None, None) => own_or_system(config, token, ca)?,
         };
-        Ok(Client { target, authorization: token.map(|t| format!("Bearer {t}")), runtime })
+        // A token is sent as a header line: one with a line break in it would add headers.
+        if token.as_deref().is_some_and(|t| t.chars().any(char::is_control)) {
+            return Err(anyhow!("the token (--token or GANTRY_TOKEN) has a control character in it"));
+        }
+        Ok(Client { target, authorization: token.map(|t| format!("Bearer {t}")) })
     }
 
     /// The daemon's URL when the client talks to it over TCP.
@@ -77,46 +89,57 @@ impl Client {
         }
     }
 
-    async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<hyper::Response<Incoming>> {
-        let mut request = hyper::Request::builder().method(method).uri(path);
-        request = match &self.target {
-            Target::Tcp { authority, .. } => request.header(hyper::header::HOST, authority.as_str()),
-            Target::Unix(_) => request.header(hyper::header::HOST, "localhost"),
-        };
-        if let Some(value) = &self.authorization {
-            request = request.header(hyper::header::AUTHORIZATION, value);
-        }
-        if body.is_some() {
-            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default()))).context("making the request")?;
-        let mut sender = match &self.target {
-            Target::Tcp { authority, tls: None } => handshake(connected(tokio::net::TcpStream::connect(authority.as_str())).await?).await?,
-            Target::Tcp { authority, tls: Some(tls) } => {
-                let stream = connected(tokio::net::TcpStream::connect(authority.as_str())).await?;
-                handshake(connected(tls.connector.connect(tls.name.clone(), stream)).await?).await?
+    fn open(&self, timeout: Option<Duration>) -> anyhow::Result<Box<dyn Connection>> {
+        match &self.target {
+            Target::Unix(path) => {
+                let stream = UnixStream::connect(path)?;
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
+                Ok(Box::new(stream))
             }
-            Target::Unix(path) => handshake(connected(tokio::net::UnixStream::connect(path)).await?).await?,
+            Target::Tcp { authority, tls } => {
+                let stream = tcp_connect(authority)?;
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
+                stream.set_nodelay(true)?;
+                match tls {
+                    None => Ok(Box::new(stream)),
+                    Some(tls) => {
+                        let session = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone()).context("starting TLS")?;
+                        Ok(Box::new(rustls::StreamOwned::new(session, stream)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request and reads the answer's head; the body is left to read.
+    fn send(&self, method: &str, path: &str, body: Option<&[u8]>, timeout: Option<Duration>) -> anyhow::Result<http1::Answer<Box<dyn Connection>>> {
+        let host = match &self.target {
+            Target::Tcp { authority, .. } => authority.as_str(),
+            Target::Unix(_) => "localhost",
         };
-        Ok(sender.send_request(request).await?)
+        let request = http1::request(method, path, host, self.authorization.as_deref(), body)?;
+        let mut connection = self.open(timeout)?;
+        connection.write_all(&request)?;
+        connection.flush()?;
+        Ok(http1::Answer::read(connection)?)
     }
 
     /// The status and body of one request, whatever the status.
-    pub fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, Bytes)> {
-        let answered = self.runtime.block_on(async {
-            tokio::time::timeout(ANSWER_TIMEOUT, async {
-                let response = self.send(method, path, body).await?;
-                let status = response.status();
-                let bytes = response.into_body().collect().await?.to_bytes();
-                Ok::<_, anyhow::Error>((status, bytes))
-            })
-            .await
+    pub fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, Vec<u8>)> {
+        let answered = self.send(method, path, body.as_deref(), Some(ANSWER_TIMEOUT)).and_then(|answer| {
+            let status = answer.status;
+            let mut bytes = Vec::new();
+            answer.into_body().read_to_end(&mut bytes)?;
+            Ok((status, bytes))
         });
-        match answered {
-            Ok(Ok((status, bytes))) => Ok((status.as_u16(), bytes)),
-            Ok(Err(e)) => Err(anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe())),
-            Err(_) => Err(anyhow!("the gantry daemon at {} did not answer within {} s", self.describe(), ANSWER_TIMEOUT.as_secs())),
-        }
+        answered.map_err(|e| match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                anyhow!("the gantry daemon at {} did not answer within {} s", self.describe(), ANSWER_TIMEOUT.as_secs())
+            }
+            _ => anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe()),
+        })
     }
 
     fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<T> {
@@ -139,16 +162,34 @@ impl Client {
         self.call("PATCH", path, Some(serde_json::to_vec(body)?))
     }
 
-    /// A response body read as it arrives (server-sent events), with no overall deadline.
-    pub fn stream(&self, path: &str) -> anyhow::Result<impl std::io::Read + use<'_>> {
-        let response = self.runtime.block_on(self.send("GET", path, None)).map_err(|e| anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe()))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = self.runtime.block_on(response.into_body().collect()).map(|c| c.to_bytes()).unwrap_or_default();
-            return Err(refusal(status.as_u16(), &bytes));
+    /// A response body read as it arrives (server-sent events), with no deadline: a followed
+    /// log may be quiet for hours.
+    pub fn stream(&self, path: &str) -> anyhow::Result<impl Read + use<>> {
+        let answer = self.send("GET", path, None, None).map_err(|e| anyhow!("cannot reach the gantry daemon at {}: {e:#}", self.describe()))?;
+        if !(200..300).contains(&answer.status) {
+            let status = answer.status;
+            let mut bytes = Vec::new();
+            let _ = answer.into_body().read_to_end(&mut bytes);
+            return Err(refusal(status, &bytes));
         }
-        Ok(BodyReader { runtime: &self.runtime, body: response.into_body(), pending: Bytes::new() })
+        Ok(answer.into_body())
     }
+}
+
+/// The first of `authority`'s addresses that takes a connection within the connect timeout.
+fn tcp_connect(authority: &str) -> anyhow::Result<TcpStream> {
+    let mut last = None;
+    for addr in authority.to_socket_addrs().with_context(|| format!("resolving {authority}"))? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => anyhow!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+        Some(e) => e.into(),
+        None => anyhow!("{authority} has no address"),
+    })
 }
 
 /// The daemon at an `http://` or `https://` URL; `ca` is trusted for the second. Blocks (reads
@@ -161,7 +202,7 @@ fn tcp(url: &str, ca: Option<&Path>) -> anyhow::Result<Target> {
     }
     let config = gantry::tls::client_config(ca)?;
     let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|e| anyhow!("--server: {}: {e}", url.host))?;
-    Ok(Target::Tcp { authority, tls: Some(Tls { connector: tokio_rustls::TlsConnector::from(config), name }) })
+    Ok(Target::Tcp { authority, tls: Some(Tls { config, name }) })
 }
 
 /// Your own daemon (by the `daemon.json` in your state directory), else the system daemon.
@@ -185,20 +226,6 @@ fn own_or_system(config: &Config, token: Option<String>, ca: Option<&Path>) -> a
     ))
 }
 
-/// A connection (or a TLS handshake) made within the connect timeout.
-async fn connected<S>(connecting: impl std::future::Future<Output = std::io::Result<S>>) -> anyhow::Result<S> {
-    Ok(tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| anyhow!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))??)
-}
-
-async fn handshake<S>(stream: S) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 /// The daemon's refusal as one message: its `detail`, with a hint where a login is missing.
 fn refusal(code: u16, bytes: &[u8]) -> anyhow::Error {
     let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
@@ -212,31 +239,4 @@ fn refusal(code: u16, bytes: &[u8]) -> anyhow::Error {
         return anyhow!("{detail} (this daemon needs a login: pass --token or set GANTRY_TOKEN)");
     }
     anyhow!("{detail}")
-}
-
-/// A streamed body as `Read`, pulling frames on the client's runtime as they are asked for.
-struct BodyReader<'a> {
-    runtime: &'a tokio::runtime::Runtime,
-    body: Incoming,
-    pending: Bytes,
-}
-
-impl std::io::Read for BodyReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pending.is_empty() {
-            match self.runtime.block_on(self.body.frame()) {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.pending = data;
-                    }
-                }
-            }
-        }
-        let n = buf.len().min(self.pending.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        self.pending = self.pending.slice(n..);
-        Ok(n)
-    }
 }

@@ -1,15 +1,17 @@
-//! The command line. Each subcommand is a thin layer over the library; errors reach the user
-//! here, once, as one clear message.
+//! The command line, shared by both binaries. Each subcommand is a thin layer over the library;
+//! errors reach the user here, once, as one clear message. The commands that ask a daemon run
+//! here; the local ones (`serve`, `plugin`, `parse`, `gpus`) go to the binary's own runner:
+//! `gantryd` runs them, the small `gantry` hands them to `gantryd`.
 
 mod client;
-mod gpus;
+mod http1;
 mod jobs;
+pub mod local;
 mod nodes;
-mod parse;
-mod plugin;
-mod serve;
 mod setup;
 mod users;
+
+use local::{Local, LocalCommand};
 
 use clap::{Parser, Subcommand};
 use gantry::config::Config;
@@ -47,8 +49,15 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: sample GPUs, schedule and supervise jobs, serve the HTTP API.
-    Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Local(LocalCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that ask a daemon, or need none and no runtime either.
+#[derive(Subcommand)]
+enum ClientCommand {
     /// Queue a command.
     Submit(jobs::SubmitArgs),
     /// Load a command file as a run of jobs.
@@ -81,13 +90,6 @@ enum Command {
     },
     /// Stop the daemon; running jobs carry on and the next `gantry serve` adopts them.
     Shutdown,
-    /// Inspect and check plugins.
-    #[command(subcommand)]
-    Plugin(plugin::PluginCommand),
-    /// Parse a command file and print its jobs, or the problems with their lines (exit code 1).
-    Parse(parse::ParseArgs),
-    /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
-    Gpus(gpus::GpusArgs),
     /// Your GPU quota, what you hold and your recent use (admins: --user NAME).
     Quota {
         #[arg(long)]
@@ -118,7 +120,8 @@ enum Command {
     Api(jobs::ApiArgs),
 }
 
-pub fn main() -> ExitCode {
+/// `local` runs the commands that need the runtime.
+pub fn main(local: impl FnOnce(Local) -> anyhow::Result<ExitCode>) -> ExitCode {
     // Output piped into `head` should end the program quietly, as it does for other Unix tools,
     // rather than as a panic on the next print.
     // SAFETY: called before any thread exists; SIG_DFL is a valid disposition for SIGPIPE.
@@ -126,43 +129,15 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    if let Command::Serve(args) = &cli.command
-        && args.system()
-        && std::env::var_os("GANTRY_STATE_DIR").is_none()
-    {
-        // SAFETY: no other thread exists yet to read the environment concurrently.
-        unsafe { std::env::set_var("GANTRY_STATE_DIR", serve::SYSTEM_STATE_DIR) };
-    }
-    // The daemon sets up its own logging, to its run log as well, once its configuration is read.
-    if !matches!(cli.command, Command::Serve(_)) {
-        init_tracing();
-    }
     let (server, socket, token, ca_cert) = (cli.server, cli.socket, cli.token, cli.ca_cert);
-    let client = |config: &Config| client::Client::connect(config, server.as_deref(), socket.as_deref(), token.clone(), ca_cert.as_deref());
-    let result = load_config(cli.config.as_deref()).and_then(|config| match cli.command {
-        Command::Serve(args) => serve::run(config, args, socket.clone()),
-        Command::Submit(args) => jobs::submit(&client(&config)?, args),
-        Command::Run(args) => jobs::run(&client(&config)?, args),
-        Command::Stop { run } => jobs::stop(&client(&config)?, run),
-        Command::Jobs(args) => jobs::jobs(&client(&config)?, args),
-        Command::Status { json } => jobs::status(&client(&config)?, json),
-        Command::Logs(args) => jobs::logs(&client(&config)?, args),
-        Command::Cancel { id } => jobs::act(&client(&config)?, "cancel", &id),
-        Command::Hold { id } => jobs::act(&client(&config)?, "hold", &id),
-        Command::Release { id } => jobs::act(&client(&config)?, "release", &id),
-        Command::Shutdown => jobs::shutdown(&client(&config)?),
-        Command::Plugin(cmd) => plugin::run(&config, cmd),
-        Command::Parse(args) => parse::run(&config, args),
-        Command::Gpus(args) => gpus::run(&config, args),
-        Command::Api(args) => jobs::api(&client(&config)?, args),
-        Command::InstallService(args) => setup::install_service(args),
-        Command::Completions { shell } => setup::completions(shell),
-        Command::Man => setup::man(),
-        Command::Quota { user, json } => jobs::quota(&client(&config)?, user, json),
-        Command::User(command) => users::run(&client(&config)?, command),
-        Command::Node(command) => nodes::run(&client(&config)?, command),
-        Command::Nodes { json } => nodes::list(&client(&config)?, json),
-    });
+    let result = match cli.command {
+        Command::Local(command) => local(Local { config: cli.config, socket, command }),
+        Command::Client(command) => {
+            init_tracing();
+            let client = |config: &Config| client::Client::connect(config, server.as_deref(), socket.as_deref(), token.clone(), ca_cert.as_deref());
+            load_config(cli.config.as_deref()).and_then(|config| ask(&config, command, client))
+        }
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -172,14 +147,38 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+/// A command that asks a daemon (or needs none: completions, the man page, the unit file).
+fn ask(config: &Config, command: ClientCommand, client: impl Fn(&Config) -> anyhow::Result<client::Client>) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientCommand::Submit(args) => jobs::submit(&client(config)?, args),
+        ClientCommand::Run(args) => jobs::run(&client(config)?, args),
+        ClientCommand::Stop { run } => jobs::stop(&client(config)?, run),
+        ClientCommand::Jobs(args) => jobs::jobs(&client(config)?, args),
+        ClientCommand::Status { json } => jobs::status(&client(config)?, json),
+        ClientCommand::Logs(args) => jobs::logs(&client(config)?, args),
+        ClientCommand::Cancel { id } => jobs::act(&client(config)?, "cancel", &id),
+        ClientCommand::Hold { id } => jobs::act(&client(config)?, "hold", &id),
+        ClientCommand::Release { id } => jobs::act(&client(config)?, "release", &id),
+        ClientCommand::Shutdown => jobs::shutdown(&client(config)?),
+        ClientCommand::Api(args) => jobs::api(&client(config)?, args),
+        ClientCommand::InstallService(args) => setup::install_service(args),
+        ClientCommand::Completions { shell } => setup::completions(shell),
+        ClientCommand::Man => setup::man(),
+        ClientCommand::Quota { user, json } => jobs::quota(&client(config)?, user, json),
+        ClientCommand::User(command) => users::run(&client(config)?, command),
+        ClientCommand::Node(command) => nodes::run(&client(config)?, command),
+        ClientCommand::Nodes { json } => nodes::list(&client(config)?, json),
+    }
+}
+
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => Config::load(path)?,
         None => Config::discover()?,
     })
 }
 
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

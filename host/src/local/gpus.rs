@@ -1,36 +1,13 @@
 //! `gantry gpus`: a gpustat-like view of this machine's GPUs, read through NVML directly (no
 //! daemon needed).
 
+use crate::cli::local::{GpuModeArgs, GpusArgs};
 use anyhow::Context;
-use clap::Args;
 use gantry::config::Config;
-use gantry::gpu::{open_gpus, GpuMode, GpuReading, NodeGpus, SimSpec};
+use gantry::gpu::{open_gpus, GpuMode, GpuReading, NodeGpus};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
-
-#[derive(Args)]
-pub struct GpusArgs {
-    /// Print the snapshot as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Refresh every SECONDS until interrupted.
-    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
-    watch: Option<f64>,
-    #[command(flatten)]
-    pub mode: GpuModeArgs,
-}
-
-/// Shared by the commands that open GPUs.
-#[derive(Args)]
-pub struct GpuModeArgs {
-    /// Use simulated GPUs even if a driver is present: N or NxMODEL (e.g. 8xH100).
-    #[arg(long, value_name = "N[xMODEL]", conflicts_with = "no_simulate")]
-    pub simulate: Option<SimSpec>,
-    /// Fail rather than fall back to simulated GPUs when no driver loads.
-    #[arg(long)]
-    pub no_simulate: bool,
-}
 
 impl GpuModeArgs {
     pub fn mode(&self, config: &Config) -> GpuMode {

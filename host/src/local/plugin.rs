@@ -1,22 +1,10 @@
 //! `gantry plugin list | check`.
 
+use crate::cli::local::PluginCommand;
 use anyhow::Context;
-use clap::Subcommand;
 use gantry::config::Config;
 use gantry::plugin::{PluginRuntime, RuntimeOptions};
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Subcommand)]
-pub enum PluginCommand {
-    /// The bundled plugins and those in the plugin directory, with their state.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Load a component as the daemon would and print what it reports, or why it was refused.
-    Check { file: PathBuf },
-}
 
 pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -1,9 +1,8 @@
 //! `gantry serve`: run the daemon in the foreground until SIGINT or SIGTERM. Jobs keep running
 //! under their shims when it stops; the next `gantry serve` adopts them.
 
-use super::gpus::GpuModeArgs;
+use crate::cli::local::{ServeArgs, SYSTEM_SOCKET};
 use anyhow::Context;
-use clap::Args;
 use gantry::config::Config;
 use gantry::daemon::{serve, ServeOptions, SocketOptions};
 use parking_lot::Mutex;
@@ -13,33 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::process::ExitCode;
 
-#[derive(Args)]
-pub struct ServeArgs {
-    /// Address to listen on (default: `server.listen` from the config, with the port from $PORT if
-    /// set, else 127.0.0.1:7070). Port 0 picks a free one.
-    #[arg(long, env = "GANTRY_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Serve every local user, as root (the systemd unit's way): state in /var/lib/gantry, a
-    /// socket every user may connect to, each known by their uid, and jobs run as their
-    /// submitter.
-    #[arg(long)]
-    system: bool,
-    #[command(flatten)]
-    mode: GpuModeArgs,
-}
-
 /// A taken port moves to the next free one (saying so), as seed 001's server does.
 const PORT_TRIES: u16 = 20;
-
-/// Where a system daemon keeps its state and its socket.
-pub const SYSTEM_STATE_DIR: &str = "/var/lib/gantry";
-pub const SYSTEM_SOCKET: &str = "/run/gantry/gantry.sock";
-
-impl ServeArgs {
-    pub fn system(&self) -> bool {
-        self.system
-    }
-}
 
 /// `socket`: where to listen besides TCP (default: `gantry.sock` in the state directory, or
 /// /run/gantry/gantry.sock with --system).

@@ -1,27 +1,10 @@
 //! `gantry parse FILE`: what the parser plugin makes of a command file.
 
+use crate::cli::local::{ParseArgs, ParseModeArg};
 use anyhow::{anyhow, Context};
-use clap::{Args, ValueEnum};
 use gantry::config::Config;
 use gantry::plugin::{ParseMode, PluginRuntime};
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Args)]
-pub struct ParseArgs {
-    file: PathBuf,
-    /// The format; by default taken from the file name (command_gpu*.txt or command_gpus*.txt).
-    #[arg(long, value_enum)]
-    mode: Option<ModeArg>,
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Single,
-    Multi,
-}
 
 pub fn run(config: &Config, args: ParseArgs) -> anyhow::Result<ExitCode> {
     // The same bounds as the daemon's: a regular file (not /dev/zero, not a FIFO) of at most 16 MiB.
@@ -29,8 +12,8 @@ pub fn run(config: &Config, args: ParseArgs) -> anyhow::Result<ExitCode> {
     let runtime = PluginRuntime::new(config.plugins.runtime_options()).context("starting the plugin runtime")?;
     let parser = runtime.get(&config.plugins.parser).ok_or_else(|| anyhow!("parser plugin {} is not loaded", config.plugins.parser))?;
     let mode = args.mode.map(|m| match m {
-        ModeArg::Single => ParseMode::Single,
-        ModeArg::Multi => ParseMode::Multi,
+        ParseModeArg::Single => ParseMode::Single,
+        ParseModeArg::Multi => ParseMode::Multi,
     });
     let name = args.file.to_string_lossy();
     match parser.parse(&name, mode, &text)? {

@@ -1,0 +1,98 @@
+//! The arguments of the commands that run on this machine rather than ask a daemon: `serve`,
+//! `plugin`, `parse` and `gpus`. They need the runtime (wasmtime, NVML, the daemon itself),
+//! which only `gantryd` links; `gantry` parses them (so `--help` and mistakes are reported the
+//! same everywhere) and hands the command line to `gantryd` unchanged.
+
+use clap::{Args, Subcommand, ValueEnum};
+use gantry::gpu::SimSpec;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where a system daemon listens.
+pub const SYSTEM_SOCKET: &str = "/run/gantry/gantry.sock";
+
+/// A local command with the global options it reads.
+#[allow(dead_code, reason = "read by gantryd; gantry hands gantryd its command line instead")]
+pub struct Local {
+    pub config: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub command: LocalCommand,
+}
+
+#[derive(Subcommand)]
+pub enum LocalCommand {
+    /// Run the daemon: sample GPUs, schedule and supervise jobs, serve the HTTP API.
+    Serve(ServeArgs),
+    /// Inspect and check plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Parse a command file and print its jobs, or the problems with their lines (exit code 1).
+    Parse(ParseArgs),
+    /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
+    Gpus(GpusArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `server.listen` from the config, with the port from $PORT if
+    /// set, else 127.0.0.1:7070). Port 0 picks a free one.
+    #[arg(long, env = "GANTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Serve every local user, as root (the systemd unit's way): state in /var/lib/gantry, a
+    /// socket every user may connect to, each known by their uid, and jobs run as their
+    /// submitter.
+    #[arg(long)]
+    pub system: bool,
+    #[command(flatten)]
+    pub mode: GpuModeArgs,
+}
+
+#[derive(Args)]
+pub struct GpusArgs {
+    /// Print the snapshot as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECONDS until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
+    pub watch: Option<f64>,
+    #[command(flatten)]
+    pub mode: GpuModeArgs,
+}
+
+/// Shared by the commands that open GPUs.
+#[derive(Args)]
+pub struct GpuModeArgs {
+    /// Use simulated GPUs even if a driver is present: N or NxMODEL (e.g. 8xH100).
+    #[arg(long, value_name = "N[xMODEL]", conflicts_with = "no_simulate")]
+    pub simulate: Option<SimSpec>,
+    /// Fail rather than fall back to simulated GPUs when no driver loads.
+    #[arg(long)]
+    pub no_simulate: bool,
+}
+
+#[derive(Args)]
+pub struct ParseArgs {
+    pub file: PathBuf,
+    /// The format; by default taken from the file name (command_gpu*.txt or command_gpus*.txt).
+    #[arg(long, value_enum)]
+    pub mode: Option<ParseModeArg>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ParseModeArg {
+    Single,
+    Multi,
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// The bundled plugins and those in the plugin directory, with their state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a component as the daemon would and print what it reports, or why it was refused.
+    Check { file: PathBuf },
+}

@@ -1,0 +1,36 @@
+//! What `gantryd` runs itself: the commands that need the runtime (the daemon, wasmtime for
+//! plugins and parsers, NVML). Their arguments are defined with the rest of the command line in
+//! `cli::local`, so both binaries know them.
+
+mod gpus;
+mod parse;
+mod plugin;
+mod serve;
+
+use crate::cli::local::{Local, LocalCommand};
+use crate::cli::{init_tracing, load_config};
+use std::process::ExitCode;
+
+/// Where a system daemon keeps its state.
+const SYSTEM_STATE_DIR: &str = "/var/lib/gantry";
+
+pub fn run(local: Local) -> anyhow::Result<ExitCode> {
+    if let LocalCommand::Serve(args) = &local.command
+        && args.system
+        && std::env::var_os("GANTRY_STATE_DIR").is_none()
+    {
+        // SAFETY: no other thread exists yet to read the environment concurrently.
+        unsafe { std::env::set_var("GANTRY_STATE_DIR", SYSTEM_STATE_DIR) };
+    }
+    // The daemon sets up its own logging, to its run log as well, once its configuration is read.
+    if !matches!(local.command, LocalCommand::Serve(_)) {
+        init_tracing();
+    }
+    let config = load_config(local.config.as_deref())?;
+    match local.command {
+        LocalCommand::Serve(args) => serve::run(config, args, local.socket),
+        LocalCommand::Plugin(command) => plugin::run(&config, command),
+        LocalCommand::Parse(args) => parse::run(&config, args),
+        LocalCommand::Gpus(args) => gpus::run(&config, args),
+    }
+}
