@@ -5,7 +5,7 @@
 
 Needs `tsp` (Debian's task-spooler) and `pueue`/`pueued` in PATH, and a release build of gantry
 (`cargo build --release -p gantry --bins`). GANTRY_BIN=LABEL=PATH[,LABEL=PATH…] measures other
-builds of `gantry` (each with its `gantry-shim` beside it) in the same run. Every job is
+builds of `gantry` (each with its `gantryd` and `gantry-shim` beside it) in the same run. Every job is
 `touch DIR/N`, so each system's start of job N is the file's modification time, taken by the
 same clock for all three, and no system's own records are trusted.
 
