@@ -193,3 +193,22 @@ fn an_attempt_directory_is_never_started_twice() {
     assert!(spawn(spawner(), dir.path(), &spec(&["true"], &[])).is_err());
     drop(first);
 }
+
+/// A spawner that dies with an attempt's message unread (killed, out of memory) forked no shim
+/// for it: the attempt is asked of a new spawner, and the job runs once. The stand-in spawner
+/// dies so on its first start and is the real one after.
+#[tokio::test]
+async fn an_attempt_whose_spawner_died_before_forking_it_goes_to_a_new_spawner_and_runs_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = dir.path().join("first-start");
+    let program = dir.path().join("spawner");
+    std::fs::write(&program, format!("#!/bin/sh\nif [ ! -e {first} ]; then : > {first}; sleep 0.3; exit 0; fi\nexec {SHIM}\n", first = first.display())).expect("write");
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let spawner = Spawner::new(&program);
+    let attempt_dir = dir.path().join("attempt");
+    let attempt = spawn(&spawner, &attempt_dir, &spec(&["echo ran"], &[])).expect("started by the second spawner");
+    assert!(first.exists(), "the first spawner was started and died");
+    let record = finished(attempt).await;
+    assert!(record.success(), "{record:?}");
+    assert_eq!(log(&attempt_dir), "ran\n", "ran once, and no shim complained");
+}

@@ -1,7 +1,7 @@
 //! The daemon's side: start a shim for an attempt, find it again after a restart, wait for it,
 //! cancel it.
 
-use super::spawner::Spawner;
+use super::spawner::{Sent, Spawner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -155,6 +155,25 @@ pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Runnin
     let spec_path = dir.join(SPEC);
     let text = serde_json::to_vec(spec).map_err(|e| ExecutorError::Corrupt { path: spec_path.clone(), message: e.to_string() })?;
     std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
+    // A spawner that dies with the message (killed, or out of memory) forks no shim for it: the
+    // attempt never started, its lock is free again, and it is asked of a new spawner, once.
+    for asked in 1..=2 {
+        let (sent, answered) = hand_over(spawner, dir)?;
+        match read_json::<ShimInfo>(&dir.join(SHIM))? {
+            Some(shim) if answered => return Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
+            None if !answered && asked == 1 && spawner.gone(sent) && try_lock(dir)?.is_some() => {
+                tracing::warn!(dir = %dir.display(), "the spawner died before forking the attempt's shim; asking a new one");
+            }
+            _ => break,
+        }
+    }
+    let log = std::fs::read_to_string(dir.join(LOG)).unwrap_or_default();
+    Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
+}
+
+/// Sends the attempt to the spawner and waits for its shim to say it has recorded itself:
+/// whether it did, and to which spawner it went.
+fn hand_over(spawner: &Spawner, dir: &Path) -> Result<(Sent, bool), ExecutorError> {
     // The lock is taken here and handed on to the shim, so it is held without a gap from before the
     // shim exists until it exits: a daemon that dies meanwhile can't make it look abandoned.
     let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
@@ -163,23 +182,15 @@ pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Runnin
     let log_path = dir.join(LOG);
     let shim_err = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path))?;
     let (mut recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
-    spawner.send(dir, [&OwnedFd::from(lock), &OwnedFd::from(recorded_w), &OwnedFd::from(shim_err)])?;
+    let sent = spawner.send(dir, [&OwnedFd::from(lock), &OwnedFd::from(recorded_w), &OwnedFd::from(shim_err)])?;
     // Our copies of the lock and the pipe's write end are gone: from here only the shim holds
     // them (or the message on its way to the spawner does).
-
     let mut byte = [0u8; 1];
-    let answered = loop {
+    loop {
         match recorded.read(&mut byte) {
-            Ok(n) => break n == 1,
+            Ok(n) => return Ok((sent, n == 1)),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break false,
-        }
-    };
-    match read_json::<ShimInfo>(&dir.join(SHIM))? {
-        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
-        _ => {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
+            Err(_) => return Ok((sent, false)),
         }
     }
 }

@@ -37,13 +37,25 @@ const MAX_PATH: usize = 4096;
 #[derive(Debug)]
 pub struct Spawner {
     program: PathBuf,
-    current: Mutex<Option<Connection>>,
+    current: Mutex<Current>,
 }
+
+#[derive(Debug, Default)]
+struct Current {
+    connection: Option<Connection>,
+    /// Counts the spawners started, so that a sender can tell whether its message's is gone.
+    started: u64,
+}
+
+/// Which spawner a message went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Sent(u64);
 
 #[derive(Debug)]
 struct Connection {
     socket: OwnedFd,
     process: Child,
+    number: u64,
 }
 
 impl Drop for Connection {
@@ -70,37 +82,56 @@ impl Spawner {
     /// The spawner `program` (the `gantry-shim` binary), started with no arguments when the
     /// first attempt needs it: a daemon that runs no job starts no process.
     pub fn new(program: &Path) -> Spawner {
-        Spawner { program: program.to_path_buf(), current: Mutex::new(None) }
+        Spawner { program: program.to_path_buf(), current: Mutex::new(Current::default()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
         self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn connect(&self) -> Result<Connection, ExecutorError> {
+    fn connect(&self, current: &mut Current) -> Result<Connection, ExecutorError> {
         let spawn_error = |source| ExecutorError::Spawn { program: self.program.clone(), source };
         let (socket, theirs) = socket_pair().map_err(spawn_error)?;
         let process = Command::new(&self.program).stdin(Stdio::from(theirs)).stdout(Stdio::null()).spawn().map_err(spawn_error)?;
-        Ok(Connection { socket, process })
+        current.started += 1;
+        Ok(Connection { socket, process, number: current.started })
+    }
+
+    /// Whether the spawner a message went to is gone (then the next send starts another). One
+    /// that died with the message unread, or read and not yet forked, took its descriptors with
+    /// it: the attempt's recorded pipe ends with no shim behind it. Its end of the socket is
+    /// closed before the descriptors it held, so by the time the pipe says so, this says so.
+    pub(super) fn gone(&self, sent: Sent) -> bool {
+        let mut current = self.lock();
+        let Some(connection) = current.connection.as_ref().filter(|c| c.number == sent.0) else { return true };
+        let mut poll = libc::pollfd { fd: connection.socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        // SAFETY: one pollfd for a socket we own, no waiting.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        let hung_up = ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR) != 0;
+        if hung_up {
+            current.connection = None;
+        }
+        hung_up
     }
 
     /// Hands an attempt to the spawner: the shim it forks gets `fds` as its stdin, stdout and
     /// stderr. The spawner is started if there is none yet, and once more if it is found gone.
-    pub(super) fn send(&self, dir: &Path, fds: [&OwnedFd; FDS]) -> Result<(), ExecutorError> {
+    pub(super) fn send(&self, dir: &Path, fds: [&OwnedFd; FDS]) -> Result<Sent, ExecutorError> {
         let mut current = self.lock();
         for _ in 0..2 {
-            let connection = match current.take() {
+            let connection = match current.connection.take() {
                 Some(connection) => connection,
-                None => self.connect()?,
+                None => self.connect(&mut current)?,
             };
             match send_message(&connection.socket, dir.as_os_str().as_bytes(), fds) {
                 Ok(()) => {
-                    *current = Some(connection);
-                    return Ok(());
+                    let sent = Sent(connection.number);
+                    current.connection = Some(connection);
+                    return Ok(sent);
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => drop(connection),
                 Err(source) => {
-                    *current = Some(connection);
+                    current.connection = Some(connection);
                     return Err(ExecutorError::Spawn { program: self.program.clone(), source });
                 }
             }
