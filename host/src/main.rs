@@ -1,7 +1,8 @@
 //! `gantry`: the command line people type, once per `gantry submit` and often hundreds of times
-//! in a loop. It links no runtime, because a binary's start grows with what it links: `gantryd`'s
-//! 39 MB cost 2 ms of dynamic relocation on every call. The local commands (`serve`, `plugin`,
-//! `parse`, `gpus`) are handed, command line and all, to `gantryd` installed beside it.
+//! in a loop. It links no async runtime, plugin engine, database or NVML, because a binary's
+//! start grows with what it links: `gantryd`'s 39 MB cost 2 ms of dynamic relocation on every
+//! call. The local commands (`serve`, `plugin`, `parse`, `gpus`) are handed, command line and
+//! all, to `gantryd` installed beside it.
 
 mod cli;
 

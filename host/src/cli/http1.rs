@@ -24,7 +24,7 @@ pub fn request(method: &str, path: &str, host: &str, authorization: Option<&str>
     if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(Error::new(ErrorKind::InvalidInput, format!("{path:?} is not a path (it starts with / and has no spaces)")));
     }
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\naccept: application/json\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
     if let Some(value) = authorization {
         head.push_str(&format!("authorization: {value}\r\n"));
     }

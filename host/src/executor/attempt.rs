@@ -155,20 +155,20 @@ pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Runnin
     let spec_path = dir.join(SPEC);
     let text = serde_json::to_vec(spec).map_err(|e| ExecutorError::Corrupt { path: spec_path.clone(), message: e.to_string() })?;
     std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
-    // A spawner that dies with the message (killed, or out of memory) forks no shim for it: the
-    // attempt never started, its lock is free again, and it is asked of a new spawner, once.
-    for asked in 1..=2 {
-        let (sent, answered) = hand_over(spawner, dir)?;
-        match read_json::<ShimInfo>(&dir.join(SHIM))? {
-            Some(shim) if answered => return Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
-            None if !answered && asked == 1 && spawner.gone(sent) && try_lock(dir)?.is_some() => {
-                tracing::warn!(dir = %dir.display(), "the spawner died before forking the attempt's shim; asking a new one");
-            }
-            _ => break,
+    let (sent, mut answered) = hand_over(spawner, dir)?;
+    // A spawner that dies with the message (killed, or out of memory) forks no shim for it: no
+    // shim recorded itself, the lock is free again, so nothing ran; a new spawner is asked, once.
+    if !answered && !dir.join(SHIM).exists() && spawner.gone(sent) && try_lock(dir)?.is_some() {
+        tracing::warn!(dir = %dir.display(), "the spawner died before forking the attempt's shim; asking a new one");
+        answered = hand_over(spawner, dir)?.1;
+    }
+    match read_json::<ShimInfo>(&dir.join(SHIM))? {
+        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
+        _ => {
+            let log = std::fs::read_to_string(dir.join(LOG)).unwrap_or_default();
+            Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
         }
     }
-    let log = std::fs::read_to_string(dir.join(LOG)).unwrap_or_default();
-    Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
 }
 
 /// Sends the attempt to the spawner and waits for its shim to say it has recorded itself:
