@@ -407,8 +407,8 @@ async fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
-/// Re-reads the configuration file when it changes and hands the scheduler its new rules. An
-/// edit that does not validate is reported (file and key) and the rules in force stay.
+/// Re-reads the configuration file when it changes and hands the scheduler its new rules and
+/// policy. An edit that does not validate is reported (file and key) and what is in force stays.
 fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) + Send + Sync>) -> Option<DirWatcher> {
     let path = config.source.clone()?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -418,8 +418,8 @@ fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) 
         if paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
             match Config::load(&watched) {
                 Ok(new) => {
-                    notices(&format!("{}: scheduling rules reloaded", watched.display()));
-                    if scheduler.set_rules(new.scheduler).is_err() {
+                    notices(&format!("{}: scheduling rules reloaded, policy {}", watched.display(), new.plugins.policy));
+                    if scheduler.set_rules(new.scheduler).and_then(|()| scheduler.set_policy(new.plugins.policy)).is_err() {
                         return false;
                     }
                 }

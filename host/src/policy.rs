@@ -39,6 +39,12 @@ impl PolicyService {
         &self.active
     }
 
+    /// The policy the next pass asks: chosen per pass, so a switch needs no restart (and one
+    /// whose plugin is not loaded yet falls back until it is).
+    pub fn set_active(&mut self, name: String) {
+        self.active = name;
+    }
+
     /// One scheduling pass. Blocking: the plugin call runs here.
     pub fn place(&self, pending: &[PendingJob], gpus: &[GpuState], rules: &Rules) -> PassOutcome {
         if pending.is_empty() {

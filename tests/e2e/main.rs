@@ -17,6 +17,7 @@ mod gpus;
 mod hardening;
 mod hostile;
 mod scheduler;
+mod sdk;
 mod shared;
 
 use std::path::{Path, PathBuf};

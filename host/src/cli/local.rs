@@ -95,4 +95,26 @@ pub enum PluginCommand {
     },
     /// Load a component as the daemon would and print what it reports, or why it was refused.
     Check { file: PathBuf },
+    /// Make a plugin project in a new directory NAME (or --dir): the example policy and its
+    /// tests, a README, and the SDK (`gantry-plugin`) and WIT it builds against.
+    New {
+        kind: NewKind,
+        name: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR for wasm32-wasip2 and check the component as the daemon
+    /// would load it; --install then puts it in the plugin directory, where the daemon loads it.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        install: bool,
+    },
+}
+
+/// The kinds of plugin `gantry plugin new` can start (parsers and providers have no SDK yet).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum NewKind {
+    Policy,
 }

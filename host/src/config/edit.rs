@@ -151,8 +151,11 @@ const SETTINGS: &[Setting] = &[
     Setting { name: "sample-interval-ms", key: Some(("gpu", "sample_interval_ms")), kind: Kind::Count, warning: None, description: "How often every GPU is sampled" },
 ];
 
+/// The settings that apply at once: the scheduler asks the policy it is told of per pass.
+const HOT: &[&str] = &["policy"];
+
 /// Every setting with its saved value, `requires_restart`, warning and description. Settings
-/// take effect at the next start (rules are the hot part of the file).
+/// take effect at the next start, except [`HOT`] ones (and rules, the hot part of the file).
 pub fn settings_json(config: &Config) -> Value {
     let mut out = Map::new();
     for s in SETTINGS {
@@ -183,7 +186,7 @@ pub fn settings_json(config: &Config) -> Value {
         };
         out.insert(
             s.name.into(),
-            json!({ "value": value, "requires_restart": s.key.is_some() || s.name != "target-yaml-path", "warning": s.warning, "description": s.description }),
+            json!({ "value": value, "requires_restart": !HOT.contains(&s.name) && (s.key.is_some() || s.name != "target-yaml-path"), "warning": s.warning, "description": s.description }),
         );
     }
     Value::Object(out)
@@ -301,7 +304,9 @@ impl ConfigFile {
                 return Err(field(name, "is read-only: start gantry with --config to edit another file"));
             }
             setting.kind.check(name, value)?;
-            requires_restart.push(name.clone());
+            if !HOT.contains(&setting.name) {
+                requires_restart.push(name.clone());
+            }
             warnings.extend(setting.warning.map(String::from));
         }
         let mut listen = current.listen;
@@ -333,7 +338,8 @@ impl ConfigFile {
             }
             Ok(())
         })?;
-        Ok((config, SettingsChange { message: "settings saved; they apply at the next start".into(), requires_restart, warnings }))
+        let message = if requires_restart.is_empty() { "settings saved and applied" } else { "settings saved; those in requires_restart apply at the next start" };
+        Ok((config, SettingsChange { message: message.into(), requires_restart, warnings }))
     }
 }
 
@@ -451,6 +457,9 @@ mod tests {
         assert_eq!(config.server.log_level, "debug");
         assert_eq!(change.requires_restart, vec!["log-level".to_string(), "port".to_string()]);
         assert_eq!(settings_json(&config)["port"]["value"], json!(29215));
+        let (config, change) = file.put_settings(&obj(json!({"policy": "policy-spread"})), &config).expect("policy");
+        assert_eq!((config.plugins.policy.as_str(), change.requires_restart.len(), change.message.as_str()), ("policy-spread", 0, "settings saved and applied"));
+        assert_eq!(settings_json(&config)["policy"]["requires_restart"], json!(false));
         assert_eq!(settings_json(&config)["port"]["requires_restart"], json!(true));
         let err = file.put_settings(&obj(json!({"log-level": "loud"})), &config).expect_err("bad level");
         assert!(err.to_string().contains("server.log_level"), "{err}");

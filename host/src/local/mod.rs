@@ -5,6 +5,7 @@
 mod gpus;
 mod parse;
 mod plugin;
+mod project;
 mod serve;
 
 use crate::cli::local::{Local, LocalCommand};

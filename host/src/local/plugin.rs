@@ -1,4 +1,4 @@
-//! `gantry plugin list | check`.
+//! `gantry plugin list | check | new | build`.
 
 use crate::cli::local::PluginCommand;
 use anyhow::Context;
@@ -37,9 +37,7 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Check { file } => {
-            // A check loads nothing from the plugin directory and caches nothing.
-            let runtime = PluginRuntime::new(RuntimeOptions { defaults: config.plugins.defaults.clone(), ..RuntimeOptions::default() })
-                .context("starting the plugin runtime")?;
+            let runtime = PluginRuntime::new(RuntimeOptions::checking(config.plugins.defaults.clone())).context("starting the plugin runtime")?;
             match runtime.check_file(&file) {
                 Ok(info) => {
                     println!("{}: {} {} ({} plugin, gantry:plugin@{})", plain(&file.display().to_string()), info.name, info.version, info.kind, plain(&info.wit_version));
@@ -51,6 +49,8 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        PluginCommand::New { kind, name, dir } => super::project::new(kind, &name, dir),
+        PluginCommand::Build { dir, install } => super::project::build(config, &dir, install),
     }
 }
 

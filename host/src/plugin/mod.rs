@@ -160,6 +160,14 @@ pub struct RuntimeOptions {
     pub per_plugin: HashMap<String, PluginSettings>,
 }
 
+impl RuntimeOptions {
+    /// For checking a file the way the daemon would load it: nothing is loaded from a plugin
+    /// directory and nothing is cached.
+    pub fn checking(defaults: PluginSettings) -> Self {
+        RuntimeOptions { defaults, ..RuntimeOptions::default() }
+    }
+}
+
 /// One row of `gantry plugin list` and of the plugins API.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PluginStatus {

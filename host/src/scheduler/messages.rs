@@ -81,6 +81,7 @@ pub enum Request {
     /// An owner's caps and use, with the groups they are in.
     Quota(String, Vec<u32>, oneshot::Sender<QuotaStatus>),
     SetRules(SchedulingRules),
+    SetPolicy(String),
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
     Queues(oneshot::Sender<Vec<QueueStatus>>),
     Running(oneshot::Sender<Vec<RunningJob>>),

@@ -148,6 +148,11 @@ impl Scheduler {
         self.tx.send(Msg::Request(Request::SetRules(rules))).map_err(|_| SchedulerError::Stopped)
     }
 
+    /// The policy plugin, by name, hot: the next pass asks it.
+    pub fn set_policy(&self, name: String) -> Result<(), SchedulerError> {
+        self.tx.send(Msg::Request(Request::SetPolicy(name))).map_err(|_| SchedulerError::Stopped)
+    }
+
     /// Stops the scheduling thread; jobs keep running under their shims and are adopted by the
     /// next daemon.
     pub fn shutdown(&self) {

@@ -34,7 +34,12 @@ impl Service {
     pub async fn put_settings(&self, changes: Map<String, Value>) -> Result<SettingsChange, ServiceError> {
         let current = self.load_config().await?;
         let file = self.config_file.clone();
-        let (_, change) = off_thread(move || file.put_settings(&changes, &current)).await?;
+        let applies_policy = changes.contains_key("policy");
+        let (config, change) = off_thread(move || file.put_settings(&changes, &current)).await?;
+        if applies_policy {
+            self.scheduler.set_policy(config.plugins.policy.clone())?;
+            self.config.write().plugins.policy = config.plugins.policy;
+        }
         Ok(change)
     }
 

@@ -74,7 +74,7 @@ macro_rules! policy_plugin {
     };
 }
 
-/// How candidate GPUs are ordered for a job.
+/// How the bundled policies order candidate GPUs for a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ranking {
     /// Least free memory that still fits first: keeps large GPUs whole for large jobs.
@@ -83,54 +83,80 @@ pub enum Ranking {
     Spread,
 }
 
+impl Ranking {
+    pub fn order(self) -> fn(&Candidate<'_>, &Candidate<'_>) -> Ordering {
+        match self {
+            Ranking::BestFit => best_fit,
+            Ranking::Spread => spread,
+        }
+    }
+}
+
+/// A GPU that can take the job being placed, as the pass stands: its state, and the memory still
+/// free on it after the window's peak use, reservations, the margin and every placement the pass
+/// has made so far (the figure the host's check uses).
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    pub gpu: &'a GpuState,
+    pub free_mib: u64,
+}
+
+/// Tightest fit first: keeps the roomiest GPUs whole for the jobs that need them.
+pub fn best_fit(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    a.free_mib.cmp(&b.free_mib)
+}
+
+/// Roomiest first, then the least utilised: spreads load and heat.
+pub fn spread(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    b.free_mib.cmp(&a.free_mib).then(a.gpu.utilization_mean.cmp(&b.gpu.utilization_mean))
+}
+
+/// Coolest first (a GPU that reports no temperature last), then the tightest fit.
+pub fn coolest(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    let heat = |c: &Candidate<'_>| c.gpu.temperature_c.unwrap_or(u32::MAX);
+    heat(a).cmp(&heat(b)).then(best_fit(a, b))
+}
+
+/// Least utilised over the window first, then the fewest gantry jobs, then the roomiest.
+pub fn least_loaded(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    a.gpu
+        .utilization_mean
+        .cmp(&b.gpu.utilization_mean)
+        .then(a.gpu.gantry_jobs.cmp(&b.gpu.gantry_jobs))
+        .then(b.free_mib.cmp(&a.free_mib))
+}
+
 /// What is still free on one GPU while a pass hands out memory.
 #[derive(Clone, Debug)]
-struct Slot {
-    index: u32,
+struct Slot<'a> {
+    gpu: &'a GpuState,
     free_mib: u64,
-    utilization: u8,
     /// A gantry job runs or was just placed here.
     occupied: bool,
-    eligible: bool,
 }
 
 /// The running account of a pass: free memory per GPU after the window's peak use, reservations,
 /// the margin and every placement accepted so far.
 struct Ledger<'a> {
-    slots: Vec<Slot>,
+    slots: Vec<Slot<'a>>,
     rules: &'a Rules,
 }
 
 impl<'a> Ledger<'a> {
-    fn new(gpus: &[GpuState], rules: &'a Rules) -> Self {
+    fn new(gpus: &'a [GpuState], rules: &'a Rules) -> Self {
         let slots = gpus
             .iter()
-            .map(|g| {
-                // A GPU that was busy a moment ago will be busy again: judge it by the window's peak.
-                let used = g.memory_used_mib.max(g.memory_peak_mib);
-                let free_mib = g
-                    .memory_total_mib
-                    .saturating_sub(used)
-                    .saturating_sub(g.memory_reserved_mib)
-                    .saturating_sub(rules.memory_margin_mib);
-                Slot {
-                    index: g.index,
-                    free_mib,
-                    utilization: g.utilization_mean,
-                    occupied: g.gantry_jobs > 0 || g.memory_reserved_mib > 0,
-                    eligible: g.eligible,
-                }
-            })
+            .map(|g| Slot { gpu: g, free_mib: free_mib(g, rules), occupied: g.gantry_jobs > 0 || g.memory_reserved_mib > 0 })
             .collect();
         Ledger { slots, rules }
     }
 
     fn slot(&self, index: u32) -> Option<usize> {
-        self.slots.iter().position(|s| s.index == index)
+        self.slots.iter().position(|s| s.gpu.index == index)
     }
 
-    fn can_take(&self, slot: &Slot, memory_mib: u64) -> bool {
-        slot.eligible && slot.free_mib >= memory_mib && (self.rules.allow_sharing || !slot.occupied)
+    fn can_take(&self, slot: &Slot<'_>, memory_mib: u64) -> bool {
+        slot.gpu.eligible && slot.free_mib >= memory_mib && (self.rules.allow_sharing || !slot.occupied)
     }
 
     /// Seed 004's GPU-count rule: `min(max, max(min, available - gpu_left))`.
@@ -152,6 +178,15 @@ impl<'a> Ledger<'a> {
     }
 }
 
+/// What a job may still use on `gpu` before anything is placed this pass: a GPU that was busy a
+/// moment ago will be busy again, so it is judged by the window's peak.
+pub fn free_mib(gpu: &GpuState, rules: &Rules) -> u64 {
+    gpu.memory_total_mib
+        .saturating_sub(gpu.memory_used_mib.max(gpu.memory_peak_mib))
+        .saturating_sub(gpu.memory_reserved_mib)
+        .saturating_sub(rules.memory_margin_mib)
+}
+
 /// The order jobs are considered in: priority, then the jobs needing more GPUs (seed 004 schedules
 /// multi-GPU jobs first, since they are the hardest to fit), then submission order.
 fn job_order(a: &PendingJob, b: &PendingJob) -> Ordering {
@@ -164,20 +199,21 @@ fn job_order(a: &PendingJob, b: &PendingJob) -> Ordering {
         .then(a.id.cmp(&b.id))
 }
 
-/// Places as many of `pending` as fit, greedily, in [`job_order`]. Jobs that do not fit are left
-/// out and wait for the next pass.
+/// Places as many of `pending` as fit, greedily, in [`job_order`], on the GPUs `ranking` puts
+/// first. Jobs that do not fit are left out and wait for the next pass.
 pub fn place(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, ranking: Ranking) -> Vec<Placement> {
+    place_by(pending, gpus, rules, ranking.order())
+}
+
+/// [`place`] with any order of GPUs (smaller first; ties go to the lower index): the fit, the
+/// GPU count and the booking are the host's, so what it returns always passes [`validate`].
+pub fn place_by(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, order: impl Fn(&Candidate<'_>, &Candidate<'_>) -> Ordering) -> Vec<Placement> {
     let mut ledger = Ledger::new(gpus, rules);
     let mut jobs: Vec<&PendingJob> = pending.iter().collect();
     jobs.sort_unstable_by(|a, b| job_order(a, b));
 
-    // Ranks GPUs for a job: smaller is better.
-    let better = |a: &Slot, b: &Slot| -> Ordering {
-        let by_room = match ranking {
-            Ranking::BestFit => a.free_mib.cmp(&b.free_mib),
-            Ranking::Spread => b.free_mib.cmp(&a.free_mib).then(a.utilization.cmp(&b.utilization)),
-        };
-        by_room.then(a.index.cmp(&b.index))
+    let better = |a: &Slot<'_>, b: &Slot<'_>| -> Ordering {
+        order(&Candidate { gpu: a.gpu, free_mib: a.free_mib }, &Candidate { gpu: b.gpu, free_mib: b.free_mib }).then(a.gpu.index.cmp(&b.gpu.index))
     };
 
     let mut placements = Vec::new();
@@ -203,7 +239,7 @@ pub fn place(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, ranking: 
             candidates.sort_unstable_by(|&a, &b| better(&slots[a], &slots[b]));
             candidates.truncate(count);
         }
-        let mut indices: Vec<u32> = candidates.iter().map(|&p| ledger.slots[p].index).collect();
+        let mut indices: Vec<u32> = candidates.iter().map(|&p| ledger.slots[p].gpu.index).collect();
         indices.sort_unstable();
         ledger.book(&candidates, job.memory_mib);
         placements.push(Placement { job: job.id, gpus: indices });
@@ -313,7 +349,7 @@ fn check(
             return Err(Rejection::RepeatedGpu { job: job_id, gpu });
         }
         let slot = &ledger.slots[p];
-        if !slot.eligible {
+        if !slot.gpu.eligible {
             return Err(Rejection::IneligibleGpu { job: job_id, gpu });
         }
         if slot.free_mib < job.memory_mib {
@@ -421,6 +457,22 @@ mod tests {
         let gpus = [gpu(0, 24_000, 0), gpu(1, 24_000, 10_000), gpu(2, 80_000, 0)];
         let placed = place(&[job(1, 1, 12_000)], &gpus, &rules(), Ranking::Spread);
         assert_eq!(placed, vec![Placement { job: 1, gpus: vec![2] }]);
+    }
+
+    #[test]
+    fn coolest_and_least_loaded_order_by_heat_and_load_then_room() {
+        let mut hot = gpu(0, 24_000, 10_000);
+        hot.temperature_c = Some(81);
+        hot.utilization_mean = 5;
+        let mut cool = gpu(1, 80_000, 0);
+        cool.temperature_c = Some(40);
+        cool.utilization_mean = 90;
+        let unknown = gpu(2, 24_000, 0);
+        let gpus = [hot, cool, unknown];
+        assert_eq!(place_by(&[job(1, 1, 1_000)], &gpus, &rules(), coolest), vec![Placement { job: 1, gpus: vec![1] }]);
+        assert_eq!(place_by(&[job(1, 1, 1_000)], &gpus, &rules(), least_loaded), vec![Placement { job: 1, gpus: vec![2] }]);
+        // Equal in the order: the lower index wins, as in every ranking.
+        assert_eq!(place_by(&[job(1, 1, 1_000)], &gpus, &rules(), |_, _| Ordering::Equal), vec![Placement { job: 1, gpus: vec![0] }]);
     }
 
     #[test]
@@ -551,8 +603,8 @@ mod tests {
         let pending: Vec<PendingJob> = (0..64).map(|i| job(i, 1 + (i % 3) as u32, 2_000 + i * 97)).collect();
         let mut r = rules();
         r.allow_sharing = true;
-        for ranking in [Ranking::BestFit, Ranking::Spread] {
-            let placed = place(&pending, &gpus, &r, ranking);
+        for order in [best_fit, spread, coolest, least_loaded] {
+            let placed = place_by(&pending, &gpus, &r, order);
             let (ok, bad) = validate(placed.clone(), &pending, &gpus, &r);
             assert!(bad.is_empty(), "{bad:?}");
             assert_eq!(ok, placed);

@@ -106,7 +106,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .fails(&[404, 413])
         .get("/api/settings", Read, "Settings with requires_restart, warning and description", settings)
         .answers::<Object>(200)
-        .put("/api/settings", Admin, "Change settings; they apply at the next start", put_settings)
+        .put("/api/settings", Admin, "Change settings; the policy applies at once, the rest at the next start", put_settings)
         .body::<Object>()
         .answers::<crate::service::SettingsChange>(200)
         .with_state(service)

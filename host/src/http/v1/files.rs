@@ -50,7 +50,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .answers::<Map<String, Value>>(200)
         .get("/api/v1/settings", Read, "Settings, each with requires_restart, warning and description", settings)
         .answers::<Map<String, Value>>(200)
-        .put("/api/v1/settings", Admin, "Change settings; they apply at the next start", put_settings)
+        .put("/api/v1/settings", Admin, "Change settings; the policy applies at once, the rest at the next start", put_settings)
         .body::<Map<String, Value>>()
         .answers::<SettingsChange>(200)
         .with_state(service)

@@ -244,6 +244,13 @@ impl Engine {
                 self.options.rules = rules;
                 self.dirty = true;
             }
+            Request::SetPolicy(name) => {
+                if name != self.policy.active_name() {
+                    tracing::info!(from = self.policy.active_name(), to = %name, "policy changed");
+                    self.policy.set_active(name);
+                    self.dirty = true;
+                }
+            }
         }
     }
 

@@ -1,0 +1,64 @@
+//! The plugin SDK end to end: a policy made by `gantry plugin new`, built by `gantry plugin
+//! build --install` (cargo, for wasm32-wasip2) into a running daemon's plugin directory, is loaded
+//! at once and places that daemon's jobs.
+
+use crate::{Gantry, FAST};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn gpus(job: &Value) -> Value {
+    job["attempts"].as_array().and_then(|a| a.last()).map(|a| a["gpus"].clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_policy_made_by_plugin_new_and_installed_by_plugin_build_places_the_daemons_jobs() {
+    let g = Gantry::new();
+    // GPU 0 fits an 8 GiB job more tightly, and runs hot; GPU 1 is big and cool.
+    std::fs::create_dir_all(g.sim_dir()).expect("sim dir");
+    std::fs::write(g.sim_dir().join("nvml-sim.json"), r#"{"count": 2, "gpus": [{"memory_mib": 16384, "base_temperature_c": 80}, {"memory_mib": 49152, "base_temperature_c": 40}]}"#)
+        .expect("sim config");
+    let d = g.serve(&format!("{FAST}[plugins]\npolicy = \"cool-gpus\"\n"), &[]);
+
+    // Until the policy exists, the native best fit places: on the hot GPU.
+    let before = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
+    assert_eq!(gpus(&before), json!([0]), "{before:#}");
+    assert!(d.get("/api/v1/status")["last_decider"].as_str().is_some_and(|s| s.contains("policy cool-gpus is not loaded")));
+
+    let work = tempfile::tempdir().expect("work dir");
+    let made = g.command().current_dir(work.path()).args(["plugin", "new", "policy", "cool-gpus"]).output().expect("plugin new");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let again = g.command().current_dir(work.path()).args(["plugin", "new", "policy", "cool-gpus"]).output().expect("plugin new");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("is not empty"), "a second new must not overwrite the first");
+
+    let project = work.path().join("cool-gpus");
+    let built = g.command().current_dir(&project).arg("--config").arg(g.state.path().join("gantry.toml")).args(["plugin", "build", "--install"]).output().expect("plugin build");
+    let out = String::from_utf8_lossy(&built.stdout);
+    assert!(built.status.success(), "{out}\n{}", String::from_utf8_lossy(&built.stderr));
+    assert!(out.contains("built cool-gpus 0.1.0 (policy plugin, gantry:plugin@"), "{out}");
+    assert!(g.state.path().join("plugins/cool-gpus.wasm").is_file(), "{out}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !d.get("/api/v1/plugins").as_array().is_some_and(|rows| rows.iter().any(|r| r["name"] == "cool-gpus" && r["state"] == "active")) {
+        assert!(Instant::now() < deadline, "the daemon did not load the installed policy: {:#}", d.get("/api/v1/plugins"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
+    assert_eq!(gpus(&after), json!([1]), "the cool GPU, though the hot one fits tighter: {after:#}");
+    assert_eq!(d.get("/api/v1/status")["last_decider"], "cool-gpus 0.1.0");
+
+    // Switching back needs no restart: the next pass asks the policy the settings name.
+    let (status, change) = d.request("PUT", "/api/v1/settings", Some(json!({ "policy": "policy-best-fit" })));
+    assert_eq!((status, &change["requires_restart"]), (200, &json!([])), "{change:#}");
+    let back = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
+    assert_eq!(gpus(&back), json!([0]), "{back:#}");
+    assert!(d.get("/api/v1/status")["last_decider"].as_str().is_some_and(|s| s.starts_with("policy-best-fit ")));
+}
+
+#[test]
+fn plugin_build_outside_a_project_says_what_it_builds() {
+    let g = Gantry::new();
+    let empty = tempfile::tempdir().expect("dir");
+    let out = g.command().current_dir(empty.path()).args(["plugin", "build"]).output().expect("plugin build");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no Cargo.toml: `gantry plugin build` builds a project made by `gantry plugin new`"), "{}", String::from_utf8_lossy(&out.stderr));
+}
