@@ -623,8 +623,15 @@ async function logsPage(_, root) {
 async function pluginsPage(_, root) {
   const table = h("div", { class: "scroll" });
   const message = h("div", { role: "status" });
-  const draw = (plugins) => table.replaceChildren(h("table", {}, h("thead", {}, h("tr", {}, ["name", "kind", "version", "WIT", "state", "calls", "failures", "last error"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, plugins.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, p.kind), h("td", {}, p.version ?? ""), h("td", {}, p.wit_version ?? ""), h("td", {}, p.state ?? ""), h("td", {}, p.calls ?? ""), h("td", {}, p.failures ?? ""), h("td", { class: "error" }, p.last_error ?? ""))))));
+  // What a plugin may do, as `gantry plugin list` says it: its bounds, then each grant.
+  const may = (m) => {
+    if (!m) return "";
+    const grants = [["env", m.env], ["read", m.read_only_dirs], ["http", m.http_base_urls]].filter(([, v]) => v.length).map(([what, v]) => `${what} ${v.join(" ")}`);
+    const bounds = [`${m.timeout_ms} ms a call`, `${m.memory_mib} MiB`].concat(m.max_jobs == null ? [] : [`${m.max_jobs} jobs a file`]);
+    return bounds.concat(grants.length ? grants : ["no files, network or environment"]).join("; ");
+  };
+  const draw = (plugins) => table.replaceChildren(h("table", {}, h("thead", {}, h("tr", {}, ["name", "kind", "version", "WIT", "state", "calls", "failures", "may", "last error"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, plugins.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, p.kind), h("td", {}, p.version ?? ""), h("td", {}, p.wit_version ?? ""), h("td", {}, p.state ?? ""), h("td", {}, p.calls ?? ""), h("td", {}, p.failures ?? ""), h("td", {}, may(p.may)), h("td", { class: "error" }, p.last_error ?? ""))))));
   draw(await api("GET", "/api/v1/plugins"));
   root.replaceChildren(h("h1", {}, "Plugins"), h("button", { onclick: async () => { try { draw(await api("POST", "/api/v1/plugins/reload")); message.textContent = "reloaded"; } catch (error) { showError(message, error); } } }, "Reload plugins"), message, table);
 }

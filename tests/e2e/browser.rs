@@ -249,6 +249,8 @@ fn a_rules_edit_shows_on_the_next_read() {
     assert_eq!(d.get("/api/v1/rules")["max_gpu"], 3);
     // Read again: another page, then the rules page anew.
     browser.go(&format!("{}/ui/#/plugins", d.url));
+    // On the way: the plugins page says what each may do.
+    browser.wait_text("main table tbody", "100 ms a call; 64 MiB; no files, network or environment");
     browser.go(&format!("{}/ui/#/rules", d.url));
     let script = "const e = document.querySelector('#rules input[name=max_gpu]'); return e ? e.value : null;";
     browser.wait_for("the page to read the new value", script, |v| (v.as_str() == Some("3")).then_some(()));

@@ -34,6 +34,24 @@ fn plugin_list_shows_the_bundled_plugins() {
 }
 
 #[test]
+fn plugin_list_says_what_each_plugin_may_do_and_never_an_environment_value() {
+    let g = Gantry::new();
+    let config = g.state.path().join("gantry.toml");
+    let dir = g.state.path().display().to_string();
+    std::fs::write(&config, format!("[plugins.settings.parser-compete]\ntimeout_ms = 250\nenv = {{ REGION = \"secret-value\" }}\nread_only_dirs = [\"{dir}\"]\n")).expect("config");
+    let out = g.command().arg("--config").arg(&config).args(["plugin", "list"]).output().expect("list");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains(&format!("  may: 250 ms a call; 64 MiB; 10000 jobs a file; env REGION; read {dir}\n")), "{text}");
+    assert!(text.contains("  may: 100 ms a call; 64 MiB; no files, network or environment\n"), "{text}");
+    assert!(!text.contains("secret-value"), "{text}");
+    let json = g.command().arg("--config").arg(&config).args(["plugin", "list", "--json"]).output().expect("list");
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("json");
+    let parser = rows.as_array().and_then(|r| r.iter().find(|r| r["name"] == "parser-compete")).expect("parser");
+    assert_eq!(parser["may"], serde_json::json!({ "timeout_ms": 250, "memory_mib": 64, "max_jobs": 10000, "env": ["REGION"], "read_only_dirs": [dir], "http_base_urls": [] }));
+}
+
+#[test]
 fn plugin_check_accepts_a_plugin_and_refuses_another_wit_version() {
     let g = Gantry::new();
     let ok = g.run(&["plugin", "check", env!("GANTRY_WASM_POLICY_SPREAD")]);

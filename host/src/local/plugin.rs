@@ -33,6 +33,9 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 if let Some(failure) = r.last_failure {
                     println!("  last failure: {}", plain(&failure));
                 }
+                if let Some(may) = r.may {
+                    println!("  may: {}", plain(&capabilities(&may)));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -52,6 +55,19 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::New { kind, name, dir } => super::project::new(kind, &name, dir),
         PluginCommand::Build { dir, install } => super::project::build(config, &dir, install),
     }
+}
+
+/// One line of what a plugin may do: its bounds, then each grant, or that it has none.
+fn capabilities(may: &gantry::plugin::Capabilities) -> String {
+    let mut parts = vec![format!("{} ms a call", may.timeout_ms), format!("{} MiB", may.memory_mib)];
+    parts.extend(may.max_jobs.map(|n| format!("{n} jobs a file")));
+    let grants = [("env", &may.env), ("read", &may.read_only_dirs), ("http", &may.http_base_urls)];
+    let granted: Vec<String> = grants.iter().filter(|(_, v)| !v.is_empty()).map(|(what, v)| format!("{what} {}", v.join(" "))).collect();
+    if granted.is_empty() {
+        parts.push("no files, network or environment".into());
+    }
+    parts.extend(granted);
+    parts.join("; ")
 }
 
 /// Text from a plugin or a file name, with control characters shown, not obeyed: whatever the

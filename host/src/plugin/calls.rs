@@ -162,7 +162,11 @@ impl LoadedPlugin {
                     return Err(self.oversized(format!("{} offers; at most {MAX_OFFERS}", offers.len())));
                 }
                 self.succeeded();
-                Ok(bounded(reply))
+                let reply = bounded(reply);
+                Ok(match store.data_mut().hooks.take_denial() {
+                    Some(denial) => with_denial(reply, &denial),
+                    None => reply,
+                })
             }
             Ok(Err(e)) => Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
             Err(_) => Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit })),
@@ -170,15 +174,31 @@ impl LoadedPlugin {
     }
 }
 
+/// The message of a provider's own error, changed by `f`, whichever kind it is.
+fn map_message(e: ProviderError, f: impl FnOnce(String) -> String) -> ProviderError {
+    match e {
+        ProviderError::InvalidConfig(m) => ProviderError::InvalidConfig(f(m)),
+        ProviderError::NotFound(m) => ProviderError::NotFound(f(m)),
+        ProviderError::Remote(m) => ProviderError::Remote(f(m)),
+        ProviderError::Transport(m) => ProviderError::Transport(f(m)),
+    }
+}
+
+/// A provider's error, with what the host refused it: the plugin only learned "denied".
+fn with_denial(reply: ProviderReply, denial: &str) -> ProviderReply {
+    let note = |e| map_message(e, |m: String| if m.is_empty() { denial.to_string() } else { format!("{m} ({denial})") });
+    match reply {
+        ProviderReply::Job(r) => ProviderReply::Job(r.map_err(note)),
+        ProviderReply::Logs(r) => ProviderReply::Logs(r.map_err(note)),
+        ProviderReply::Cost(r) => ProviderReply::Cost(r.map_err(note)),
+        ProviderReply::Offers(r) => ProviderReply::Offers(r.map_err(note)),
+    }
+}
+
 /// A provider's texts escaped and cut: messages to [`MESSAGE_BYTES`], logs to their last
 /// [`LOG_BYTES`] (where a job's log says why it ended).
 fn bounded(reply: ProviderReply) -> ProviderReply {
-    let error = |e: ProviderError| match e {
-        ProviderError::InvalidConfig(m) => ProviderError::InvalidConfig(shown(&m, MESSAGE_BYTES)),
-        ProviderError::NotFound(m) => ProviderError::NotFound(shown(&m, MESSAGE_BYTES)),
-        ProviderError::Remote(m) => ProviderError::Remote(shown(&m, MESSAGE_BYTES)),
-        ProviderError::Transport(m) => ProviderError::Transport(shown(&m, MESSAGE_BYTES)),
-    };
+    let error = |e| map_message(e, |m| shown(&m, MESSAGE_BYTES));
     match reply {
         ProviderReply::Job(r) => ProviderReply::Job(r.map(|j| JobResult { message: shown(&j.message, MESSAGE_BYTES), provider_job_id: shown(&j.provider_job_id, 256), ..j }).map_err(error)),
         ProviderReply::Logs(r) => ProviderReply::Logs(

@@ -190,6 +190,37 @@ pub struct PluginStatus {
     pub failures: u64,
     /// Time spent in calls, all of them together.
     pub call_seconds: f64,
+    /// What the active plugin may do and use; `None` for a file that provides no plugin.
+    pub may: Option<Capabilities>,
+}
+
+/// A plugin's bounds and grants as an operator reads them: what `[plugins]` and its
+/// `[plugins.settings.NAME]` allow it. Environment values are not shown (they may be keys).
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Capabilities {
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+    /// Parsers: most jobs one command file may hold.
+    pub max_jobs: Option<usize>,
+    /// The environment variables it sees, by name.
+    pub env: Vec<String>,
+    pub read_only_dirs: Vec<String>,
+    /// Providers: the only URLs its HTTP requests may go to.
+    pub http_base_urls: Vec<String>,
+}
+
+impl Capabilities {
+    fn of(settings: &PluginSettings, kind: PluginKind) -> Self {
+        let grants = &settings.grants;
+        Capabilities {
+            timeout_ms: u64::try_from(settings.limits.timeout.as_millis()).unwrap_or(u64::MAX),
+            memory_mib: settings.limits.memory_mib,
+            max_jobs: (kind == PluginKind::Parser).then_some(settings.limits.max_jobs),
+            env: grants.env.iter().map(|(k, _)| k.clone()).collect(),
+            read_only_dirs: grants.read_only_dirs.iter().map(|d| d.display().to_string()).collect(),
+            http_base_urls: if kind == PluginKind::Provider { grants.http_base_urls.clone() } else { Vec::new() },
+        }
+    }
 }
 
 impl PluginStatus {
@@ -209,6 +240,7 @@ impl PluginStatus {
             calls: 0,
             failures: 0,
             call_seconds: 0.0,
+            may: None,
         }
     }
 }
@@ -425,6 +457,7 @@ impl PluginRuntime {
                     calls: p.stats().calls.load(Ordering::Relaxed),
                     failures: p.stats().failures.load(Ordering::Relaxed),
                     call_seconds: p.stats().total_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                    may: Some(Capabilities::of(&p.settings, p.info.kind)),
                 }
             })
             .collect();

@@ -9,13 +9,25 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 /// The `wasi:http` hooks of one plugin store: requests outside `base_urls` are denied.
 pub struct AllowListHooks {
+    plugin: String,
     base_urls: Vec<Uri>,
+    /// The last request denied since [`AllowListHooks::take_denial`]: the guest only sees
+    /// `HttpRequestDenied`, and its answer is told which grant would have allowed it.
+    denied: Option<String>,
 }
 
 impl AllowListHooks {
     /// Base URLs that do not parse are dropped here; configuration validation reports them.
-    pub fn new(base_urls: Vec<String>) -> Self {
-        AllowListHooks { base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect() }
+    pub fn new(plugin: &str, base_urls: Vec<String>) -> Self {
+        AllowListHooks { plugin: plugin.to_string(), base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect(), denied: None }
+    }
+
+    /// What the last denied request was, and the grant that would allow it, once.
+    pub fn take_denial(&mut self) -> Option<String> {
+        self.denied.take().map(|uri| {
+            let uri = super::text::shown(&uri, 512);
+            format!("the host refused its request to {uri}: it is not under [plugins.settings.{}] http_base_urls", self.plugin)
+        })
     }
 
     /// Same scheme, host and port, and a path under the base's path on a segment boundary, so
@@ -46,7 +58,8 @@ impl WasiHttpHooks for AllowListHooks {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         drop(fut);
         if !self.allows(request.uri()) {
-            tracing::warn!(uri = %request.uri(), "provider plugin request denied: outside its configured base URLs");
+            tracing::warn!(plugin = %self.plugin, uri = %request.uri(), "provider plugin request denied: not under its [plugins.settings.NAME] http_base_urls");
+            self.denied = Some(request.uri().to_string());
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         Box::new(async move {
@@ -64,7 +77,7 @@ mod tests {
     use super::*;
 
     fn hooks(urls: &[&str]) -> AllowListHooks {
-        AllowListHooks::new(urls.iter().map(|s| s.to_string()).collect())
+        AllowListHooks::new("p", urls.iter().map(|s| s.to_string()).collect())
     }
 
     fn allows(h: &AllowListHooks, uri: &str) -> bool {

@@ -369,7 +369,10 @@ mod provider {
         let echo = runtime.get("provider-echo").expect("loaded");
         for url in [format!("{base}/admin"), "http://127.0.0.2:9/api/jobs".to_string()] {
             match echo.provider(ProviderCall::Submit(job(&url))).await.expect("call") {
-                ProviderReply::Job(Err(ProviderError::Transport(e))) => assert!(e.contains("HttpRequestDenied"), "{e}"),
+                ProviderReply::Job(Err(ProviderError::Transport(e))) => {
+                    assert!(e.contains("HttpRequestDenied"), "{e}");
+                    assert!(e.contains(&format!("the host refused its request to {url}: it is not under [plugins.settings.provider-echo] http_base_urls")), "{e}");
+                }
                 other => panic!("{url}: {other:?}"),
             }
         }
