@@ -1,8 +1,8 @@
-//! The plugin SDK end to end: a policy made by `gantry plugin new`, built by `gantry plugin
-//! build --install` (cargo, for wasm32-wasip2) into a running daemon's plugin directory, is loaded
-//! at once and places that daemon's jobs.
+//! The plugin SDK end to end: a policy and a parser made by `gantry plugin new`, built by `gantry
+//! plugin build --install` (cargo, for wasm32-wasip2) into a daemon's plugin directory, are loaded
+//! and used: the policy at once by a running daemon, the parser by `gantry parse` and `gantry run`.
 
-use crate::{Gantry, FAST};
+use crate::{stderr, stdout, Gantry, FAST};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -61,4 +61,37 @@ fn plugin_build_outside_a_project_says_what_it_builds() {
     let out = g.command().current_dir(empty.path()).args(["plugin", "build"]).output().expect("plugin build");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no Cargo.toml: `gantry plugin build` builds a project made by `gantry plugin new`"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_parser_made_by_plugin_new_reads_command_files_for_parse_and_for_a_daemons_run() {
+    let g = Gantry::new();
+    std::fs::write(g.state.path().join("gantry.toml"), format!("{FAST}[plugins]\nparser = \"my-lines\"\n")).expect("config");
+    let work = tempfile::tempdir().expect("work dir");
+    let made = g.command().current_dir(work.path()).args(["plugin", "new", "parser", "my-lines"]).output().expect("plugin new");
+    assert!(made.status.success() && stdout(&made).contains("made the parser plugin my-lines"), "{}", stderr(&made));
+    let built = g.command().current_dir(work.path().join("my-lines")).args(["plugin", "build", "--install"]).output().expect("plugin build");
+    assert!(built.status.success(), "{}\n{}", stdout(&built), stderr(&built));
+    assert!(stdout(&built).contains("built my-lines 0.1.0 (parser plugin") && stdout(&built).contains("`parser = \"my-lines\"`"), "{}", stdout(&built));
+
+    let file = g.state.path().join("jobs.txt");
+    let marker = g.state.path().join("ran");
+    std::fs::write(&file, format!("# one job per line\n0 1 0.5 touch {}\n1 1 0.5 true\n", marker.display())).expect("jobs");
+    let parsed = g.run(&["parse", file.to_str().expect("utf-8"), "--json"]);
+    assert!(parsed.status.success(), "{}", stderr(&parsed));
+    let jobs: Value = serde_json::from_str(&stdout(&parsed)).expect("json");
+    assert_eq!(jobs["jobs"][1], json!({ "queue": 1, "commands": ["true"], "gpu_count": 1, "memory_gb": 0.5 }), "{jobs:#}");
+    let bad = g.state.path().join("bad.txt");
+    std::fs::write(&bad, "0 1 many python a.py\n").expect("bad");
+    let refused = g.run(&["parse", bad.to_str().expect("utf-8")]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains(&format!("{}:1:5: the memory 'many' is not a number of GB", bad.display())), "{}", stderr(&refused));
+
+    let d = g.serve(&format!("{FAST}[plugins]\nparser = \"my-lines\"\n"), &["--simulate", "2"]);
+    let run = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert!(run.status.success() && stdout(&run).starts_with("run 1 started: 2 job(s)"), "{}{}", stdout(&run), stderr(&run));
+    for id in [1, 2] {
+        assert_eq!(d.finished(id)["state"], "succeeded");
+    }
+    assert!(marker.exists(), "the first line's command ran");
 }

@@ -95,8 +95,8 @@ pub enum PluginCommand {
     },
     /// Load a component as the daemon would and print what it reports, or why it was refused.
     Check { file: PathBuf },
-    /// Make a plugin project in a new directory NAME (or --dir): the example policy and its
-    /// tests, a README, and the SDK (`gantry-plugin`) and WIT it builds against.
+    /// Make a plugin project in a new directory NAME (or --dir): the example policy or parser and
+    /// its tests, a README, and the SDK (`gantry-plugin`) and WIT it builds against.
     New {
         kind: NewKind,
         name: String,
@@ -113,8 +113,9 @@ pub enum PluginCommand {
     },
 }
 
-/// The kinds of plugin `gantry plugin new` can start (parsers and providers have no SDK yet).
-#[derive(Clone, Copy, ValueEnum)]
+/// The kinds of plugin `gantry plugin new` can start (providers have no SDK yet).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NewKind {
     Policy,
+    Parser,
 }

@@ -2,8 +2,9 @@
 //!
 //! A new project carries its own copy of the SDK (`gantry-plugin`, the `placement` crate it
 //! re-exports, and `wit/gantry.wit`), taken from this binary, so it builds against exactly the
-//! contract of the daemon that made it and needs nothing but crates.io. The policy it starts from
-//! is the workspace's `policy-cool-first`, which the workspace's tests build and run.
+//! contract of the daemon that made it and needs nothing but crates.io. A policy starts from the
+//! workspace's `policy-cool-first`, a parser from `parser-lines`; the workspace's tests build and
+//! run both.
 
 use crate::cli::local::NewKind;
 use anyhow::{bail, Context};
@@ -19,7 +20,9 @@ const WIT: &str = include_str!("../../../wit/gantry.wit");
 const PLACEMENT: &str = include_str!("../../../plugins/placement/src/lib.rs");
 const SDK: &str = include_str!("../../../plugins/gantry-plugin/src/lib.rs");
 const SDK_TESTING: &str = include_str!("../../../plugins/gantry-plugin/src/testing.rs");
+const SDK_PARSER: &str = include_str!("../../../plugins/gantry-plugin/src/parser.rs");
 const POLICY: &str = include_str!("../../../plugins/examples/policy-cool-first/src/lib.rs");
+const PARSER: &str = include_str!("../../../plugins/examples/parser-lines/src/lib.rs");
 /// Where the SDK sits in a project, laid out as in the workspace so its relative paths hold.
 const SDK_DIR: &str = "sdk";
 
@@ -35,7 +38,16 @@ fn package(name: &str, body: &str) -> String {
 
 /// The files of a new project, by path relative to its directory.
 fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let NewKind::Policy = kind;
+    let (source, what, key, example, try_it) = match kind {
+        NewKind::Policy => (POLICY, "GPU selection policy", "policy", "each job goes to the tightest fit among the GPUs below 70 °C", ""),
+        NewKind::Parser => (
+            PARSER,
+            "command-file parser",
+            "parser",
+            "one job per line, `QUEUE GPUS MEMORY_GB COMMAND…`",
+            "gantry parse FILE                 # what the configured parser makes of a command file\n",
+        ),
+    };
     let manifest = package(
         name,
         &format!(
@@ -46,26 +58,27 @@ fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
         ),
     );
     let readme = format!(
-        "# {name}\n\nA GPU selection policy for gantry, made by `gantry plugin new policy {name}`. It starts as\n\
-         gantry's example: each job goes to the tightest fit among the GPUs below 70 °C. Change\n\
-         `src/lib.rs`; `sdk/` is the plugin SDK and contract of the gantry that made the project.\n\n\
-         ```sh\ncargo test                        # the policy's tests, natively\n\
+        "# {name}\n\nA {what} for gantry, made by `gantry plugin new {key} {name}`. It starts as gantry's\n\
+         example: {example}. Change `src/lib.rs`; `sdk/` is the plugin SDK and contract of the gantry\n\
+         that made the project.\n\n\
+         ```sh\ncargo test                        # its tests, natively\n\
          gantry plugin build               # cargo build --release --target {TARGET}, then the daemon's own check\n\
-         gantry plugin build --install     # and into the plugin directory, where the daemon loads it\n```\n\n\
-         A running daemon loads an installed plugin at once; it places jobs once `gantry.toml` says\n\n\
-         ```toml\n[plugins]\npolicy = \"{name}\"\n```\n\nThe guide is gantry's `docs/PLUGINS.md`.\n"
+         gantry plugin build --install     # and into the plugin directory, where the daemon loads it\n{try_it}```\n\n\
+         A running daemon loads an installed plugin at once, and uses it once `gantry.toml` says\n\n\
+         ```toml\n[plugins]\n{key} = \"{name}\"\n```\n\nThe guide is gantry's `docs/PLUGINS.md`.\n"
     );
     Ok(vec![
         ("Cargo.toml".into(), manifest),
-        ("src/lib.rs".into(), POLICY.into()),
+        ("src/lib.rs".into(), source.into()),
         ("README.md".into(), readme),
         (".gitignore".into(), "/target\n".into()),
         (format!("{SDK_DIR}/wit/gantry.wit"), WIT.into()),
         (format!("{SDK_DIR}/plugins/placement/Cargo.toml"), package("placement", &format!("[dependencies]\n{}\n", wit_bindgen_requirement()?))),
         (format!("{SDK_DIR}/plugins/placement/src/lib.rs"), PLACEMENT.into()),
-        (format!("{SDK_DIR}/plugins/gantry-plugin/Cargo.toml"), package("gantry-plugin", "[dependencies]\nplacement = { path = \"../placement\" }\n")),
+        (format!("{SDK_DIR}/plugins/gantry-plugin/Cargo.toml"), package("gantry-plugin", &format!("[dependencies]\nplacement = {{ path = \"../placement\" }}\n{}\n", wit_bindgen_requirement()?))),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/lib.rs"), SDK.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/testing.rs"), SDK_TESTING.into()),
+        (format!("{SDK_DIR}/plugins/gantry-plugin/src/parser.rs"), SDK_PARSER.into()),
     ])
 }
 
@@ -92,7 +105,11 @@ pub fn new(kind: NewKind, name: &str, dir: Option<PathBuf>) -> anyhow::Result<Ex
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("made the policy plugin {name} in {}: `cd {} && gantry plugin build --install`", dir.display(), dir.display());
+    let kind = match kind {
+        NewKind::Policy => "policy",
+        NewKind::Parser => "parser",
+    };
+    println!("made the {kind} plugin {name} in {}: `cd {} && gantry plugin build --install`", dir.display(), dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,7 +131,8 @@ pub fn build(config: &Config, dir: &Path, install: bool) -> anyhow::Result<ExitC
         let partial = plugins.join(format!(".{}.wasm.partial", info.name));
         std::fs::copy(&component, &partial).with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &dest).with_context(|| format!("installing {}", dest.display()))?;
-        println!("installed {}: a running daemon loads it now; `policy = \"{}\"` under [plugins] in gantry.toml makes it the policy", dest.display(), info.name);
+        let key = info.kind.as_str();
+        println!("installed {}: a running daemon loads it now; `{key} = \"{}\"` under [plugins] in gantry.toml makes it the {key}", dest.display(), info.name);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -170,6 +188,11 @@ mod tests {
         // The copies find the WIT where the workspace's crates do.
         assert!(PLACEMENT.contains("path: \"../../wit\"") && PLACEMENT.contains("include_str!(\"../../../wit/gantry.wit\")"));
         assert!(files.iter().any(|(p, _)| p == "sdk/wit/gantry.wit"));
+        let sdk = &files.iter().find(|(p, _)| p == "sdk/plugins/gantry-plugin/Cargo.toml").expect("sdk").1;
+        assert!(sdk.contains("wit-bindgen = { version = ") && sdk.contains("placement = { path"), "{sdk}");
+        let parser = super::files(NewKind::Parser, "lines").expect("files");
+        assert!(parser.iter().any(|(p, text)| p == "src/lib.rs" && text.contains("export_parser!")));
+        assert!(parser.iter().any(|(p, text)| p == "README.md" && text.contains("parser = \"lines\"")));
         for bad in ["", "Cool", "1cool", "-cool", "co ol", "../cool"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
