@@ -130,6 +130,9 @@ pub fn least_loaded(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
 #[derive(Clone, Debug)]
 struct Slot<'a> {
     gpu: &'a GpuState,
+    /// Copied from `gpu`: the pass reads them for every job it considers.
+    index: u32,
+    eligible: bool,
     free_mib: u64,
     /// A gantry job runs or was just placed here.
     occupied: bool,
@@ -146,17 +149,17 @@ impl<'a> Ledger<'a> {
     fn new(gpus: &'a [GpuState], rules: &'a Rules) -> Self {
         let slots = gpus
             .iter()
-            .map(|g| Slot { gpu: g, free_mib: free_mib(g, rules), occupied: g.gantry_jobs > 0 || g.memory_reserved_mib > 0 })
+            .map(|g| Slot { gpu: g, index: g.index, eligible: g.eligible, free_mib: free_mib(g, rules), occupied: g.gantry_jobs > 0 || g.memory_reserved_mib > 0 })
             .collect();
         Ledger { slots, rules }
     }
 
     fn slot(&self, index: u32) -> Option<usize> {
-        self.slots.iter().position(|s| s.gpu.index == index)
+        self.slots.iter().position(|s| s.index == index)
     }
 
     fn can_take(&self, slot: &Slot<'_>, memory_mib: u64) -> bool {
-        slot.gpu.eligible && slot.free_mib >= memory_mib && (self.rules.allow_sharing || !slot.occupied)
+        slot.eligible && slot.free_mib >= memory_mib && (self.rules.allow_sharing || !slot.occupied)
     }
 
     /// Seed 004's GPU-count rule: `min(max, max(min, available - gpu_left))`.
@@ -213,7 +216,7 @@ pub fn place_by(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, order:
     jobs.sort_unstable_by(|a, b| job_order(a, b));
 
     let better = |a: &Slot<'_>, b: &Slot<'_>| -> Ordering {
-        order(&Candidate { gpu: a.gpu, free_mib: a.free_mib }, &Candidate { gpu: b.gpu, free_mib: b.free_mib }).then(a.gpu.index.cmp(&b.gpu.index))
+        order(&Candidate { gpu: a.gpu, free_mib: a.free_mib }, &Candidate { gpu: b.gpu, free_mib: b.free_mib }).then(a.index.cmp(&b.index))
     };
 
     let mut placements = Vec::new();
@@ -239,7 +242,7 @@ pub fn place_by(pending: &[PendingJob], gpus: &[GpuState], rules: &Rules, order:
             candidates.sort_unstable_by(|&a, &b| better(&slots[a], &slots[b]));
             candidates.truncate(count);
         }
-        let mut indices: Vec<u32> = candidates.iter().map(|&p| ledger.slots[p].gpu.index).collect();
+        let mut indices: Vec<u32> = candidates.iter().map(|&p| ledger.slots[p].index).collect();
         indices.sort_unstable();
         ledger.book(&candidates, job.memory_mib);
         placements.push(Placement { job: job.id, gpus: indices });
@@ -349,7 +352,7 @@ fn check(
             return Err(Rejection::RepeatedGpu { job: job_id, gpu });
         }
         let slot = &ledger.slots[p];
-        if !slot.gpu.eligible {
+        if !slot.eligible {
             return Err(Rejection::IneligibleGpu { job: job_id, gpu });
         }
         if slot.free_mib < job.memory_mib {
