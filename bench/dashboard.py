@@ -9,7 +9,7 @@ daemon's CPU and memory with and without the pages. Results go to docs/BENCHMARK
 """
 import json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
-from common import cpu_seconds, free_port, machine, rss_mib
+from common import cpu_seconds, free_port, kill_shims, machine, rss_mib
 
 PAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 WINDOW = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
@@ -115,7 +115,7 @@ def main():
             os.killpg(driver.pid, signal.SIGKILL)
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait()
-        subprocess.run(["pkill", "-KILL", "-f", f"gantry-shim {state}"], check=False)
+        kill_shims(state)
         shutil.rmtree(state, ignore_errors=True)
 
 

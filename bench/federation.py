@@ -12,7 +12,7 @@ go to docs/BENCHMARKS.md.
 """
 import json, os, shutil, signal, ssl, subprocess, sys, tempfile, threading, time, urllib.request
 
-from common import cpu_seconds, free_port, machine, rss_mib
+from common import cpu_seconds, free_port, kill_shims, machine, rss_mib
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 TLS = "--tls" in sys.argv[1:]
@@ -154,7 +154,7 @@ def main():
                 pass
         for p in procs:
             p.wait()
-        subprocess.run(["pkill", "-KILL", "-f", f"gantry-shim {top}"], check=False)
+        kill_shims(top)
         shutil.rmtree(top, ignore_errors=True)
 
 

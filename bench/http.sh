@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 state=$(mktemp -d)
-trap 'kill $daemon 2>/dev/null; pkill -KILL -f "gantry-shim $state" 2>/dev/null; rm -rf "$state"' EXIT
+trap 'kill $daemon 2>/dev/null; python3 bench/common.py kill-shims "$state"; rm -rf "$state"' EXIT
 printf '[scheduler]\nallow_sharing = true\n' > "$state/gantry.toml"
 GANTRY_STATE_DIR=$state GANTRY_NVML_LIBRARY=/nonexistent target/release/gantry --config "$state/gantry.toml" \
     serve --listen 127.0.0.1:0 --simulate 8 2>"$state/daemon.log" &
