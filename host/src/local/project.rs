@@ -36,14 +36,22 @@ fn package(name: &str, body: &str) -> String {
     format!("[package]\nname = \"{name}\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\n\n{body}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The kind as `gantry.toml`'s `[plugins]` names it.
+fn key(kind: NewKind) -> &'static str {
+    match kind {
+        NewKind::Policy => "policy",
+        NewKind::Parser => "parser",
+    }
+}
+
 /// The files of a new project, by path relative to its directory.
 fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let (source, what, key, example, try_it) = match kind {
-        NewKind::Policy => (POLICY, "GPU selection policy", "policy", "each job goes to the tightest fit among the GPUs below 70 °C", ""),
+    let key = key(kind);
+    let (source, what, example, try_it) = match kind {
+        NewKind::Policy => (POLICY, "GPU selection policy", "each job goes to the tightest fit among the GPUs below 70 °C", ""),
         NewKind::Parser => (
             PARSER,
             "command-file parser",
-            "parser",
             "one job per line, `QUEUE GPUS MEMORY_GB COMMAND…`",
             "gantry parse FILE                 # what the configured parser makes of a command file\n",
         ),
@@ -105,11 +113,7 @@ pub fn new(kind: NewKind, name: &str, dir: Option<PathBuf>) -> anyhow::Result<Ex
         }
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    let kind = match kind {
-        NewKind::Policy => "policy",
-        NewKind::Parser => "parser",
-    };
-    println!("made the {kind} plugin {name} in {}: `cd {} && gantry plugin build --install`", dir.display(), dir.display());
+    println!("made the {} plugin {name} in {}: `cd {} && gantry plugin build --install`", key(kind), dir.display(), dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
