@@ -163,7 +163,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         gpus.clone(),
         policy,
     )?;
-    let rules_watcher = watch_rules(&config, scheduler.clone(), options.notices.clone());
+    let config_source = config.source.clone();
     run_log::start(&scheduler, config.server.log_dir.clone()).map_err(|e| DaemonError::StateDir { path: config.server.log_dir.clone(), message: e.to_string() })?;
 
     let host = HostMonitor::start(HOST_INTERVAL).map_err(|source| DaemonError::Start { what: "the host monitor", source })?;
@@ -183,6 +183,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     let puller = Arc::new(crate::federation::Puller::new(&config.federation, federation_client.clone(), nodes.clone()));
     let pulling = puller.start();
     let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller, fleet: federation_client.clone() }));
+    let rules_watcher = watch_rules(config_source, service.clone(), options.notices.clone());
     Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client })
 }
 
@@ -407,10 +408,10 @@ async fn lock_state_dir(dir: &Path) -> Result<File, DaemonError> {
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
-/// Re-reads the configuration file when it changes and hands the scheduler its new rules and
-/// policy. An edit that does not validate is reported (file and key) and what is in force stays.
-fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) + Send + Sync>) -> Option<DirWatcher> {
-    let path = config.source.clone()?;
+/// Re-reads the configuration file when it changes and applies its hot part (rules, policy). An
+/// edit that does not validate is reported (file and key) and what is in force stays.
+fn watch_rules(source: Option<PathBuf>, service: Arc<Service>, notices: Arc<dyn Fn(&str) + Send + Sync>) -> Option<DirWatcher> {
+    let path = source?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let name = path.file_name()?.to_os_string();
     let watched = path.clone();
@@ -418,10 +419,12 @@ fn watch_rules(config: &Config, scheduler: Scheduler, notices: Arc<dyn Fn(&str) 
         if paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
             match Config::load(&watched) {
                 Ok(new) => {
-                    notices(&format!("{}: scheduling rules reloaded, policy {}", watched.display(), new.plugins.policy));
-                    if scheduler.set_rules(new.scheduler).and_then(|()| scheduler.set_policy(new.plugins.policy)).is_err() {
+                    let policy = new.plugins.policy.clone();
+                    // Applied before it is said: whoever reads the notice finds it in force.
+                    if service.apply_hot(new).is_err() {
                         return false;
                     }
+                    notices(&format!("{}: scheduling rules reloaded, policy {policy}", watched.display()));
                 }
                 Err(e) => notices(&format!("{e}; the previous rules stay in force")),
             }

@@ -52,6 +52,19 @@ fn a_policy_made_by_plugin_new_and_installed_by_plugin_build_places_the_daemons_
     let back = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
     assert_eq!(gpus(&back), json!([0]), "{back:#}");
     assert!(d.get("/api/v1/status")["last_decider"].as_str().is_some_and(|s| s.starts_with("policy-best-fit ")));
+
+    // And an edit of the file itself, as the watcher reads it.
+    let path = g.state.path().join("gantry.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    assert!(text.contains("policy = \"policy-best-fit\""), "the settings edit is in the file: {text}");
+    std::fs::write(&path, text.replace("policy = \"policy-best-fit\"", "policy = \"cool-gpus\"")).expect("edit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !g.daemon_log().contains("scheduling rules reloaded, policy cool-gpus") {
+        assert!(Instant::now() < deadline, "the daemon never reloaded: {}", g.daemon_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let edited = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
+    assert_eq!(gpus(&edited), json!([1]), "{edited:#}");
 }
 
 #[test]

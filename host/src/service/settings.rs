@@ -16,15 +16,24 @@ impl Service {
     pub async fn put_rules(&self, changes: Map<String, Value>) -> Result<Value, ServiceError> {
         let file = self.config_file.clone();
         let config = off_thread(move || file.put_rules(&changes)).await?;
-        self.scheduler.set_rules(config.scheduler.clone())?;
         let rules = crate::config::edit::rules_json(&config);
-        // Only the hot part: settings saved in the file wait for the next start.
+        self.apply_hot(config)?;
+        Ok(rules)
+    }
+
+    /// `gantry.toml` as read again, after an edit through the API or of the file: its hot part
+    /// (the rules, the policy, the run defaults) applies to the next pass, here and in the
+    /// scheduler alike; the other settings saved there wait for the next start.
+    pub fn apply_hot(&self, config: crate::config::Config) -> Result<(), ServiceError> {
+        self.scheduler.set_rules(config.scheduler.clone())?;
+        self.scheduler.set_policy(config.plugins.policy.clone())?;
         let mut current = self.config.write();
         current.scheduler = config.scheduler;
         current.work_dir = config.work_dir;
         current.check_time_s = config.check_time_s;
         current.command_files = config.command_files;
-        Ok(rules)
+        current.plugins.policy = config.plugins.policy;
+        Ok(())
     }
 
     pub async fn settings(&self) -> Result<Value, ServiceError> {
@@ -37,8 +46,7 @@ impl Service {
         let applies_policy = changes.contains_key("policy");
         let (config, change) = off_thread(move || file.put_settings(&changes, &current)).await?;
         if applies_policy {
-            self.scheduler.set_policy(config.plugins.policy.clone())?;
-            self.config.write().plugins.policy = config.plugins.policy;
+            self.apply_hot(config)?;
         }
         Ok(change)
     }
