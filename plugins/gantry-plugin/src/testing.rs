@@ -12,47 +12,7 @@
 //! ```
 
 use crate::{validate, GpuState, PendingJob, Policy, Rules};
-
-/// An idle, eligible GPU with `total_mib` of memory, none of it used; change its fields to taste.
-pub fn gpu(index: u32, total_mib: u64) -> GpuState {
-    GpuState {
-        index,
-        uuid: format!("GPU-{index:08}-test"),
-        name: "Test GPU".into(),
-        memory_total_mib: total_mib,
-        memory_used_mib: 0,
-        memory_peak_mib: 0,
-        utilization_mean: 0,
-        temperature_c: None,
-        power_mw: None,
-        memory_reserved_mib: 0,
-        gantry_jobs: 0,
-        foreign_processes: 0,
-        eligible: true,
-    }
-}
-
-/// A first attempt at a one-GPU job needing `memory_mib`, alone in its queue, submitted at `id` ms.
-pub fn job(id: u64, memory_mib: u64) -> PendingJob {
-    PendingJob {
-        id,
-        queue: id,
-        min_gpus: 1,
-        max_gpus: 1,
-        memory_mib,
-        priority: 0,
-        attempts: 0,
-        submitted_ms: id,
-        labels: None,
-        owner: None,
-        owner_usage: 0.0,
-    }
-}
-
-/// The rules of a daemon on its defaults: no GPU left over, no margin, no sharing.
-pub fn rules() -> Rules {
-    Rules { gpu_left: 0, min_gpu: 1, max_gpu: 1, memory_margin_mib: 0, allow_sharing: false, memory_save_mode: false, params: Vec::new() }
-}
+pub use placement::testing::{gpu, job, rules};
 
 /// What the host would start: each placement the policy proposed and the host's check kept, as
 /// `(job, GPUs)`. A placement the check refuses is an `Err` naming why, as the daemon's log would,

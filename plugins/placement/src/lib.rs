@@ -382,18 +382,19 @@ fn check(
     Ok(positions)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// GPUs, jobs and rules made in tests: the SDK's harness, this crate's and the host's tests.
+pub mod testing {
+    use super::{GpuState, PendingJob, Rules};
 
-    fn gpu(index: u32, total: u64, used: u64) -> GpuState {
+    /// An idle, eligible GPU with `total_mib` of memory, none of it used; change its fields to taste.
+    pub fn gpu(index: u32, total_mib: u64) -> GpuState {
         GpuState {
             index,
-            uuid: format!("GPU-{index}"),
+            uuid: format!("GPU-{index:08}-test"),
             name: "Test GPU".into(),
-            memory_total_mib: total,
-            memory_used_mib: used,
-            memory_peak_mib: used,
+            memory_total_mib: total_mib,
+            memory_used_mib: 0,
+            memory_peak_mib: 0,
             utilization_mean: 0,
             temperature_c: None,
             power_mw: None,
@@ -404,12 +405,13 @@ mod tests {
         }
     }
 
-    fn job(id: u64, gpus: u32, memory_mib: u64) -> PendingJob {
+    /// A first attempt at a one-GPU job needing `memory_mib`, alone in its queue, submitted at `id` ms.
+    pub fn job(id: u64, memory_mib: u64) -> PendingJob {
         PendingJob {
             id,
             queue: id,
-            min_gpus: gpus,
-            max_gpus: gpus,
+            min_gpus: 1,
+            max_gpus: 1,
             memory_mib,
             priority: 0,
             attempts: 0,
@@ -418,6 +420,24 @@ mod tests {
             owner: None,
             owner_usage: 0.0,
         }
+    }
+
+    /// The rules of a daemon on its defaults: no GPU left over, no margin, no sharing.
+    pub fn rules() -> Rules {
+        Rules { gpu_left: 0, min_gpu: 1, max_gpu: 1, memory_margin_mib: 0, allow_sharing: false, memory_save_mode: false, params: Vec::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32, total: u64, used: u64) -> GpuState {
+        GpuState { memory_used_mib: used, memory_peak_mib: used, ..testing::gpu(index, total) }
+    }
+
+    fn job(id: u64, gpus: u32, memory_mib: u64) -> PendingJob {
+        PendingJob { min_gpus: gpus, max_gpus: gpus, ..testing::job(id, memory_mib) }
     }
 
     #[test]
@@ -437,15 +457,7 @@ mod tests {
     }
 
     fn rules() -> Rules {
-        Rules {
-            gpu_left: 0,
-            min_gpu: 1,
-            max_gpu: 8,
-            memory_margin_mib: 0,
-            allow_sharing: false,
-            memory_save_mode: false,
-            params: vec![],
-        }
+        Rules { max_gpu: 8, ..testing::rules() }
     }
 
     #[test]

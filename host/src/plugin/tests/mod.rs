@@ -34,53 +34,15 @@ fn runtime_with_defaults(files: &[(&str, &str)], defaults: PluginSettings, per_p
 }
 
 fn gpus(n: u32) -> Vec<GpuState> {
-    (0..n)
-        .map(|index| GpuState {
-            index,
-            uuid: format!("GPU-{index}"),
-            name: "Sim".into(),
-            memory_total_mib: 24_576,
-            memory_used_mib: 0,
-            memory_peak_mib: 0,
-            utilization_mean: 0,
-            temperature_c: Some(40),
-            power_mw: None,
-            memory_reserved_mib: 0,
-            gantry_jobs: 0,
-            foreign_processes: 0,
-            eligible: true,
-        })
-        .collect()
+    (0..n).map(|index| GpuState { temperature_c: Some(40), ..placement::testing::gpu(index, 24_576) }).collect()
 }
 
 fn jobs(n: u64, memory_mib: u64) -> Vec<PendingJob> {
-    (0..n)
-        .map(|id| PendingJob {
-            id,
-            queue: id,
-            min_gpus: 1,
-            max_gpus: 1,
-            memory_mib,
-            priority: 0,
-            attempts: 0,
-            submitted_ms: id,
-            labels: None,
-            owner: None,
-            owner_usage: 0.0,
-        })
-        .collect()
+    (0..n).map(|id| placement::testing::job(id, memory_mib)).collect()
 }
 
 fn rules(fixture: &str) -> Rules {
-    Rules {
-        gpu_left: 0,
-        min_gpu: 1,
-        max_gpu: 8,
-        memory_margin_mib: 0,
-        allow_sharing: true,
-        memory_save_mode: false,
-        params: vec![("fixture".into(), fixture.into())],
-    }
+    Rules { max_gpu: 8, allow_sharing: true, params: vec![("fixture".into(), fixture.into())], ..placement::testing::rules() }
 }
 
 fn misbehave(runtime: &PluginRuntime) -> Arc<LoadedPlugin> {
