@@ -4,6 +4,7 @@
 use crate::alive;
 use gantry::executor::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, RunningAttempt, Spawner};
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -175,6 +176,33 @@ fn an_attempt_whose_shim_never_started_may_be_started_again() {
         Adoption::Lost { ran, .. } => assert!(!ran),
         other => panic!("{other:?}"),
     }
+}
+
+/// A job's group number is a pid, given again once the job is over. A dead shim's leftover is
+/// killed only while the group is still the job's: here the number is another process's group
+/// (as a browser's or another daemon's job would be, pids wrapping at 32,768), which lives on.
+#[test]
+fn a_dead_shims_job_group_is_killed_only_while_it_is_still_the_jobs() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("spec.json"), serde_json::to_vec(&spec(&["true"], &[])).expect("json")).expect("spec");
+    let mut stranger = std::process::Command::new("sleep").arg("60").process_group(0).spawn().expect("sleep");
+    let pgid = i32::try_from(stranger.id()).expect("pid");
+    let ticks = gantry::procfs::start_ticks(stranger.id()).expect("its start time");
+    // A shim that is gone (no such pid) recorded a job whose group number is now the stranger's.
+    let record = |job_start_ticks: u64| serde_json::json!({ "pid": 4_194_999, "start_ticks": 1, "job_pgid": pgid, "job_start_ticks": job_start_ticks });
+    std::fs::write(dir.path().join("shim.json"), record(ticks + 1).to_string()).expect("shim record");
+    match adopt(dir.path()).expect("adopts") {
+        Adoption::Lost { ran, .. } => assert!(ran),
+        other => panic!("{other:?}"),
+    }
+    // A SIGKILL sent would have landed well within this.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(stranger.try_wait().expect("try_wait").is_none() && alive(pgid), "another process's group was killed for a job that was over");
+    // The same record naming the stranger's own start: it is the job's leftover, and goes.
+    std::fs::write(dir.path().join("shim.json"), record(ticks).to_string()).expect("shim record");
+    assert!(matches!(adopt(dir.path()).expect("adopts"), Adoption::Lost { ran: true, .. }));
+    let status = stranger.wait().expect("waits");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "{status:?}");
 }
 
 #[test]

@@ -210,7 +210,7 @@ impl Daemon {
         match result {
             Ok(r) => (r.status(), r.into_json().unwrap_or(serde_json::Value::Null)),
             Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(serde_json::Value::Null)),
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => self.unanswered(&format!("{method} {path}"), &e),
         }
     }
 
@@ -229,14 +229,24 @@ impl Daemon {
         let response = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => self.unanswered(&format!("{method} {path}"), &e),
         };
         let cookie = response.header("set-cookie").map(String::from);
         (response.status(), cookie, response.into_json().unwrap_or(serde_json::Value::Null))
     }
 
+    /// Fails a request that got no answer, saying whether the daemon is still there and what it
+    /// logged last: a cut connection alone tells nothing of why.
+    fn unanswered(&self, what: &str, error: &ureq::Error) -> ! {
+        let running = self.child.as_ref().is_some_and(|child| i32::try_from(child.id()).is_ok_and(alive));
+        let log = std::fs::read_to_string(self.state.join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        panic!("{what}: {error}; the daemon is {}; its log ends:\n{}", if running { "running" } else { "gone" }, tail.join("\n"))
+    }
+
     pub fn get_text(&self, path: &str) -> String {
-        let response = self.to("GET", path).call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let response = self.to("GET", path).call().unwrap_or_else(|e| self.unanswered(&format!("GET {path}"), &e));
         response.into_string().expect("text")
     }
 
@@ -326,19 +336,23 @@ pub fn processes_with_env(wanted: &str) -> Vec<i32> {
     processes(|dir| std::fs::read(dir.join("environ")).is_ok_and(|environ| environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes())))
 }
 
-/// Kills every process whose environment names this state directory (the daemon's shims), and
-/// the process group of every job its shims recorded (jobs get none of the daemon's environment).
+/// Kills every process whose environment names this state directory (the daemon's shims), then
+/// what a killed shim left of its job, as a daemon would on adopting it: only while the job's
+/// group is still the job's (its number is a pid, which may be anybody's by now: a browser's,
+/// another test's daemon's job).
 pub fn kill_leftovers(state: &Path) {
-    for pid in processes_with_env(&format!("GANTRY_STATE_DIR={}", state.display())) {
+    let shims = processes_with_env(&format!("GANTRY_STATE_DIR={}", state.display()));
+    for &pid in &shims {
         // SAFETY: signalling a process found above; no memory is involved.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+    // Gone, and so their attempts' locks free, before the attempts are looked at.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shims.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let Ok(jobs) = std::fs::read_dir(state.join("jobs")) else { return };
     for attempt in jobs.flatten().filter_map(|job| std::fs::read_dir(job.path()).ok()).flatten().flatten() {
-        let shim = std::fs::read_to_string(attempt.path().join("shim.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-        if let Some(pgid) = shim.and_then(|s| s["job_pgid"].as_i64()).and_then(|p| i32::try_from(p).ok()).filter(|&p| p > 1) {
-            // SAFETY: as above, to the job's own process group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        }
+        let _ = gantry::executor::adopt(&attempt.path());
     }
 }

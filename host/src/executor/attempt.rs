@@ -82,6 +82,11 @@ pub struct ShimInfo {
     pub start_ticks: u64,
     /// The job's process group, which cancellation signals.
     pub job_pgid: i32,
+    /// The start time of the group's leader (the job's shell), so that a group whose number
+    /// was given again after the job ended is never signalled; 0 in records made before it was
+    /// kept.
+    #[serde(default)]
+    pub job_start_ticks: u64,
 }
 
 pub(super) const SPEC: &str = "spec.json";
@@ -232,15 +237,25 @@ fn judge_ended(dir: &Path) -> Result<Adoption, ExecutorError> {
     match read_json::<ShimInfo>(&dir.join(SHIM))? {
         None => Ok(Adoption::Lost { ran: false, reason: "the shim never started the job".into() }),
         Some(shim) => {
-            kill_group(shim.job_pgid, libc::SIGKILL);
+            signal_job(&shim, libc::SIGKILL);
             Ok(Adoption::Lost { ran: true, reason: "the shim died without recording how the job ended".into() })
         }
     }
 }
 
-fn kill_group(pgid: i32, signal: i32) -> bool {
+/// Signals the job's process group, if it is still the job's. A group's number is a pid, which
+/// the kernel gives again once the group is empty and its leader reaped: a leader alive under
+/// that pid with another start time is somebody else's (a browser, another daemon's job), and is
+/// left alone. A leader gone while members remain is the job's: the number is not given again
+/// while they hold it.
+fn signal_job(shim: &ShimInfo, signal: i32) -> bool {
+    let pgid = shim.job_pgid;
+    let leader = u32::try_from(pgid).ok().and_then(crate::procfs::start_ticks);
+    if pgid <= 1 || (shim.job_start_ticks != 0 && leader.is_some_and(|ticks| ticks != shim.job_start_ticks)) {
+        return false;
+    }
     // SAFETY: kill with a negative pid signals a process group; no memory is involved.
-    pgid > 1 && unsafe { libc::kill(-pgid, signal) } == 0
+    unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
 /// A pidfd for `pid`, checked against its recorded start time so a reused pid is never mistaken
@@ -276,15 +291,14 @@ pub async fn wait(attempt: RunningAttempt) -> Result<Adoption, ExecutorError> {
 /// Asks the job to stop (SIGTERM to its process group, grandchildren included), then forces it
 /// (SIGKILL) if it is still there after `grace`. The shim survives both and records the signal.
 pub async fn cancel(shim: &ShimInfo, grace: Duration) {
-    let pgid = shim.job_pgid;
-    if !kill_group(pgid, libc::SIGTERM) {
+    if !signal_job(shim, libc::SIGTERM) {
         return;
     }
     let deadline = tokio::time::Instant::now() + grace;
     // Signal 0 probes: is any process of the group left?
-    while kill_group(pgid, 0) {
+    while signal_job(shim, 0) {
         if tokio::time::Instant::now() >= deadline {
-            kill_group(pgid, libc::SIGKILL);
+            signal_job(shim, libc::SIGKILL);
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -21,6 +21,17 @@ use std::time::Duration;
 const DRAIN: Duration = Duration::from_secs(2);
 
 
+/// Makes `call` (a wait) until it succeeds, again when a signal interrupts it.
+fn until_done(dir: &Path, mut call: impl FnMut() -> bool) -> Result<(), ExecutorError> {
+    while !call() {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(ExecutorError::Io { path: dir.to_path_buf(), source: error });
+        }
+    }
+    Ok(())
+}
+
 extern "C" fn survive(_signal: libc::c_int) {}
 
 /// One byte on stdout, which the daemon waits for, then stdout is let go: the daemon may be gone
@@ -110,8 +121,9 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     let pid = std::process::id();
     let job_pgid = gated.pid;
     let start = crate::procfs::start_ticks(pid).unwrap_or(0);
+    let job_start_ticks = u32::try_from(job_pgid).ok().and_then(crate::procfs::start_ticks).unwrap_or(0);
     // Recorded before the gate opens: a job never runs unrecorded.
-    write_json_atomically(&dir.join(SHIM), &ShimInfo { pid, start_ticks: start, job_pgid })?;
+    write_json_atomically(&dir.join(SHIM), &ShimInfo { pid, start_ticks: start, job_pgid, job_start_ticks })?;
     if let Err(e) = gated.open() {
         let _ = std::fs::remove_file(dir.join(SHIM));
         return Err(ExecutorError::Start(start_failure(&spec, account.as_ref(), &e)));
@@ -138,24 +150,22 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
         let _ = done_tx.send(());
     });
 
-    let mut status = 0;
-    // SAFETY: rusage is plain data filled by wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::wait4(job_pgid, &mut status, 0, &mut usage) };
-        if r == job_pgid {
-            break;
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return Err(ExecutorError::Io { path: dir.to_path_buf(), source: std::io::Error::last_os_error() });
-        }
-    }
+    // The shell is waited for without being reaped: while it is a zombie its pid (the group's
+    // number) can't be given to another process, so the group signalled here is the job's.
+    // SAFETY: siginfo is plain data filled by waitid, for our own child.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, into `info`.
+    until_done(dir, || unsafe { libc::waitid(libc::P_PID, job_pgid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) } == 0)?;
     let ended_ms = now_ms();
     // What the shell left behind in its group goes with it: a job's background process must not
     // keep holding GPU memory after the job is over.
-    // SAFETY: signalling the job's own process group.
+    // SAFETY: signalling the job's own process group, whose leader is not yet reaped.
     unsafe { libc::kill(-job_pgid, libc::SIGKILL) };
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: reaping our own child, which has exited, into `status` and `usage`.
+    until_done(dir, || unsafe { libc::wait4(job_pgid, &mut status, 0, &mut usage) } == job_pgid)?;
     let _ = done_rx.recv_timeout(DRAIN);
     drop(copier);
 
