@@ -47,7 +47,9 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        // A bound for a hung call, not a speed check: a minute was once not enough in CI,
+        // where a browser's first start shares two cores with the rest of the suite.
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(240)).build();
         let deadline = Instant::now() + WAIT;
         while agent.get(&format!("{url}/status")).call().is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");

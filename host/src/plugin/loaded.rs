@@ -147,12 +147,25 @@ pub struct LoadContext<'a> {
     pub stats_for: &'a dyn Fn(&str) -> Arc<PluginStats>,
 }
 
+/// The shortest deadline of the calls a load makes (a first instance, `info()`, the smoke call).
+/// A load happens once per file, and on a machine busy with jobs a component's first instance
+/// can take longer than a scheduling call may: that must not fail a good plugin's load, nor a
+/// bundled one's, without which the daemon does not start. A hanging `info()` is still cut.
+const LOAD_CALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// `settings` with the load's deadline where theirs is shorter.
+fn loading(settings: &PluginSettings) -> PluginSettings {
+    let mut settings = settings.clone();
+    settings.limits.timeout = settings.limits.timeout.max(LOAD_CALL_LIMIT);
+    settings
+}
+
 impl LoadedPlugin {
     /// Compiles, links and checks a component: its `gantry:plugin` version, its `info()` (under
     /// the default limits, in an instance that is then dropped), a plain name and version that
     /// agree with what it exports, and a smoke call with empty input in its first instance
     /// under its own limits. Blocking, and bounded: compiling by [`COMPILE_LIMIT`], every call by
-    /// the plugin's deadline.
+    /// the plugin's deadline or [`LOAD_CALL_LIMIT`], whichever is longer.
     pub fn load(context: &LoadContext<'_>, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
         let origin = super::text::shown(&source.to_string(), 512);
         let component = context.engine.compile_within(&origin, bytes, COMPILE_LIMIT)?;
@@ -181,7 +194,7 @@ impl LoadedPlugin {
             source,
             hash: content_hash(bytes),
             loaded_ms: crate::model::now_ms(),
-            settings: context.defaults.clone(),
+            settings: loading(context.defaults),
             engine,
             prepared,
             pool: Mutex::new(Vec::new()),
@@ -195,10 +208,12 @@ impl LoadedPlugin {
         if info.kind != kind {
             return Err(PluginError::FailedCheck { plugin: info.name, message: format!("info() says {} but the component exports the {kind} interface", info.kind) });
         }
-        plugin.settings = (context.settings_for)(&info.name);
+        let own = (context.settings_for)(&info.name);
+        plugin.settings = loading(&own);
         plugin.stats = (context.stats_for)(&info.name);
         plugin.info = PluginInfo { wit_version: text::shown(&info.wit_version, 64), ..info };
         plugin.smoke_check()?;
+        plugin.settings = own;
         Ok(plugin)
     }
 
