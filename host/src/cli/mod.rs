@@ -141,10 +141,23 @@ pub fn main(local: impl FnOnce(Local) -> anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gantry: {e:#}");
+            eprintln!("gantry: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once: gantry's errors name their cause in their own
+/// message, and a context added above one must not make it said twice.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1).map(ToString::to_string) {
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// A command that asks a daemon (or needs none: completions, the man page, the unit file).
