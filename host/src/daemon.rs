@@ -158,6 +158,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
             job_umask,
             job_token: Some(job_token),
             metrics: metrics.clone(),
+            clock: crate::model::Clock::System,
         },
         store,
         gpus.clone(),

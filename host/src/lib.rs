@@ -29,6 +29,7 @@ pub mod model;
 pub mod plugin;
 pub mod policy;
 pub mod procfs;
+pub mod replay;
 pub mod scheduler;
 pub mod service;
 pub mod store;

@@ -60,11 +60,14 @@ pub struct SchedulerMetrics {
     pub pass: Histogram,
     /// From the daemon learning that a job ended to the next job of its queue being started.
     pub dispatch: Histogram,
+    /// Placements the host's check dropped (a GPU that does not exist or lacks the memory, a job
+    /// placed twice): a policy that overbooks shows here.
+    pub dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Default for SchedulerMetrics {
     fn default() -> Self {
-        SchedulerMetrics { pass: Histogram::latency(), dispatch: Histogram::latency() }
+        SchedulerMetrics { pass: Histogram::latency(), dispatch: Histogram::latency(), dropped: std::sync::atomic::AtomicU64::new(0) }
     }
 }
 
@@ -76,6 +79,8 @@ impl SchedulerMetrics {
             "gantry_dispatch_latency_seconds",
             "From a job's end to the start of the next job of its queue, as the daemon saw them.",
         );
+        let dropped = self.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        family(out, "gantry_policy_placements_dropped_total", "counter", "Placements of the policy that the host's check dropped.", [(String::new(), dropped)]);
     }
 }
 

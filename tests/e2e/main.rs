@@ -16,6 +16,7 @@ mod fuzz;
 mod gpus;
 mod hardening;
 mod hostile;
+mod replay;
 mod scheduler;
 mod sdk;
 mod shared;

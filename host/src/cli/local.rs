@@ -1,5 +1,5 @@
 //! The arguments of the commands that run on this machine rather than ask a daemon: `serve`,
-//! `plugin`, `parse` and `gpus`. They need the runtime (wasmtime, NVML, the daemon itself),
+//! `plugin`, `parse`, `gpus` and `replay`. They need the runtime (wasmtime, NVML, the daemon itself),
 //! which only `gantryd` links; `gantry` parses them (so `--help` and mistakes are reported the
 //! same everywhere) and hands the command line to `gantryd` unchanged.
 
@@ -30,6 +30,35 @@ pub enum LocalCommand {
     Parse(ParseArgs),
     /// This machine's GPUs, their memory, utilisation and processes (no daemon needed).
     Gpus(GpusArgs),
+    /// Replay a workload through the scheduler on a virtual clock, once per policy, and compare
+    /// queue waits, utilisation, fragmentation and memory risks side by side (nothing runs).
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// A trace: JSON lines, a header naming the machine, then a job per line (docs/TRACES.md).
+    #[arg(required_unless_present = "generate", conflicts_with = "generate")]
+    pub trace: Option<PathBuf>,
+    /// Replay N synthetic jobs instead (their distribution is in docs/TRACES.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub generate: Option<u32>,
+    /// The generator's seed: the same seed gives the same jobs and the same figures.
+    #[arg(long, default_value_t = 1, requires = "generate")]
+    pub seed: u64,
+    /// The machine of a generated trace: N or NxMODEL, as --simulate takes it.
+    #[arg(long, value_name = "N[xMODEL]", default_value = "8xH100", requires = "generate")]
+    pub machine: SimSpec,
+    /// Write the generated trace to FILE, to replay it again or change it.
+    #[arg(long, value_name = "FILE", requires = "generate")]
+    pub save: Option<PathBuf>,
+    /// A policy to replay with: a policy plugin's name (bundled or installed) or a component
+    /// file; repeat it to compare policies. Default: the configured policy.
+    #[arg(long = "policy", value_name = "NAME|FILE")]
+    pub policies: Vec<String>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

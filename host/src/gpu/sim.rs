@@ -42,6 +42,16 @@ impl Default for SimSpec {
     }
 }
 
+/// As `--simulate` takes it (`8xH100`), so that it parses back to the same machine.
+impl std::fmt::Display for SimSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match MODELS.iter().find(|(_, model)| *model == self.model) {
+            Some((key, _)) => write!(f, "{}x{key}", self.count),
+            None => write!(f, "{}", self.count),
+        }
+    }
+}
+
 impl std::str::FromStr for SimSpec {
     type Err = GpuError;
 
@@ -111,6 +121,7 @@ mod tests {
         assert_eq!((h100.count, h100.model.memory_mib), (8, 81_559));
         assert_eq!("2x4090".parse::<SimSpec>().expect("valid").model.name, "NVIDIA GeForce RTX 4090");
         assert_eq!("1xa100-40g".parse::<SimSpec>().expect("valid").model.memory_mib, 40_960);
+        assert_eq!(h100.to_string().parse::<SimSpec>().expect("its own text"), h100);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod gpus;
 mod parse;
 mod plugin;
 mod project;
+mod replay;
 mod serve;
 
 use crate::cli::local::{Local, LocalCommand};
@@ -24,7 +25,10 @@ pub fn run(local: Local) -> anyhow::Result<ExitCode> {
         unsafe { std::env::set_var("GANTRY_STATE_DIR", SYSTEM_STATE_DIR) };
     }
     // The daemon sets up its own logging, to its run log as well, once its configuration is read.
-    if !matches!(local.command, LocalCommand::Serve(_)) {
+    // A replay says nothing per pass unless asked (`GANTRY_LOG`): what the daemon would warn of
+    // (dropped placements) is counted in its figures instead.
+    let quiet = matches!(local.command, LocalCommand::Replay(_)) && std::env::var_os("GANTRY_LOG").is_none();
+    if !matches!(local.command, LocalCommand::Serve(_)) && !quiet {
         init_tracing();
     }
     let config = load_config(local.config.as_deref())?;
@@ -33,5 +37,6 @@ pub fn run(local: Local) -> anyhow::Result<ExitCode> {
         LocalCommand::Plugin(command) => plugin::run(&config, command),
         LocalCommand::Parse(args) => parse::run(&config, args),
         LocalCommand::Gpus(args) => gpus::run(&config, args),
+        LocalCommand::Replay(args) => replay::run(&config, args),
     }
 }

@@ -64,4 +64,4 @@ pub use submission::{limits, After, ArrayBatch, Batch, FieldError, NewJob};
 pub use array::{ArrayPlace, ArraySpec};
 pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
 pub use base_url::BaseUrl;
-pub use time::{iso_time, now_ms};
+pub use time::{iso_time, now_ms, Clock};

@@ -7,6 +7,35 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The time the scheduler goes by: the system's, or a replay's, which moves only when the replay
+/// moves it (no process runs and nothing sleeps, so a day of jobs replays in seconds).
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Virtual(std::sync::Arc<std::sync::atomic::AtomicU64>),
+}
+
+impl Clock {
+    pub fn starting_at(ms: u64) -> Clock {
+        Clock::Virtual(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(ms)))
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            Clock::System => now_ms(),
+            Clock::Virtual(at) => at.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Moves a virtual clock to `ms` (never back); the system's is not ours to set.
+    pub fn advance_to(&self, ms: u64) {
+        if let Clock::Virtual(at) = self {
+            at.fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Seed 001's timestamps: ISO 8601 in UTC without a zone (`2025-12-03T02:14:39`).
 pub fn iso_time(ms: u64) -> String {
     let secs = ms / 1000;

@@ -338,8 +338,23 @@ impl PluginRuntime {
 
     /// Loads a component without registering it: `gantry plugin check`.
     pub fn check_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
+        self.load_file(path).map(|p| p.info.clone())
+    }
+
+    fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
-        self.load(PluginSource::File(path.to_path_buf()), &bytes).map(|p| p.info.clone())
+        self.load(PluginSource::File(path.to_path_buf()), &bytes)
+    }
+
+    /// Loads a component from anywhere and makes it active under its name, for this process
+    /// only (`gantry replay --policy FILE`): nothing watches the file and no daemon sees it.
+    pub fn add_file(&self, path: &Path) -> Result<PluginInfo, PluginError> {
+        let plugin = Arc::new(self.load_file(path)?);
+        let info = plugin.info.clone();
+        let mut next = (*self.registry.load_full()).clone();
+        next.active.insert(info.name.clone(), plugin);
+        self.registry.store(Arc::new(next));
+        Ok(info)
     }
 
     /// Marks a new load of `path` as begun; the mark it gets is current until another begins.

@@ -51,6 +51,8 @@ pub struct SchedulerOptions {
     /// Unix user it runs as.
     pub job_token: Option<JobToken>,
     pub metrics: Arc<crate::metrics::SchedulerMetrics>,
+    /// The system's clock, or a replay's.
+    pub clock: crate::model::Clock,
 }
 
 /// A command file's jobs, ready to become a run.

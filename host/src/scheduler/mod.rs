@@ -7,7 +7,8 @@
 //! the thread sleeps until a message or the next backoff or delayed start is due.
 //!
 //! - `messages`: what the handle and the thread say to each other, and what goes wrong;
-//! - `engine`: the thread, its state, the requests it answers, the pass;
+//! - `engine`: the thread, its state, the requests it answers, the pass, and the replay of a
+//!   workload through it on a virtual clock;
 //! - `launcher`: how an attempt's shim is started, watched and cancelled;
 //! - `gpus`: what the policy is told about each GPU, with gantry's own jobs accounted exactly.
 
@@ -16,6 +17,7 @@ pub mod gpus;
 mod launcher;
 mod messages;
 
+pub use engine::{replay, ReplayJob, Replayed};
 pub use messages::{JobToken, RunRequest, SchedulerError, SchedulerOptions};
 
 use crate::gpu::GpuMonitor;

@@ -190,6 +190,13 @@ pub fn free_mib(gpu: &GpuState, rules: &Rules) -> u64 {
         .saturating_sub(rules.memory_margin_mib)
 }
 
+/// What a new job may take of `gpu` now: its free memory, or nothing where the GPU is not
+/// eligible, or already runs a gantry job and the rules do not allow sharing.
+pub fn room_mib(gpu: &GpuState, rules: &Rules) -> u64 {
+    let occupied = gpu.gantry_jobs > 0 || gpu.memory_reserved_mib > 0;
+    if gpu.eligible && (rules.allow_sharing || !occupied) { free_mib(gpu, rules) } else { 0 }
+}
+
 /// The order jobs are considered in: priority, then the jobs needing more GPUs (seed 004 schedules
 /// multi-GPU jobs first, since they are the hardest to fit), then submission order.
 fn job_order(a: &PendingJob, b: &PendingJob) -> Ordering {

@@ -4,7 +4,7 @@
 
 use super::{Engine, Live};
 use crate::executor::{self, Adoption, ExitRecord, ShimInfo};
-use crate::model::{now_ms, Attempt, FieldError, Job, JobId, JobState, QueueState, RunId, RunState, RunStatus, Scope};
+use crate::model::{Attempt, FieldError, Job, JobId, JobState, QueueState, RunId, RunState, RunStatus, Scope};
 use crate::scheduler::gpus::Observation;
 use crate::scheduler::messages::SchedulerError;
 
@@ -135,9 +135,10 @@ impl Engine {
 
     /// Marks a running run as over.
     pub(super) fn end_run(&mut self, id: RunId, state: RunState) -> Result<(), SchedulerError> {
+        let now = self.now();
         if let Some(run) = self.runs.get_mut(&id).filter(|r| r.state == RunState::Running) {
             run.state = state;
-            run.ended_ms = Some(now_ms());
+            run.ended_ms = Some(now);
             let run = run.clone();
             self.save_run(&run)?;
         }
@@ -211,7 +212,7 @@ impl Engine {
             self.after_final(&job)?;
         }
         // Only where a next job may follow at once: not into a backoff, not in an empty queue.
-        let backing_off = self.queues.get(&job.queue).and_then(|q| q.backoff_until_ms).is_some_and(|t| t > now_ms());
+        let backing_off = self.queues.get(&job.queue).and_then(|q| q.backoff_until_ms).is_some_and(|t| t > self.now());
         if !backing_off && self.queue_jobs.contains_key(&job.queue) {
             self.freed.insert(job.queue.clone(), std::time::Instant::now());
         }
@@ -237,9 +238,10 @@ impl Engine {
     fn record_ending(&mut self, id: JobId, ending: Ending) -> Result<Job, SchedulerError> {
         let default_retries = self.rules().default_retries;
         let (max_failures, backoff) = (self.rules().max_retry_before_backoff, self.rules().backoff);
+        let now = self.now();
         let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
         let attempt = job.attempts.last_mut().ok_or(SchedulerError::NoSuchJob(id))?;
-        attempt.ended_ms = Some(ending.record.as_ref().map_or_else(now_ms, |r| r.ended_ms));
+        attempt.ended_ms = Some(ending.record.as_ref().map_or(now, |r| r.ended_ms));
         if let Some(ExitRecord { exit_code, signal, started_ms, peak_rss_kib, .. }) = ending.record {
             attempt.exit_code = exit_code;
             attempt.signal = signal;
@@ -261,7 +263,7 @@ impl Engine {
             job.reason = None;
             queue.consecutive_failures = 0;
         } else {
-            count_failure(queue, format!("job {id}: {failure}"), max_failures, backoff);
+            count_failure(queue, format!("job {id}: {failure}"), max_failures, backoff, now);
             let attempts = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX);
             if attempts <= job.retries(default_retries) {
                 job.state = JobState::Waiting;
@@ -309,11 +311,11 @@ impl Engine {
 
 /// One more failure in a row for the queue; after `max` of them it pauses for `backoff` (seed
 /// 004), and counts from zero again.
-fn count_failure(queue: &mut QueueState, error: String, max: u32, backoff: std::time::Duration) {
+fn count_failure(queue: &mut QueueState, error: String, max: u32, backoff: std::time::Duration, now: u64) {
     queue.consecutive_failures += 1;
     queue.last_error = Some(error);
     if max > 0 && queue.consecutive_failures >= max {
-        let until = now_ms() + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+        let until = now + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(queue = %queue.name, failures = queue.consecutive_failures, "queue backs off");
         queue.backoff_until_ms = Some(until);
         queue.consecutive_failures = 0;

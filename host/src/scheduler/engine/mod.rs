@@ -6,10 +6,12 @@
 //!   end, backoff, dependents, the end of its run;
 //! - `pass`: which jobs may start now, where the policy puts them, and launching them;
 //! - `views`: the answers that only read: jobs, runs, queues, status, progress, usage;
-//! - `share`: sharing GPUs between people: quotas, and fair order by recent use.
+//! - `share`: sharing GPUs between people: quotas, and fair order by recent use;
+//! - `replay`: a workload run through all of the above on a virtual clock, starting nothing.
 
 mod lifecycle;
 mod pass;
+mod replay;
 mod share;
 mod submit;
 mod views;
@@ -17,12 +19,14 @@ mod views;
 #[cfg(test)]
 mod tests;
 
+pub use replay::{replay, ReplayJob, Replayed};
+
 use super::gpus::{ownership, Observation};
 use super::launcher::Launcher;
 use super::messages::{Msg, Request, SchedulerError, SchedulerOptions};
 use crate::executor::Adoption;
 use crate::gpu::GpuMonitor;
-use crate::model::{now_ms, Event, Job, JobId, JobState, QueueState, Run, RunId, SchedulingRules};
+use crate::model::{Event, Job, JobId, JobState, QueueState, Run, RunId, SchedulingRules};
 use crate::policy::PolicyService;
 use crate::store::Store;
 use parking_lot::RwLock;
@@ -147,6 +151,10 @@ impl Engine {
         Ok(engine)
     }
 
+    fn now(&self) -> u64 {
+        self.options.clock.now_ms()
+    }
+
     fn rules(&self) -> &SchedulingRules {
         &self.options.rules
     }
@@ -174,7 +182,7 @@ impl Engine {
 
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
-            let timeout = self.next_deadline().map_or(Duration::from_secs(3600), |at| Duration::from_millis(at.saturating_sub(now_ms())));
+            let timeout = self.next_deadline().map_or(Duration::from_secs(3600), |at| Duration::from_millis(at.saturating_sub(self.now())));
             let first = match rx.recv_timeout(timeout) {
                 Ok(msg) => Some(msg),
                 Err(mpsc::RecvTimeoutError::Timeout) => {

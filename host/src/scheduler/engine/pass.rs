@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::executor::AttemptSpec;
-use crate::model::{now_ms, Attempt, Job, JobId, JobState, JOB_ID_VAR};
+use crate::model::{Attempt, Job, JobId, JobState, JOB_ID_VAR};
 use crate::policy::Decider;
 use crate::scheduler::gpus::{gpu_states, Booking};
 use crate::scheduler::messages::SchedulerError;
@@ -25,8 +25,8 @@ impl Engine {
 
     /// The jobs that may start now: per queue, in order, as many as its parallelism allows; a
     /// head that must wait (held, delayed, dependencies) holds up the rest of its queue.
-    fn runnable(&mut self) -> Vec<JobId> {
-        let now = now_ms();
+    pub(super) fn runnable(&mut self) -> Vec<JobId> {
+        let now = self.now();
         self.last_pass_ms = now;
         let mut heads = Vec::new();
         for (name, ids) in &self.queue_jobs {
@@ -62,7 +62,7 @@ impl Engine {
     /// first: fair share), then age; at most [`MAX_PENDING_PER_PASS`], within the quotas. Jobs
     /// a quota holds back are told why.
     fn pending(&mut self, mut heads: Vec<JobId>) -> Result<Vec<PendingJob>, SchedulerError> {
-        let used = self.recent_use(now_ms());
+        let used = self.recent_use(self.now());
         let usage_of = |job: &Job| used.get(job.spec.owner.as_deref().unwrap_or_default()).copied().unwrap_or(0.0);
         let mut keyed: Vec<(i32, f64, JobId)> = heads.drain(..).filter_map(|id| self.jobs.get(&id).map(|j| (j.spec.priority, usage_of(j), id))).collect();
         keyed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -104,16 +104,9 @@ impl Engine {
         if pending.is_empty() {
             return Ok(());
         }
-        let summaries = self.gpus.summaries();
-        let bookings: Vec<Booking<'_>> = self
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::Running)
-            .filter_map(|j| j.current_attempt().map(|a| Booking { job: j.id, gpus: &a.gpus, need_mib: a.memory_mib }))
-            .collect();
-        let rules = &self.options.rules;
-        let states = gpu_states(&summaries, &|i| rules.eligible(i), &bookings, &self.observed);
-        let outcome = self.policy.place(&pending, &states, &crate::policy::rules_for(rules));
+        let states = self.gpu_view();
+        let outcome = self.policy.place(&pending, &states, &crate::policy::rules_for(&self.options.rules));
+        self.options.metrics.dropped.fetch_add(outcome.rejected.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.last_decider = Some(match &outcome.decider {
             Decider::Plugin { name, version } => format!("{name} {version}"),
             Decider::Fallback { reason } => format!("native best fit ({reason})"),
@@ -124,6 +117,21 @@ impl Engine {
             self.explain(JobId(rejection.job()), format!("not placed this pass: {rejection}"))?;
         }
         Ok(())
+    }
+
+    /// The GPUs as the policy sees them: what NVML reports, less what running jobs booked.
+    pub(super) fn gpu_view(&self) -> Vec<placement::GpuState> {
+        let summaries = self.gpus.summaries();
+        // The attempts in flight, not every job ever run: a pass must not cost more as history grows.
+        let bookings: Vec<Booking<'_>> = self
+            .live
+            .keys()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| j.state == JobState::Running)
+            .filter_map(|j| j.current_attempt().map(|a| Booking { job: j.id, gpus: &a.gpus, need_mib: a.memory_mib }))
+            .collect();
+        let rules = &self.options.rules;
+        gpu_states(&summaries, &|i| rules.eligible(i), &bookings, &self.observed)
     }
 
     /// Says why a waiting job did not start, once per change of reason.
@@ -141,6 +149,7 @@ impl Engine {
     /// unrecorded.
     fn launch(&mut self, placements: Vec<(JobId, Vec<u32>)>) -> Result<(), SchedulerError> {
         let mut starts = Vec::with_capacity(placements.len());
+        let now = self.now();
         for (id, gpus) in placements {
             let options = &self.options;
             let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
@@ -157,7 +166,7 @@ impl Engine {
                 user: job.run_as,
                 umask: options.job_umask,
             };
-            job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now_ms()));
+            job.attempts.push(Attempt::new(number, gpus, job.memory_mib, dir.clone(), now));
             job.state = JobState::Running;
             job.reason = None;
             starts.push((id, number, dir, spec));

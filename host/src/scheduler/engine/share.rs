@@ -174,7 +174,7 @@ impl Engine {
     pub(super) fn quota(&self, name: &str, groups: &[u32]) -> QuotaStatus {
         let quotas = &self.rules().quotas;
         let (owners, by_group) = self.holdings();
-        let used = self.recent_use(crate::model::now_ms());
+        let used = self.recent_use(self.now());
         QuotaStatus {
             owner: name.to_string(),
             cap: quotas.user_cap(name),

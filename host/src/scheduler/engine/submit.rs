@@ -2,7 +2,7 @@
 //! left to check needs the scheduler's state: that the jobs it depends on exist.
 
 use super::Engine;
-use crate::model::{now_ms, After, Batch, FieldError, Job, JobId, JobState, Run, RunId, RunState, RunStatus};
+use crate::model::{After, Batch, FieldError, Job, JobId, JobState, Run, RunId, RunState, RunStatus};
 use std::collections::BTreeMap;
 use crate::scheduler::messages::{RunRequest, SchedulerError};
 
@@ -11,7 +11,7 @@ impl Engine {
         self.check_unfinished(&batch)?;
         let first = self.next_job;
         let ids: Vec<JobId> = (first..first + batch.len() as u64).map(JobId).collect();
-        let now = now_ms();
+        let now = self.now();
         let fits = self.what_fits();
         let (run_as, groups, array) = (batch.run_as(), batch.groups().to_vec(), batch.array_batch());
         // An array whose template names no queue gets one of its own, with its limit.
@@ -107,7 +107,7 @@ impl Engine {
             return Err(SchedulerError::AlreadyRunning { file: request.file, run: running.id });
         }
         let id = RunId(self.next_run);
-        let run = Run { id, file: request.file, mode: request.mode, state: RunState::Running, created_ms: now_ms(), ended_ms: None };
+        let run = Run { id, file: request.file, mode: request.mode, state: RunState::Running, created_ms: self.now(), ended_ms: None };
         self.save_run(&run)?;
         self.next_run += 1;
         self.runs.insert(id, run);

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::executor::{ExitRecord, RunningAttempt, ShimInfo};
-use crate::model::{Batch, Dependency, GpuCount, JobFilter, JobSpec, Principal, Role, RunMode, RunState, Scope};
+use crate::model::{now_ms, Batch, Dependency, GpuCount, JobFilter, JobSpec, Principal, Role, RunMode, RunState, Scope};
 use crate::scheduler::messages::RunRequest;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ struct Harness {
 }
 
 fn shim(job: JobId) -> ShimInfo {
-    ShimInfo { pid: 4_000_000 + u32::try_from(job.0).unwrap_or(0), start_ticks: 1, job_pgid: 4_000_000 }
+    ShimInfo { pid: 4_000_000 + u32::try_from(job.0).unwrap_or(0), start_ticks: 1, job_pgid: 4_000_000, job_start_ticks: 1 }
 }
 
 fn exit(code: i32) -> Result<Adoption, String> {
@@ -73,6 +73,7 @@ impl Harness {
             job_umask: 0o022,
             job_token: None,
             metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
+            clock: crate::model::Clock::System,
         };
         let record = Arc::new(Mutex::new(Record::default()));
         let (tx, rx) = mpsc::channel();

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use crate::model::{
-    now_ms, Counts, CurrentJob, Job, JobFilter, JobState, QueueProgress, QueueStatus, Run, RunProgress, RunState, RunStatus, RunningJob, Status, Usage,
+    Counts, CurrentJob, Job, JobFilter, JobState, QueueProgress, QueueStatus, Run, RunProgress, RunState, RunStatus, RunningJob, Status, Usage,
 };
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ impl Engine {
         let mut counts = Counts::default();
         let mut per_queue: BTreeMap<&str, QueueStatus> = BTreeMap::new();
         let mut running = Vec::new();
-        let now = now_ms();
+        let now = self.now();
         for job in self.jobs.values() {
             counts.add(job.state);
             let entry = per_queue.entry(job.queue.as_str()).or_insert_with(|| {
@@ -102,7 +102,7 @@ impl Engine {
 
     /// `owner`'s jobs by state, and the GPU time of their attempts.
     pub(super) fn usage(&self, owner: &str) -> Usage {
-        let now = now_ms();
+        let now = self.now();
         let mut usage = Usage::default();
         let mut gpu_ms = 0u64;
         for job in self.jobs.values().filter(|j| j.spec.owner.as_deref() == Some(owner)) {

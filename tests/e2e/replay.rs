@@ -1,0 +1,78 @@
+//! `gantry replay`: workloads through the real scheduler and policies on a virtual clock.
+
+use super::*;
+
+/// Rules under which the choice of GPU matters: jobs share GPUs by memory.
+const SHARING: &str = "[scheduler]\nallow_sharing = true\n";
+
+fn replay(g: &Gantry, config: &str, args: &[&str]) -> Output {
+    let path = g.state.path().join("replay.toml");
+    std::fs::write(&path, config).expect("config");
+    let mut all = vec!["--config", path.to_str().expect("utf-8"), "replay"];
+    all.extend_from_slice(args);
+    g.run(&all)
+}
+
+fn figures(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "replay: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+#[test]
+fn two_policies_on_a_generated_trace_give_different_figures_and_the_same_seed_the_same() {
+    let g = Gantry::new();
+    let args = ["--generate", "400", "--seed", "7", "--policy", "policy-best-fit", "--policy", "policy-spread", "--json"];
+    let first = figures(&replay(&g, SHARING, &args));
+    let again = figures(&replay(&g, SHARING, &args));
+    assert_eq!(first, again, "the same seed replays the same");
+    let [best, spread] = [&first["policies"][0], &first["policies"][1]];
+    assert_eq!((best["policy"].as_str(), spread["policy"].as_str()), (Some("policy-best-fit"), Some("policy-spread")));
+    for score in [best, spread] {
+        assert_eq!(score["jobs"], 400, "{score:#}");
+        assert_eq!(score["started"], 400, "every generated job fits the machine: {score:#}");
+        assert!(score["utilisation_pct"].as_f64().is_some_and(|u| u > 10.0 && u <= 100.0), "{score:#}");
+        assert!(score["decided_by"].as_str().is_some_and(|d| d.starts_with(score["policy"].as_str().unwrap_or("?"))), "the policy decided, not the fallback: {score:#}");
+    }
+    assert_ne!(best["wait_mean_s"], spread["wait_mean_s"], "packing and spreading wait differently: {first:#}");
+    let other = figures(&replay(&g, SHARING, &["--generate", "400", "--seed", "8", "--policy", "policy-best-fit", "--json"]));
+    assert_ne!(other["policies"][0], *best, "another seed, another workload");
+}
+
+#[test]
+fn a_saved_trace_replays_as_it_was_generated_and_a_bad_line_is_named() {
+    let g = Gantry::new();
+    let saved = g.state.path().join("week.jsonl");
+    let generated = figures(&replay(&g, SHARING, &["--generate", "150", "--seed", "3", "--save", saved.to_str().expect("utf-8"), "--json"]));
+    let text = std::fs::read_to_string(&saved).expect("saved");
+    assert!(text.starts_with("{\"gantry_trace\":1,\"machine\":\"8xH100\""), "{text}");
+    assert_eq!(text.lines().count(), 151, "a header and a line per job");
+    let from_file = figures(&replay(&g, SHARING, &[saved.to_str().expect("utf-8"), "--json"]));
+    assert_eq!(from_file["policies"], generated["policies"], "the configured policy on the same jobs");
+
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[5] = "{\"at_s\": 999999, \"duration_s\": 1, \"gpus\": 0}";
+    std::fs::write(&saved, lines.join("\n")).expect("write");
+    let out = replay(&g, SHARING, &[saved.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("{}:6: gpus", saved.display())), "{}", stderr(&out));
+    // A cause is said once, however many layers pass it up.
+    let out = replay(&g, SHARING, &["/nonexistent/trace.jsonl"]);
+    assert_eq!((out.status.code(), stderr(&out).matches("No such file or directory").count()), (Some(2), 1), "{}", stderr(&out));
+}
+
+#[test]
+fn a_policy_that_overbooks_is_caught_by_the_hosts_check_and_the_replay_says_so() {
+    let g = Gantry::new();
+    let config = format!("{SHARING}[scheduler.params]\nfixture = \"overbook\"\n");
+    let scores = figures(&replay(&g, &config, &["--generate", "100", "--seed", "1", "--policy", env!("GANTRY_WASM_POLICY_MISBEHAVE"), "--policy", "policy-best-fit", "--json"]));
+    let (overbooking, fitting) = (&scores["policies"][0], &scores["policies"][1]);
+    assert!(overbooking["dropped_placements"].as_u64().is_some_and(|n| n > 0), "{overbooking:#}");
+    assert_eq!(fitting["dropped_placements"], 0, "{fitting:#}");
+    assert!(overbooking["decided_by"].as_str().is_some_and(|d| d.starts_with("policy-misbehave")), "{overbooking:#}");
+    // What the check let through ran, on the first GPU; a job needing more GPUs never got them.
+    assert!(overbooking["started"].as_u64().is_some_and(|n| n > 0) && overbooking["never_started"].as_u64().is_some_and(|n| n > 0), "{overbooking:#}");
+    assert_eq!(fitting["never_started"], 0, "{fitting:#}");
+    let table = replay(&g, &config, &["--generate", "100", "--seed", "1", "--policy", env!("GANTRY_WASM_POLICY_MISBEHAVE")]);
+    assert!(stdout(&table).lines().any(|l| l.starts_with("placements dropped by the host") && !l.trim_end().ends_with(" 0")), "{}", stdout(&table));
+    assert_eq!(stderr(&table), "", "counted in the figures, not warned of pass by pass");
+}
