@@ -76,3 +76,38 @@ fn a_policy_that_overbooks_is_caught_by_the_hosts_check_and_the_replay_says_so()
     assert!(stdout(&table).lines().any(|l| l.starts_with("placements dropped by the host") && !l.trim_end().ends_with(" 0")), "{}", stdout(&table));
     assert_eq!(stderr(&table), "", "counted in the figures, not warned of pass by pass");
 }
+
+/// Jobs a daemon ran (on simulated GPUs, sharing them), exported and replayed with the daemon's
+/// policy, land where they landed: the replay is the daemon's scheduling, not a model of it.
+/// Best fit, which ranks GPUs by memory alone: a trace has no utilisation over time, which
+/// spread breaks ties by (docs/TRACES.md).
+#[test]
+fn a_trace_exported_from_a_daemon_replays_with_the_same_placements() {
+    let g = Gantry::new();
+    let config = format!("{FAST}{SHARING}[plugins]\npolicy = \"policy-best-fit\"\n");
+    let d = g.serve(&config, &["--simulate", "4"]);
+    // Submitted 0.6 s apart; some end between submissions, none within 0.3 s of one (the replay
+    // starts a job at its submission, the daemon a few milliseconds later).
+    let jobs = [(8_192, "0.9"), (4_096, "3"), (12_288, "0.9"), (4_096, "2.4"), (8_192, "0.3"), (16_384, "1")];
+    let mut ids = Vec::new();
+    for (memory, seconds) in jobs {
+        ids.push(d.submit(serde_json::json!({ "commands": [format!("sleep {seconds}")], "memory_mib": memory }))[0]);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let ran: Vec<serde_json::Value> = ids.iter().map(|&id| d.finished(id)).collect();
+    let placed: Vec<serde_json::Value> = ran.iter().map(|j| j["attempts"][0]["gpus"].clone()).collect();
+    assert!(ran.iter().all(|j| j["state"] == "succeeded"), "{ran:#?}");
+    let gpus_used: std::collections::BTreeSet<String> = placed.iter().map(|p| p.to_string()).collect();
+    assert!(gpus_used.len() > 1, "the last job did not fit beside the others: {placed:?}");
+
+    let trace = g.state.path().join("exported.jsonl");
+    let out = g.run(&["trace", "export", "--since", "1h", "--output", trace.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("6 jobs exported on 4xRTX4090"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    assert_eq!(text.lines().count(), 7, "{text}");
+    let replayed = figures(&replay(&g, SHARING, &[trace.to_str().expect("utf-8"), "--policy", "policy-best-fit", "--json"]));
+    let score = &replayed["policies"][0];
+    assert_eq!(score["placements"], serde_json::Value::Array(placed.clone()), "the daemon placed {placed:?}; the replay: {score:#}");
+    assert_eq!(score["succeeded"], 6, "{score:#}");
+}

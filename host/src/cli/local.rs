@@ -1,5 +1,5 @@
 //! The arguments of the commands that run on this machine rather than ask a daemon: `serve`,
-//! `plugin`, `parse`, `gpus` and `replay`. They need the runtime (wasmtime, NVML, the daemon itself),
+//! `plugin`, `parse`, `gpus`, `replay` and `trace`. They need the runtime (wasmtime, NVML, the daemon itself),
 //! which only `gantryd` links; `gantry` parses them (so `--help` and mistakes are reported the
 //! same everywhere) and hands the command line to `gantryd` unchanged.
 
@@ -33,6 +33,44 @@ pub enum LocalCommand {
     /// Replay a workload through the scheduler on a virtual clock, once per policy, and compare
     /// queue waits, utilisation, fragmentation and memory risks side by side (nothing runs).
     Replay(ReplayArgs),
+    /// Traces of this machine's jobs, for `gantry replay`.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TraceCommand {
+    /// Write the jobs this machine's daemon ran as a trace (JSON lines, docs/TRACES.md), read
+    /// from its state directory with your own rights.
+    Export(TraceExportArgs),
+}
+
+#[derive(Args)]
+pub struct TraceExportArgs {
+    /// The jobs submitted in the last DURATION: N followed by s, m, h or d (e.g. 7d, 12h).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration)]
+    pub since: std::time::Duration,
+    /// The machine to name in the trace (N or NxMODEL); by default this machine's GPUs, as the
+    /// known model nearest in memory.
+    #[arg(long, value_name = "N[xMODEL]")]
+    pub machine: Option<SimSpec>,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `7d`, `12h`, `30m`, `90s`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let unit = text.chars().last().ok_or("empty")?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{text}': give a number and a unit, s, m, h or d (e.g. 7d)")),
+    };
+    let count: u64 = text[..text.len() - 1].parse().map_err(|_| format!("'{text}': give a whole number before the unit (e.g. 7d)"))?;
+    count.checked_mul(seconds).map(std::time::Duration::from_secs).ok_or_else(|| format!("'{text}' is too long"))
 }
 
 #[derive(Args)]

@@ -79,6 +79,15 @@ impl std::str::FromStr for SimSpec {
     }
 }
 
+impl SimSpec {
+    /// `count` GPUs of the known model whose memory is nearest `memory_mib`: how a trace names
+    /// a machine it was recorded on.
+    pub fn nearest(count: u32, memory_mib: u64) -> SimSpec {
+        let model = MODELS.iter().min_by_key(|(_, m)| m.memory_mib.abs_diff(memory_mib)).map_or_else(|| SimSpec::default().model, |(_, m)| m.clone());
+        SimSpec { count, model }
+    }
+}
+
 /// Writes the fake library and its configuration into `dir` and returns the library's path.
 /// A configuration already there is kept (a user may have edited it), unless `spec` is given.
 pub fn prepare_simulation(dir: &Path, spec: Option<&SimSpec>) -> Result<PathBuf, GpuError> {
@@ -122,6 +131,8 @@ mod tests {
         assert_eq!("2x4090".parse::<SimSpec>().expect("valid").model.name, "NVIDIA GeForce RTX 4090");
         assert_eq!("1xa100-40g".parse::<SimSpec>().expect("valid").model.memory_mib, 40_960);
         assert_eq!(h100.to_string().parse::<SimSpec>().expect("its own text"), h100);
+        assert_eq!(SimSpec::nearest(8, 81_559), h100);
+        assert_eq!(SimSpec::nearest(2, 24_000).model.name, "NVIDIA GeForce RTX 4090");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod plugin;
 mod project;
 mod replay;
 mod serve;
+mod trace;
 
 use crate::cli::local::{Local, LocalCommand};
 use crate::cli::{init_tracing, load_config};
@@ -38,5 +39,6 @@ pub fn run(local: Local) -> anyhow::Result<ExitCode> {
         LocalCommand::Parse(args) => parse::run(&config, args),
         LocalCommand::Gpus(args) => gpus::run(&config, args),
         LocalCommand::Replay(args) => replay::run(&config, args),
+        LocalCommand::Trace(command) => trace::run(&config, command),
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! - `trace`: the trace format (docs/TRACES.md);
 //! - `generate`: synthetic traces with a documented distribution;
-//! - `score`: the figures, and the side-by-side table.
+//! - `score`: the figures, and the side-by-side table;
+//! - `export`: a daemon's finished jobs as a trace.
 
+pub mod export;
 pub mod generate;
 pub mod score;
 pub mod trace;

@@ -38,6 +38,8 @@ pub struct Score {
     /// The mean wait of each owner's jobs, in seconds: fairness between users.
     pub wait_mean_s_by_owner: BTreeMap<String, f64>,
     pub passes: u64,
+    /// The GPUs each job of the trace first ran on, in the trace's order (`null`: never).
+    pub placements: Vec<Option<Vec<u32>>>,
 }
 
 impl Score {
@@ -86,6 +88,7 @@ impl Score {
             dropped_placements: replayed.dropped,
             wait_mean_s_by_owner: by_owner.into_iter().map(|(owner, (sum, n))| (owner, sum / n as f64)).collect(),
             passes: replayed.passes,
+            placements: replayed.placements.clone(),
         }
     }
 }

@@ -106,7 +106,7 @@ impl Trace {
         for (line, text) in lines {
             let job: TraceJob = serde_json::from_str(text).map_err(|e| at(line, e.to_string()))?;
             for (field, value) in [("at_s", job.at_s), ("duration_s", job.duration_s)] {
-                if !value.is_finite() || value < 0.0 || value > MAX_SECONDS {
+                if !value.is_finite() || !(0.0..=MAX_SECONDS).contains(&value) {
                     return Err(at(line, format!("{field}: must be 0 to {MAX_SECONDS} seconds, got {value}")));
                 }
             }

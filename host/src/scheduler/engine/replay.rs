@@ -40,6 +40,8 @@ pub struct Replayed {
     /// The workload's jobs the engine refused at submission (by their place in the workload),
     /// and why.
     pub refused: Vec<(usize, String)>,
+    /// Where each of the workload's jobs first ran, in the workload's order (`None`: never).
+    pub placements: Vec<Option<Vec<u32>>>,
     /// Jobs that at some pass waited while the GPUs had enough memory free in total for them,
     /// but split so that no placement fitted (fragmentation).
     pub fragmented: usize,
@@ -125,7 +127,13 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
     let dropped = engine.options.metrics.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let mut jobs: Vec<Job> = engine.jobs.into_values().collect();
     jobs.sort_by_key(|j| of_job.get(&j.id).copied().unwrap_or(usize::MAX));
-    Ok(Replayed { jobs, refused, fragmented: fragmented.len(), would_oom, dropped, passes, decider })
+    let mut placements = vec![None; workload.len()];
+    for job in &jobs {
+        if let (Some(&at), Some(first)) = (of_job.get(&job.id), job.attempts.first()) {
+            placements[at] = Some(first.gpus.clone());
+        }
+    }
+    Ok(Replayed { jobs, refused, placements, fragmented: fragmented.len(), would_oom, dropped, passes, decider })
 }
 
 /// Whether the attempt just started for `id` got less memory than its recorded peak: its
