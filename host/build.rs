@@ -23,6 +23,7 @@ const PLUGINS: &[&str] = &[
     "policy-impostor",
     "policy-bad-name",
     "parser-hostile",
+    "policy-asks",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust

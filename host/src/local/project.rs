@@ -21,6 +21,7 @@ const PLACEMENT: &str = include_str!("../../../plugins/placement/src/lib.rs");
 const SDK: &str = include_str!("../../../plugins/gantry-plugin/src/lib.rs");
 const SDK_TESTING: &str = include_str!("../../../plugins/gantry-plugin/src/testing.rs");
 const SDK_PARSER: &str = include_str!("../../../plugins/gantry-plugin/src/parser.rs");
+const SDK_GRANTS: &str = include_str!("../../../plugins/gantry-plugin/src/grants.rs");
 const POLICY: &str = include_str!("../../../plugins/examples/policy-cool-first/src/lib.rs");
 const PARSER: &str = include_str!("../../../plugins/examples/parser-lines/src/lib.rs");
 /// Where the SDK sits in a project, laid out as in the workspace so its relative paths hold.
@@ -87,6 +88,7 @@ fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/lib.rs"), SDK.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/testing.rs"), SDK_TESTING.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/parser.rs"), SDK_PARSER.into()),
+        (format!("{SDK_DIR}/plugins/gantry-plugin/src/grants.rs"), SDK_GRANTS.into()),
     ])
 }
 

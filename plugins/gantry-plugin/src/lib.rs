@@ -1,4 +1,5 @@
-//! Write a gantry policy in a few lines of Rust (and a command-file parser: [`parser`]).
+//! Write a gantry policy in a few lines of Rust (and a command-file parser: [`parser`]; what a
+//! plugin may read beyond its input: [`grants`]).
 //!
 //! A policy is called once per scheduling pass with the jobs that may start, the GPUs as the
 //! sampler sees them and the rules in force, and answers where each job goes. Whatever it
@@ -24,6 +25,7 @@
 //! `gantry plugin new policy NAME` makes a project around such a file; `gantry plugin build`
 //! builds it for `wasm32-wasip2` and checks it as the daemon would load it.
 
+pub mod grants;
 pub mod parser;
 pub mod testing;
 

@@ -10,6 +10,7 @@ const MISBEHAVE: &str = env!("GANTRY_WASM_POLICY_MISBEHAVE");
 const FUTURE: &str = env!("GANTRY_WASM_POLICY_FUTURE");
 const FIXTURE_V1: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V1");
 const FIXTURE_V2: &str = env!("GANTRY_WASM_POLICY_FIXTURE_V2");
+const ASKS: &str = env!("GANTRY_WASM_POLICY_ASKS");
 
 mod hostile;
 
@@ -47,6 +48,28 @@ fn rules(fixture: &str) -> Rules {
 
 fn misbehave(runtime: &PluginRuntime) -> Arc<LoadedPlugin> {
     runtime.get("policy-misbehave").expect("fixture loaded")
+}
+
+/// A policy made with the SDK reads what it is granted; what it is not is absent in the sandbox,
+/// and the SDK's refusal names the grant that would allow it, in the call's failure.
+#[test]
+fn an_sdk_plugin_reads_what_it_is_granted_and_is_told_which_grant_would_allow_the_rest() {
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::write(data.path().join("weights.csv"), "0,1\n").expect("file");
+    let grants = PluginGrants { env: vec![("LAB_TOKEN".into(), "t0k".into())], read_only_dirs: vec![data.path().to_path_buf()], ..PluginGrants::default() };
+    let granted = PluginSettings { grants, ..PluginSettings::default() };
+    let (_bare_dir, bare) = runtime_with(&[("asks.wasm", ASKS)], HashMap::new());
+    let (_dir, allowed) = runtime_with(&[("asks.wasm", ASKS)], HashMap::from([("policy-asks".to_string(), granted)]));
+    let ask = |what: &str| Rules { params: vec![("ask".into(), what.into())], ..rules("") };
+    let place = |runtime: &PluginRuntime, what: &str| runtime.get("policy-asks").expect("loaded").place(&jobs(1, 1), &gpus(1), &ask(what));
+    let inside = format!("file:{}", data.path().join("weights.csv").display());
+    for what in ["env:LAB_TOKEN", inside.as_str()] {
+        assert_eq!(place(&allowed, what).expect("granted").len(), 1, "{what}");
+    }
+    let refused = place(&bare, "env:LAB_TOKEN").expect_err("not granted").to_string();
+    assert!(refused.contains("env = { LAB_TOKEN = \"...\" } under [plugins.settings.policy-asks]"), "{refused}");
+    let outside = place(&allowed, "file:/etc/hostname").expect_err("outside the granted directory").to_string();
+    assert!(outside.contains("cannot read /etc/hostname") && outside.contains("read_only_dirs under [plugins.settings.policy-asks]"), "{outside}");
 }
 
 #[test]
