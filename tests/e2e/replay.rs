@@ -86,19 +86,26 @@ fn a_trace_exported_from_a_daemon_replays_with_the_same_placements() {
     let g = Gantry::new();
     let config = format!("{FAST}{SHARING}[plugins]\npolicy = \"policy-best-fit\"\n");
     let d = g.serve(&config, &["--simulate", "4"]);
-    // Submitted 0.6 s apart; some end between submissions, none within 0.3 s of one (the replay
-    // starts a job at its submission, the daemon a few milliseconds later).
-    let jobs = [(8_192, "0.9"), (4_096, "3"), (12_288, "0.9"), (4_096, "2.4"), (8_192, "0.3"), (16_384, "1")];
+    // Two phases, far enough apart that the daemon's start latency (the replay starts a job at
+    // its submission) can't reorder anything, even on a loaded machine: four jobs that overlap,
+    // then, well after all four ended, two more that find the GPUs empty again.
+    let started = std::time::Instant::now();
     let mut ids = Vec::new();
-    for (memory, seconds) in jobs {
-        ids.push(d.submit(serde_json::json!({ "commands": [format!("sleep {seconds}")], "memory_mib": memory }))[0]);
-        std::thread::sleep(Duration::from_millis(600));
+    let mut submit = |memory_mib: u64, at_s: f64| {
+        let wait = Duration::from_secs_f64(at_s).saturating_sub(started.elapsed());
+        std::thread::sleep(wait);
+        ids.push(d.submit(serde_json::json!({ "commands": ["sleep 3"], "memory_mib": memory_mib }))[0]);
+    };
+    for (memory, at) in [(16_384, 0.0), (8_192, 0.3), (12_288, 0.6), (4_096, 0.9), (20_480, 7.5), (8_192, 7.8)] {
+        submit(memory, at);
     }
     let ran: Vec<serde_json::Value> = ids.iter().map(|&id| d.finished(id)).collect();
     let placed: Vec<serde_json::Value> = ran.iter().map(|j| j["attempts"][0]["gpus"].clone()).collect();
     assert!(ran.iter().all(|j| j["state"] == "succeeded"), "{ran:#?}");
     let gpus_used: std::collections::BTreeSet<String> = placed.iter().map(|p| p.to_string()).collect();
-    assert!(gpus_used.len() > 1, "the last job did not fit beside the others: {placed:?}");
+    // Best fit packs: 16 GiB on GPU 0, 8 and 12 on GPU 1, 4 back on GPU 0; later 20 GiB on an
+    // empty GPU 0 (had the first four not ended, GPU 2) and 8 beside it on GPU 1.
+    assert!(gpus_used.len() > 1, "{placed:?}");
 
     let trace = g.state.path().join("exported.jsonl");
     let out = g.run(&["trace", "export", "--since", "1h", "--output", trace.to_str().expect("utf-8")]);
