@@ -17,7 +17,6 @@ pub fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, trace.to_lines()).with_context(|| format!("writing the trace to {}", path.display()))?;
     }
     let policies = if args.policies.is_empty() { vec![config.plugins.policy.clone()] } else { args.policies };
-    let started = std::time::Instant::now();
     let plugins = PluginRuntime::new(config.plugins.runtime_options()).context("starting the plugin runtime")?;
     let scores = gantry::replay::run(config, &plugins, &trace, &policies)?;
     if args.json {
@@ -27,6 +26,5 @@ pub fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let source = trace.header.source.as_deref().or(args.trace.as_ref().and_then(|p| p.to_str())).unwrap_or("a trace");
     println!("{} jobs on {} × {} ({source})\n", trace.jobs.len(), trace.machine.count, trace.machine.model.name);
     print!("{}", score::table(&scores));
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "replayed");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,8 @@ pub fn run(config: &Config, command: TraceCommand) -> anyhow::Result<ExitCode> {
 
 fn export(config: &Config, args: TraceExportArgs) -> anyhow::Result<ExitCode> {
     let db = config.state_dir.join("gantry.db");
-    // Opened with the caller's rights: a system daemon's store is root's to read.
+    // Opened with the caller's rights (a system daemon's store is root's to read), and first
+    // looked for: opening a store that is not there would make an empty one.
     std::fs::File::open(&db).with_context(|| format!("reading {} (has a daemon run with this state directory?)", db.display()))?;
     let jobs = Store::open(&db).and_then(|store| store.load()).with_context(|| format!("reading {}", db.display()))?.jobs;
     let machine = match args.machine {

@@ -17,7 +17,7 @@ use crate::model::Job;
 pub fn export(jobs: &[Job], since_ms: u64, machine: &SimSpec) -> (Trace, usize) {
     let mut chosen: Vec<&Job> = jobs.iter().filter(|j| j.submitted_ms >= since_ms).collect();
     chosen.sort_by_key(|j| (j.submitted_ms, j.id));
-    let unfinished = chosen.iter().filter(|j| !j.state.is_final() || j.attempts.last().is_some_and(|a| a.ended_ms.is_none())).count();
+    let unfinished = chosen.iter().filter(|j| !j.state.is_final()).count();
     let start = chosen.first().map_or(0, |j| j.submitted_ms);
     let lines = chosen
         .into_iter()
@@ -28,7 +28,7 @@ pub fn export(jobs: &[Job], since_ms: u64, machine: &SimSpec) -> (Trace, usize) 
             let peak = job.attempts.iter().map(|a| a.gpu_memory_peak_mib).max().filter(|&p| p > 0);
             let shared_queue = job.spec.queue.is_some() || job.run.is_some();
             Some(TraceJob {
-                at_s: seconds(job.submitted_ms - start),
+                at_s: seconds(job.submitted_ms.saturating_sub(start)),
                 duration_s: seconds(ended.saturating_sub(last.started_ms)),
                 gpus: u32::try_from(last.gpus.len()).unwrap_or(u32::MAX).max(1),
                 memory_mib: job.spec.memory_mib,

@@ -83,20 +83,22 @@ pub fn run(config: &Config, plugins: &Arc<PluginRuntime>, trace: &Trace, policie
     Ok(scores)
 }
 
+/// The component file a `--policy` argument names, if it names one rather than a plugin.
+fn as_file(given: &str) -> Option<&Path> {
+    let path = Path::new(given);
+    (given.ends_with(".wasm") || path.is_file()).then_some(path)
+}
+
 /// What a policy's column is headed with: its name, or a component's file name.
 fn label(given: &str) -> String {
-    match Path::new(given).file_name() {
-        Some(name) if given.ends_with(".wasm") || Path::new(given).is_file() => name.to_string_lossy().into_owned(),
-        _ => given.to_string(),
-    }
+    as_file(given).and_then(Path::file_name).map_or_else(|| given.to_string(), |name| name.to_string_lossy().into_owned())
 }
 
 /// The name a `--policy` argument stands for: a component file (loaded for this replay), or a
 /// policy plugin that is loaded (bundled, or in the plugin directory).
 fn policy_name(runtime: &PluginRuntime, given: &str) -> Result<String, ReplayError> {
     let refuse = |message: String| ReplayError::Policy { given: given.to_string(), message };
-    let path = Path::new(given);
-    let info = if given.ends_with(".wasm") || path.is_file() {
+    let info = if let Some(path) = as_file(given) {
         runtime.add_file(path)?
     } else {
         match runtime.get(given) {

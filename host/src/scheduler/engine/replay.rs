@@ -80,6 +80,7 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
     let (tx, _rx) = mpsc::channel();
     let (events, _) = tokio::sync::broadcast::channel(1);
     let mut engine = Engine::new(parts, tx, events)?;
+    let rules = crate::policy::rules_for(&engine.options.rules);
 
     let mut of_job: HashMap<JobId, usize> = HashMap::new();
     let mut ends: BinaryHeap<Reverse<(u64, JobId, u32)>> = BinaryHeap::new();
@@ -112,16 +113,16 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
         engine.pass()?;
         passes += 1;
         let started: Vec<(JobId, u32)> = launched.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
-        let view = engine.gpu_view();
+        let view = if started.is_empty() { Vec::new() } else { engine.gpu_view() };
         for (id, attempt) in started {
             let job = &workload[of_job[&id]];
             engine.started(id, attempt, Ok(ShimInfo { pid: 0, start_ticks: 0, job_pgid: 0, job_start_ticks: 0 }))?;
             ends.push(Reverse((now + job.duration_ms, id, attempt)));
-            if would_run_out(&engine, id, job, &view) {
+            if would_run_out(&engine, id, job, &view, &rules) {
                 would_oom += 1;
             }
         }
-        fragmented.extend(engine.split_waits());
+        fragmented.extend(engine.split_waits(&rules));
     }
     let decider = engine.last_decider.clone();
     let dropped = engine.options.metrics.dropped.load(std::sync::atomic::Ordering::Relaxed);
@@ -138,13 +139,12 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
 
 /// Whether the attempt just started for `id` got less memory than its recorded peak: its
 /// booking and what is left free beside it on each of its GPUs.
-fn would_run_out(engine: &Engine, id: JobId, job: &ReplayJob, view: &[placement::GpuState]) -> bool {
+fn would_run_out(engine: &Engine, id: JobId, job: &ReplayJob, view: &[placement::GpuState], rules: &placement::Rules) -> bool {
     let Some(peak) = job.peak_mib else { return false };
-    let rules = crate::policy::rules_for(&engine.options.rules);
     let Some(attempt) = engine.jobs.get(&id).and_then(Job::current_attempt) else { return false };
     attempt.gpus.iter().any(|index| {
         // Its own booking is in `view` already; what is free beside it it could grow into.
-        let free = view.iter().find(|g| g.index == *index).map_or(0, |g| placement::free_mib(g, &rules));
+        let free = view.iter().find(|g| g.index == *index).map_or(0, |g| placement::free_mib(g, rules));
         attempt.memory_mib.saturating_add(free) < peak
     })
 }
@@ -152,11 +152,9 @@ fn would_run_out(engine: &Engine, id: JobId, job: &ReplayJob, view: &[placement:
 impl Engine {
     /// The jobs that could start now (queue heads) whose need the GPUs' free memory would hold in
     /// total, but no set of GPUs holds.
-    fn split_waits(&mut self) -> Vec<JobId> {
+    fn split_waits(&mut self, rules: &placement::Rules) -> Vec<JobId> {
         let heads = self.runnable();
-        let view = self.gpu_view();
-        let rules = crate::policy::rules_for(&self.options.rules);
-        let free: Vec<u64> = view.iter().map(|g| placement::room_mib(g, &rules)).collect();
+        let free: Vec<u64> = self.gpu_view().iter().map(|g| placement::room_mib(g, rules)).collect();
         let total: u64 = free.iter().sum();
         heads
             .into_iter()
