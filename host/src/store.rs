@@ -119,8 +119,8 @@ impl Store {
         serde_json::to_string(value).map_err(|source| StoreError::Corrupt { path: self.path.clone(), what: what.into(), source })
     }
 
-    /// Writes jobs (new or changed), with their latest attempt, in one transaction: either all of
-    /// a batch is committed or none.
+    /// Writes jobs (new or changed), with their latest attempt and none after it, in one
+    /// transaction: either all of a batch is committed or none.
     pub fn save_jobs<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>) -> Result<(), StoreError> {
         let mut rows = Vec::new();
         for job in jobs {
@@ -148,11 +148,15 @@ impl Store {
                      ON CONFLICT(job_id, number) DO UPDATE SET data = excluded.data",
                 )
                 .map_err(&sql)?;
+            // An attempt that never began is taken back from the job; its row must go too, or
+            // the next load finds it again as an attempt that never ended.
+            let mut forget_stmt = tx.prepare_cached("DELETE FROM attempts WHERE job_id = ?1 AND number > ?2").map_err(&sql)?;
             for (id, state, queue, run, data, attempt) in &rows {
                 job_stmt.execute(params![id, state, queue, run, data]).map_err(&sql)?;
                 if let Some((number, data)) = attempt {
                     attempt_stmt.execute(params![id, number, data]).map_err(&sql)?;
                 }
+                forget_stmt.execute(params![id, attempt.as_ref().map_or(0, |(number, _)| *number)]).map_err(&sql)?;
             }
         }
         tx.commit().map_err(&sql)
@@ -266,6 +270,24 @@ mod tests {
         let snapshot = store.load().expect("load");
         assert_eq!(snapshot.jobs, vec![job(1), second]);
         assert_eq!(store.max_job_id().expect("max"), 2);
+    }
+
+    /// An attempt a provider could not be asked for is taken back; a restart must not find it.
+    #[test]
+    fn an_attempt_taken_back_is_gone_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gantry.db");
+        let mut store = Store::open(&path).expect("open");
+        let mut taken_back = job(1);
+        taken_back.state = JobState::Running;
+        taken_back.attempts.push(Attempt::new(1, vec![], 100, "/x/1".into(), 5));
+        store.save_jobs([&taken_back]).expect("save");
+        taken_back.attempts.pop();
+        taken_back.state = JobState::Waiting;
+        store.save_jobs([&taken_back]).expect("save");
+        drop(store);
+        let snapshot = Store::open(&path).expect("reopen").load().expect("load");
+        assert_eq!(snapshot.jobs, vec![taken_back]);
     }
 
     /// `tests/data/gantry-v1.db` was written by the first daemon (commit e4447c9, schema 1): two
