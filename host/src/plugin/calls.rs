@@ -130,16 +130,23 @@ impl LoadedPlugin {
         Ok(text)
     }
 
-    /// One provider call. Providers wait on the network, so the call is async; it is bounded by the
-    /// plugin's deadline both inside the guest (epochs) and around host I/O (a timer).
+    /// One provider call under the plugin's own settings.
     pub async fn provider(&self, call: ProviderCall) -> Result<ProviderReply, PluginError> {
+        self.provider_with(call, &self.settings).await
+    }
+
+    /// One provider call. Providers wait on the network, so the call is async; it is bounded by the
+    /// deadline of `settings` both inside the guest (epochs) and around host I/O (a timer).
+    /// `settings` are those of one provider instance (`[providers.NAME]`): several instances of
+    /// one plugin each reach their own URL with their own credential.
+    pub async fn provider_with(&self, call: ProviderCall, settings: &super::PluginSettings) -> Result<ProviderReply, PluginError> {
         if !matches!(self.prepared, Prepared::Provider(_)) {
             return Err(self.wrong_kind(PluginKind::Provider));
         }
         self.stats().calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let mut store = self.call_store()?;
-        let limit = self.settings.limits.timeout;
+        let mut store = self.call_store(settings)?;
+        let limit = settings.limits.timeout;
         let result = tokio::time::timeout(limit, async {
             let Instance::Provider(bindings) = self.instantiate(&mut store).await? else { unreachable!("a provider's instances are providers") };
             let p = bindings.gantry_plugin_provider();
@@ -168,7 +175,7 @@ impl LoadedPlugin {
                     None => reply,
                 })
             }
-            Ok(Err(e)) => Err(self.failed(classify(&self.info.name, &self.settings.limits, &store, e))),
+            Ok(Err(e)) => Err(self.failed(classify(&self.info.name, &settings.limits, &store, e))),
             Err(_) => Err(self.failed(PluginError::Timeout { plugin: self.info.name.clone(), limit })),
         }
     }

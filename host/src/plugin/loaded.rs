@@ -286,9 +286,9 @@ impl LoadedPlugin {
         }
     }
 
-    /// A store for one provider call, under the plugin's own limits.
-    pub(super) fn call_store(&self) -> Result<Store<StoreState>, PluginError> {
-        self.store(&self.settings)
+    /// A store for one provider call, under `settings`.
+    pub(super) fn call_store(&self, settings: &super::PluginSettings) -> Result<Store<StoreState>, PluginError> {
+        self.store(settings)
     }
 
     /// Counts, logs and quarantines a failure; every failure of a call passes here.

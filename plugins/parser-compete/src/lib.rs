@@ -44,7 +44,7 @@ impl Guest for CompeteParser {
     }
 }
 
-// Exported names such as `gantry:plugin/parser@0.2.0#parse` are only valid in a component; the
+// Exported names such as `gantry:plugin/parser@0.3.0#parse` are only valid in a component; the
 // native build (for unit tests) exports nothing.
 #[cfg(target_family = "wasm")]
 bindings::export!(CompeteParser with_types_in bindings);

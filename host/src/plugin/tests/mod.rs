@@ -148,7 +148,7 @@ fn a_component_for_another_wit_version_is_refused_with_both_versions() {
     let err = runtime.check_file(Path::new(FUTURE)).expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, PluginError::IncompatibleVersion { .. }), "{text}");
-    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.2.0"), "{text}");
+    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.3.0"), "{text}");
 }
 
 #[test]
@@ -307,6 +307,9 @@ mod provider {
     fn job(url: &str) -> JobConfig {
         JobConfig {
             name: "train".into(),
+            key: "gantry-test-1-1".into(),
+            user: "nobody".into(),
+            working_dir: "/tmp".into(),
             image: String::new(),
             command: vec!["python".into(), "train.py".into()],
             gpu: GpuSpec { gpu_type: "A100-80G".into(), count: 2, memory_gib: 80 },
