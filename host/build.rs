@@ -24,6 +24,7 @@ const PLUGINS: &[&str] = &[
     "policy-bad-name",
     "parser-hostile",
     "policy-asks",
+    "provider-slurm",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust
