@@ -52,6 +52,8 @@ pub enum DaemonError {
     Start { what: &'static str, source: std::io::Error },
     #[error("{} is missing: it is installed with gantry and runs every job", .0.display())]
     NoShim(PathBuf),
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProvidersError),
     #[error("a start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -125,6 +127,10 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     let plugins = tokio::task::spawn_blocking(move || PluginRuntime::new(plugin_options)).await??;
     let plugin_watcher = plugins.watch()?;
     let policy = PolicyService::new(plugins.clone(), config.plugins.policy.clone());
+    let providers = {
+        let (runtime, configs, node) = (plugins.clone(), config.providers.clone(), config.federation.node_name.clone());
+        Arc::new(tokio::task::spawn_blocking(move || crate::providers::Providers::new(runtime, &configs, &node)).await??)
+    };
 
     let db = state_dir.join("gantry.db");
     let store = {
@@ -159,6 +165,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
             job_token: Some(job_token),
             metrics: metrics.clone(),
             clock: crate::model::Clock::System,
+            providers: Some(providers.clone()),
         },
         store,
         gpus.clone(),
@@ -183,7 +190,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     };
     let puller = Arc::new(crate::federation::Puller::new(&config.federation, federation_client.clone(), nodes.clone()));
     let pulling = puller.start();
-    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, auth, metrics, logs, config, nodes, puller, fleet: federation_client.clone() }));
+    let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, providers, auth, metrics, logs, config, nodes, puller, fleet: federation_client.clone() }));
     let rules_watcher = watch_rules(config_source, service.clone(), options.notices.clone());
     Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client })
 }

@@ -10,7 +10,7 @@ const FLOORS: &[&[&str]] = &[
     &["model"],
     &[
         "unix", "procfs", "watch", "metrics", "tasks", "log_access", "command_files", "config", "auth", "store", "gpu", "host_info", "plugin", "policy", "executor",
-        "scheduler", "federation", "tls", "replay",
+        "scheduler", "federation", "tls", "replay", "providers",
     ],
     &["service"],
     &["http"],

@@ -8,7 +8,8 @@
 //! - [`service`]: everything a client may ask, over the parts below;
 //! - the parts: [`scheduler`] (queues, runs, retries; one thread decides), [`executor`] (attempts
 //!   under shims that outlive the daemon), [`store`] (SQLite), [`policy`] (placement, fail-open),
-//!   [`plugin`] (the wasmtime runtime), [`gpu`] (NVML, sampling, simulation), [`host_info`],
+//!   [`plugin`] (the wasmtime runtime), [`providers`] (Slurm and other systems jobs are handed
+//!   to), [`gpu`] (NVML, sampling, simulation), [`host_info`],
 //!   [`auth`] (modes, tokens, accounts), [`config`] (reading and editing `gantry.toml`),
 //!   [`federation`] (agents and masters), [`tls`], [`command_files`], [`log_access`], [`tasks`],
 //!   [`metrics`], [`watch`], [`procfs`], [`unix`] (accounts, reading as a caller);
@@ -29,6 +30,7 @@ pub mod model;
 pub mod plugin;
 pub mod policy;
 pub mod procfs;
+pub mod providers;
 pub mod replay;
 pub mod scheduler;
 pub mod service;

@@ -44,6 +44,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub federation: crate::federation::FederationConfig,
+    /// `[providers.NAME]`, by name.
+    pub providers: Vec<crate::providers::ProviderConfig>,
 }
 
 /// The first command file of each mode (seed 001/004's `command_gpu.txt`, `command_gpus.txt`).
@@ -279,6 +281,7 @@ impl Config {
         let auth = auth_config(raw.auth, &invalid)?;
         let ca_cert = raw.federation.ca_cert.clone().map(resolve);
         let federation = sections::federation(raw.federation, ca_cert, &invalid)?;
+        let providers = raw.providers.into_iter().map(|(name, p)| sections::provider(name, p, &resolve, &invalid)).collect::<Result<Vec<_>, _>>()?;
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -291,6 +294,7 @@ impl Config {
             server,
             auth,
             federation,
+            providers,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),
@@ -329,6 +333,17 @@ mod tests {
         let config = Config::load(path).expect("config/gantry.toml parses");
         assert_eq!(config.plugins.policy, "policy-best-fit");
         assert_eq!(config.plugins.defaults.limits, PluginLimits::default());
+    }
+
+    #[test]
+    fn example_providers_config_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/providers.toml"));
+        let config = Config::load(path).expect("config/providers.toml parses");
+        let [slurm] = config.providers.as_slice() else { panic!("one provider: {:?}", config.providers) };
+        assert_eq!((slurm.name.as_str(), slurm.plugin.as_str()), ("slurm", "provider-slurm"));
+        assert_eq!(slurm.token, Some(crate::providers::TokenSource::File(path.with_file_name("slurm.jwt"))));
+        assert_eq!(slurm.options.get("partition").map(String::as_str), Some("gpu"));
+        assert_eq!(slurm.options.get("time_limit_min").map(String::as_str), Some("1440"), "a number is given as its text");
     }
 
     #[test]

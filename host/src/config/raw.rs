@@ -23,6 +23,45 @@ pub struct RawConfig {
     pub quotas: RawQuotas,
     #[serde(default)]
     pub federation: RawFederation,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+}
+
+/// `[providers.NAME]`: one instance of a provider plugin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub plugin: Option<String>,
+    pub base_url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub poll_ms: Option<u64>,
+    pub poll_max_ms: Option<u64>,
+    #[serde(default)]
+    pub options: BTreeMap<String, OptionValue>,
+}
+
+/// A provider option as TOML writes it; the plugin gets its text (`time_limit_min = 60` or
+/// `"60"` alike).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::Text(t) => f.write_str(t),
+            OptionValue::Integer(n) => write!(f, "{n}"),
+            OptionValue::Float(x) => write!(f, "{x}"),
+            OptionValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

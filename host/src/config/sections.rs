@@ -282,3 +282,43 @@ fn slaves(raw: Vec<super::raw::RawSlave>, default_port: u16, invalid: Invalid<'_
     }
     Ok(slaves)
 }
+
+/// `[providers.NAME]`, checked: the plugin it instantiates, the one URL it may reach, where its
+/// credential comes from (read when the daemon starts, never stored with a job), and how often
+/// it is asked about its jobs.
+pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(PathBuf) -> PathBuf, invalid: Invalid<'_>) -> Result<crate::providers::ProviderConfig, ConfigError> {
+    use crate::providers::{ProviderConfig, TokenSource};
+    let key = |field: &str| format!("providers.{name}.{field}");
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(invalid(&format!("providers.{name}"), "a provider's name is 1 to 64 letters, digits, '-' or '_'".into()));
+    }
+    let plugin = raw.plugin.ok_or_else(|| invalid(&key("plugin"), "missing: the provider plugin this instance runs, e.g. \"provider-slurm\"".into()))?;
+    let base_url = raw.base_url.ok_or_else(|| invalid(&key("base_url"), "missing: the API this provider talks to, e.g. \"http://slurm-head:6820\"".into()))?;
+    match base_url.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+        _ => return Err(invalid(&key("base_url"), format!("'{base_url}' is not an http(s) URL"))),
+    }
+    let token = match (raw.token_file, raw.token_env) {
+        (Some(_), Some(_)) => return Err(invalid(&key("token_env"), "give token_file or token_env, not both".into())),
+        (Some(file), None) => Some(TokenSource::File(resolve(file))),
+        (None, Some(var)) => Some(TokenSource::Env(var)),
+        (None, None) => None,
+    };
+    let ms = |field: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| match value.unwrap_or(default) {
+        v if range.contains(&v) => Ok(Duration::from_millis(v)),
+        v => Err(invalid(&key(field), format!("must be {}..={}, got {v}", range.start(), range.end()))),
+    };
+    let timeout = ms("timeout_ms", raw.timeout_ms, 10_000, 1..=MAX_TIMEOUT_MS)?;
+    let poll_min = ms("poll_ms", raw.poll_ms, 1_000, 100..=600_000)?;
+    let poll_max = ms("poll_max_ms", raw.poll_max_ms, 30_000, 100..=3_600_000)?;
+    if poll_max < poll_min {
+        return Err(invalid(&key("poll_max_ms"), "must be at least poll_ms".into()));
+    }
+    for option in raw.options.keys() {
+        if option.is_empty() || !option.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || ["base_url", "token"].contains(&option.as_str()) {
+            return Err(invalid(&key(&format!("options.{option}")), "an option's name is letters, digits and '_', and not base_url or token".into()));
+        }
+    }
+    let options = raw.options.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+    Ok(ProviderConfig { name, plugin, base_url, token, timeout, poll_min, poll_max, options })
+}

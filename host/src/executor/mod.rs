@@ -28,7 +28,7 @@ mod shim;
 mod spawner;
 
 pub use attempt::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, RunningAttempt, ShimInfo};
-pub use logfile::{log_tail, read_log};
+pub use logfile::{log_tail, read_log, RotatingLog};
 pub use shim::serve as serve_spawner;
 pub use spawner::Spawner;
 

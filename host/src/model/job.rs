@@ -112,6 +112,9 @@ pub struct JobSpec {
     /// Submitted held: it waits until released.
     #[serde(default)]
     pub hold: bool,
+    /// The configured provider (`[providers.NAME]`) that runs it, instead of this node's GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -175,6 +178,26 @@ pub struct Attempt {
     pub out_of_memory: bool,
     /// Why it ended other than by its own exit (cancelled, lost with the shim, never started).
     pub note: Option<String>,
+    /// Where it runs when a provider runs it; `None`: on this node's GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteAttempt>,
+}
+
+/// An attempt a provider runs. Committed before the provider is asked, and again with the id it
+/// answers: a restarted daemon follows the job by that id, or, if the answer was lost, asks again
+/// with the same key, which the provider recognises.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RemoteAttempt {
+    /// The `[providers.NAME]` instance.
+    pub provider: String,
+    /// Unique to this attempt on this node: how the provider knows a repeated submission.
+    pub key: String,
+    /// The provider's id for it, once it answered.
+    pub id: Option<String>,
+    /// Where the provider writes its output; the daemon copies it into the attempt's log.
+    pub log_path: Option<String>,
+    /// The provider's last word on it, e.g. `PENDING (Resources)`.
+    pub state: Option<String>,
 }
 
 impl Attempt {
@@ -193,6 +216,7 @@ impl Attempt {
             gpu_memory_peak_mib: 0,
             out_of_memory: false,
             note: None,
+            remote: None,
         }
     }
 }

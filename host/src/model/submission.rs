@@ -211,6 +211,9 @@ fn check_spec(spec: &JobSpec) -> Result<(), (&'static str, String)> {
     if let Some(owner) = &spec.owner {
         name(owner).map_err(|m| ("owner", m))?;
     }
+    if let Some(provider) = &spec.provider {
+        name(provider).map_err(|m| ("provider", m))?;
+    }
     if let Some(gpus) = spec.gpus {
         gpus.check().map_err(|m| ("gpus", m))?;
     }

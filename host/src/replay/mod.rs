@@ -74,6 +74,7 @@ pub fn run(config: &Config, plugins: &Arc<PluginRuntime>, trace: &Trace, policie
             job_token: None,
             metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
             clock: Clock::starting_at(START_MS),
+            providers: None,
         };
         let store = Store::open(&dir.join("gantry.db"))?;
         let policy = PolicyService::new(plugins.clone(), name.clone());

@@ -53,6 +53,8 @@ pub struct SchedulerOptions {
     pub metrics: Arc<crate::metrics::SchedulerMetrics>,
     /// The system's clock, or a replay's.
     pub clock: crate::model::Clock,
+    /// `[providers.NAME]`: where jobs that name a provider run. `None`: nowhere (a replay).
+    pub providers: Option<Arc<crate::providers::Providers>>,
 }
 
 /// A command file's jobs, ready to become a run.
@@ -96,6 +98,14 @@ pub enum Msg {
     Started { job: JobId, attempt: u32, shim: Result<ShimInfo, String> },
     /// An attempt's shim exited, as far as the executor can tell.
     Ended { job: JobId, attempt: u32, outcome: Result<Adoption, String> },
+    /// A provider took the attempt: its id there, and where its output goes.
+    RemoteSubmitted { job: JobId, attempt: u32, id: String, log_path: Option<String>, state: String },
+    /// What the provider says of a remote attempt changed.
+    RemoteState { job: JobId, attempt: u32, state: String },
+    /// The provider refused the attempt: the job can't run there as it is.
+    RemoteRefused { job: JobId, attempt: u32, reason: String },
+    /// The provider could not be asked: the job waits, and the provider is asked again later.
+    RemoteUnavailable { job: JobId, attempt: u32, provider: String, reason: String },
     GpusChanged,
     Shutdown,
 }

@@ -10,12 +10,14 @@
 //! - `engine`: the thread, its state, the requests it answers, the pass, and the replay of a
 //!   workload through it on a virtual clock;
 //! - `launcher`: how an attempt's shim is started, watched and cancelled;
+//! - `remote`: attempts a provider runs (Slurm, …): submitted, followed, cancelled;
 //! - `gpus`: what the policy is told about each GPU, with gantry's own jobs accounted exactly.
 
 mod engine;
 pub mod gpus;
 mod launcher;
 mod messages;
+mod remote;
 
 pub use engine::{replay, ReplayJob, Replayed};
 pub use messages::{JobToken, RunRequest, SchedulerError, SchedulerOptions};
@@ -46,7 +48,8 @@ impl Scheduler {
         let (events, _) = tokio::sync::broadcast::channel(EVENT_BACKLOG);
         let runtime = tokio::runtime::Handle::current();
         let launcher = launcher::Shims::new(crate::executor::Spawner::new(&options.shim_program), runtime.clone());
-        let tx = engine::start(engine::Parts { options, store, gpus, policy, launcher: Box::new(launcher) }, runtime, events.clone())?;
+        let remote = options.providers.clone().filter(|p| !p.is_empty()).map(|p| remote::RemoteJobs::new(p, runtime.clone()));
+        let tx = engine::start(engine::Parts { options, store, gpus, policy, launcher: Box::new(launcher), remote }, runtime, events.clone())?;
         Ok(Scheduler { tx, events })
     }
 

@@ -59,6 +59,7 @@ pub struct Parts {
     pub gpus: Arc<GpuMonitor>,
     pub host: HostMonitor,
     pub plugins: Arc<PluginRuntime>,
+    pub providers: Arc<crate::providers::Providers>,
     pub auth: Arc<Authority>,
     pub metrics: Arc<SchedulerMetrics>,
     pub logs: crate::log_access::LogAccess,
@@ -76,6 +77,7 @@ pub struct Service {
     gpus: Arc<GpuMonitor>,
     host: HostMonitor,
     plugins: Arc<PluginRuntime>,
+    providers: Arc<crate::providers::Providers>,
     metrics: Arc<SchedulerMetrics>,
     auth: Arc<Authority>,
     /// The configuration as last read or written (the rules in it may have changed since start).
@@ -103,6 +105,7 @@ impl Service {
             gpus: parts.gpus,
             host: parts.host,
             plugins: parts.plugins,
+            providers: parts.providers,
             metrics: parts.metrics,
             auth: parts.auth,
             config_file: Arc::new(crate::config::edit::ConfigFile::new(parts.config.path())),

@@ -135,6 +135,11 @@ impl Service {
         self.plugins.list().into_iter().filter(|p| kind.is_none_or(|k| p.kind == Some(k))).collect()
     }
 
+    /// The configured providers, with the health of each.
+    pub fn providers(&self) -> Vec<crate::providers::ProviderStatus> {
+        self.providers.list()
+    }
+
     /// Reconciles the plugin directory now, off the async threads, and lists the plugins.
     pub async fn reload_plugins(&self) -> Result<Vec<PluginStatus>, ServiceError> {
         let plugins = self.plugins.clone();

@@ -39,6 +39,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .query::<PluginQuery>()
         .answers::<Vec<PluginStatus>>(200)
         .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
+        .get("/api/v1/providers", Read, "Configured providers ([providers.NAME]): plugin, base URL, state, calls, failures, last error", providers)
         .answers::<Vec<PluginStatus>>(200)
         .with_state(service)
 }
@@ -121,6 +122,10 @@ struct PluginQuery {
 
 async fn plugins(State(service): Shared, Params(query): Params<PluginQuery>) -> ApiResult<Response> {
     page(service.plugins(query.kind), query.offset, query.limit)
+}
+
+async fn providers(State(service): Shared) -> ApiResult<Json<Vec<crate::providers::ProviderStatus>>> {
+    Ok(Json(service.providers()))
 }
 
 async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<PluginStatus>>> {

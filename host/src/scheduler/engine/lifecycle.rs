@@ -80,7 +80,10 @@ impl Engine {
                     && live.cancel_requested.is_none()
                 {
                     live.cancel_requested = Some(why);
-                    if let Some(shim) = live.shim.clone() {
+                    let shim = live.shim.clone();
+                    if !self.cancel_remote(id)
+                        && let Some(shim) = shim
+                    {
                         self.launcher.cancel(shim, grace);
                     }
                 }
@@ -157,7 +160,7 @@ impl Engine {
     }
 
     /// Dependents of a job that did not succeed are cancelled; a run whose jobs are all done is.
-    fn after_final(&mut self, job: &Job) -> Result<(), SchedulerError> {
+    pub(super) fn after_final(&mut self, job: &Job) -> Result<(), SchedulerError> {
         let dependents = self.dependents.remove(&job.id).unwrap_or_default();
         if job.state != JobState::Succeeded {
             for dependent in dependents {
@@ -221,7 +224,7 @@ impl Engine {
     }
 
     /// The attempt's shim never recorded itself: as if the job had never been placed.
-    fn never_started(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
+    pub(super) fn never_started(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
         let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
         job.attempts.pop();
         job.state = JobState::Waiting;

@@ -5,12 +5,14 @@
 //! - `lifecycle`: what happens to a job after that: hold, cancel, retry, its attempts' start and
 //!   end, backoff, dependents, the end of its run;
 //! - `pass`: which jobs may start now, where the policy puts them, and launching them;
+//! - `remote`: the attempts of jobs a provider runs: handed to it, followed, refused;
 //! - `views`: the answers that only read: jobs, runs, queues, status, progress, usage;
 //! - `share`: sharing GPUs between people: quotas, and fair order by recent use;
 //! - `replay`: a workload run through all of the above on a virtual clock, starting nothing.
 
 mod lifecycle;
 mod pass;
+mod remote;
 mod replay;
 mod share;
 mod submit;
@@ -48,6 +50,9 @@ pub(super) struct Engine {
     gpus: Arc<GpuMonitor>,
     policy: PolicyService,
     launcher: Box<dyn Launcher>,
+    remote: Option<super::remote::RemoteJobs>,
+    /// Providers that could not be reached, by name.
+    provider_backoff: HashMap<String, ProviderBackoff>,
     tx: mpsc::Sender<Msg>,
     events: tokio::sync::broadcast::Sender<Event>,
 
@@ -86,6 +91,7 @@ pub(super) struct Parts {
     pub gpus: Arc<GpuMonitor>,
     pub policy: PolicyService,
     pub launcher: Box<dyn Launcher>,
+    pub remote: Option<super::remote::RemoteJobs>,
 }
 
 /// Builds the engine from the store, adopts the attempts that were running, and starts the
@@ -112,7 +118,7 @@ pub(super) fn start(parts: Parts, runtime: tokio::runtime::Handle, events: tokio
 
 impl Engine {
     fn new(parts: Parts, tx: mpsc::Sender<Msg>, events: tokio::sync::broadcast::Sender<Event>) -> Result<Engine, SchedulerError> {
-        let Parts { options, store, gpus, policy, launcher } = parts;
+        let Parts { options, store, gpus, policy, launcher, remote } = parts;
         let snapshot = store.load()?;
         let next_job = store.max_job_id()? + 1;
         let running_ids = Arc::new(RwLock::new(HashSet::new()));
@@ -123,6 +129,8 @@ impl Engine {
             gpus,
             policy,
             launcher,
+            remote,
+            provider_backoff: HashMap::new(),
             tx,
             events,
             jobs: BTreeMap::new(),
@@ -168,6 +176,10 @@ impl Engine {
             .filter_map(|j| j.current_attempt().map(|a| (j.id, a.clone())))
             .collect();
         for (id, attempt) in running {
+            if let Some(remote) = attempt.remote.clone() {
+                self.follow_remote(id, &attempt, remote)?;
+                continue;
+            }
             match crate::executor::adopt(&attempt.dir).map_err(|e| e.to_string()) {
                 Ok(Adoption::Running(running)) => {
                     tracing::info!(job = %id, attempt = attempt.number, "adopted a running attempt");
@@ -217,6 +229,10 @@ impl Engine {
             }
             Msg::Started { job, attempt, shim } => self.started(job, attempt, shim),
             Msg::Ended { job, attempt, outcome } => self.ended(job, attempt, outcome),
+            Msg::RemoteSubmitted { job, attempt, id, log_path, state } => self.remote_submitted(job, attempt, id, log_path, state),
+            Msg::RemoteState { job, attempt, state } => self.remote_state(job, attempt, state),
+            Msg::RemoteRefused { job, attempt, reason } => self.remote_refused(job, attempt, reason),
+            Msg::RemoteUnavailable { job, attempt, provider, reason } => self.remote_unavailable(job, attempt, provider, reason),
             Msg::GpusChanged => {
                 self.gpus_changed();
                 Ok(())
@@ -336,4 +352,12 @@ impl Engine {
 /// Whose job it is, as the per-owner counts key it.
 fn owner_key(job: &Job) -> &str {
     job.spec.owner.as_deref().unwrap_or_default()
+}
+
+/// A provider that could not be reached: not asked again before `until_ms`; each failure in a
+/// row doubles the wait. `why` is what the waiting jobs are told.
+struct ProviderBackoff {
+    until_ms: u64,
+    failures: u32,
+    why: String,
 }

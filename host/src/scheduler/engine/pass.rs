@@ -96,7 +96,10 @@ impl Engine {
     }
 
     fn place_heads(&mut self) -> Result<(), SchedulerError> {
-        let heads = self.runnable();
+        let (remote, heads): (Vec<JobId>, Vec<JobId>) = self.runnable().into_iter().partition(|id| self.jobs.get(id).is_some_and(|j| j.spec.provider.is_some()));
+        if !remote.is_empty() {
+            self.launch_remote(remote)?;
+        }
         if heads.is_empty() {
             return Ok(());
         }
@@ -135,7 +138,7 @@ impl Engine {
     }
 
     /// Says why a waiting job did not start, once per change of reason.
-    fn explain(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
+    pub(super) fn explain(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
         let Some(job) = self.jobs.get_mut(&id).filter(|j| j.state == JobState::Waiting && j.reason.as_deref() != Some(reason.as_str())) else {
             return Ok(());
         };
@@ -194,7 +197,7 @@ impl Engine {
             .values()
             .filter_map(|ids| ids.iter().next())
             .filter_map(|id| self.jobs.get(id).and_then(|j| j.spec.start_at_ms));
-        backoffs.chain(delays).filter(|&t| t > seen).min()
+        backoffs.chain(delays).chain(self.provider_deadline()).filter(|&t| t > seen).min()
     }
 
     pub(super) fn what_fits(&self) -> Capacity {
@@ -250,6 +253,9 @@ impl Capacity {
     /// this node has at all. (What the rules exclude, or a GPU that is unreadable for now, can
     /// change; those jobs wait, with [`Capacity::never_fits`]'s reason.)
     pub fn refuses(&self, job: &Job) -> Option<(&'static str, String)> {
+        if job.spec.provider.is_some() {
+            return None;
+        }
         let want = job.spec.gpus.unwrap_or_default().min;
         if self.physical_gpus > 0 && want > self.physical_gpus {
             return Some(("gpus", format!("needs {want} GPUs; this node has {}", self.physical_gpus)));
@@ -262,6 +268,9 @@ impl Capacity {
 
     /// Why a job can't start on this node whatever else runs, if that is so.
     pub fn never_fits(&self, job: &Job) -> Option<String> {
+        if job.spec.provider.is_some() {
+            return None;
+        }
         let want = job.spec.gpus.unwrap_or_default().min;
         if want > self.eligible_gpus {
             Some(format!("needs {want} GPUs; this node has {} eligible: it waits until more are", self.eligible_gpus))

@@ -76,7 +76,7 @@ impl Launcher for Recorder {
 pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, policy: PolicyService, workload: &[ReplayJob]) -> Result<Replayed, SchedulerError> {
     let launched = Arc::new(Mutex::new(Vec::new()));
     let clock = options.clock.clone();
-    let parts = Parts { options, store, gpus, policy, launcher: Box::new(Recorder(launched.clone())) };
+    let parts = Parts { options, store, gpus, policy, launcher: Box::new(Recorder(launched.clone())), remote: None };
     let (tx, _rx) = mpsc::channel();
     let (events, _) = tokio::sync::broadcast::channel(1);
     let mut engine = Engine::new(parts, tx, events)?;

@@ -27,6 +27,13 @@ impl Engine {
                 });
             }
             let spec = new.spec;
+            if let Some(provider) = &spec.provider {
+                let names = self.remote.as_ref().map(|r| r.names()).unwrap_or_default();
+                if !names.contains(provider) {
+                    let known = if names.is_empty() { "none is configured ([providers.NAME] in gantry.toml)".to_string() } else { format!("configured: {}", names.join(", ")) };
+                    return Err(FieldError::new(format!("jobs[{i}].provider"), format!("no provider '{provider}'; {known}")).into());
+                }
+            }
             // An array's elements share a queue of their own (see `model::array`).
             let own = if array.is_some() { format!("array{}", ids[0]) } else { format!("job{}", ids[i]) };
             let queue = match (run, &spec.queue) {

@@ -74,11 +74,12 @@ impl Harness {
             job_token: None,
             metrics: Arc::new(crate::metrics::SchedulerMetrics::default()),
             clock: crate::model::Clock::System,
+            providers: None,
         };
         let record = Arc::new(Mutex::new(Record::default()));
         let (tx, rx) = mpsc::channel();
         let (events, _) = tokio::sync::broadcast::channel(64);
-        let parts = Parts { options, store, gpus: monitor, policy, launcher: Box::new(Recorder(record.clone())) };
+        let parts = Parts { options, store, gpus: monitor, policy, launcher: Box::new(Recorder(record.clone())), remote: None };
         let engine = Engine::new(parts, tx, events).expect("engine");
         Harness { engine, record, dir, _rx: rx }
     }

@@ -1,0 +1,322 @@
+//! Attempts that a provider runs (`[providers.NAME]`): submitted, followed and cancelled through
+//! the provider's plugin, each reporting back as messages, as a shim's attempt does. The engine
+//! commits an attempt (with its key) before it is submitted, and again with the provider's id,
+//! so a daemon restarted at any point follows the job it made instead of making another.
+//!
+//! Following a job is polling: its status after `poll_ms`, then twice as long each time nothing
+//! changed, up to `poll_max_ms`. Each poll also copies what the job wrote to its output file
+//! since the last into the attempt's log, reading it with the rights of the job's owner, so
+//! `gantry logs -f` follows a Slurm job as it does a local one.
+
+use super::messages::Msg;
+use crate::executor::{Adoption, ExitRecord, RotatingLog};
+use crate::model::{JobId, RemoteAttempt};
+use crate::plugin::{GpuSpec, JobConfig, JobResult, JobState, ProviderCall, ProviderError, ProviderReply};
+use crate::providers::{CallError, Providers};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most bytes of a provider's output file copied per poll: a job that writes faster is caught up
+/// over the next polls, never read whole into memory.
+const COPY_BYTES: u64 = 4 << 20;
+
+/// A job as a provider needs it, taken from the job and its attempt by the engine.
+#[derive(Clone, Debug)]
+pub struct RemoteSpec {
+    pub provider: String,
+    pub key: String,
+    pub name: String,
+    pub commands: Vec<String>,
+    pub gpus: u32,
+    pub memory_mib: u64,
+    pub cwd: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    /// The Unix user it runs as (`None`: the daemon's own).
+    pub run_as: Option<u32>,
+    /// The attempt's directory, where its log is.
+    pub dir: PathBuf,
+    pub log_max_bytes: u64,
+    pub log_keep: u32,
+    pub started_ms: u64,
+}
+
+pub struct RemoteJobs {
+    providers: Arc<Providers>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// How a submission went, for the engine.
+enum Submitted {
+    Yes(JobResult),
+    /// The provider said no: the job can't run there as it is. It fails, without retries.
+    Refused(String),
+    /// The provider could not be reached, or its plugin failed: the job waits and is submitted
+    /// again after a while.
+    Unavailable(String),
+}
+
+impl RemoteJobs {
+    pub fn new(providers: Arc<Providers>, runtime: tokio::runtime::Handle) -> Self {
+        RemoteJobs { providers, runtime }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.providers.names().iter().any(|n| n == name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.providers.names()
+    }
+
+    pub fn key(&self, job: JobId, attempt: u32) -> String {
+        self.providers.key(job.0, attempt)
+    }
+
+    /// Submits the attempt (again, with its key, when `known` has no id yet) and follows it to
+    /// its end: `RemoteSubmitted`, `RemoteState` as it changes, then `Ended`; or `RemoteRefused`
+    /// / `RemoteUnavailable` instead of all of that.
+    pub fn run(&self, job: JobId, attempt: u32, spec: RemoteSpec, known: RemoteAttempt, tx: Sender<Msg>) {
+        let providers = self.providers.clone();
+        self.runtime.spawn(async move {
+            let user = match user_of(spec.run_as).await {
+                Ok(user) => user,
+                Err(reason) => {
+                    let _ = tx.send(Msg::RemoteRefused { job, attempt, reason });
+                    return;
+                }
+            };
+            let first = match &known.id {
+                Some(id) => status(&providers, &spec.provider, id).await.map_or_else(Submitted::Unavailable, Submitted::Yes),
+                None => submit(&providers, &spec, &user).await,
+            };
+            let result = match first {
+                Submitted::Yes(result) => result,
+                Submitted::Refused(reason) => {
+                    let _ = tx.send(Msg::RemoteRefused { job, attempt, reason });
+                    return;
+                }
+                Submitted::Unavailable(reason) if known.id.is_none() => {
+                    let _ = tx.send(Msg::RemoteUnavailable { job, attempt, provider: spec.provider.clone(), reason });
+                    return;
+                }
+                // Submitted before a restart: it is followed, however long the provider is away.
+                Submitted::Unavailable(reason) => {
+                    tracing::warn!(job = %job, provider = %spec.provider, error = %reason, "following a remote job");
+                    JobResult { provider_job_id: known.id.clone().unwrap_or_default(), state: JobState::Unknown, message: reason, exit_code: None, started_ms: None, ended_ms: None, log_path: known.log_path.clone() }
+                }
+            };
+            let id = result.provider_job_id.clone();
+            let log_path = result.log_path.clone().or(known.log_path.clone());
+            let _ = tx.send(Msg::RemoteSubmitted { job, attempt, id: id.clone(), log_path: log_path.clone(), state: result.message.clone() });
+            let outcome = follow(&providers, &spec, &id, log_path, result, job, attempt, &tx).await;
+            let _ = tx.send(Msg::Ended { job, attempt, outcome });
+        });
+    }
+
+    /// Asks the provider to cancel; the attempt ends when its status says so.
+    pub fn cancel(&self, provider: String, id: String) {
+        let providers = self.providers.clone();
+        self.runtime.spawn(async move {
+            match providers.call(&provider, ProviderCall::Cancel(id.clone())).await {
+                Ok(ProviderReply::Job(Err(e))) => tracing::warn!(provider = %provider, job = %id, error = %describe(&e), "cancelling a remote job"),
+                Err(e) => tracing::warn!(provider = %provider, job = %id, error = %e, "cancelling a remote job"),
+                Ok(_) => {}
+            }
+        });
+    }
+}
+
+/// The name the job runs as on the provider's side.
+async fn user_of(uid: Option<u32>) -> Result<String, String> {
+    let uid = uid.unwrap_or_else(crate::unix::euid);
+    tokio::task::spawn_blocking(move || crate::unix::Account::by_uid(uid).map(|a| a.name).map_err(|e| format!("the job's user (uid {uid}): {e}")))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+async fn submit(providers: &Providers, spec: &RemoteSpec, user: &str) -> Submitted {
+    let config = JobConfig {
+        name: spec.name.clone(),
+        key: spec.key.clone(),
+        user: user.to_string(),
+        working_dir: spec.cwd.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        image: String::new(),
+        command: spec.commands.clone(),
+        gpu: GpuSpec { gpu_type: String::new(), count: spec.gpus, memory_gib: u32::try_from(spec.memory_mib.div_ceil(1024)).unwrap_or(u32::MAX) },
+        cpus: 0,
+        ram_gib: 0,
+        env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        timeout_s: None,
+        region: None,
+    };
+    match providers.call(&spec.provider, ProviderCall::Submit(config)).await {
+        Ok(ProviderReply::Job(Ok(result))) => Submitted::Yes(result),
+        Ok(ProviderReply::Job(Err(e @ ProviderError::Transport(_)))) => Submitted::Unavailable(format!("provider {}: {}", spec.provider, describe(&e))),
+        Ok(ProviderReply::Job(Err(e))) => Submitted::Refused(format!("provider {} refused it: {}", spec.provider, describe(&e))),
+        Ok(_) => Submitted::Unavailable(format!("provider {}: answered submit with something else", spec.provider)),
+        Err(e) => Submitted::Unavailable(e.to_string()),
+    }
+}
+
+async fn status(providers: &Providers, provider: &str, id: &str) -> Result<JobResult, String> {
+    match providers.call(provider, ProviderCall::Status(id.to_string())).await {
+        Ok(ProviderReply::Job(Ok(result))) => Ok(result),
+        Ok(ProviderReply::Job(Err(ProviderError::NotFound(m)))) => Err(format!("not found: {m}")),
+        Ok(ProviderReply::Job(Err(e))) => Err(describe(&e)),
+        Ok(_) => Err("answered status with something else".into()),
+        Err(e @ CallError::Unknown(_)) => Err(format!("{e} (its configuration went away)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn describe(e: &ProviderError) -> String {
+    match e {
+        ProviderError::InvalidConfig(m) => format!("invalid: {m}"),
+        ProviderError::NotFound(m) => format!("not found: {m}"),
+        ProviderError::Remote(m) => m.clone(),
+        ProviderError::Transport(m) => format!("unreachable: {m}"),
+    }
+}
+
+fn is_final(state: JobState) -> bool {
+    matches!(state, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+}
+
+/// Polls until the job is over; what it ended as, for the engine.
+#[allow(clippy::too_many_arguments)]
+async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Option<String>, first: JobResult, job: JobId, attempt: u32, tx: &Sender<Msg>) -> Result<Adoption, String> {
+    let (poll_min, poll_max) = providers.poll(&spec.provider);
+    let mut copier = LogCopier::new(spec, log_path);
+    let mut last = first;
+    let mut said = last.message.clone();
+    let mut wait = poll_min;
+    let mut missing = 0;
+    while !is_final(last.state) {
+        tokio::time::sleep(wait).await;
+        copier = copier.copy().await;
+        match status(providers, &spec.provider, id).await {
+            Ok(result) => {
+                missing = 0;
+                if result.message != said || result.state != last.state {
+                    wait = poll_min;
+                    said = result.message.clone();
+                    let _ = tx.send(Msg::RemoteState { job, attempt, state: said.clone() });
+                } else {
+                    wait = (wait * 2).min(poll_max);
+                }
+                if copier.path.is_none() {
+                    copier.path = result.log_path.clone();
+                }
+                last = result;
+            }
+            // A provider that forgot the job (Slurm purges finished jobs after MinJobAge) after
+            // three asks in a row: it is lost, and retried as any lost attempt is.
+            Err(e) if e.starts_with("not found") => {
+                missing += 1;
+                if missing >= 3 {
+                    copier.copy().await;
+                    return Ok(Adoption::Lost { ran: true, reason: format!("provider {} no longer knows job {id}: {e}", spec.provider) });
+                }
+                wait = poll_min;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job, provider = %spec.provider, error = %e, "asking about a remote job; asking again later");
+                wait = (wait * 2).min(poll_max);
+            }
+        }
+    }
+    copier.copy().await;
+    let now = crate::model::now_ms();
+    let record = |exit_code| ExitRecord { exit_code: Some(exit_code), signal: None, started_ms: last.started_ms.unwrap_or(spec.started_ms), ended_ms: last.ended_ms.unwrap_or(now), peak_rss_kib: 0 };
+    Ok(match (last.state, last.exit_code) {
+        (JobState::Succeeded, code) => Adoption::Finished(record(code.unwrap_or(0))),
+        (_, Some(code)) if code != 0 => Adoption::Finished(record(code)),
+        (state, _) => Adoption::Lost { ran: true, reason: format!("provider {}: job {id} {}: {}", spec.provider, if state == JobState::Cancelled { "was cancelled there" } else { "failed" }, last.message) },
+    })
+}
+
+/// How much of the provider's output file is in the attempt's log, beside it.
+const OFFSET_FILE: &str = "remote-log-offset";
+
+/// Copies what a provider's output file gained into the attempt's log. Blocking work, on a
+/// blocking thread; the copier travels there and back.
+struct LogCopier {
+    path: Option<String>,
+    dir: PathBuf,
+    run_as: Option<u32>,
+    max_bytes: u64,
+    keep: u32,
+    offset: u64,
+    log: Option<RotatingLog>,
+    warned: bool,
+}
+
+impl LogCopier {
+    /// Resumes where an earlier daemon's copier stopped: a restart appends what is new, not
+    /// the whole output again.
+    fn new(spec: &RemoteSpec, path: Option<String>) -> Self {
+        let offset = std::fs::read_to_string(spec.dir.join(OFFSET_FILE)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        LogCopier { path, dir: spec.dir.clone(), run_as: spec.run_as, max_bytes: spec.log_max_bytes, keep: spec.log_keep, offset, log: None, warned: false }
+    }
+
+    async fn copy(mut self) -> Self {
+        match tokio::task::spawn_blocking(move || {
+            if let Err(e) = self.copy_now() {
+                if !self.warned {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "copying a remote job's output");
+                }
+                self.warned = true;
+            }
+            self
+        })
+        .await
+        {
+            Ok(copier) => copier,
+            Err(e) => panic!("the log copier's thread panicked: {e}"),
+        }
+    }
+
+    fn copy_now(&mut self) -> Result<(), String> {
+        let account = match self.run_as {
+            Some(uid) if uid != crate::unix::euid() => Some(crate::unix::Account::by_uid(uid).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        // The attempt's log exists from its first poll, as a local attempt's does from its start.
+        if self.log.is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+            let mut log = RotatingLog::open(&crate::executor::log_path(&self.dir), self.max_bytes, self.keep).map_err(|e| e.to_string())?;
+            if let Some(account) = &account {
+                log.give_to(account.uid, account.gid).map_err(|e| e.to_string())?;
+            }
+            self.log = Some(log);
+        }
+        let Some(path) = self.path.clone() else { return Ok(()) };
+        let source = Path::new(&path);
+        let (mut file, meta) = match crate::unix::open_as(source, account.as_ref(), crate::unix::ReadLimit { max_bytes: None, single_link: true }) {
+            Ok(opened) => opened,
+            // Not written yet: the job has not started.
+            Err(crate::unix::OpenError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if meta.len() <= self.offset {
+            return Ok(());
+        }
+        let Some(log) = self.log.as_mut() else { return Ok(()) };
+        file.seek(SeekFrom::Start(self.offset)).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        file.take(COPY_BYTES).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        log.write(&bytes).map_err(|e| e.to_string())?;
+        self.offset += bytes.len() as u64;
+        let offset_file = self.dir.join(OFFSET_FILE);
+        std::fs::write(&offset_file, self.offset.to_string()).map_err(|e| format!("{}: {e}", offset_file.display()))
+    }
+}
+
+/// The retry delay of a provider that could not be reached: doubling from a second to a minute.
+pub fn unavailable_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
