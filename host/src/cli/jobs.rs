@@ -65,6 +65,10 @@ pub struct SubmitArgs {
     /// GPUs have room for it now (as the policy judges them), else one that could hold it.
     #[arg(long, value_name = "NAME|any")]
     node: Option<String>,
+    /// Hand the job to this configured provider (`gantry providers` lists them): it runs there,
+    /// not on this server's GPUs, with the same states, retries, logs and cancel.
+    #[arg(long, value_name = "NAME")]
+    provider: Option<String>,
     /// The command, run by a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -160,6 +164,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         labels: args.label.into_iter().collect(),
         after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
+        provider: args.provider,
         ..JobSpec::default()
     };
     let route = match &args.node {
@@ -320,7 +325,7 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs: Vec<Job> = all.into_iter().map(serde_json::from_value).collect::<Result<_, _>>()?;
     println!("{:>5}  {:<9}  {:<10}  {:<14}  {:<6}  {:>8}  {:>3}  COMMAND", "ID", "STATE", "OWNER", "QUEUE", "GPUS", "MEM", "TRY");
     for job in &jobs {
-        let gpus = job.current_attempt().map(|a| a.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        let gpus = job.current_attempt().map(where_it_runs).unwrap_or_default();
         let command = if job.redacted { "(not yours to see)".to_string() } else { job.spec.commands.join(" && ") };
         let command = match job.array {
             Some(place) => format!("[{}.{}] {command}", place.id, place.index),
@@ -349,6 +354,14 @@ pub fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A local attempt's GPUs (`0,1`), or the provider and its id for the job (`slurm#4127`).
+fn where_it_runs(attempt: &gantry::model::Attempt) -> String {
+    match &attempt.remote {
+        Some(remote) => format!("{}#{}", remote.provider, remote.id.as_deref().unwrap_or("?")),
+        None => attempt.gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+    }
 }
 
 /// How many jobs are in each state, as every summary line says it.

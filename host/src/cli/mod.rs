@@ -59,7 +59,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Queue a command.
-    Submit(jobs::SubmitArgs),
+    Submit(Box<jobs::SubmitArgs>),
     /// Load a command file as a run of jobs.
     Run(jobs::RunArgs),
     /// Stop a run: its waiting jobs are cancelled, its running ones stopped.
@@ -102,6 +102,11 @@ enum ClientCommand {
     Node(nodes::NodeCommand),
     /// Every node reporting to this daemon and its GPUs, with who is on them.
     Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The configured providers (`[providers.NAME]`: Slurm, Kubernetes) and the health of each.
+    Providers {
         #[arg(long)]
         json: bool,
     },
@@ -163,7 +168,7 @@ fn describe(error: &anyhow::Error) -> String {
 /// A command that asks a daemon (or needs none: completions, the man page, the unit file).
 fn ask(config: &Config, command: ClientCommand, client: impl Fn(&Config) -> anyhow::Result<client::Client>) -> anyhow::Result<ExitCode> {
     match command {
-        ClientCommand::Submit(args) => jobs::submit(&client(config)?, args),
+        ClientCommand::Submit(args) => jobs::submit(&client(config)?, *args),
         ClientCommand::Run(args) => jobs::run(&client(config)?, args),
         ClientCommand::Stop { run } => jobs::stop(&client(config)?, run),
         ClientCommand::Jobs(args) => jobs::jobs(&client(config)?, args),
@@ -181,6 +186,7 @@ fn ask(config: &Config, command: ClientCommand, client: impl Fn(&Config) -> anyh
         ClientCommand::User(command) => users::run(&client(config)?, command),
         ClientCommand::Node(command) => nodes::run(&client(config)?, command),
         ClientCommand::Nodes { json } => nodes::list(&client(config)?, json),
+        ClientCommand::Providers { json } => nodes::providers(&client(config)?, json),
     }
 }
 
