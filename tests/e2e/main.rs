@@ -20,6 +20,7 @@ mod replay;
 mod scheduler;
 mod sdk;
 mod shared;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -96,6 +97,12 @@ pub fn alive(pid: i32) -> bool {
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stdout, once it succeeded; its stderr is the failure.
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
 }
 
 pub fn stderr(o: &Output) -> String {

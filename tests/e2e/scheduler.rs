@@ -1,7 +1,7 @@
 //! The scheduler end to end: a real daemon on simulated GPUs (the fake NVML, through the same
 //! code path as a driver), jobs submitted over HTTP, checked from the jobs' own output.
 
-use crate::{alive, Daemon, Gantry, FAST};
+use crate::{alive, ok, Daemon, Gantry, FAST};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -370,11 +370,6 @@ fn submitted_array(out: &std::process::Output) -> u64 {
     assert!(out.status.success(), "submit: {}", crate::stderr(out));
     let text = crate::stdout(out);
     text.strip_prefix("submitted array ").and_then(|r| r.split(':').next()).and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("not an array: {text}"))
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "{}", crate::stderr(&out));
-    crate::stdout(&out)
 }
 
 #[test]
