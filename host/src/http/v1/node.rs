@@ -39,8 +39,9 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .query::<PluginQuery>()
         .answers::<Vec<PluginStatus>>(200)
         .post("/api/v1/plugins/reload", Admin, "Re-read the plugin directory now", reload_plugins)
-        .get("/api/v1/providers", Read, "Configured providers ([providers.NAME]): plugin, base URL, state, calls, failures, last error", providers)
         .answers::<Vec<PluginStatus>>(200)
+        .get("/api/v1/providers", Read, "Configured providers ([providers.NAME]): plugin, base URL, state, calls, failures, last error", providers)
+        .answers::<Vec<crate::providers::ProviderStatus>>(200)
         .with_state(service)
 }
 
