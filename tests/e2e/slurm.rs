@@ -229,3 +229,47 @@ fn a_restarted_daemon_follows_its_slurm_jobs_without_submitting_them_again() {
     }
     assert_eq!(slurm.names().len(), 2, "one Slurm job for each attempt: {:?}", slurm.names());
 }
+
+#[test]
+fn a_burst_job_waits_its_max_wait_for_a_local_gpu_then_goes_to_slurm_and_one_with_room_stays_here() {
+    let slurm = Slurm::start();
+    let g = Gantry::new();
+    let d = g.serve(&slurm.config(&g), &["--simulate", "1"]);
+    let work = slurm.work();
+    let submit = |args: &[&str]| {
+        let out = ok(g.command().current_dir(&work).arg("submit").args(args).output().expect("submit"));
+        out.trim().strip_prefix("submitted job ").and_then(|id| id.parse::<u64>().ok()).unwrap_or_else(|| panic!("submit said {out:?}"))
+    };
+    let blocker = submit(&["--gpus", "1", "--", "sleep 60"]);
+    d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running");
+
+    let burst = submit(&["--burst", "--max-wait", "3s", "--gpus", "1", "--", "echo ran with $CUDA_VISIBLE_DEVICES"]);
+    let job = d.finished(burst);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let there = remote(&job, 0);
+    assert_eq!(there["provider"], "slurm", "the only local GPU was busy: {job:#}");
+    let waited = job["attempts"][0]["started_ms"].as_u64().unwrap_or(0).saturating_sub(job["submitted_ms"].as_u64().unwrap_or(u64::MAX));
+    // Slurm's start time is in whole seconds.
+    assert!(waited >= 2000, "it waited its max wait (3 s) here first, not {waited} ms");
+    assert_eq!(slurm.job(there["id"].as_str().expect("a Slurm id"))["JobState"], "COMPLETED");
+    assert_eq!(d.log(burst), "ran with 0\n");
+    assert_eq!(d.get(&format!("/api/v1/jobs/{blocker}"))["state"], "running", "the local job was left alone");
+
+    // Two GPUs never fit on this one-GPU node: it is not refused, and does not wait.
+    let wide = submit(&["--burst", "--max-wait", "1h", "--gpus", "2", "--", "echo wide $CUDA_VISIBLE_DEVICES"]);
+    let job = d.finished(wide);
+    assert_eq!((job["state"].as_str(), remote(&job, 0)["provider"].as_str()), (Some("succeeded"), Some("slurm")), "{job:#}");
+    assert_eq!(d.log(wide), "wide 0,1\n");
+
+    ok(g.run(&["cancel", &blocker.to_string()]));
+    d.finished(blocker);
+    let here = submit(&["--burst", "--max-wait", "2s", "--gpus", "1", "--", "echo here"]);
+    let job = d.finished(here);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(remote(&job, 0).is_null(), "a GPU was free here: {job:#}");
+    assert_eq!(job["attempts"][0]["gpus"], serde_json::json!([0]));
+    assert_eq!(slurm.jobs().len(), 2, "only the two bursts reached Slurm: {:?}", slurm.jobs());
+
+    let nowhere = g.command().current_dir(&work).args(["submit", "--burst", "--burst-to", "k8s", "--", "true"]).output().expect("submit");
+    assert!(!nowhere.status.success() && stderr(&nowhere).contains("burst.providers") && stderr(&nowhere).contains("configured: slurm"), "{}", stderr(&nowhere));
+}

@@ -2,6 +2,7 @@
 //! release. Each is one or two API calls and a printout.
 
 use super::client::Client;
+use super::units::{duration, parse_memory, parse_pair};
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use gantry::service::LogChunk;
@@ -67,8 +68,19 @@ pub struct SubmitArgs {
     node: Option<String>,
     /// Hand the job to this configured provider (`gantry providers` lists them): it runs there,
     /// not on this server's GPUs, with the same states, retries, logs and cancel.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "burst")]
     provider: Option<String>,
+    /// Wait for a GPU here, but not for long: after --max-wait (default: the daemon's
+    /// `burst_max_wait_s`), or at once if it can never fit here, hand the job to the first
+    /// provider that takes it (`--burst-to` names them, in order; default: every one).
+    #[arg(long)]
+    burst: bool,
+    /// How long a --burst job waits here: 90s, 30m, 2h.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "burst")]
+    max_wait: Option<std::time::Duration>,
+    /// A provider a --burst job may go to (repeatable; tried in this order).
+    #[arg(long, value_name = "NAME", requires = "burst")]
+    burst_to: Vec<String>,
     /// The command, run by a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -128,25 +140,6 @@ impl JobRef {
     }
 }
 
-fn parse_memory(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a size like 20G or 512M"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "m" | "mb" | "mib" => 1.0,
-        "g" | "gb" | "gib" => 1024.0,
-        "t" | "tb" | "tib" => 1024.0 * 1024.0,
-        other => return Err(format!("unknown unit '{other}' in '{text}' (use M, G or T)")),
-    };
-    Ok((value * scale).ceil() as u64)
-}
-
-fn parse_pair(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text.split_once('=').ok_or_else(|| format!("'{text}' is not KEY=VALUE"))?;
-    Ok((k.to_string(), v.to_string()))
-}
-
 pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let cwd = match args.cwd {
         Some(dir) => Some(dir),
@@ -165,6 +158,10 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
         provider: args.provider,
+        burst: args.burst.then(|| gantry::model::Burst {
+            max_wait_ms: args.max_wait.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            providers: args.burst_to,
+        }),
         ..JobSpec::default()
     };
     let route = match &args.node {
@@ -463,7 +460,7 @@ pub fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_memory, JobRef};
+    use super::JobRef;
 
     #[test]
     fn a_job_is_named_by_its_id_an_array_element_as_array_dot_index_and_on_another_node_as_node_colon_id() {
@@ -476,16 +473,6 @@ mod tests {
         for wrong in [":7", "gpu2:", "gpu2:x", "x", "12.x", "gpu2:12.3"] {
             assert!(wrong.parse::<JobRef>().is_err(), "{wrong}");
         }
-    }
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(parse_memory("20G"), Ok(20480));
-        assert_eq!(parse_memory("1.5GiB"), Ok(1536));
-        assert_eq!(parse_memory("512M"), Ok(512));
-        assert_eq!(parse_memory("300"), Ok(300));
-        assert!(parse_memory("20X").is_err());
-        assert!(parse_memory("G").is_err());
     }
 }
 

@@ -3,6 +3,7 @@
 //! which only `gantryd` links; `gantry` parses them (so `--help` and mistakes are reported the
 //! same everywhere) and hands the command line to `gantryd` unchanged.
 
+use super::units::duration;
 use clap::{Args, Subcommand, ValueEnum};
 use gantry::gpu::SimSpec;
 use std::net::SocketAddr;
@@ -57,20 +58,6 @@ pub struct TraceExportArgs {
     /// Write to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-/// `7d`, `12h`, `30m`, `90s`.
-fn duration(text: &str) -> Result<std::time::Duration, String> {
-    let unit = text.chars().last().ok_or("empty")?;
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return Err(format!("'{text}': give a number and a unit, s, m, h or d (e.g. 7d)")),
-    };
-    let count: u64 = text[..text.len() - 1].parse().map_err(|_| format!("'{text}': give a whole number before the unit (e.g. 7d)"))?;
-    count.checked_mul(seconds).map(std::time::Duration::from_secs).ok_or_else(|| format!("'{text}' is too long"))
 }
 
 #[derive(Args)]

@@ -9,6 +9,7 @@ mod jobs;
 pub mod local;
 mod nodes;
 mod setup;
+mod units;
 mod users;
 
 use local::{Local, LocalCommand};

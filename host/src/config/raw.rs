@@ -152,6 +152,7 @@ pub struct RawScheduler {
     pub cancel_grace_s: Option<f64>,
     pub log_max_mib: Option<u64>,
     pub log_keep: Option<u32>,
+    pub burst_max_wait_s: Option<f64>,
     /// Seed 001's polling period. gantry schedules on events, so it has nothing to set; it is
     /// accepted so that a converted `gpu_manage.yaml` loads.
     pub check_time: Option<f64>,

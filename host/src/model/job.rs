@@ -115,6 +115,25 @@ pub struct JobSpec {
     /// The configured provider (`[providers.NAME]`) that runs it, instead of this node's GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// Waits for this node's GPUs for a while, then goes to a provider that takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
+}
+
+/// "Wait here or go there": a job that prefers this node's GPUs but should not wait for them
+/// longer than `max_wait_ms`. The wait counts from when the job could start (its turn in its
+/// queue, its dependencies done), and starts over for each attempt and after a daemon restart,
+/// so a job never leaves earlier than asked. A job that can never fit here goes at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    /// `None`: `[scheduler] burst_max_wait_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = super::limits::BURST_WAIT_MS))]
+    pub max_wait_ms: Option<u64>,
+    /// The providers it may go to, tried in this order; empty: every configured one, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]

@@ -25,6 +25,8 @@ pub struct SchedulingRules {
     pub cancel_grace: Duration,
     pub log_max_bytes: u64,
     pub log_keep: u32,
+    /// How long a job that may burst ([`super::Burst`]) waits here, unless it says.
+    pub burst_max_wait: Duration,
     /// Free-form parameters handed to the policy plugin.
     pub params: BTreeMap<String, String>,
     /// `[quotas]`: what each user and group may hold at once, and how usage decays.
@@ -90,6 +92,7 @@ impl Default for SchedulingRules {
             cancel_grace: Duration::from_secs(10),
             log_max_bytes: 64 << 20,
             log_keep: 3,
+            burst_max_wait: Duration::from_secs(600),
             params: BTreeMap::new(),
             quotas: Quotas::default(),
         }

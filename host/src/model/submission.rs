@@ -26,6 +26,8 @@ pub mod limits {
     /// How far ahead `start_at_ms` may be.
     pub const START_AHEAD_MS: u64 = 366 * 24 * 3600 * 1000;
     pub const RETRIES: u32 = 1000;
+    /// How long a job may wait here before it bursts to a provider: as far ahead as a start.
+    pub const BURST_WAIT_MS: u64 = START_AHEAD_MS;
     /// A command file: lists of shell lines; a bigger file is a mistake.
     pub const COMMAND_FILE_BYTES: u64 = 16 << 20;
 }
@@ -214,6 +216,17 @@ fn check_spec(spec: &JobSpec) -> Result<(), (&'static str, String)> {
     if let Some(provider) = &spec.provider {
         name(provider).map_err(|m| ("provider", m))?;
     }
+    if let Some(burst) = &spec.burst {
+        if spec.provider.is_some() {
+            return Err(("burst", "the job names a provider, so it runs there and never waits here; give one or the other".into()));
+        }
+        if burst.max_wait_ms.is_some_and(|ms| ms > limits::BURST_WAIT_MS) {
+            return Err(("burst.max_wait_ms", format!("at most {} (a year)", limits::BURST_WAIT_MS)));
+        }
+        for provider in &burst.providers {
+            name(provider).map_err(|m| ("burst.providers", m))?;
+        }
+    }
     if let Some(gpus) = spec.gpus {
         gpus.check().map_err(|m| ("gpus", m))?;
     }
@@ -344,6 +357,11 @@ mod tests {
         assert_eq!(with(&|s| { s.env.insert("BIG".into(), "v".repeat(limits::ENV_BYTES)); }), Err("jobs[0].env".into()));
         assert_eq!(with(&|s| s.retries = Some(limits::RETRIES + 1)), Err("jobs[0].retries".into()));
         assert_eq!(with(&|s| { s.env.insert("OK".into(), "fine".into()); s.queue = Some("sweep".into()); }), Ok(()));
+        let burst = |max_wait_ms, providers: &[&str]| Some(crate::model::Burst { max_wait_ms, providers: providers.iter().map(|p| p.to_string()).collect() });
+        assert_eq!(with(&|s| { s.burst = burst(None, &[]); s.provider = Some("slurm".into()); }), Err("jobs[0].burst".into()), "go there, or wait here first: not both");
+        assert_eq!(with(&|s| s.burst = burst(Some(limits::BURST_WAIT_MS + 1), &[])), Err("jobs[0].burst.max_wait_ms".into()));
+        assert_eq!(with(&|s| s.burst = burst(None, &[""])), Err("jobs[0].burst.providers".into()));
+        assert_eq!(with(&|s| s.burst = burst(Some(0), &["slurm", "k8s"])), Ok(()));
         let too_many = vec![spec(None, &[]); limits::JOBS_PER_BATCH + 1];
         assert_eq!(Batch::new(too_many).expect_err("too many").field, "jobs");
     }

@@ -239,6 +239,7 @@ impl Engine {
     /// Writes how the attempt ended into it, moves the job to its next state, and updates its
     /// queue's failure count; both are committed.
     fn record_ending(&mut self, id: JobId, ending: Ending) -> Result<Job, SchedulerError> {
+        self.burst_attempt_over(id);
         let default_retries = self.rules().default_retries;
         let (max_failures, backoff) = (self.rules().max_retry_before_backoff, self.rules().backoff);
         let now = self.now();

@@ -5,11 +5,13 @@
 //! - `lifecycle`: what happens to a job after that: hold, cancel, retry, its attempts' start and
 //!   end, backoff, dependents, the end of its run;
 //! - `pass`: which jobs may start now, where the policy puts them, and launching them;
+//! - `burst`: which runnable jobs leave for a provider this pass ("wait here or go there");
 //! - `remote`: the attempts of jobs a provider runs: handed to it, followed, refused;
 //! - `views`: the answers that only read: jobs, runs, queues, status, progress, usage;
 //! - `share`: sharing GPUs between people: quotas, and fair order by recent use;
 //! - `replay`: a workload run through all of the above on a virtual clock, starting nothing.
 
+mod burst;
 mod lifecycle;
 mod pass;
 mod remote;
@@ -53,6 +55,8 @@ pub(super) struct Engine {
     remote: Option<super::remote::RemoteJobs>,
     /// Providers that could not be reached, by name.
     provider_backoff: HashMap<String, ProviderBackoff>,
+    /// Unfinished jobs that may burst: how long they waited, who refused them.
+    bursts: HashMap<JobId, burst::BurstWait>,
     tx: mpsc::Sender<Msg>,
     events: tokio::sync::broadcast::Sender<Event>,
 
@@ -131,6 +135,7 @@ impl Engine {
             launcher,
             remote,
             provider_backoff: HashMap::new(),
+            bursts: HashMap::new(),
             tx,
             events,
             jobs: BTreeMap::new(),
@@ -326,6 +331,7 @@ impl Engine {
 
     /// Takes a finished job out of its queue's index.
     fn unindex(&mut self, job: &Job) {
+        self.bursts.remove(&job.id);
         let Some(set) = self.queue_jobs.get_mut(&job.queue) else { return };
         if set.remove(&job.id)
             && let Some(count) = self.unfinished.get_mut(owner_key(job))

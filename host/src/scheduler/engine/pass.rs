@@ -96,7 +96,8 @@ impl Engine {
     }
 
     fn place_heads(&mut self) -> Result<(), SchedulerError> {
-        let (remote, heads): (Vec<JobId>, Vec<JobId>) = self.runnable().into_iter().partition(|id| self.jobs.get(id).is_some_and(|j| j.spec.provider.is_some()));
+        let runnable = self.runnable();
+        let (remote, heads) = self.split_remote(runnable);
         if !remote.is_empty() {
             self.launch_remote(remote)?;
         }
@@ -197,7 +198,7 @@ impl Engine {
             .values()
             .filter_map(|ids| ids.iter().next())
             .filter_map(|id| self.jobs.get(id).and_then(|j| j.spec.start_at_ms));
-        backoffs.chain(delays).chain(self.provider_deadline()).filter(|&t| t > seen).min()
+        backoffs.chain(delays).chain(self.provider_deadline()).chain(self.burst_deadline()).filter(|&t| t > seen).min()
     }
 
     pub(super) fn what_fits(&self) -> Capacity {
@@ -250,10 +251,10 @@ pub(super) struct Capacity {
 
 impl Capacity {
     /// Why a job is refused at submission: it asks for more GPUs, or more memory on one GPU, than
-    /// this node has at all. (What the rules exclude, or a GPU that is unreadable for now, can
+    /// this node has at all, and can't go elsewhere. (What the rules exclude, or a GPU that is unreadable for now, can
     /// change; those jobs wait, with [`Capacity::never_fits`]'s reason.)
     pub fn refuses(&self, job: &Job) -> Option<(&'static str, String)> {
-        if job.spec.provider.is_some() {
+        if job.spec.provider.is_some() || job.spec.burst.is_some() {
             return None;
         }
         let want = job.spec.gpus.unwrap_or_default().min;

@@ -8,14 +8,13 @@ use crate::scheduler::messages::SchedulerError;
 use crate::scheduler::remote::{unavailable_backoff, RemoteSpec};
 
 impl Engine {
-    /// Hands the runnable heads that name a provider to it; one commit for all of them before
-    /// any is submitted. A head whose provider is backing off waits, and is told why.
-    pub(super) fn launch_remote(&mut self, heads: Vec<JobId>) -> Result<(), SchedulerError> {
+    /// Hands runnable heads to their providers; one commit for all of them before any is
+    /// submitted. A head whose provider is backing off waits, and is told why.
+    pub(super) fn launch_remote(&mut self, heads: Vec<(JobId, String)>) -> Result<(), SchedulerError> {
         let now = self.now();
         let mut starts = Vec::new();
-        for id in heads {
+        for (id, provider) in heads {
             let Some(job) = self.jobs.get(&id) else { continue };
-            let Some(provider) = job.spec.provider.clone() else { continue };
             if let Some(backoff) = self.provider_backoff.get(&provider).filter(|b| b.until_ms > now) {
                 let why = format!("{}; asked again in {} s", backoff.why, backoff.until_ms.saturating_sub(now).div_ceil(1000));
                 self.explain(id, why)?;
@@ -113,10 +112,12 @@ impl Engine {
 
     /// The provider will not run the job as it is (too many GPUs for its nodes, a field it
     /// refuses): it fails with the provider's reason, and is not retried, since the same request
-    /// would be refused again.
+    /// would be refused again. A job that was bursting waits instead, if another of its
+    /// providers or this node could still run it.
     pub(super) fn remote_refused(&mut self, id: JobId, number: u32, reason: String) -> Result<(), SchedulerError> {
-        if self.current_remote(id, number).is_none() {
-            return Ok(());
+        let Some(provider) = self.current_remote(id, number).map(|r| r.provider.clone()) else { return Ok(()) };
+        if self.burst_refused(id, provider) {
+            return self.taken_back(id, format!("{reason}; it waits for a GPU here or another provider"));
         }
         let now = self.now();
         let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
@@ -143,6 +144,12 @@ impl Engine {
         let failures = self.provider_backoff.get(&provider).map_or(0, |b| b.failures);
         let delay = u64::try_from(unavailable_backoff(failures).as_millis()).unwrap_or(u64::MAX);
         self.provider_backoff.insert(provider, super::ProviderBackoff { until_ms: now.saturating_add(delay), failures: failures + 1, why: reason.clone() });
+        self.taken_back(id, reason)
+    }
+
+    /// A remote attempt that never began: the job waits, or is cancelled if that was asked
+    /// meanwhile.
+    fn taken_back(&mut self, id: JobId, reason: String) -> Result<(), SchedulerError> {
         let cancelled = self.live.get(&id).and_then(|l| l.cancel_requested.clone());
         self.never_started(id, reason)?;
         if let Some(why) = cancelled {

@@ -7,6 +7,24 @@ use std::collections::BTreeMap;
 use crate::scheduler::messages::{RunRequest, SchedulerError};
 
 impl Engine {
+    /// The providers a job names are configured, and one that may burst has one to go to.
+    fn check_providers(&self, spec: &crate::model::JobSpec) -> Result<(), (&'static str, String)> {
+        let names = self.remote.as_ref().map(|r| r.names()).unwrap_or_default();
+        let known = || if names.is_empty() { "none is configured ([providers.NAME] in gantry.toml)".to_string() } else { format!("configured: {}", names.join(", ")) };
+        if let Some(provider) = spec.provider.as_ref().filter(|p| !names.contains(p)) {
+            return Err(("provider", format!("no provider '{provider}'; {}", known())));
+        }
+        if let Some(burst) = &spec.burst {
+            if names.is_empty() {
+                return Err(("burst", format!("nowhere to burst to: {}", known())));
+            }
+            if let Some(provider) = burst.providers.iter().find(|p| !names.contains(p)) {
+                return Err(("burst.providers", format!("no provider '{provider}'; {}", known())));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn submit(&mut self, batch: Batch, run: Option<RunId>) -> Result<Vec<JobId>, SchedulerError> {
         self.check_unfinished(&batch)?;
         let first = self.next_job;
@@ -27,13 +45,7 @@ impl Engine {
                 });
             }
             let spec = new.spec;
-            if let Some(provider) = &spec.provider {
-                let names = self.remote.as_ref().map(|r| r.names()).unwrap_or_default();
-                if !names.contains(provider) {
-                    let known = if names.is_empty() { "none is configured ([providers.NAME] in gantry.toml)".to_string() } else { format!("configured: {}", names.join(", ")) };
-                    return Err(FieldError::new(format!("jobs[{i}].provider"), format!("no provider '{provider}'; {known}")).into());
-                }
-            }
+            self.check_providers(&spec).map_err(|(field, message)| FieldError::new(format!("jobs[{i}].{field}"), message))?;
             // An array's elements share a queue of their own (see `model::array`).
             let own = if array.is_some() { format!("array{}", ids[0]) } else { format!("job{}", ids[i]) };
             let queue = match (run, &spec.queue) {

@@ -1,0 +1,96 @@
+//! "Wait here or go there": the runnable heads that leave for a provider this pass. A job that
+//! names a provider always goes there; one that may burst goes once it has waited its
+//! `max_wait` here (or at once if it can never fit here), to the first of its providers that is
+//! not backing off and has not refused it. Every other head is placed on this node's GPUs.
+
+use super::Engine;
+use crate::model::{Job, JobId, JobState};
+use std::collections::BTreeSet;
+
+/// A job that may burst, while it is unfinished.
+#[derive(Default)]
+pub(super) struct BurstWait {
+    /// Since when it could start here; cleared when an attempt ends, so each attempt waits anew.
+    since_ms: Option<u64>,
+    /// The providers that refused it: asking them again would get the same answer.
+    refused: BTreeSet<String>,
+}
+
+impl Engine {
+    /// Splits the runnable heads into those a provider runs now, each with its provider, and
+    /// those placed here.
+    pub(super) fn split_remote(&mut self, heads: Vec<JobId>) -> (Vec<(JobId, String)>, Vec<JobId>) {
+        let now = self.now();
+        let mut capacity = None;
+        let (mut remote, mut local) = (Vec::new(), Vec::new());
+        for id in heads {
+            let Some(job) = self.jobs.get(&id) else { continue };
+            if let Some(provider) = &job.spec.provider {
+                remote.push((id, provider.clone()));
+                continue;
+            }
+            if job.spec.burst.is_none() {
+                local.push(id);
+                continue;
+            }
+            let since = *self.bursts.entry(id).or_default().since_ms.get_or_insert(now);
+            let waited = now >= since.saturating_add(self.max_wait_ms(job));
+            let due = waited || capacity.get_or_insert_with(|| self.what_fits()).never_fits(job).is_some();
+            match due.then(|| self.burst_target(job, now)).flatten() {
+                Some(provider) => remote.push((id, provider)),
+                None => local.push(id),
+            }
+        }
+        (remote, local)
+    }
+
+    /// The first of the job's providers it may go to now.
+    fn burst_target(&self, job: &Job, now: u64) -> Option<String> {
+        let refused = self.bursts.get(&job.id).map(|w| &w.refused);
+        self.burst_providers(job)
+            .into_iter()
+            .filter(|p| refused.is_none_or(|r| !r.contains(p)))
+            .find(|p| self.provider_backoff.get(p).is_none_or(|b| b.until_ms <= now))
+    }
+
+    /// The configured providers a bursting job may go to, in the order it tries them.
+    fn burst_providers(&self, job: &Job) -> Vec<String> {
+        let Some(remote) = &self.remote else { return Vec::new() };
+        match job.spec.burst.as_ref().map(|b| &b.providers) {
+            Some(named) if !named.is_empty() => named.iter().filter(|p| remote.has(p)).cloned().collect(),
+            _ => remote.names(),
+        }
+    }
+
+    fn max_wait_ms(&self, job: &Job) -> u64 {
+        let default = u64::try_from(self.rules().burst_max_wait.as_millis()).unwrap_or(u64::MAX);
+        job.spec.burst.as_ref().and_then(|b| b.max_wait_ms).unwrap_or(default)
+    }
+
+    /// A bursting job's provider refused it. `true`: it has somewhere left to go (another of its
+    /// providers, or this node's GPUs), so it waits instead of failing.
+    pub(super) fn burst_refused(&mut self, id: JobId, provider: String) -> bool {
+        let Some(job) = self.jobs.get(&id).filter(|j| j.spec.burst.is_some()) else { return false };
+        let wait = self.bursts.entry(id).or_default();
+        wait.refused.insert(provider);
+        let refused = wait.refused.clone();
+        let elsewhere = self.burst_providers(job).iter().any(|p| !refused.contains(p));
+        elsewhere || self.what_fits().never_fits(job).is_none()
+    }
+
+    /// When the next bursting job has waited long enough.
+    pub(super) fn burst_deadline(&self) -> Option<u64> {
+        self.bursts
+            .iter()
+            .filter_map(|(id, wait)| Some((self.jobs.get(id).filter(|j| j.state == JobState::Waiting)?, wait.since_ms?)))
+            .map(|(job, since)| since.saturating_add(self.max_wait_ms(job)))
+            .min()
+    }
+
+    /// An attempt ended: the next one waits its full `max_wait` here again.
+    pub(super) fn burst_attempt_over(&mut self, id: JobId) {
+        if let Some(wait) = self.bursts.get_mut(&id) {
+            wait.since_ms = None;
+        }
+    }
+}
