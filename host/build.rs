@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "policy-fixture-v1",
     "policy-fixture-v2",
     "provider-echo",
+    "provider-hostile",
     "policy-slow-info",
     "policy-impostor",
     "policy-bad-name",

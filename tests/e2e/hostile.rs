@@ -17,6 +17,8 @@ fn fixture(name: &str) -> &'static str {
         "impostor" => env!("GANTRY_WASM_POLICY_IMPOSTOR"),
         "bad-name" => env!("GANTRY_WASM_POLICY_BAD_NAME"),
         "hostile-parser" => env!("GANTRY_WASM_PARSER_HOSTILE"),
+        "hostile-provider" => env!("GANTRY_WASM_PROVIDER_HOSTILE"),
+        "echo-provider" => env!("GANTRY_WASM_PROVIDER_ECHO"),
         other => panic!("no fixture {other}"),
     }
 }
@@ -202,6 +204,69 @@ fn a_hostile_parser_fails_its_calls_and_the_daemon_answers() {
     assert_eq!(code, 503, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("does not parse back")), "{body}");
     assert!(!g.state.path().join("command/command_gpu_1.txt").exists(), "a render that does not parse back is not written");
+    keeps_scheduling(&d);
+    answers(&d);
+}
+
+/// `[providers.h]`: the hostile provider; `[providers.e]`: the echo provider, whose only
+/// allowed address is a port nothing listens on.
+const HOSTILE_PROVIDERS: &str = "[providers.h]\nplugin = \"provider-hostile\"\nbase_url = \"http://127.0.0.1:9/h\"\ntimeout_ms = 500\npoll_ms = 100\npoll_max_ms = 200\n\
+[providers.e]\nplugin = \"provider-echo\"\nbase_url = \"http://127.0.0.1:9/e\"\ntimeout_ms = 2000\n";
+
+/// A job for a provider, doing what `env` tells the plugin.
+fn remote_job(provider: &str, env: serde_json::Value) -> serde_json::Value {
+    json!({ "commands": ["true"], "provider": provider, "env": env, "cwd": "/tmp" })
+}
+
+#[test]
+fn a_provider_that_hangs_or_reaches_outside_its_base_url_leaves_the_daemon_scheduling_here() {
+    // The address the echo provider is told to fetch, outside its base URL: nothing may reach it.
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    outside.set_nonblocking(true).expect("nonblocking");
+    let target = format!("http://{}/secret", outside.local_addr().expect("addr"));
+    let g = Gantry::new();
+    let d = daemon_with(&g, &["hostile-provider", "echo-provider"], HOSTILE_PROVIDERS);
+    let ids = d.submit(json!({ "jobs": [remote_job("h", json!({ "HOSTILE": "hang" })), remote_job("e", json!({ "URL": target }))] }));
+    let (hung, reached) = (ids[0], ids[1]);
+    keeps_scheduling(&d);
+    answers(&d);
+    let waiting = |id: u64, says: &str| {
+        d.wait_job(id, Duration::from_secs(30), |j| j["state"] == "waiting" && j["reason"].as_str().is_some_and(|r| r.contains(says)));
+    };
+    waiting(hung, "deadline");
+    waiting(reached, "it is not under");
+    assert!(matches!(outside.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "a request reached {target}");
+    let providers = d.get("/api/v1/providers");
+    let h = providers.as_array().and_then(|p| p.iter().find(|p| p["name"] == "h")).cloned().unwrap_or_default();
+    assert!(matches!(h["state"].as_str(), Some("failing" | "quarantined")) && h["failures"].as_u64() >= Some(1), "{providers:#}");
+    for id in [hung, reached] {
+        ok(g.run(&["cancel", &id.to_string()]));
+        assert_eq!(d.finished(id)["state"], "cancelled");
+    }
+    keeps_scheduling(&d);
+}
+
+#[test]
+fn a_provider_answering_nonsense_is_not_believed() {
+    let g = Gantry::new();
+    let d = daemon_with(&g, &["hostile-provider"], HOSTILE_PROVIDERS);
+    let ids = d.submit(json!({ "jobs": [remote_job("h", json!({ "HOSTILE": "bad-id" })), remote_job("h", json!({ "HOSTILE": "nonsense" }))] }));
+    let bad_id = d.finished(ids[0]);
+    assert_eq!(bad_id["state"], "failed", "{bad_id:#}");
+    let reason = bad_id["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not printable text of at most 256 bytes") && reason.len() < 1024 && !reason.contains('\u{1b}'), "{reason}");
+
+    let nonsense = d.finished(ids[1]);
+    assert_eq!(nonsense["state"], "succeeded", "{nonsense:#}");
+    let attempt = &nonsense["attempts"][0];
+    let (started, ended) = (attempt["started_ms"].as_u64().unwrap_or(0), attempt["ended_ms"].as_u64().unwrap_or(0));
+    let submitted = nonsense["submitted_ms"].as_u64().unwrap_or(u64::MAX);
+    let now = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis()).expect("ms fit");
+    assert!(submitted <= started && started <= ended && ended <= now, "times from the far future or before the epoch's first second were not believed: {attempt:#}");
+    assert_eq!(attempt["remote"]["id"], "nonsense", "the id gantry asked about, not the one the status claimed");
+    let said = attempt["remote"]["state"].as_str().unwrap_or_default();
+    assert!(said.len() <= 4096 + 8 && !said.contains('\u{1b}'), "a 1 MiB message with an escape is cut and escaped: {} bytes", said.len());
+    assert!(!d.log(ids[1]).contains("root:"), "a relative log path is not read from the daemon's directory");
     keeps_scheduling(&d);
     answers(&d);
 }

@@ -207,7 +207,7 @@ fn with_denial(reply: ProviderReply, denial: &str) -> ProviderReply {
 fn bounded(reply: ProviderReply) -> ProviderReply {
     let error = |e| map_message(e, |m| shown(&m, MESSAGE_BYTES));
     match reply {
-        ProviderReply::Job(r) => ProviderReply::Job(r.map(|j| JobResult { message: shown(&j.message, MESSAGE_BYTES), provider_job_id: shown(&j.provider_job_id, 256), ..j }).map_err(error)),
+        ProviderReply::Job(r) => ProviderReply::Job(r.and_then(job_result).map_err(error)),
         ProviderReply::Logs(r) => ProviderReply::Logs(
             r.map(|text| {
                 let mut start = text.len().saturating_sub(LOG_BYTES);
@@ -221,6 +221,19 @@ fn bounded(reply: ProviderReply) -> ProviderReply {
         ProviderReply::Cost(r) => ProviderReply::Cost(r.map(|c| CostEstimate { detail: shown(&c.detail, MESSAGE_BYTES), ..c }).map_err(error)),
         ProviderReply::Offers(r) => ProviderReply::Offers(r.map_err(error)),
     }
+}
+
+/// Longest provider job id the host keeps.
+const ID_BYTES: usize = 256;
+
+/// A job result as the host records it: its message escaped and cut. Its id is kept exactly, as
+/// later calls name the job by it, so one that is not short printable text is an error.
+fn job_result(j: JobResult) -> Result<JobResult, ProviderError> {
+    let id = &j.provider_job_id;
+    if id.len() > ID_BYTES || id.chars().any(char::is_control) {
+        return Err(ProviderError::Remote(format!("it answered a job id that is not printable text of at most {ID_BYTES} bytes ({} bytes: {})", id.len(), shown(id, 32))));
+    }
+    Ok(JobResult { message: shown(&j.message, MESSAGE_BYTES), ..j })
 }
 
 impl LoadedPlugin {

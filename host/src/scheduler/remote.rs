@@ -90,7 +90,7 @@ impl RemoteJobs {
                 }
             };
             let first = match &known.id {
-                Some(id) => status(&providers, &spec.provider, id).await.map_or_else(Submitted::Unavailable, Submitted::Yes),
+                Some(id) => status(&providers, &spec, id).await.map_or_else(Submitted::Unavailable, Submitted::Yes),
                 None => submit(&providers, &spec, &user).await,
             };
             let result = match first {
@@ -154,7 +154,8 @@ async fn submit(providers: &Providers, spec: &RemoteSpec, user: &str) -> Submitt
         region: None,
     };
     match providers.call(&spec.provider, ProviderCall::Submit(config)).await {
-        Ok(ProviderReply::Job(Ok(result))) => Submitted::Yes(result),
+        Ok(ProviderReply::Job(Ok(result))) if result.provider_job_id.is_empty() => Submitted::Refused(format!("provider {}: it answered no job id", spec.provider)),
+        Ok(ProviderReply::Job(Ok(result))) => Submitted::Yes(plausible(result, spec.started_ms)),
         Ok(ProviderReply::Job(Err(e @ ProviderError::Transport(_)))) => Submitted::Unavailable(format!("provider {}: {}", spec.provider, describe(&e))),
         Ok(ProviderReply::Job(Err(e))) => Submitted::Refused(format!("provider {} refused it: {}", spec.provider, describe(&e))),
         Ok(_) => Submitted::Unavailable(format!("provider {}: answered submit with something else", spec.provider)),
@@ -162,15 +163,33 @@ async fn submit(providers: &Providers, spec: &RemoteSpec, user: &str) -> Submitt
     }
 }
 
-async fn status(providers: &Providers, provider: &str, id: &str) -> Result<JobResult, String> {
-    match providers.call(provider, ProviderCall::Status(id.to_string())).await {
-        Ok(ProviderReply::Job(Ok(result))) => Ok(result),
+async fn status(providers: &Providers, spec: &RemoteSpec, id: &str) -> Result<JobResult, String> {
+    match providers.call(&spec.provider, ProviderCall::Status(id.to_string())).await {
+        Ok(ProviderReply::Job(Ok(result))) => Ok(JobResult { provider_job_id: id.to_string(), ..plausible(result, spec.started_ms) }),
         Ok(ProviderReply::Job(Err(ProviderError::NotFound(m)))) => Err(format!("not found: {m}")),
         Ok(ProviderReply::Job(Err(e))) => Err(describe(&e)),
         Ok(_) => Err("answered status with something else".into()),
         Err(e @ CallError::Unknown(_)) => Err(format!("{e} (its configuration went away)")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// How far a provider's clock may be ahead of this server's, or its start times behind the
+/// attempt's (Slurm's are whole seconds).
+const CLOCK_SKEW_MS: u64 = 60_000;
+
+/// A provider's answer with what can't be true left out: times before the attempt was made or
+/// after now (beyond [`CLOCK_SKEW_MS`]) or an end before the start, and a log path that is not
+/// absolute (it would be read relative to the daemon's directory). The path is read later with
+/// the job's user's rights, never the daemon's, so a plugin gains nothing by naming a file the
+/// job could not read itself.
+fn plausible(mut result: JobResult, attempt_started_ms: u64) -> JobResult {
+    let now = crate::model::now_ms();
+    let range = attempt_started_ms.saturating_sub(CLOCK_SKEW_MS)..=now.saturating_add(CLOCK_SKEW_MS);
+    result.started_ms = result.started_ms.filter(|t| range.contains(t)).map(|t| t.min(now));
+    result.ended_ms = result.ended_ms.filter(|t| range.contains(t)).map(|t| t.min(now)).filter(|&t| result.started_ms.is_none_or(|s| s <= t));
+    result.log_path = result.log_path.filter(|p| Path::new(p).is_absolute() && p.len() <= 4096 && !p.contains('\0'));
+    result
 }
 
 fn describe(e: &ProviderError) -> String {
@@ -198,7 +217,7 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
     while !is_final(last.state) {
         tokio::time::sleep(wait).await;
         copier = copier.copy().await;
-        match status(providers, &spec.provider, id).await {
+        match status(providers, spec, id).await {
             Ok(result) => {
                 missing = 0;
                 if result.message != said || result.state != last.state {
@@ -319,4 +338,28 @@ impl LogCopier {
 /// The retry delay of a provider that could not be reached: doubling from a second to a minute.
 pub fn unavailable_backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plausible, JobResult, JobState, CLOCK_SKEW_MS};
+
+    fn answered(started_ms: Option<u64>, ended_ms: Option<u64>, log_path: Option<&str>) -> JobResult {
+        JobResult { provider_job_id: "7".into(), state: JobState::Succeeded, message: String::new(), exit_code: Some(0), started_ms, ended_ms, log_path: log_path.map(String::from) }
+    }
+
+    #[test]
+    fn a_providers_impossible_times_and_relative_log_paths_are_left_out() {
+        let now = crate::model::now_ms();
+        let attempt = now - 10_000;
+        let kept = plausible(answered(Some(attempt - 500), Some(now - 1), Some("/shared/out/7.log")), attempt);
+        assert_eq!((kept.started_ms, kept.ended_ms, kept.log_path.as_deref()), (Some(attempt - 500), Some(now - 1), Some("/shared/out/7.log")), "a start in the same second as the attempt, Slurm's rounding");
+        let future = plausible(answered(Some(u64::MAX), Some(now + CLOCK_SKEW_MS / 2), Some("../../etc/passwd")), attempt);
+        assert_eq!(future.started_ms, None);
+        assert!(future.ended_ms.is_some_and(|t| t <= crate::model::now_ms()), "a little ahead is skew, taken as now");
+        assert_eq!(future.log_path, None, "relative to the daemon's directory, it would name a file of the daemon's choosing");
+        let backwards = plausible(answered(Some(now - 2_000), Some(now - 5_000), None), attempt);
+        assert_eq!((backwards.started_ms, backwards.ended_ms), (Some(now - 2_000), None), "an end before the start");
+        assert_eq!(plausible(answered(Some(1), Some(1), None), attempt).started_ms, None, "long before the attempt was made");
+    }
 }
