@@ -167,7 +167,8 @@ pub enum PluginCommand {
     },
 }
 
-/// The kinds of plugin `gantry plugin new` can start (providers have no SDK yet).
+/// The kinds of plugin `gantry plugin new` can start (a provider is written with the
+/// `gantry-provider` crate, which projects don't carry yet).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NewKind {
     Policy,

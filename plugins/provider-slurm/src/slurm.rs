@@ -2,7 +2,7 @@
 //! interface: the job a submission becomes, and what a job's record says about it. No I/O here,
 //! so all of it is tested natively.
 
-use crate::bindings::exports::gantry::plugin::provider::{JobConfig, JobResult, JobState, ProviderError};
+use gantry_provider::{JobConfig, JobResult, JobState, ProviderError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -26,20 +26,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Settings, ProviderError> {
-        let need = |name: &str| var(name).filter(|v| !v.is_empty()).ok_or_else(|| ProviderError::InvalidConfig(format!("{name}: not set for this provider instance")));
-        let time_limit_min = match var("TIME_LIMIT_MIN").filter(|v| !v.is_empty()) {
-            Some(v) => Some(v.parse().map_err(|_| ProviderError::InvalidConfig(format!("options.time_limit_min: '{v}' is not a number of minutes")))?),
-            None => None,
-        };
+    pub fn read<F: Fn(&str) -> Option<String>>(instance: &gantry_provider::Settings<F>) -> Result<Settings, ProviderError> {
         Ok(Settings {
-            base_url: need("BASE_URL")?.trim_end_matches('/').to_string(),
-            token: need("TOKEN")?,
-            token_user: var("TOKEN_USER").filter(|v| !v.is_empty()).unwrap_or_else(|| "root".into()),
-            partition: var("PARTITION").filter(|v| !v.is_empty()),
-            time_limit_min,
-            log_dir: var("LOG_DIR").filter(|v| !v.is_empty()),
-            gres_type: var("GRES_TYPE").filter(|v| !v.is_empty()),
+            base_url: instance.base_url()?,
+            token: instance.need("TOKEN")?,
+            token_user: instance.get("TOKEN_USER").unwrap_or_else(|| "root".into()),
+            partition: instance.get("PARTITION"),
+            time_limit_min: instance.number("TIME_LIMIT_MIN", "minutes")?,
+            log_dir: instance.get("LOG_DIR"),
+            gres_type: instance.get("GRES_TYPE"),
         })
     }
 }
@@ -196,7 +191,7 @@ pub fn result(job: &SlurmJob) -> JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::exports::gantry::plugin::provider::GpuSpec;
+    use gantry_provider::GpuSpec;
 
     fn settings() -> Settings {
         Settings { base_url: "http://127.0.0.1:6820".into(), token: "t".into(), token_user: "root".into(), partition: Some("debug".into()), ..Settings::default() }
