@@ -26,6 +26,7 @@ const PLUGINS: &[&str] = &[
     "parser-hostile",
     "policy-asks",
     "provider-slurm",
+    "provider-k8s",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust

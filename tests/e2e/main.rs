@@ -16,6 +16,7 @@ mod fuzz;
 mod gpus;
 mod hardening;
 mod hostile;
+mod k8s;
 mod replay;
 mod scheduler;
 mod sdk;

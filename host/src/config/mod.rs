@@ -339,7 +339,8 @@ mod tests {
     fn example_providers_config_is_valid() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/providers.toml"));
         let config = Config::load(path).expect("config/providers.toml parses");
-        let [slurm] = config.providers.as_slice() else { panic!("one provider: {:?}", config.providers) };
+        let [k8s, slurm] = config.providers.as_slice() else { panic!("two providers: {:?}", config.providers) };
+        assert_eq!((k8s.name.as_str(), k8s.plugin.as_str(), k8s.options.get("ttl_s").map(String::as_str)), ("k8s", "provider-k8s", Some("3600")));
         assert_eq!((slurm.name.as_str(), slurm.plugin.as_str()), ("slurm", "provider-slurm"));
         assert_eq!(slurm.token, Some(crate::providers::TokenSource::File(path.with_file_name("slurm.jwt"))));
         assert_eq!(slurm.options.get("partition").map(String::as_str), Some("gpu"));

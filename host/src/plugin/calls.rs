@@ -14,7 +14,7 @@ pub use parser::exports::gantry::plugin::parser::{Diagnostic, JobFile, JobSpec, 
 pub use provider::exports::gantry::plugin::provider::{CostEstimate, GpuSpec, JobConfig, JobResult, JobState, Offer, ProviderError};
 
 /// Most text a provider's `logs` may return; the end is kept.
-const LOG_BYTES: usize = 1 << 20;
+pub const LOG_BYTES: usize = 1 << 20;
 
 /// Most offers one provider call may return.
 const MAX_OFFERS: usize = 10_000;

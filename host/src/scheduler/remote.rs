@@ -217,6 +217,7 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
     while !is_final(last.state) {
         tokio::time::sleep(wait).await;
         copier = copier.copy().await;
+        copier = copier.copy_served(providers, &spec.provider, id).await;
         match status(providers, spec, id).await {
             Ok(result) => {
                 missing = 0;
@@ -248,7 +249,7 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
             }
         }
     }
-    copier.copy().await;
+    copier.copy().await.copy_served(providers, &spec.provider, id).await;
     let now = crate::model::now_ms();
     let record = |exit_code| ExitRecord { exit_code: Some(exit_code), signal: None, started_ms: last.started_ms.unwrap_or(spec.started_ms), ended_ms: last.ended_ms.unwrap_or(now), peak_rss_kib: 0 };
     Ok(match (last.state, last.exit_code) {
@@ -272,6 +273,9 @@ struct LogCopier {
     offset: u64,
     log: Option<RotatingLog>,
     warned: bool,
+    /// No more asking the provider for its log: it serves none, or the log outgrew what one
+    /// answer holds.
+    served_done: bool,
 }
 
 impl LogCopier {
@@ -279,12 +283,52 @@ impl LogCopier {
     /// the whole output again.
     fn new(spec: &RemoteSpec, path: Option<String>) -> Self {
         let offset = std::fs::read_to_string(spec.dir.join(OFFSET_FILE)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
-        LogCopier { path, dir: spec.dir.clone(), run_as: spec.run_as, max_bytes: spec.log_max_bytes, keep: spec.log_keep, offset, log: None, warned: false }
+        LogCopier { path, dir: spec.dir.clone(), run_as: spec.run_as, max_bytes: spec.log_max_bytes, keep: spec.log_keep, offset, log: None, warned: false, served_done: false }
     }
 
-    async fn copy(mut self) -> Self {
+    async fn copy(self) -> Self {
+        self.on_blocking_thread(Self::copy_now).await
+    }
+
+    /// Copies what the provider's log API (`logs`) gained, for a job whose output is in no file
+    /// here (Kubernetes: the pod's log). Each answer is the whole log, of which the host keeps
+    /// the last [`PROVIDER_LOG_BYTES`]; past that size an answer no longer starts where the log
+    /// does, so copying stops there, and the log says so.
+    async fn copy_served(mut self, providers: &Providers, provider: &str, id: &str) -> Self {
+        if self.path.is_some() || self.served_done {
+            return self;
+        }
+        match providers.call(provider, ProviderCall::Logs { id: id.to_string(), tail_lines: 0 }).await {
+            Ok(ProviderReply::Logs(Ok(text))) => self.on_blocking_thread(move |copier| copier.append_served(text.as_bytes())).await,
+            // It serves none: its output is where `log_path` would have said.
+            Ok(ProviderReply::Logs(Err(ProviderError::InvalidConfig(_)))) => {
+                self.served_done = true;
+                self
+            }
+            // No log yet (no pod), or the provider is away: asked again at the next poll.
+            Ok(ProviderReply::Logs(Err(_))) | Err(_) => self,
+            Ok(_) => {
+                self.served_done = true;
+                self
+            }
+        }
+    }
+
+    fn append_served(&mut self, text: &[u8]) -> Result<(), String> {
+        if text.len() >= crate::plugin::PROVIDER_LOG_BYTES {
+            self.served_done = true;
+            let note = format!("\n[gantry: the provider's log passed {} MiB; the rest is at the provider]\n", crate::plugin::PROVIDER_LOG_BYTES >> 20);
+            return self.open_log()?.write(note.as_bytes()).map_err(|e| e.to_string());
+        }
+        let Some(new) = usize::try_from(self.offset).ok().and_then(|offset| text.get(offset..)).filter(|new| !new.is_empty()) else { return Ok(()) };
+        self.open_log()?.write(new).map_err(|e| e.to_string())?;
+        self.offset = text.len() as u64;
+        self.save_offset()
+    }
+
+    async fn on_blocking_thread(mut self, work: impl FnOnce(&mut Self) -> Result<(), String> + Send + 'static) -> Self {
         match tokio::task::spawn_blocking(move || {
-            if let Err(e) = self.copy_now() {
+            if let Err(e) = work(&mut self) {
                 if !self.warned {
                     tracing::warn!(dir = %self.dir.display(), error = %e, "copying a remote job's output");
                 }
@@ -299,20 +343,36 @@ impl LogCopier {
         }
     }
 
-    fn copy_now(&mut self) -> Result<(), String> {
-        let account = match self.run_as {
-            Some(uid) if uid != crate::unix::euid() => Some(crate::unix::Account::by_uid(uid).map_err(|e| e.to_string())?),
-            _ => None,
-        };
-        // The attempt's log exists from its first poll, as a local attempt's does from its start.
+    /// The job's owner, if the daemon is someone else.
+    fn account(&self) -> Result<Option<crate::unix::Account>, String> {
+        match self.run_as {
+            Some(uid) if uid != crate::unix::euid() => crate::unix::Account::by_uid(uid).map(Some).map_err(|e| e.to_string()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The attempt's log, opened (and given to the job's owner) on first use.
+    fn open_log(&mut self) -> Result<&mut RotatingLog, String> {
         if self.log.is_none() {
             std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
             let mut log = RotatingLog::open(&crate::executor::log_path(&self.dir), self.max_bytes, self.keep).map_err(|e| e.to_string())?;
-            if let Some(account) = &account {
+            if let Some(account) = self.account()? {
                 log.give_to(account.uid, account.gid).map_err(|e| e.to_string())?;
             }
             self.log = Some(log);
         }
+        self.log.as_mut().ok_or_else(|| "the attempt's log".to_string())
+    }
+
+    fn save_offset(&self) -> Result<(), String> {
+        let offset_file = self.dir.join(OFFSET_FILE);
+        std::fs::write(&offset_file, self.offset.to_string()).map_err(|e| format!("{}: {e}", offset_file.display()))
+    }
+
+    fn copy_now(&mut self) -> Result<(), String> {
+        let account = self.account()?;
+        // The attempt's log exists from its first poll, as a local attempt's does from its start.
+        self.open_log()?;
         let Some(path) = self.path.clone() else { return Ok(()) };
         let source = Path::new(&path);
         let (mut file, meta) = match crate::unix::open_as(source, account.as_ref(), crate::unix::ReadLimit { max_bytes: None, single_link: true }) {
@@ -324,14 +384,12 @@ impl LogCopier {
         if meta.len() <= self.offset {
             return Ok(());
         }
-        let Some(log) = self.log.as_mut() else { return Ok(()) };
         file.seek(SeekFrom::Start(self.offset)).map_err(|e| e.to_string())?;
         let mut bytes = Vec::new();
         file.take(COPY_BYTES).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        log.write(&bytes).map_err(|e| e.to_string())?;
+        self.open_log()?.write(&bytes).map_err(|e| e.to_string())?;
         self.offset += bytes.len() as u64;
-        let offset_file = self.dir.join(OFFSET_FILE);
-        std::fs::write(&offset_file, self.offset.to_string()).map_err(|e| format!("{}: {e}", offset_file.display()))
+        self.save_offset()
     }
 }
 
