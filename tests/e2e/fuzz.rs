@@ -17,17 +17,8 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 fn schemathesis() -> &'static (PathBuf, PathBuf) {
     static DEPS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DEPS.get_or_init(|| {
-        let deps = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps-schemathesis");
+        let deps = super::pip_install(SCHEMATHESIS, "pydeps-schemathesis");
         let program = deps.join("bin").join("schemathesis");
-        if !program.exists() {
-            let out = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                .arg(&deps)
-                .arg(SCHEMATHESIS)
-                .output()
-                .expect("python3 with pip is needed for the fuzzing tests (apt-get install -y python3-pip)");
-            assert!(out.status.success(), "pip install {SCHEMATHESIS} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
         (deps, program)
     })
 }

@@ -65,27 +65,7 @@ fn nvml_shutdown_is_called_once_at_exit() {
 /// gpustat and its nvidia-ml-py, installed once into the test target dir from PyPI.
 fn gpustat() -> &'static PathBuf {
     static DEPS: OnceLock<PathBuf> = OnceLock::new();
-    DEPS.get_or_init(|| {
-        let deps = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
-        let importable = |deps: &PathBuf| {
-            Command::new("python3")
-                .args(["-c", "import gpustat"])
-                .env("PYTHONPATH", deps)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !importable(&deps) {
-            let out = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                .arg(&deps)
-                .arg("gpustat==1.1.1")
-                .output()
-                .expect("python3 and pip are needed for this test");
-            assert!(out.status.success(), "pip install gpustat failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        deps
-    })
+    DEPS.get_or_init(|| super::pip_install("gpustat==1.1.1", "pydeps"))
 }
 
 #[test]

@@ -29,35 +29,14 @@ const NODE_GPUS: u64 = 4;
 fn validator() -> &'static (PathBuf, PathBuf) {
     static DEPS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DEPS.get_or_init(|| {
-        let deps = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps-kubernetes-validate");
-        let program = deps.join("bin").join("kubernetes-validate");
-        if !program.exists() {
-            let out = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                .arg(&deps)
-                .arg(KUBERNETES_VALIDATE)
-                .output()
-                .expect("python3 with pip is needed for the Kubernetes tests (apt-get install -y python3-pip)");
-            assert!(out.status.success(), "pip install {KUBERNETES_VALIDATE} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        (program, deps)
+        let deps = super::pip_install(KUBERNETES_VALIDATE, "pydeps-kubernetes-validate");
+        (deps.join("bin").join("kubernetes-validate"), deps)
     })
 }
 
 fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+    let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    format!("{}Z", gantry::model::iso_time(ms))
 }
 
 /// A pod as the fake kubelet runs it.

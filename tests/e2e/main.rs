@@ -110,6 +110,25 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `requirement` from PyPI, installed once (`pip install --target`) into `dir` under the test
+/// target dir: that directory, for `PYTHONPATH`. A marker written after a successful install
+/// tells a later run it is there.
+pub fn pip_install(requirement: &str, dir: &str) -> PathBuf {
+    let deps = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let marker = deps.join(format!(".installed-{requirement}"));
+    if !marker.exists() {
+        let out = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&deps)
+            .arg(requirement)
+            .output()
+            .unwrap_or_else(|e| panic!("python3 with pip is needed to install {requirement} for the tests ({e}; apt-get install -y python3-pip)"));
+        assert!(out.status.success(), "pip install {requirement} failed: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(&marker, "").expect("marker written");
+    }
+    deps
+}
+
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }

@@ -31,6 +31,7 @@
 
 pub mod http;
 mod settings;
+pub mod testing;
 
 pub use settings::Settings;
 

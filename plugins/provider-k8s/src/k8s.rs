@@ -221,27 +221,13 @@ pub fn result(name: &str, job: &Value, pod: Option<&Value>) -> JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_provider::GpuSpec;
 
     fn settings() -> Settings {
         Settings { base_url: "http://127.0.0.1:8001".into(), namespace: "ml".into(), image: Some("pytorch/pytorch:2.5".into()), gpu_resource: "nvidia.com/gpu".into(), ttl_s: 600, ..Settings::default() }
     }
 
     fn job() -> JobConfig {
-        JobConfig {
-            name: "train".into(),
-            key: "gantry-GPU_1.lab-7-2-0a1b2c3d".into(),
-            user: "alice".into(),
-            working_dir: "/home/alice/run".into(),
-            image: String::new(),
-            command: vec!["cd src".into(), "python train.py".into()],
-            gpu: GpuSpec { gpu_type: String::new(), count: 2, memory_gib: 40 },
-            cpus: 0,
-            ram_gib: 0,
-            env: vec![("GANTRY_JOB_ID".into(), "7".into())],
-            timeout_s: Some(90),
-            region: None,
-        }
+        JobConfig { key: "gantry-GPU_1.lab-7-2-0a1b2c3d".into(), ..gantry_provider::testing::job() }
     }
 
     #[test]

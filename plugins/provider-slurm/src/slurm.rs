@@ -191,27 +191,13 @@ pub fn result(job: &SlurmJob) -> JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_provider::GpuSpec;
 
     fn settings() -> Settings {
         Settings { base_url: "http://127.0.0.1:6820".into(), token: "t".into(), token_user: "root".into(), partition: Some("debug".into()), ..Settings::default() }
     }
 
     fn job() -> JobConfig {
-        JobConfig {
-            name: "train".into(),
-            key: "gantry-7-2".into(),
-            user: "alice".into(),
-            working_dir: "/home/alice/run".into(),
-            image: String::new(),
-            command: vec!["cd src".into(), "python train.py".into()],
-            gpu: GpuSpec { gpu_type: String::new(), count: 2, memory_gib: 40 },
-            cpus: 0,
-            ram_gib: 0,
-            env: vec![("GANTRY_JOB_ID".into(), "7".into())],
-            timeout_s: Some(90),
-            region: None,
-        }
+        gantry_provider::testing::job()
     }
 
     #[test]
