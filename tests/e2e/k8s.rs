@@ -90,9 +90,7 @@ impl Cluster {
     }
 
     fn config(&self, g: &Gantry) -> String {
-        let token = g.state.path().join("k8s.token");
-        std::fs::write(&token, &self.token).expect("token written");
-        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        let token = g.token_file("k8s.token", &self.token);
         format!(
             "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\n",
             self.url,

@@ -63,6 +63,14 @@ impl Gantry {
         self.command().args(args).output().expect("gantry runs")
     }
 
+    /// A provider's token file in the state directory, mode 0600 as gantry requires.
+    pub fn token_file(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.state.path().join(name);
+        std::fs::write(&path, token).expect("token written");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        path
+    }
+
     pub fn sim_dir(&self) -> PathBuf {
         self.state.path().join("sim")
     }

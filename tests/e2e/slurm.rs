@@ -77,9 +77,7 @@ impl Slurm {
     }
 
     fn config(&self, g: &Gantry) -> String {
-        let token = g.state.path().join("slurm.jwt");
-        std::fs::write(&token, &self.token).expect("token written");
-        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        let token = g.token_file("slurm.jwt", &self.token);
         format!(
             "[providers.slurm]\nplugin = \"provider-slurm\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.slurm.options]\npartition = \"debug\"\n",
             self.url,
