@@ -29,6 +29,8 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const time = (ms) => (ms ? new Date(ms).toLocaleString() : "");
+// Where an attempt runs: its GPUs here, or the provider and its id there (`slurm#4127`).
+const where = (a) => (a.remote ? `${a.remote.provider}#${a.remote.id ?? "?"}` : a.gpus.join(","));
 const mib = (m) => (m == null ? "?" : m >= 1024 ? `${(m / 1024).toFixed(1)} GiB` : `${m} MiB`);
 const esc = encodeURIComponent;
 
@@ -170,7 +172,7 @@ async function login(password, username) {
 
 const pages = {
   gpus: gpusPage, jobs: jobsPage, job: jobPage, queues: queuesPage, files: filesPage,
-  rules: rulesPage, logs: logsPage, plugins: pluginsPage, account: accountPage, nodes: nodesPage,
+  rules: rulesPage, logs: logsPage, plugins: pluginsPage, providers: providersPage, account: accountPage, nodes: nodesPage,
 };
 
 // Seed 001/004's console addresses (`/ui/gpu`, `/ui/command`, …) open the matching page.
@@ -349,7 +351,7 @@ function jobTable(jobs) {
         h("td", { class: `state-${j.state}` }, j.state),
         h("td", {}, j.spec.owner ?? ""),
         h("td", {}, j.queue),
-        h("td", {}, attempt ? attempt.gpus.join(",") : ""),
+        h("td", {}, attempt ? where(attempt) : ""),
         h("td", {}, mib(j.memory_mib)),
         h("td", {}, j.attempts.length),
         h("td", {}, j.redacted ? h("span", { class: "muted" }, "(not yours to see)") : j.spec.commands.join(" && ").slice(0, 120)));
@@ -421,8 +423,8 @@ async function jobPage(id, root) {
       h("div", { class: "row" }, act("cancel"), act("hold"), act("release"), act("retry")),
       message,
       h("h2", {}, "Attempts"),
-      h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["#", "GPUs", "started", "ended", "exit", "peak RSS", "peak GPU memory", "note"].map((c) => h("th", {}, c)))),
-        h("tbody", {}, job.attempts.map((a) => h("tr", {}, h("td", {}, a.number), h("td", {}, a.gpus.join(",")), h("td", {}, time(a.started_ms)), h("td", {}, time(a.ended_ms)),
+      h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["#", "where", "started", "ended", "exit", "peak RSS", "peak GPU memory", "note"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, job.attempts.map((a) => h("tr", {}, h("td", {}, a.number), h("td", {}, where(a), a.remote?.state ? h("span", { class: "muted" }, ` ${a.remote.state}`) : null), h("td", {}, time(a.started_ms)), h("td", {}, time(a.ended_ms)),
           h("td", {}, a.exit_code ?? (a.signal != null ? `signal ${a.signal}` : "")), h("td", {}, a.peak_rss_kib != null ? mib(Math.round(a.peak_rss_kib / 1024)) : ""),
           h("td", {}, mib(a.gpu_memory_peak_mib)), h("td", {}, a.note ?? "")))))));
     return job;
@@ -634,6 +636,33 @@ async function pluginsPage(_, root) {
     h("tbody", {}, plugins.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, p.kind), h("td", {}, p.version ?? ""), h("td", {}, p.wit_version ?? ""), h("td", {}, p.state ?? ""), h("td", {}, p.calls ?? ""), h("td", {}, p.failures ?? ""), h("td", {}, may(p.may)), h("td", { class: "error" }, p.last_error ?? ""))))));
   draw(await api("GET", "/api/v1/plugins"));
   root.replaceChildren(h("h1", {}, "Plugins"), h("button", { onclick: async () => { try { draw(await api("POST", "/api/v1/plugins/reload")); message.textContent = "reloaded"; } catch (error) { showError(message, error); } } }, "Reload plugins"), message, table);
+}
+
+// Providers: where jobs go when they leave this server, whether each answers, and the jobs
+// running there now.
+async function providersPage(_, root) {
+  const list = h("div", { class: "scroll", id: "providers" });
+  const running = h("div", { class: "scroll", id: "remote-jobs" });
+  const options = (o) => Object.entries(o).map(([k, v]) => `${k}=${v}`).join(" ");
+  const load = async () => {
+    const [providers, jobs] = await Promise.all([api("GET", "/api/v1/providers"), api("GET", "/api/v1/jobs?state=running&limit=200")]);
+    list.replaceChildren(providers.length === 0
+      ? h("p", { class: "muted" }, "No providers: configure one as [providers.NAME] in gantry.toml (see config/providers.toml).")
+      : h("table", {}, h("thead", {}, h("tr", {}, ["name", "plugin", "base URL", "state", "calls", "failures", "last answer", "options", "last error"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, providers.map((p) => h("tr", { "data-provider": p.name }, h("td", {}, p.name), h("td", {}, p.plugin), h("td", {}, p.base_url), h("td", { class: `provider-${p.state}` }, p.state),
+          h("td", {}, p.calls), h("td", {}, p.failures), h("td", {}, time(p.last_ok_ms)), h("td", {}, options(p.options)), h("td", { class: "error" }, p.last_error ?? ""))))));
+    const remote = jobs.jobs.filter((j) => j.attempts.length && j.attempts[j.attempts.length - 1].remote);
+    running.replaceChildren(remote.length === 0 ? h("p", { class: "muted" }, "No job runs on a provider now.") : h("table", {},
+      h("thead", {}, h("tr", {}, ["job", "where", "its state there", "owner", "command"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, remote.map((j) => {
+        const a = j.attempts[j.attempts.length - 1];
+        return h("tr", { "data-job": j.id }, h("td", {}, h("a", { href: `#/job/${j.id}` }, j.id)), h("td", {}, where(a)), h("td", {}, a.remote.state ?? ""), h("td", {}, j.spec.owner ?? ""),
+          h("td", {}, j.redacted ? h("span", { class: "muted" }, "(not yours to see)") : j.spec.commands.join(" && ").slice(0, 120)));
+      }))));
+  };
+  await load();
+  root.replaceChildren(h("h1", {}, "Providers"), list, h("h2", {}, "Running there"), running);
+  on(root, "job", debounce(load));
 }
 
 // Nodes (seed 003's master page): a section per federation node with its GPUs, live from the

@@ -414,3 +414,31 @@ fn a_job_submitted_on_a_node_from_the_masters_page_runs_there_and_is_followed_an
     browser.assert_no_null();
     assert_eq!(agent.job(id)["state"], "cancelled");
 }
+
+#[test]
+fn the_providers_page_shows_each_providers_health_and_the_jobs_running_there() {
+    let cluster = crate::k8s::Cluster::start();
+    let g = Gantry::new();
+    // `away`: an API server nobody runs.
+    let config = format!("{FAST}{}[providers.away]\nplugin = \"provider-k8s\"\nbase_url = \"http://127.0.0.1:9\"\n[providers.away.options]\nimage = \"busybox\"\n", cluster.config(&g));
+    let d = g.serve(&config, &["--simulate", "1"]);
+    let there = d.submit(json!({ "commands": ["sleep 60"], "provider": "k8s" }))[0];
+    d.wait_job(there, WAIT, |j| j["attempts"][0]["remote"]["state"] == "Running");
+    let stuck = d.submit(json!({ "commands": ["true"], "provider": "away" }))[0];
+    d.wait_job(stuck, WAIT, |j| j["reason"].as_str().is_some_and(|r| r.contains("unreachable")));
+
+    let browser = Browser::start("providers");
+    dashboard(&browser, &d, "providers");
+    browser.wait_text("#providers [data-provider=k8s]", "ok");
+    let away = browser.wait_text("#providers [data-provider=away]", "failing");
+    assert!(away.contains("http://127.0.0.1:9"), "{away}");
+    let row = browser.wait_text(&format!("#remote-jobs [data-job='{there}']"), "k8s#gantry-");
+    assert!(row.contains("Running") && row.contains("sleep 60"), "{row}");
+    assert_eq!(browser.js("return document.querySelectorAll('#remote-jobs [data-job]').length;", json!([])), json!(1), "the job that waits runs nowhere");
+    browser.assert_no_null();
+    browser.go(&format!("{}/ui/#/jobs", d.url));
+    browser.wait_text(&format!("#jobs [data-job='{there}']"), "k8s#gantry-");
+    for id in [there, stuck] {
+        crate::ok(g.run(&["cancel", &id.to_string()]));
+    }
+}

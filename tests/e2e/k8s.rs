@@ -63,7 +63,7 @@ struct State {
 }
 
 /// The API server of one test.
-struct Cluster {
+pub(super) struct Cluster {
     url: String,
     token: String,
     dir: tempfile::TempDir,
@@ -75,7 +75,7 @@ fn status_body(code: u16, reason: &str, message: &str) -> Value {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    pub(super) fn start() -> Cluster {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let cluster = Cluster { url, token: "test-token-8c1f".into(), dir: tempfile::tempdir().expect("dir"), state: Arc::default() };
@@ -89,7 +89,7 @@ impl Cluster {
         cluster
     }
 
-    fn config(&self, g: &Gantry) -> String {
+    pub(super) fn config(&self, g: &Gantry) -> String {
         let token = g.token_file("k8s.token", &self.token);
         format!(
             "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\n",
