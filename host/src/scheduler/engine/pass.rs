@@ -251,8 +251,8 @@ pub(super) struct Capacity {
 
 impl Capacity {
     /// Why a job is refused at submission: it asks for more GPUs, or more memory on one GPU, than
-    /// this node has at all, and can't go elsewhere. (What the rules exclude, or a GPU that is unreadable for now, can
-    /// change; those jobs wait, with [`Capacity::never_fits`]'s reason.)
+    /// this node has at all, and can't go elsewhere. (What the rules exclude, or a GPU that is
+    /// unreadable for now, can change; those jobs wait, with [`Capacity::never_fits`]'s reason.)
     pub fn refuses(&self, job: &Job) -> Option<(&'static str, String)> {
         if job.spec.provider.is_some() || job.spec.burst.is_some() {
             return None;
