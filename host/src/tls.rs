@@ -48,10 +48,27 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(ca) = ca {
-        for certificate in certificates(ca)? {
-            roots.add(certificate).map_err(|e| TlsError::File { path: ca.to_path_buf(), message: format!("not a CA certificate: {e}") })?;
-        }
+        add_ca(&mut roots, ca)?;
     }
+    with_roots(roots)
+}
+
+/// What a client of one cluster trusts: `ca`'s certificates and nothing else, as kubectl does
+/// with a kubeconfig's `certificate-authority`. Blocks (reads a file).
+pub fn client_config_only(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    add_ca(&mut roots, ca)?;
+    with_roots(roots)
+}
+
+fn add_ca(roots: &mut rustls::RootCertStore, ca: &Path) -> Result<(), TlsError> {
+    for certificate in certificates(ca)? {
+        roots.add(certificate).map_err(|e| TlsError::File { path: ca.to_path_buf(), message: format!("not a CA certificate: {e}") })?;
+    }
+    Ok(())
+}
+
+fn with_roots(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config { what: "TLS versions", message: e.to_string() })?
@@ -81,5 +98,7 @@ mod tests {
         let err = server_config(&missing, &junk).expect_err("refused").to_string();
         assert!(err.starts_with(&missing.display().to_string()), "{err}");
         assert!(client_config(None).is_ok(), "the public roots alone");
+        let err = client_config_only(&junk).expect_err("refused").to_string();
+        assert!(err.starts_with(&junk.display().to_string()), "{err}");
     }
 }

@@ -8,11 +8,12 @@
 //! Kubernetes' own published schemas (`kubernetes-validate` from PyPI, `--strict`).
 //! The adapter has not been run against a live cluster.
 
+use super::lab_ca::LabCa;
 use super::{ok, stderr, Gantry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -76,23 +77,47 @@ fn status_body(code: u16, reason: &str, message: &str) -> Value {
 
 impl Cluster {
     pub(super) fn start() -> Cluster {
+        Cluster::listen(None)
+    }
+
+    /// Served over HTTPS with a certificate of the lab's own CA, as a cluster's API server is.
+    fn start_tls(lab: &LabCa) -> Cluster {
+        Cluster::listen(Some(gantry::tls::server_config(&lab.cert, &lab.key).expect("the lab's certificate")))
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Cluster {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let cluster = Cluster { url, token: "test-token-8c1f".into(), dir: tempfile::tempdir().expect("dir"), state: Arc::default() };
         let (state, token, dir) = (cluster.state.clone(), cluster.token.clone(), cluster.dir.path().to_path_buf());
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (state, token, dir) = (state.clone(), token.clone(), dir.clone());
-                std::thread::spawn(move || serve(stream, &state, &token, &dir));
+            for mut stream in listener.incoming().flatten() {
+                let (state, token, dir, tls) = (state.clone(), token.clone(), dir.clone(), tls.clone());
+                std::thread::spawn(move || match tls.and_then(|config| rustls::ServerConnection::new(config).ok()) {
+                    Some(connection) => {
+                        let mut stream = rustls::StreamOwned::new(connection, stream);
+                        serve(&mut stream, &state, &token, &dir);
+                        stream.conn.send_close_notify();
+                        let _ = stream.flush();
+                    }
+                    None => serve(&mut stream, &state, &token, &dir),
+                });
             }
         });
         cluster
     }
 
     pub(super) fn config(&self, g: &Gantry) -> String {
+        self.config_trusting(g, None)
+    }
+
+    /// The instance's configuration, its `https` checked against `ca` if given.
+    fn config_trusting(&self, g: &Gantry, ca: Option<&std::path::Path>) -> String {
         let token = g.token_file("k8s.token", &self.token);
+        let ca = ca.map(|ca| format!("ca_file = \"{}\"\n", ca.display())).unwrap_or_default();
         format!(
-            "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\n",
+            "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n{ca}poll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\n",
             self.url,
             token.display()
         )
@@ -129,8 +154,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
+fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -157,13 +181,15 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     Some(Request { method, path: path.to_string(), query, authorization, body })
 }
 
-fn respond(mut stream: TcpStream, code: u16, content_type: &str, body: &[u8]) {
+fn respond(stream: &mut impl Write, code: u16, content_type: &str, body: &[u8]) {
     let head = format!("HTTP/1.1 {code} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>, token: &str, dir: &std::path::Path) {
-    let Some(request) = read_request(&stream) else { return };
+fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>, token: &str, dir: &std::path::Path) {
+    let mut reader = BufReader::new(stream);
+    let Some(request) = read_request(&mut reader) else { return };
+    let stream = reader.into_inner();
     let (code, body) = if request.authorization.as_deref() != Some(&format!("Bearer {token}")) {
         (401, status_body(401, "Unauthorized", "Unauthorized"))
     } else {
@@ -406,5 +432,26 @@ fn a_restarted_daemon_adopts_its_kubernetes_jobs_and_a_wrong_token_is_refused() 
     let job = d.wait_job(id, Duration::from_secs(30), |j| j["reason"].as_str().is_some_and(|r| r.contains("401")));
     assert_eq!(job["state"], "waiting", "a token the cluster refuses is the instance's fault, not the job's: {job:#}");
     assert_eq!(cluster.state.lock().expect("state").creates, 1, "nothing was made with it");
+    cluster.validate();
+}
+
+#[test]
+fn a_cluster_with_its_own_ca_is_reached_trusting_that_ca() {
+    let lab = LabCa::new();
+    let cluster = Cluster::start_tls(&lab);
+    let g = Gantry::new();
+    let d = g.serve(&cluster.config(&g), &[]);
+    let id = d.submit(json!({ "commands": ["true"], "provider": "k8s" }))[0];
+    let job = d.wait_job(id, Duration::from_secs(30), |j| j["reason"].as_str().is_some_and(|r| r.contains("provider k8s: unreachable") && r.contains("Tls")));
+    assert_eq!(job["state"], "waiting", "the public roots do not know the cluster's CA: {job:#}");
+    assert_eq!(cluster.state.lock().expect("state").creates, 0, "nothing was sent to it");
+    drop(d);
+
+    let g = Gantry::new();
+    let d = g.serve(&cluster.config_trusting(&g, Some(&lab.ca)), &[]);
+    let id = d.submit(json!({ "commands": ["echo over https"], "provider": "k8s" }))[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(d.log(id), "over https\n");
     cluster.validate();
 }

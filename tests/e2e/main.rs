@@ -17,6 +17,7 @@ mod gpus;
 mod hardening;
 mod hostile;
 mod k8s;
+mod lab_ca;
 mod replay;
 mod scheduler;
 mod sdk;

@@ -211,6 +211,7 @@ impl Config {
                 env: s.env.into_iter().collect(),
                 read_only_dirs: s.read_only_dirs.into_iter().map(resolve).collect(),
                 http_base_urls: s.http_base_urls,
+                https_trust: None,
             };
             per_plugin.insert(name, PluginSettings { limits, grants });
         }
@@ -345,6 +346,9 @@ mod tests {
         assert_eq!(slurm.token, Some(crate::providers::TokenSource::File(path.with_file_name("slurm.jwt"))));
         assert_eq!(slurm.options.get("partition").map(String::as_str), Some("gpu"));
         assert_eq!(slurm.options.get("time_limit_min").map(String::as_str), Some("1440"), "a number is given as its text");
+        assert_eq!(k8s.ca_file, Some(path.with_file_name("k8s-ca.pem")), "relative to the file");
+        let err = Config::parse(Path::new("g.toml"), "[providers.k]\nplugin = \"provider-k8s\"\nbase_url = \"http://k:8001\"\nca_file = \"ca.pem\"\n").expect_err("refused").to_string();
+        assert!(err.contains("providers.k.ca_file") && err.contains("https"), "{err}");
     }
 
     #[test]

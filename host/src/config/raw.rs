@@ -35,6 +35,7 @@ pub struct RawProvider {
     pub base_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub token_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub timeout_ms: Option<u64>,
     pub poll_ms: Option<u64>,
     pub poll_max_ms: Option<u64>,

@@ -305,6 +305,10 @@ pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(Pat
         (None, Some(var)) => Some(TokenSource::Env(var)),
         (None, None) => None,
     };
+    if raw.ca_file.is_some() && !base_url.starts_with("https://") {
+        return Err(invalid(&key("ca_file"), format!("a CA is for an https base_url, and '{base_url}' is not one")));
+    }
+    let ca_file = raw.ca_file.map(resolve);
     let ms = |field: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| match value.unwrap_or(default) {
         v if range.contains(&v) => Ok(Duration::from_millis(v)),
         v => Err(invalid(&key(field), format!("must be {}..={}, got {v}", range.start(), range.end()))),
@@ -321,5 +325,5 @@ pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(Pat
         }
     }
     let options = raw.options.into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    Ok(ProviderConfig { name, plugin, base_url, token, timeout, poll_min, poll_max, options })
+    Ok(ProviderConfig { name, plugin, base_url, token, ca_file, timeout, poll_min, poll_max, options })
 }

@@ -34,7 +34,7 @@ pub use calls::{CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult
 pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
 pub use loaded::LoadedPlugin;
-pub use provider::AllowListHooks;
+pub use provider::{AllowListHooks, HttpsTrust};
 
 use arc_swap::ArcSwap;
 use loaded::{LoadContext, Linkers};
@@ -125,6 +125,9 @@ pub struct PluginGrants {
     pub read_only_dirs: Vec<PathBuf>,
     /// Provider plugins: the only URLs their `wasi:http` requests may go to.
     pub http_base_urls: Vec<String>,
+    /// Provider plugins: whom their `https` requests trust instead of the public roots (a
+    /// cluster's own CA).
+    pub https_trust: Option<HttpsTrust>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,16 +1,41 @@
 //! Provider plugins reach Slurm, Kubernetes and cloud APIs through `wasi:http`. The host sends
 //! their requests, and only to the base URLs configured for that provider instance: a provider
 //! plugin holding a cloud token cannot post it anywhere else.
+//!
+//! `https` is checked against the public roots, or, for an instance given a `ca_file` (a
+//! Kubernetes cluster's own CA, as a kubeconfig's `certificate-authority` names it), against that
+//! CA alone: wasmtime's own sender knows only the public roots, so those requests are sent here.
 
 use http::Uri;
 use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The TLS client configuration an instance's `https` requests are checked with. Compared by
+/// identity: two instances given the same file still hold two configurations.
+#[derive(Clone)]
+pub struct HttpsTrust(pub Arc<rustls::ClientConfig>);
+
+impl PartialEq for HttpsTrust {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for HttpsTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpsTrust(own CA)")
+    }
+}
 
 /// The `wasi:http` hooks of one plugin store: requests outside `base_urls` are denied.
 pub struct AllowListHooks {
     plugin: String,
     base_urls: Vec<Uri>,
+    trust: Option<HttpsTrust>,
     /// The last request denied since [`AllowListHooks::take_denial`]: the guest only sees
     /// `HttpRequestDenied`, and its answer is told which grant would have allowed it.
     denied: Option<String>,
@@ -18,8 +43,8 @@ pub struct AllowListHooks {
 
 impl AllowListHooks {
     /// Base URLs that do not parse are dropped here; configuration validation reports them.
-    pub fn new(plugin: &str, base_urls: Vec<String>) -> Self {
-        AllowListHooks { plugin: plugin.to_string(), base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect(), denied: None }
+    pub fn new(plugin: &str, base_urls: Vec<String>, trust: Option<HttpsTrust>) -> Self {
+        AllowListHooks { plugin: plugin.to_string(), base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect(), trust, denied: None }
     }
 
     /// What the last denied request was, and the grant that would allow it, once.
@@ -62,6 +87,9 @@ impl WasiHttpHooks for AllowListHooks {
             self.denied = Some(request.uri().to_string());
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        if let Some(trust) = self.trust.clone().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
+            return Box::new(send_trusting(request, options, trust));
+        }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
@@ -72,12 +100,41 @@ impl WasiHttpHooks for AllowListHooks {
     }
 }
 
+/// One request over its own HTTP/1.1 connection, checked with `trust`. The guest's connect and
+/// first-byte timeouts hold; the call's deadline bounds the rest, as it bounds the whole call.
+async fn send_trusting(mut request: http::Request<WasiBody>, options: Option<RequestOptions>, trust: HttpsTrust) -> SendResult {
+    let uri = request.uri().clone();
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
+    let port = uri.port_u16().unwrap_or(443);
+    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(Duration::from_secs(600));
+    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(Duration::from_secs(600));
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(bare.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((bare, port)).await.map_err(HttpError::Connect)?;
+        let tls = tokio_rustls::TlsConnector::from(trust.0).connect(name, tcp).await.map_err(HttpError::Tls)?;
+        hyper::client::conn::http1::handshake::<_, WasiBody>(TokioIo::new(tls)).await.map_err(HttpError::from)
+    };
+    let (mut sender, connection) = tokio::time::timeout(connect_timeout, connect).await.map_err(|_| HttpError::ConnectionTimeout)??;
+    let connection = tokio::spawn(connection);
+    // The request line carries the path only: scheme and authority are for proxies.
+    *request.uri_mut() = uri.path_and_query().map_or_else(|| Uri::from_static("/"), |p| Uri::from(p.clone()));
+    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await.map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let io = async move {
+        match connection.await {
+            Ok(result) => result.map_err(HttpError::from),
+            Err(_) => Err(HttpError::ConnectionTerminated),
+        }
+    };
+    Ok((response.map(|body| body.map_err(HttpError::from).boxed_unsync()), Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hooks(urls: &[&str]) -> AllowListHooks {
-        AllowListHooks::new("p", urls.iter().map(|s| s.to_string()).collect())
+        AllowListHooks::new("p", urls.iter().map(|s| s.to_string()).collect(), None)
     }
 
     fn allows(h: &AllowListHooks, uri: &str) -> bool {

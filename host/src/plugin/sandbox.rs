@@ -207,7 +207,7 @@ pub fn new_store(engine: &Engine, plugin: &str, limits: &PluginLimits, grants: &
         budget: MemoryBudget { max_bytes: limits.memory_bytes(), used_bytes: 0, limit_mib: limits.memory_mib, hit: false },
         stderr,
         http: WasiHttpCtx::new(),
-        hooks: super::provider::AllowListHooks::new(plugin, grants.http_base_urls.clone()),
+        hooks: super::provider::AllowListHooks::new(plugin, grants.http_base_urls.clone(), grants.https_trust.clone()),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.budget);

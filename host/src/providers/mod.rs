@@ -6,7 +6,7 @@
 //! This part knows nothing of jobs or the scheduler: it answers calls and keeps each instance's
 //! health. The scheduler's remote jobs (`scheduler/remote.rs`) drives attempts with it.
 
-use crate::plugin::{PluginError, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderError, ProviderReply};
+use crate::plugin::{HttpsTrust, PluginError, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderError, ProviderReply};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,6 +27,9 @@ pub struct ProviderConfig {
     pub plugin: String,
     pub base_url: String,
     pub token: Option<TokenSource>,
+    /// PEM: the CA the instance's `https` base URL is checked against instead of the public
+    /// roots (a cluster's own).
+    pub ca_file: Option<PathBuf>,
     /// Each call's deadline.
     pub timeout: Duration,
     /// A job's status is asked after `poll_min`, then less often while nothing changes, up to
@@ -46,6 +49,8 @@ pub enum ProvidersError {
     TokenReadable { provider: String, path: PathBuf, mode: u32 },
     #[error("providers.{provider}.token_env: the daemon's environment has no {var}")]
     TokenEnv { provider: String, var: String },
+    #[error("providers.{provider}.ca_file: {source}")]
+    Ca { provider: String, source: crate::tls::TlsError },
 }
 
 /// Why a call did not get the provider's answer.
@@ -103,7 +108,7 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Reads each instance's credential. Blocking (a file read).
+    /// Reads each instance's credential and CA. Blocking (file reads).
     pub fn new(runtime: Arc<PluginRuntime>, configs: &[ProviderConfig], node: &str) -> Result<Providers, ProvidersError> {
         let mut instances = BTreeMap::new();
         for config in configs {
@@ -116,9 +121,13 @@ impl Providers {
             if let Some(token) = token {
                 env.push(("TOKEN".into(), token));
             }
+            let https_trust = match &config.ca_file {
+                Some(ca) => Some(HttpsTrust(crate::tls::client_config_only(ca).map_err(|source| ProvidersError::Ca { provider: config.name.clone(), source })?)),
+                None => None,
+            };
             let settings = PluginSettings {
                 limits: PluginLimits { timeout: config.timeout, ..PluginLimits::default() },
-                grants: PluginGrants { env, read_only_dirs: Vec::new(), http_base_urls: vec![config.base_url.clone()] },
+                grants: PluginGrants { env, read_only_dirs: Vec::new(), http_base_urls: vec![config.base_url.clone()], https_trust },
             };
             instances.insert(config.name.clone(), Instance { config: config.clone(), settings, health: Mutex::new(Health::default()) });
         }
