@@ -9,7 +9,7 @@
 //! The adapter has not been run against a live cluster.
 
 use super::lab_ca::LabCa;
-use super::{ok, stderr, Gantry};
+use super::{ok, stderr, stdout, Gantry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -453,5 +453,29 @@ fn a_cluster_with_its_own_ca_is_reached_trusting_that_ca() {
     let job = d.finished(id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(d.log(id), "over https\n");
+    cluster.validate();
+}
+
+#[test]
+fn a_command_file_block_names_its_provider_and_a_wrong_one_is_refused_at_its_line() {
+    let cluster = Cluster::start();
+    let g = Gantry::new();
+    let d = g.serve(&cluster.config(&g), &["--simulate", "1"]);
+    let file = g.state.path().join("command_gpu.txt");
+    std::fs::write(&file, "1\necho here\n1\n\n# the big one goes to the cluster\n#gantry provider k8s\n2\necho there\n1\n").expect("command file");
+    let out = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (here, there) = (d.finished(1), d.finished(2));
+    assert_eq!((here["state"].as_str(), there["state"].as_str()), (Some("succeeded"), Some("succeeded")), "{here:#} {there:#}");
+    assert!(remote(&here).is_null(), "the block without a provider line ran here: {here:#}");
+    assert_eq!(remote(&there)["provider"], "k8s", "{there:#}");
+    assert_eq!(d.log(2), "there\n");
+
+    std::fs::write(&file, "1\necho here\n1\n\n#gantry burst to=k8s,gone\n2\necho there\n1\n").expect("command file");
+    let out = g.run(&["run", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:5:1: burst.providers: no provider 'gone'; configured: k8s", file.display())), "{err}");
+    assert_eq!(d.get("/api/v1/jobs")["total"], 2, "nothing of the refused file was queued");
     cluster.validate();
 }

@@ -2,16 +2,7 @@
 
 /// `7d`, `12h`, `30m`, `90s`.
 pub fn duration(text: &str) -> Result<std::time::Duration, String> {
-    let unit = text.chars().last().ok_or("empty")?;
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return Err(format!("'{text}': give a number and a unit, s, m, h or d (e.g. 7d)")),
-    };
-    let count: u64 = text[..text.len() - 1].parse().map_err(|_| format!("'{text}': give a whole number before the unit (e.g. 7d)"))?;
-    count.checked_mul(seconds).map(std::time::Duration::from_secs).ok_or_else(|| format!("'{text}' is too long"))
+    sweep::seconds(text).map(std::time::Duration::from_secs)
 }
 
 pub fn parse_memory(text: &str) -> Result<u64, String> {
@@ -35,8 +26,7 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{duration, parse_memory};
-    use std::time::Duration;
+    use super::parse_memory;
 
     #[test]
     fn memory_sizes() {
@@ -46,15 +36,5 @@ mod tests {
         assert_eq!(parse_memory("300"), Ok(300));
         assert!(parse_memory("20X").is_err());
         assert!(parse_memory("G").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(duration("7").is_err());
-        assert!(duration("s").is_err());
-        assert!(duration("").is_err());
     }
 }

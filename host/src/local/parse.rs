@@ -22,7 +22,13 @@ pub fn run(config: &Config, args: ParseArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&file)?);
             } else {
                 for job in &file.jobs {
-                    println!("queue {:<4} gpus {:<2} memory {:>6} GB  {}", job.queue, job.gpu_count, job.memory_gb, job.commands.join(" && "));
+                    let place = match (&job.provider, &job.burst) {
+                        (Some(provider), _) => format!("  [on {provider}]"),
+                        (None, Some(b)) if b.providers.is_empty() => "  [burst]".to_string(),
+                        (None, Some(b)) => format!("  [burst to {}]", b.providers.join(", ")),
+                        (None, None) => String::new(),
+                    };
+                    println!("queue {:<4} gpus {:<2} memory {:>6} GB  {}{place}", job.queue, job.gpu_count, job.memory_gb, job.commands.join(" && "));
                 }
                 eprintln!("{}: {} job(s)", name, file.jobs.len());
             }

@@ -13,6 +13,15 @@ use std::time::Instant;
 pub use parser::exports::gantry::plugin::parser::{Diagnostic, JobFile, JobSpec, Mode as ParseMode};
 pub use provider::exports::gantry::plugin::provider::{CostEstimate, GpuSpec, JobConfig, JobResult, JobState, Offer, ProviderError};
 
+/// `file` but for where its blocks start, which a rendering does not keep: what
+/// `parse(render(f)) == f` compares.
+pub fn unlined(mut file: JobFile) -> JobFile {
+    for job in &mut file.jobs {
+        job.line = 0;
+    }
+    file
+}
+
 /// Most text a provider's `logs` may return; the end is kept.
 pub const LOG_BYTES: usize = 1 << 20;
 

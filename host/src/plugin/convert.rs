@@ -76,3 +76,18 @@ pub fn rules(r: &placement::Rules) -> wit::Rules {
 pub fn placement(p: wit::Placement) -> placement::Placement {
     placement::Placement { job: p.job, gpus: p.gpus }
 }
+
+/// A command file's burst: the file keeps whole seconds, the job milliseconds (saturating: a wait
+/// past any bound is refused by the job's checks, naming it).
+pub fn burst_from_file(b: &parser::exports::gantry::plugin::parser::Burst) -> crate::model::Burst {
+    crate::model::Burst { max_wait_ms: b.max_wait_s.map(|s| s.saturating_mul(1000)), providers: b.providers.clone() }
+}
+
+/// `None` when the wait is not whole seconds, which a command file can't write.
+pub fn burst_to_file(b: &crate::model::Burst) -> Option<parser::exports::gantry::plugin::parser::Burst> {
+    let max_wait_s = match b.max_wait_ms {
+        Some(ms) if ms % 1000 != 0 => return None,
+        ms => ms.map(|ms| ms / 1000),
+    };
+    Some(parser::exports::gantry::plugin::parser::Burst { max_wait_s, providers: b.providers.clone() })
+}

@@ -34,6 +34,12 @@ pub struct Process {
     pub gpu_count: u32,
     /// GB per GPU.
     pub memory: f64,
+    /// gantry's extension: the configured provider it runs on (`#gantry provider` in the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// gantry's extension: waits here, then goes to a provider (`#gantry burst`); whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<crate::model::Burst>,
 }
 
 fn one() -> u32 {
@@ -71,7 +77,14 @@ impl CommandConfig {
                 }
             };
             let processes = &mut queues[position].processes;
-            processes.push(Process { id: processes.len() as u32 + 1, commands: block.commands.clone(), gpu_count: block.gpu_count, memory: block.memory_gb });
+            processes.push(Process {
+                id: processes.len() as u32 + 1,
+                commands: block.commands.clone(),
+                gpu_count: block.gpu_count,
+                memory: block.memory_gb,
+                provider: block.provider.clone(),
+                burst: block.burst.as_ref().map(crate::plugin::burst_from_file),
+            });
         }
         CommandConfig { queues }
     }
@@ -91,7 +104,14 @@ impl CommandConfig {
                 if process.gpu_count == 0 || (mode == RunMode::Single && process.gpu_count != 1) {
                     return Err(FieldError::new(at("gpu_count"), "single mode runs each process on one GPU; multi mode needs at least 1").into());
                 }
-                jobs.push(Block { queue: queue.id, commands: process.commands.clone(), gpu_count: process.gpu_count, memory_gb: process.memory });
+                if process.provider.is_some() && process.burst.is_some() {
+                    return Err(FieldError::new(at("burst"), "a process runs on a provider or bursts to one, not both").into());
+                }
+                let burst = match &process.burst {
+                    Some(burst) => Some(crate::plugin::burst_to_file(burst).ok_or_else(|| FieldError::new(at("burst.max_wait_ms"), "a command file keeps whole seconds"))?),
+                    None => None,
+                };
+                jobs.push(Block { queue: queue.id, commands: process.commands.clone(), gpu_count: process.gpu_count, memory_gb: process.memory, line: 0, provider: process.provider.clone(), burst });
             }
         }
         Ok(JobFile { mode: parse_mode(mode), jobs })
@@ -211,7 +231,7 @@ impl Service {
                 let rendered = file.clone();
                 let text = off_thread(move || parser.render(&rendered)).await?;
                 let parsed = self.parse(path, Some(parse_mode(mode)), text.clone()).await.map_err(|_| ServiceError::RenderMismatch { parser: name.clone() })?;
-                if parsed != file {
+                if crate::plugin::unlined(parsed) != crate::plugin::unlined(file.clone()) {
                     return Err(ServiceError::RenderMismatch { parser: name });
                 }
                 Ok(text)
@@ -229,9 +249,9 @@ mod tests {
         let file = JobFile {
             mode: ParseMode::Multi,
             jobs: vec![
-                Block { queue: 2, commands: vec!["a".into()], gpu_count: 2, memory_gb: 20.0 },
-                Block { queue: 1, commands: vec!["b".into(), "c".into()], gpu_count: 1, memory_gb: 0.5 },
-                Block { queue: 2, commands: vec!["d".into()], gpu_count: 1, memory_gb: 4.0 },
+                Block { queue: 2, commands: vec!["a".into()], gpu_count: 2, memory_gb: 20.0, line: 1, provider: None, burst: None },
+                Block { queue: 1, commands: vec!["b".into(), "c".into()], gpu_count: 1, memory_gb: 0.5, line: 5, provider: Some("slurm".into()), burst: None },
+                Block { queue: 2, commands: vec!["d".into()], gpu_count: 1, memory_gb: 4.0, line: 9, provider: None, burst: None },
             ],
         };
         let data = CommandConfig::from_file(&file);
@@ -240,7 +260,13 @@ mod tests {
         // Grouped by queue, the order within each queue kept.
         let back = data.to_file(RunMode::Multi).expect("valid");
         assert_eq!(back.jobs.iter().map(|j| j.commands[0].as_str()).collect::<Vec<_>>(), ["a", "d", "b"]);
+        assert_eq!(back.jobs[2].provider.as_deref(), Some("slurm"), "where it runs is kept");
         let err = data.to_file(RunMode::Single).expect_err("2 GPUs in single mode");
         assert!(err.to_string().contains("queues[0].processes[0].gpu_count"), "{err}");
+        let mut odd = data.clone();
+        odd.queues[1].processes[0].provider = None;
+        odd.queues[1].processes[0].burst = Some(crate::model::Burst { max_wait_ms: Some(1500), providers: Vec::new() });
+        let err = odd.to_file(RunMode::Multi).expect_err("not whole seconds");
+        assert!(err.to_string().contains("queues[1].processes[0].burst.max_wait_ms"), "{err}");
     }
 }

@@ -4,8 +4,8 @@
 
 use super::command_files::parse_mode;
 use super::{off_thread, Service, ServiceError};
-use crate::model::{Batch, GpuCount, JobSpec, Principal, RunId, RunMode, RunProgress, RunState, RunStatus};
-use crate::plugin::{JobFile, ParseMode};
+use crate::model::{Batch, FieldError, GpuCount, JobSpec, Principal, RunId, RunMode, RunProgress, RunState, RunStatus};
+use crate::plugin::{Diagnostic, JobFile, ParseMode};
 use crate::scheduler::RunRequest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,15 @@ fn gb_to_mib(gb: f64) -> u64 {
     (gb.max(0.0) * 1024.0).ceil() as u64
 }
 
+/// A fault of job `jobs[i]` of `file` as a finding at the line its block starts on.
+fn at_block(file: &Path, lines: &[u32], error: FieldError) -> ServiceError {
+    let job = error.field.strip_prefix("jobs[").and_then(|rest| rest.split_once("].")).and_then(|(i, field)| Some((i.parse::<usize>().ok()?, field)));
+    match job.and_then(|(i, field)| Some((*lines.get(i).filter(|l| **l > 0)?, field))) {
+        Some((line, field)) => ServiceError::Parse { path: file.to_path_buf(), diagnostics: vec![Diagnostic { line, column: 1, message: format!("{field}: {}", error.message) }] },
+        None => error.into(),
+    }
+}
+
 /// The latest run of `file` still going.
 fn running_of<'a>(runs: &'a [RunStatus], file: &Path) -> Option<&'a RunStatus> {
     runs.iter().rev().find(|r| r.run.file == file && r.run.state == RunState::Running)
@@ -46,12 +55,26 @@ impl Service {
     /// read themselves.
     pub async fn start_run(&self, who: &Principal, file: PathBuf, mode: Option<RunMode>) -> Result<RunStatus, ServiceError> {
         let text = self.read_as(who, file.clone(), MAX_FILE_BYTES).await?;
-        let request = self.run_request(who, file, text, mode, false).await?;
-        Ok(self.scheduler.start_run(request).await?)
+        self.start_file(who, file, text, mode, false).await
     }
 
-    async fn run_request(&self, who: &Principal, file: PathBuf, text: String, mode: Option<RunMode>, exclusive: bool) -> Result<RunRequest, ServiceError> {
+    /// The checks every submission gets, and the scheduler's, name the block's line for a fault
+    /// of one of its jobs.
+    async fn start_file(&self, who: &Principal, file: PathBuf, text: String, mode: Option<RunMode>, exclusive: bool) -> Result<RunStatus, ServiceError> {
         let job_file = self.parse(&file, mode.map(parse_mode), text).await?;
+        let lines: Vec<u32> = job_file.jobs.iter().map(|j| j.line).collect();
+        let at_block = |e: FieldError| at_block(&file, &lines, e);
+        let request = self.run_request(who, file.clone(), job_file, exclusive).await.map_err(|e| match e {
+            ServiceError::Invalid(e) => at_block(e),
+            other => other,
+        })?;
+        self.scheduler.start_run(request).await.map_err(|e| match e {
+            crate::scheduler::SchedulerError::Invalid(e) => at_block(e),
+            other => other.into(),
+        })
+    }
+
+    async fn run_request(&self, who: &Principal, file: PathBuf, job_file: JobFile, exclusive: bool) -> Result<RunRequest, ServiceError> {
         let mode = match job_file.mode {
             ParseMode::Single => RunMode::Single,
             ParseMode::Multi => RunMode::Multi,
@@ -66,6 +89,8 @@ impl Service {
                 gpus: Some(GpuCount { min: block.gpu_count.max(1), max: block.gpu_count.max(1) }),
                 memory_mib: gb_to_mib(block.memory_gb),
                 cwd: cwd.clone(),
+                provider: block.provider,
+                burst: block.burst.as_ref().map(crate::plugin::burst_from_file),
                 ..JobSpec::default()
             })
             .collect();
@@ -110,8 +135,7 @@ impl Service {
         let file = self.config.read().command_files.path(mode, index);
         // The daemon's own configured files, which admins write through the API.
         let text = read_as(None, file.clone(), MAX_FILE_BYTES).await?;
-        let request = self.run_request(who, file.clone(), text, Some(mode), true).await?;
-        let status = self.scheduler.start_run(request).await?;
+        let status = self.start_file(who, file.clone(), text, Some(mode), true).await?;
         Ok(StartedRun { log_file: self.run_log_path(status.run.id), config_file: file, status })
     }
 

@@ -11,13 +11,19 @@
 //! combination of values, `{}` in its commands replaced by the index and `{NAME}` by the value.
 //! The jobs keep the block's queue id, so they run one after another in that queue, as the
 //! blocks one would otherwise write by hand would.
+//!
+//! Where a block's jobs run: `#gantry provider NAME` sends them to a configured provider (Slurm,
+//! Kubernetes) instead of this node's GPUs; `#gantry burst [max-wait=30m] [to=slurm,k8s]` lets
+//! them wait here at most that long (default: the daemon's `burst_max_wait_s`) and then go to
+//! the first of those providers (default: every configured one) that takes them. The host checks
+//! that the providers are configured and names the block's line when one is not.
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "parser-plugin", additional_derives: [PartialEq] });
 }
 
 use bindings::exports::gantry::plugin::meta::{Guest as MetaGuest, PluginInfo, PluginKind};
-use bindings::exports::gantry::plugin::parser::{Diagnostic, Guest, JobFile, JobSpec, Mode};
+use bindings::exports::gantry::plugin::parser::{Burst, Diagnostic, Guest, JobFile, JobSpec, Mode};
 
 // Only the component build exports it; native builds exist for unit tests.
 #[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
@@ -44,7 +50,7 @@ impl Guest for CompeteParser {
     }
 }
 
-// Exported names such as `gantry:plugin/parser@0.3.0#parse` are only valid in a component; the
+// Exported names such as `gantry:plugin/parser@0.4.0#parse` are only valid in a component; the
 // native build (for unit tests) exports nothing.
 #[cfg(target_family = "wasm")]
 bindings::export!(CompeteParser with_types_in bindings);
@@ -86,6 +92,15 @@ const MAX_ELEMENTS: usize = 10_000;
 fn is_directive(line: &str) -> bool {
     line.strip_prefix(DIRECTIVE).is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
 }
+
+/// A directive line's verb and the rest of it.
+fn verb(line: &str) -> (&str, &str) {
+    let rest = line[DIRECTIVE.len()..].trim();
+    rest.split_once(char::is_whitespace).map_or((rest, ""), |(v, a)| (v, a.trim()))
+}
+
+/// Where the block's jobs run, as its `provider` and `burst` lines say.
+type Target = (Option<String>, Option<Burst>);
 
 fn diagnostic(line: u32, column: u32, message: String) -> Diagnostic {
     Diagnostic { line, column, message }
@@ -129,8 +144,16 @@ pub fn parse(file_name: &str, mode: Option<Mode>, text: &str) -> Result<JobFile,
             diagnostics.push(diagnostic(block[0].number, 1, "a #gantry line belongs to the block it starts, and this block has nothing else".into()));
             continue;
         };
-        let elements = elements(&directives);
-        match (parse_block(&lines, mode), elements) {
+        let (targets, shapes): (Vec<Line<'_>>, Vec<Line<'_>>) = directives.iter().copied().partition(|l| matches!(verb(l.text).0, "provider" | "burst"));
+        let job = match (parse_block(&lines, mode), target(&targets)) {
+            (Ok(job), Ok((provider, burst))) => Ok(JobSpec { line: block[0].number, provider, burst, ..job }),
+            (Err(mut d), Err(mut t)) => {
+                t.append(&mut d);
+                Err(t)
+            }
+            (Err(d), Ok(_)) | (Ok(_), Err(d)) => Err(d),
+        };
+        match (job, elements(&shapes)) {
             (Ok(job), Ok(None)) => jobs.push(job),
             (Ok(_), Ok(Some(elements))) if jobs.len() + elements.len() > MAX_ELEMENTS => {
                 diagnostics.push(diagnostic(first.number, 1, format!("this block stands for {} jobs: with the blocks before it, more than the {MAX_ELEMENTS} a file may have", elements.len())));
@@ -163,8 +186,7 @@ fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<Element>>, Vec<Diagnos
     let mut params: Vec<(String, Vec<String>)> = Vec::new();
     let mut wrong = Vec::new();
     for line in directives {
-        let rest = line.text[DIRECTIVE.len()..].trim();
-        let (verb, argument) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(v, a)| (v, a.trim()));
+        let (verb, argument) = verb(line.text);
         match verb {
             "array" if indices.is_some() => wrong.push(diagnostic(line.number, 1, "a second #gantry array line; give all indices on one".into())),
             "array" => match sweep::parse_indices(argument, MAX_ELEMENTS) {
@@ -178,7 +200,11 @@ fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<Element>>, Vec<Diagnos
                 }
                 _ => wrong.push(diagnostic(line.number, 1, format!("#gantry sweep {argument}: not NAME=VALUES with a NAME of letters, digits and _ not swept before"))),
             },
-            other => wrong.push(diagnostic(line.number, 1, format!("unknown #gantry line '{other}': it is `#gantry array INDICES` or `#gantry sweep NAME=VALUES`"))),
+            other => wrong.push(diagnostic(
+                line.number,
+                1,
+                format!("unknown #gantry line '{other}': it is `#gantry array INDICES`, `#gantry sweep NAME=VALUES`, `#gantry provider NAME` or `#gantry burst [max-wait=DURATION] [to=NAME,…]`"),
+            )),
         }
     }
     if let (Some((number, _)), false) = (&indices, params.is_empty()) {
@@ -195,6 +221,57 @@ fn elements(directives: &[Line<'_>]) -> Result<Option<Vec<Element>>, Vec<Diagnos
             None => Err(vec![diagnostic(directives[0].number, 1, format!("this sweep has more than {MAX_ELEMENTS} combinations"))]),
         },
     }
+}
+
+/// A provider's name as `[providers.NAME]` allows it.
+fn is_provider_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn provider_names(text: &str, line: u32) -> Result<Vec<String>, Diagnostic> {
+    let names: Vec<String> = text.split(',').map(|n| n.trim().to_string()).collect();
+    match names.iter().find(|n| !is_provider_name(n)) {
+        Some(bad) => Err(diagnostic(line, 1, format!("'{bad}' is not a provider's name (1 to 64 letters, digits, '-' or '_')"))),
+        None => Ok(names),
+    }
+}
+
+/// What a block's `provider` and `burst` lines make of it: at most one of either, not both.
+fn target(lines: &[Line<'_>]) -> Result<Target, Vec<Diagnostic>> {
+    let (mut provider, mut burst) = (None, None);
+    let mut wrong = Vec::new();
+    for line in lines {
+        let (verb, argument) = verb(line.text);
+        if provider.is_some() || burst.is_some() {
+            wrong.push(diagnostic(line.number, 1, format!("#gantry {verb}: a block has one provider or burst line: it runs on a provider, or bursts to one, not both")));
+            continue;
+        }
+        if verb == "provider" {
+            match provider_names(argument, line.number) {
+                Ok(names) if names.len() == 1 => provider = names.into_iter().next(),
+                Ok(_) => wrong.push(diagnostic(line.number, 1, format!("#gantry provider {argument}: one provider; to try several, write #gantry burst to={argument}"))),
+                Err(d) => wrong.push(d),
+            }
+            continue;
+        }
+        let mut spec = Burst { max_wait_s: None, providers: Vec::new() };
+        let mut ok = true;
+        for option in argument.split_whitespace() {
+            let result = match option.split_once('=') {
+                Some(("max-wait", wait)) => sweep::seconds(wait).map(|s| spec.max_wait_s = Some(s)).map_err(|e| diagnostic(line.number, 1, format!("#gantry burst max-wait: {e}"))),
+                Some(("to", names)) => provider_names(names, line.number).map(|names| spec.providers = names),
+                _ => Err(diagnostic(line.number, 1, format!("#gantry burst: '{option}' is not max-wait=DURATION or to=NAME,…"))),
+            };
+            if let Err(d) = result {
+                wrong.push(d);
+                ok = false;
+            }
+        }
+        if ok {
+            burst = Some(spec);
+        }
+    }
+    if wrong.is_empty() { Ok((provider, burst)) } else { Err(wrong) }
 }
 
 fn parse_block(block: &[Line<'_>], mode: Mode) -> Result<JobSpec, Vec<Diagnostic>> {
@@ -244,7 +321,7 @@ fn parse_block(block: &[Line<'_>], mode: Mode) -> Result<JobSpec, Vec<Diagnostic
     let gpu_count = gpu_count.map_err(|d| diagnostics.push(d)).ok();
     let memory_gb = memory.map_err(|d| diagnostics.push(d)).ok();
     match (queue, gpu_count, memory_gb) {
-        (Some(queue), Some(gpu_count), Some(memory_gb)) => Ok(JobSpec { queue, commands, gpu_count, memory_gb }),
+        (Some(queue), Some(gpu_count), Some(memory_gb)) => Ok(JobSpec { queue, commands, gpu_count, memory_gb, line: first.number, provider: None, burst: None }),
         _ => Err(diagnostics),
     }
 }
@@ -280,6 +357,19 @@ pub fn render(file: &JobFile) -> String {
     out.push('\n');
     for job in &file.jobs {
         out.push('\n');
+        if let Some(provider) = &job.provider {
+            out.push_str(&format!("{DIRECTIVE} provider {provider}\n"));
+        }
+        if let Some(burst) = &job.burst {
+            out.push_str(&format!("{DIRECTIVE} burst"));
+            if let Some(wait) = burst.max_wait_s {
+                out.push_str(&format!(" max-wait={wait}s"));
+            }
+            if !burst.providers.is_empty() {
+                out.push_str(&format!(" to={}", burst.providers.join(",")));
+            }
+            out.push('\n');
+        }
         out.push_str(&job.queue.to_string());
         out.push('\n');
         for command in &job.commands {
@@ -323,9 +413,45 @@ mod tests {
         }
     }
 
+    /// `file` but for where its blocks start, which a rendering does not keep.
+    fn unlined(file: &JobFile) -> JobFile {
+        JobFile { mode: file.mode, jobs: file.jobs.iter().map(|j| JobSpec { line: 0, ..j.clone() }).collect() }
+    }
+
     fn assert_round_trips(file: &JobFile) {
         let again = ok(parse("any.txt", Some(file.mode), &render(file)));
-        assert_eq!(&again, file);
+        assert_eq!(unlined(&again), unlined(file));
+    }
+
+    #[test]
+    fn provider_and_burst_lines_say_where_a_block_runs() {
+        let text = "1\ntrain a\n4\n\n# comment\n#gantry provider slurm\n2\ntrain b\n4\n\n#gantry burst max-wait=30m to=slurm,k8s\n#gantry array 0..1\n3\ntrain {}\n4\n\n#gantry burst\n4\nx\n1\n";
+        let file = ok(single(text));
+        let shown: Vec<_> = file.jobs.iter().map(|j| (j.line, j.provider.clone(), j.burst.clone())).collect();
+        let burst = |wait, to: &[&str]| Some(Burst { max_wait_s: wait, providers: to.iter().map(|s| s.to_string()).collect() });
+        assert_eq!(
+            shown,
+            vec![
+                (1, None, None),
+                (6, Some("slurm".to_string()), None),
+                (11, None, burst(Some(1800), &["slurm", "k8s"])),
+                (11, None, burst(Some(1800), &["slurm", "k8s"])),
+                (17, None, burst(None, &[])),
+            ]
+        );
+        assert_round_trips(&file);
+
+        for (text, line, wanted) in [
+            ("#gantry provider slurm\n#gantry burst\n1\nx\n1\n", 2, "not both"),
+            ("#gantry provider a,b\n1\nx\n1\n", 1, "#gantry burst to=a,b"),
+            ("#gantry provider\n1\nx\n1\n", 1, "is not a provider's name"),
+            ("1\nx\n1\n\n#gantry burst max-wait=30\n1\nx\n1\n", 5, "give a number and a unit"),
+            ("#gantry burst to=sl urm\n1\nx\n1\n", 1, "'urm' is not max-wait=DURATION or to=NAME"),
+            ("#gantry burst to=a/b\n1\nx\n1\n", 1, "'a/b' is not a provider's name"),
+        ] {
+            let found = errors(single(text));
+            assert!(found.iter().any(|d| d.line == line && d.message.contains(wanted)), "{text:?}: {found:?}");
+        }
     }
 
     #[test]
@@ -512,7 +638,7 @@ mod tests {
     fn odd_memory_values_round_trip() {
         let file = JobFile {
             mode: Mode::Single,
-            jobs: vec![JobSpec { queue: 0, commands: vec!["true".into()], gpu_count: 1, memory_gb: 0.1 + 0.2 }],
+            jobs: vec![JobSpec { queue: 0, commands: vec!["true".into()], gpu_count: 1, memory_gb: 0.1 + 0.2, line: 0, provider: None, burst: None }],
         };
         assert_round_trips(&file);
     }

@@ -4,7 +4,9 @@
 //! - indices in Slurm's syntax: `0..99` or `0-99`, `1,5,7`, `0..20:2` (every second), joined by
 //!   commas, with `%N` at the end for "at most N at once";
 //! - a sweep parameter's values: `1..3` (integers), else a comma list;
-//! - in a command, `{}` is the element's index and `{NAME}` the value of parameter NAME.
+//! - in a command, `{}` is the element's index and `{NAME}` the value of parameter NAME;
+//! - a duration: a whole number and a unit, `90s`, `30m`, `2h`, `7d`
+//!   (`gantry submit --max-wait`, `#gantry burst max-wait=…`).
 
 /// The indices of `spec` in order, and its `%N` limit if it has one; at most `max` of them.
 pub fn parse_indices(spec: &str, max: usize) -> Result<(Vec<u32>, Option<u32>), String> {
@@ -78,9 +80,34 @@ pub fn fill(command: &str, index: u32, params: &[(String, String)]) -> String {
     command
 }
 
+/// The seconds of a duration such as `30m`.
+pub fn seconds(text: &str) -> Result<u64, String> {
+    let unit = text.chars().last().ok_or("empty")?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{text}': give a number and a unit, s, m, h or d (e.g. 7d)")),
+    };
+    let count: u64 = text[..text.len() - 1].parse().map_err(|_| format!("'{text}': give a whole number before the unit (e.g. 7d)"))?;
+    count.checked_mul(scale).ok_or_else(|| format!("'{text}' is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("30m"), Ok(1800));
+        assert_eq!(seconds("7d"), Ok(7 * 86_400));
+        assert!(seconds("7").is_err());
+        assert!(seconds("s").is_err());
+        assert!(seconds("").is_err());
+        assert!(seconds("99999999999999999999d").is_err());
+    }
 
     #[test]
     fn slurm_index_syntax_with_ranges_steps_lists_and_a_limit() {

@@ -150,7 +150,7 @@ fn a_component_for_another_wit_version_is_refused_with_both_versions() {
     let err = runtime.check_file(Path::new(FUTURE)).expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, PluginError::IncompatibleVersion { .. }), "{text}");
-    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.3.0"), "{text}");
+    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.4.0"), "{text}");
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn the_bundled_parser_round_trips_the_examples() {
         let file = parser.parse(name, None, &text).expect("call").expect("valid");
         assert!(!file.jobs.is_empty());
         let rendered = parser.render(&file).expect("render");
-        assert_eq!(parser.parse(name, None, &rendered).expect("call").expect("valid"), file);
+        assert_eq!(unlined(parser.parse(name, None, &rendered).expect("call").expect("valid")), unlined(file));
     }
     let diagnostics = parser.parse("command_gpu.txt", None, "1\npython a.py\n").expect("call").expect_err("invalid");
     assert_eq!(diagnostics[0].line, 1);

@@ -33,7 +33,7 @@ fn job(line: &str, number: usize, mode: Mode) -> Result<JobSpec, Diagnostic> {
     if command.is_empty() {
         return Err(diagnostic(number, line.len() + 1, "the command missing: QUEUE GPUS MEMORY_GB COMMAND"));
     }
-    Ok(JobSpec { queue, commands: vec![command.to_string()], gpu_count, memory_gb })
+    Ok(JobSpec { queue, commands: vec![command.to_string()], gpu_count, memory_gb, line: u32::try_from(number).unwrap_or(u32::MAX), provider: None, burst: None })
 }
 
 impl Parser for Lines {
