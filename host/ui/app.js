@@ -638,6 +638,12 @@ async function pluginsPage(_, root) {
   root.replaceChildren(h("h1", {}, "Plugins"), h("button", { onclick: async () => { try { draw(await api("POST", "/api/v1/plugins/reload")); message.textContent = "reloaded"; } catch (error) { showError(message, error); } } }, "Reload plugins"), message, table);
 }
 
+// A remote attempt's cost so far at its provider's price, e.g. "0.0125 EUR (3 EUR/h)".
+function cost(c) {
+  if (!c) return "";
+  return `${c.total.toFixed(4)} ${c.currency} (${c.per_hour} ${c.currency}/h)`;
+}
+
 // Providers: where jobs go when they leave this server, whether each answers, and the jobs
 // running there now.
 async function providersPage(_, root) {
@@ -653,10 +659,10 @@ async function providersPage(_, root) {
           h("td", {}, p.calls), h("td", {}, p.failures), h("td", {}, time(p.last_ok_ms)), h("td", {}, options(p.options)), h("td", { class: "error" }, p.last_error ?? ""))))));
     const remote = jobs.jobs.filter((j) => j.attempts.length && j.attempts[j.attempts.length - 1].remote);
     running.replaceChildren(remote.length === 0 ? h("p", { class: "muted" }, "No job runs on a provider now.") : h("table", {},
-      h("thead", {}, h("tr", {}, ["job", "where", "its state there", "owner", "command"].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, ["job", "where", "its state there", "cost so far", "owner", "command"].map((c) => h("th", {}, c)))),
       h("tbody", {}, remote.map((j) => {
         const a = j.attempts[j.attempts.length - 1];
-        return h("tr", { "data-job": j.id }, h("td", {}, h("a", { href: `#/job/${j.id}` }, j.id)), h("td", {}, where(a)), h("td", {}, a.remote.state ?? ""), h("td", {}, j.spec.owner ?? ""),
+        return h("tr", { "data-job": j.id }, h("td", {}, h("a", { href: `#/job/${j.id}` }, j.id)), h("td", {}, where(a)), h("td", {}, a.remote.state ?? ""), h("td", { class: "cost" }, cost(a.remote.cost)), h("td", {}, j.spec.owner ?? ""),
           h("td", {}, j.redacted ? h("span", { class: "muted" }, "(not yours to see)") : j.spec.commands.join(" && ").slice(0, 120)));
       }))));
   };

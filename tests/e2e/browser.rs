@@ -433,7 +433,7 @@ fn the_providers_page_shows_each_providers_health_and_the_jobs_running_there() {
     let away = browser.wait_text("#providers [data-provider=away]", "failing");
     assert!(away.contains("http://127.0.0.1:9"), "{away}");
     let row = browser.wait_text(&format!("#remote-jobs [data-job='{there}']"), "k8s#gantry-");
-    assert!(row.contains("Running") && row.contains("sleep 60"), "{row}");
+    assert!(row.contains("Running") && row.contains("sleep 60") && row.contains("EUR (1.5 EUR/h)"), "the site rate of one GPU: {row}");
     assert_eq!(browser.js("return document.querySelectorAll('#remote-jobs [data-job]').length;", json!([])), json!(1), "the job that waits runs nowhere");
     browser.assert_no_null();
     browser.go(&format!("{}/ui/#/jobs", d.url));

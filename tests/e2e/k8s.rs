@@ -117,7 +117,7 @@ impl Cluster {
         let token = g.token_file("k8s.token", &self.token);
         let ca = ca.map(|ca| format!("ca_file = \"{}\"\n", ca.display())).unwrap_or_default();
         format!(
-            "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n{ca}poll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\n",
+            "[providers.k8s]\nplugin = \"provider-k8s\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n{ca}poll_ms = 200\npoll_max_ms = 1000\n[providers.k8s.options]\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nttl_s = 600\nprice_per_gpu_hour = 1.5\ncurrency = \"EUR\"\n",
             self.url,
             token.display()
         )
@@ -366,6 +366,13 @@ fn a_job_runs_as_a_kubernetes_job_with_its_exit_code_log_and_retries() {
     let name = remote(&job)["id"].as_str().expect("the Job's name").to_string();
     assert!(name.starts_with("gantry-") && name.len() <= 63, "{name}");
     assert!(ok(g.run(&["jobs"])).contains(&format!("k8s#{name}")));
+    // The site's rate for its 2 GPUs, counted while it ran there.
+    let cost = &remote(&job)["cost"];
+    assert_eq!((cost["currency"].as_str(), cost["per_hour"].as_f64()), (Some("EUR"), Some(3.0)), "{job:#}");
+    let attempt = &job["attempts"][0];
+    let ran_ms = attempt["ended_ms"].as_u64().unwrap_or(0).saturating_sub(cost["running_since_ms"].as_u64().unwrap_or(u64::MAX));
+    let total = cost["total"].as_f64().unwrap_or(-1.0);
+    assert!(ran_ms >= 1000 && (total - 3.0 * ran_ms as f64 / 3_600_000.0).abs() < 1e-9, "{ran_ms} ms ran, {total} EUR: {job:#}");
 
     let failing = d.submit(json!({ "commands": ["echo try $GANTRY_ATTEMPT; exit 3"], "provider": "k8s", "retries": 1 }))[0];
     let job = d.finished(failing);

@@ -217,6 +217,30 @@ pub struct RemoteAttempt {
     pub log_path: Option<String>,
     /// The provider's last word on it, e.g. `PENDING (Resources)`.
     pub state: Option<String>,
+    /// What it costs, where the provider has a price for it (`estimate-cost` when submitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RemoteCost>,
+}
+
+/// A remote attempt's cost so far: its price for each hour it has run there. Time it waited in
+/// the provider's queue costs nothing (a Slurm job that is pending uses no node).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RemoteCost {
+    pub currency: String,
+    pub per_hour: f64,
+    /// When the provider says it started running (ms since the Unix epoch).
+    pub running_since_ms: Option<u64>,
+    /// Up to its end, or to the provider's last word while it runs.
+    pub total: f64,
+}
+
+impl RemoteCost {
+    /// Brings `total` up to `until_ms`.
+    pub fn count_to(&mut self, until_ms: u64) {
+        if let Some(since) = self.running_since_ms {
+            self.total = self.per_hour * until_ms.saturating_sub(since) as f64 / 3_600_000.0;
+        }
+    }
 }
 
 impl Attempt {

@@ -99,9 +99,9 @@ pub enum Msg {
     /// An attempt's shim exited, as far as the executor can tell.
     Ended { job: JobId, attempt: u32, outcome: Result<Adoption, String> },
     /// A provider took the attempt: its id there, and where its output goes.
-    RemoteSubmitted { job: JobId, attempt: u32, id: String, log_path: Option<String>, state: String },
+    RemoteSubmitted { job: JobId, attempt: u32, id: String, log_path: Option<String>, state: String, price: Option<crate::model::RemoteCost> },
     /// What the provider says of a remote attempt changed.
-    RemoteState { job: JobId, attempt: u32, state: String },
+    RemoteState { job: JobId, attempt: u32, state: String, started_ms: Option<u64> },
     /// The provider refused the attempt: the job can't run there as it is.
     RemoteRefused { job: JobId, attempt: u32, reason: String },
     /// The provider could not be asked: the job waits, and the provider is asked again later.

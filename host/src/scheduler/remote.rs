@@ -10,7 +10,7 @@
 
 use super::messages::Msg;
 use crate::executor::{Adoption, ExitRecord, RotatingLog};
-use crate::model::{JobId, RemoteAttempt};
+use crate::model::{JobId, RemoteAttempt, RemoteCost};
 use crate::plugin::{GpuSpec, JobConfig, JobResult, JobState, ProviderCall, ProviderError, ProviderReply};
 use crate::providers::{CallError, Providers};
 use std::collections::BTreeMap;
@@ -89,9 +89,10 @@ impl RemoteJobs {
                     return;
                 }
             };
+            let config = job_config(&spec, user);
             let first = match &known.id {
                 Some(id) => status(&providers, &spec, id).await.map_or_else(Submitted::Unavailable, Submitted::Yes),
-                None => submit(&providers, &spec, &user).await,
+                None => submit(&providers, &spec, config.clone()).await,
             };
             let result = match first {
                 Submitted::Yes(result) => result,
@@ -111,7 +112,11 @@ impl RemoteJobs {
             };
             let id = result.provider_job_id.clone();
             let log_path = result.log_path.clone().or(known.log_path.clone());
-            let _ = tx.send(Msg::RemoteSubmitted { job, attempt, id: id.clone(), log_path: log_path.clone(), state: result.message.clone() });
+            let price = match known.cost {
+                Some(_) => None,
+                None => price(&providers, &spec.provider, config).await.map(|(currency, per_hour)| RemoteCost { currency, per_hour, running_since_ms: result.started_ms, total: 0.0 }),
+            };
+            let _ = tx.send(Msg::RemoteSubmitted { job, attempt, id: id.clone(), log_path: log_path.clone(), state: result.message.clone(), price });
             let outcome = follow(&providers, &spec, &id, log_path, result, job, attempt, &tx).await;
             let _ = tx.send(Msg::Ended { job, attempt, outcome });
         });
@@ -138,11 +143,11 @@ async fn user_of(uid: Option<u32>) -> Result<String, String> {
         .map_err(|e| e.to_string())?
 }
 
-async fn submit(providers: &Providers, spec: &RemoteSpec, user: &str) -> Submitted {
-    let config = JobConfig {
+fn job_config(spec: &RemoteSpec, user: String) -> JobConfig {
+    JobConfig {
         name: spec.name.clone(),
         key: spec.key.clone(),
-        user: user.to_string(),
+        user,
         working_dir: spec.cwd.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
         image: String::new(),
         command: spec.commands.clone(),
@@ -152,7 +157,30 @@ async fn submit(providers: &Providers, spec: &RemoteSpec, user: &str) -> Submitt
         env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout_s: None,
         region: None,
-    };
+    }
+}
+
+/// What the provider charges for each hour of the job, if it has a price: a currency of 1 to 16
+/// letters and a finite amount of at least 0. Asked once, when the job is submitted.
+async fn price(providers: &Providers, provider: &str, config: JobConfig) -> Option<(String, f64)> {
+    match providers.call(provider, ProviderCall::EstimateCost(config)).await {
+        Ok(ProviderReply::Cost(Ok(estimate))) => {
+            let currency_ok = (1..=16).contains(&estimate.currency.len()) && estimate.currency.chars().all(|c| c.is_ascii_alphabetic());
+            (currency_ok && estimate.per_hour.is_finite() && estimate.per_hour >= 0.0).then_some((estimate.currency, estimate.per_hour))
+        }
+        Ok(ProviderReply::Cost(Err(e))) => {
+            tracing::debug!(provider = %provider, error = %describe(&e), "no price for a remote job");
+            None
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(provider = %provider, error = %e, "asking a provider for a job's price");
+            None
+        }
+    }
+}
+
+async fn submit(providers: &Providers, spec: &RemoteSpec, config: JobConfig) -> Submitted {
     match providers.call(&spec.provider, ProviderCall::Submit(config)).await {
         Ok(ProviderReply::Job(Ok(result))) if result.provider_job_id.is_empty() => Submitted::Refused(format!("provider {}: it answered no job id", spec.provider)),
         Ok(ProviderReply::Job(Ok(result))) => Submitted::Yes(plausible(result, spec.started_ms)),
@@ -224,7 +252,7 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
                 if result.message != said || result.state != last.state {
                     wait = poll_min;
                     said = result.message.clone();
-                    let _ = tx.send(Msg::RemoteState { job, attempt, state: said.clone() });
+                    let _ = tx.send(Msg::RemoteState { job, attempt, state: said.clone(), started_ms: result.started_ms });
                 } else {
                     wait = (wait * 2).min(poll_max);
                 }

@@ -66,8 +66,10 @@ pub trait Provider {
         Err(ProviderError::InvalidConfig(format!("this provider serves no logs; the host reads job {id}'s log_path")))
     }
 
-    fn estimate_cost(_job: &JobConfig) -> Result<CostEstimate, ProviderError> {
-        Ok(CostEstimate { currency: String::new(), per_hour: 0.0, total: 0.0, detail: "this provider has no prices".into() })
+    /// A cluster has no prices of its own; a site that charges its groups back sets one per GPU
+    /// and hour on the instance ([`Settings::site_rate`]).
+    fn estimate_cost(job: &JobConfig) -> Result<CostEstimate, ProviderError> {
+        Settings::from_host().site_rate(job)
     }
 
     fn offers(_gpu: &GpuSpec) -> Result<Vec<Offer>, ProviderError> {

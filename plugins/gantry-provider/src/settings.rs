@@ -2,7 +2,7 @@
 //! instance's `token_file` or `token_env`), and each of `[providers.NAME.options]` under its name
 //! in upper case. Errors name the key of `gantry.toml` to set.
 
-use crate::ProviderError;
+use crate::{CostEstimate, JobConfig, ProviderError};
 
 /// Reads settings through `var` (the process environment in a plugin; a map in tests).
 pub struct Settings<F: Fn(&str) -> Option<String>> {
@@ -47,6 +47,21 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         }
     }
 
+    /// The price of `job` at the instance's own rate: `options.price_per_gpu_hour` for each of
+    /// its GPUs, in `options.currency` (default `USD`); the total for its time limit, if it has
+    /// one. Without a rate there is no price (`invalid-config`).
+    pub fn site_rate(&self, job: &JobConfig) -> Result<CostEstimate, ProviderError> {
+        let rate: f64 = self.number("PRICE_PER_GPU_HOUR", "currency units per GPU-hour")?.ok_or_else(|| ProviderError::InvalidConfig(format!("{}: not set, so this provider has no prices", Self::key("PRICE_PER_GPU_HOUR"))))?;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(ProviderError::InvalidConfig(format!("{}: {rate} is not a price", Self::key("PRICE_PER_GPU_HOUR"))));
+        }
+        let currency = self.get("CURRENCY").unwrap_or_else(|| "USD".into());
+        let per_hour = rate * f64::from(job.gpu.count.max(1));
+        let total = job.timeout_s.map_or(0.0, |s| per_hour * s as f64 / 3600.0);
+        let detail = format!("{rate} {currency} per GPU-hour (the site's rate), {} GPU(s)", job.gpu.count.max(1));
+        Ok(CostEstimate { currency, per_hour, total, detail })
+    }
+
     /// The base URL, without a trailing `/`.
     pub fn base_url(&self) -> Result<String, ProviderError> {
         Ok(self.need("BASE_URL")?.trim_end_matches('/').to_string())
@@ -72,5 +87,18 @@ mod tests {
         assert_eq!(settings.need("NAMESPACE"), Err(ProviderError::InvalidConfig("options.namespace: not set for this provider instance ([providers.NAME] in gantry.toml)".into())));
         assert_eq!(settings.number::<u64>("TIME_LIMIT_MIN", "minutes"), Err(ProviderError::InvalidConfig("options.time_limit_min: 'soon' is not a number of minutes".into())));
         assert_eq!(settings.number::<u64>("ABSENT", "minutes"), Ok(None));
+    }
+
+    #[test]
+    fn a_site_rate_prices_each_gpu_hour() {
+        let mut job = crate::testing::job();
+        job.gpu.count = 4;
+        job.timeout_s = Some(1800);
+        let priced = Settings::new(|name| (name == "PRICE_PER_GPU_HOUR").then(|| "0.5".to_string())).site_rate(&job).expect("priced");
+        assert_eq!((priced.currency.as_str(), priced.per_hour, priced.total), ("USD", 2.0, 1.0));
+        let none = Settings::new(|_| None).site_rate(&job).expect_err("no rate");
+        assert!(matches!(&none, ProviderError::InvalidConfig(m) if m.starts_with("options.price_per_gpu_hour")), "{none:?}");
+        let wrong = Settings::new(|name| (name == "PRICE_PER_GPU_HOUR").then(|| "-1".to_string())).site_rate(&job);
+        assert!(wrong.is_err());
     }
 }

@@ -251,6 +251,12 @@ impl Engine {
             attempt.signal = signal;
             attempt.started_ms = started_ms;
             attempt.peak_rss_kib = Some(peak_rss_kib);
+            if let Some(cost) = attempt.remote.as_mut().and_then(|r| r.cost.as_mut()) {
+                cost.running_since_ms = cost.running_since_ms.or(Some(started_ms));
+            }
+        }
+        if let (Some(cost), Some(ended)) = (attempt.remote.as_mut().and_then(|r| r.cost.as_mut()), attempt.ended_ms) {
+            cost.count_to(ended);
         }
         attempt.out_of_memory = ending.out_of_memory;
         attempt.note = ending.note.clone().or_else(|| ending.cancelled.clone());

@@ -234,8 +234,8 @@ impl Engine {
             }
             Msg::Started { job, attempt, shim } => self.started(job, attempt, shim),
             Msg::Ended { job, attempt, outcome } => self.ended(job, attempt, outcome),
-            Msg::RemoteSubmitted { job, attempt, id, log_path, state } => self.remote_submitted(job, attempt, id, log_path, state),
-            Msg::RemoteState { job, attempt, state } => self.remote_state(job, attempt, state),
+            Msg::RemoteSubmitted { job, attempt, id, log_path, state, price } => self.remote_submitted(job, attempt, id, log_path, state, price),
+            Msg::RemoteState { job, attempt, state, started_ms } => self.remote_state(job, attempt, state, started_ms),
             Msg::RemoteRefused { job, attempt, reason } => self.remote_refused(job, attempt, reason),
             Msg::RemoteUnavailable { job, attempt, provider, reason } => self.remote_unavailable(job, attempt, provider, reason),
             Msg::GpusChanged => {

@@ -3,7 +3,7 @@
 //! because from here on they are attempts like any other; only where they run differs.
 
 use super::Engine;
-use crate::model::{Attempt, Job, JobId, JobState, RemoteAttempt};
+use crate::model::{Attempt, Job, JobId, JobState, RemoteAttempt, RemoteCost};
 use crate::scheduler::messages::SchedulerError;
 use crate::scheduler::remote::{unavailable_backoff, RemoteSpec};
 
@@ -78,7 +78,8 @@ impl Engine {
     }
 
     /// The provider took the attempt: its id is committed, so a restart follows this job.
-    pub(super) fn remote_submitted(&mut self, id: JobId, number: u32, remote_id: String, log_path: Option<String>, state: String) -> Result<(), SchedulerError> {
+    /// A restarted daemon re-attaching is told no price, and keeps the one it had.
+    pub(super) fn remote_submitted(&mut self, id: JobId, number: u32, remote_id: String, log_path: Option<String>, state: String, price: Option<RemoteCost>) -> Result<(), SchedulerError> {
         let Some(provider) = self.current_remote(id, number).map(|r| r.provider.clone()) else { return Ok(()) };
         self.provider_backoff.remove(&provider);
         let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
@@ -86,6 +87,9 @@ impl Engine {
             remote.id = Some(remote_id.clone());
             remote.log_path = log_path;
             remote.state = Some(state);
+            if price.is_some() {
+                remote.cost = price;
+            }
         }
         let job = job.clone();
         self.save_jobs([&job])?;
@@ -98,13 +102,18 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn remote_state(&mut self, id: JobId, number: u32, state: String) -> Result<(), SchedulerError> {
+    pub(super) fn remote_state(&mut self, id: JobId, number: u32, state: String, started_ms: Option<u64>) -> Result<(), SchedulerError> {
         if self.current_remote(id, number).is_none() {
             return Ok(());
         }
+        let now = self.now();
         let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
         if let Some(remote) = job.attempts.last_mut().and_then(|a| a.remote.as_mut()) {
             remote.state = Some(state);
+            if let Some(cost) = &mut remote.cost {
+                cost.running_since_ms = cost.running_since_ms.or(started_ms);
+                cost.count_to(now);
+            }
         }
         let job = job.clone();
         self.save_jobs([&job])
