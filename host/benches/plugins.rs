@@ -1,10 +1,14 @@
 //! Plugin runtime costs: compiling vs loading a cached component, one `place()` call through the
-//! wasm boundary against the same best fit compiled natively, and hot-reload latency.
+//! wasm boundary against the same best fit compiled natively, hot-reload latency, and what the
+//! host adds to a provider call.
 //!
 //! `cargo bench -p gantry --bench plugins`; results go to docs/BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use gantry::plugin::{PluginEngine, PluginRuntime, RuntimeOptions};
+use gantry::plugin::{GpuSpec, JobConfig, PluginEngine, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderReply, RuntimeOptions};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use placement::{GpuState, PendingJob, Rules};
 use std::time::{Duration, Instant};
 
@@ -159,5 +163,89 @@ fn hot_reload(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load, place, hot_reload);
+/// A loopback HTTP server that answers every request `200 job-1` and closes, as the fixture
+/// provider's submit expects.
+fn answering_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\njob-1");
+        }
+    });
+    addr
+}
+
+/// One provider call as the daemon makes each (a store and instance made for the call from the
+/// pre-instantiated component, the call, the checks on its answer): `status`, which the fixture
+/// answers without the network, and `submit`, one `wasi:http` GET to a loopback server, beside
+/// the same GET sent natively over a fresh connection.
+fn provider_call(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(env!("GANTRY_WASM_PROVIDER_ECHO"), plugins.join("echo.wasm")).expect("fixture");
+    let addr = answering_server();
+    let base = format!("http://{addr}/api");
+    let settings = PluginSettings {
+        limits: PluginLimits { timeout: Duration::from_secs(10), ..PluginLimits::default() },
+        grants: PluginGrants { http_base_urls: vec![base.clone()], ..PluginGrants::default() },
+    };
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        plugin_dir: Some(plugins),
+        cache_dir: Some(dir.path().join("cache")),
+        per_plugin: HashMap::from([("provider-echo".to_string(), settings.clone())]),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let echo = runtime.get("provider-echo").expect("loaded");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let job = JobConfig {
+        name: "bench".into(),
+        key: "gantry-bench-1-1".into(),
+        user: "root".into(),
+        working_dir: String::new(),
+        image: String::new(),
+        command: vec!["true".into()],
+        gpu: GpuSpec { gpu_type: String::new(), count: 1, memory_gib: 1 },
+        cpus: 0,
+        ram_gib: 0,
+        env: vec![("URL".into(), format!("{base}/jobs"))],
+        timeout_s: None,
+        region: None,
+    };
+    let mut group = c.benchmark_group("provider_call");
+    group.bench_function("status", |b| {
+        b.iter(|| match rt.block_on(echo.provider_with(ProviderCall::Status("job-1".into()), &settings)) {
+            Ok(ProviderReply::Job(Ok(_))) => {}
+            other => panic!("{other:?}"),
+        })
+    });
+    group.bench_function("submit_over_wasi_http", |b| {
+        b.iter(|| match rt.block_on(echo.provider_with(ProviderCall::Submit(job.clone()), &settings)) {
+            Ok(ProviderReply::Job(Ok(result))) => assert_eq!(result.provider_job_id, "job-1"),
+            other => panic!("{other:?}"),
+        })
+    });
+    group.bench_function("native_http_get", |b| {
+        b.iter(|| {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream.write_all(format!("GET /api/jobs HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).expect("send");
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).expect("answer");
+            assert!(answer.ends_with(b"job-1"));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, load, place, hot_reload, provider_call);
 criterion_main!(benches);
