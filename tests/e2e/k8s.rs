@@ -357,7 +357,7 @@ fn a_job_runs_as_a_kubernetes_job_with_its_exit_code_log_and_retries() {
     let g = Gantry::new();
     let d = g.serve(&cluster.config(&g), &[]);
     let work = tempfile::tempdir().expect("work dir");
-    let submitted = ok(g.command().current_dir(work.path()).args(["submit", "--provider", "k8s", "--gpus", "2", "--", "echo start $GANTRY_ATTEMPT; sleep 1; echo end"]).output().expect("submit"));
+    let submitted = ok(g.command().current_dir(work.path()).args(["submit", "--provider", "k8s", "--gpus", "2", "--time", "10m", "--", "echo start $GANTRY_ATTEMPT; sleep 1; echo end"]).output().expect("submit"));
     let id: u64 = submitted.trim().strip_prefix("submitted job ").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{submitted}"));
     let followed = ok(g.run(&["logs", &id.to_string(), "-f"]));
     assert_eq!(followed, "start 1\nend\n", "the pod's log, through the pod log endpoint");
@@ -384,6 +384,8 @@ fn a_job_runs_as_a_kubernetes_job_with_its_exit_code_log_and_retries() {
 
     let state = cluster.state.lock().expect("state");
     assert_eq!(state.creates, 3, "one Job per attempt");
+    let first: Value = serde_json::from_slice(&std::fs::read(&state.manifests[0]).expect("manifest")).expect("json");
+    assert_eq!(first["spec"]["activeDeadlineSeconds"], 600, "--time 10m is the Job's deadline: {first:#}");
     drop(state);
     cluster.validate();
 }
@@ -484,5 +486,31 @@ fn a_command_file_block_names_its_provider_and_a_wrong_one_is_refused_at_its_lin
     let err = stderr(&out);
     assert!(err.contains(&format!("{}:5:1: burst.providers: no provider 'gone'; configured: k8s", file.display())), "{err}");
     assert_eq!(d.get("/api/v1/jobs")["total"], 2, "nothing of the refused file was queued");
+    cluster.validate();
+}
+
+#[test]
+fn a_burst_job_leaves_at_once_when_the_time_limits_here_outlast_its_max_wait() {
+    let cluster = Cluster::start();
+    let g = Gantry::new();
+    let d = g.serve(&cluster.config(&g), &["--simulate", "1"]);
+    let blocker = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 3600 }))[0];
+    d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running");
+    let early = d.submit(json!({ "commands": ["echo there"], "burst": { "max_wait_ms": 600_000 } }))[0];
+    let job = d.finished(early);
+    assert_eq!((job["state"].as_str(), remote(&job)["provider"].as_str()), (Some("succeeded"), Some("k8s")), "the GPU here is held for an hour: {job:#}");
+    assert_eq!(d.job(blocker)["state"], "running", "it left without waiting its 10 minutes");
+    ok(g.run(&["cancel", &blocker.to_string()]));
+    d.finished(blocker);
+
+    // A GPU that frees, by its job's limit, within the max wait: the job waits for it here.
+    let short = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 3 }))[0];
+    d.wait_job(short, Duration::from_secs(30), |j| j["state"] == "running");
+    let patient = d.submit(json!({ "commands": ["echo here"], "burst": { "max_wait_ms": 600_000 } }))[0];
+    let job = d.finished(patient);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(remote(&job).is_null(), "it waited for the GPU here: {job:#}");
+    assert_eq!(d.finished(short)["state"], "failed", "stopped at its limit");
+    assert_eq!(cluster.state.lock().expect("state").creates, 1, "only the early one went to the cluster");
     cluster.validate();
 }

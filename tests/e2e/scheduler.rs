@@ -456,3 +456,28 @@ fn a_command_files_gantry_sweep_block_runs_one_job_per_combination_one_after_ano
     }).collect();
     assert!(times.windows(2).all(|w| w[1].0 >= w[0].1), "{times:?}");
 }
+
+#[test]
+fn a_job_past_its_time_limit_is_stopped_and_fails_saying_so() {
+    let g = Gantry::new();
+    let d = g.serve(FAST, &["--simulate", "1"]);
+    let submitted = ok(g.run(&["submit", "--time", "2s", "--retries", "1", "--", "echo started $GANTRY_ATTEMPT; sleep 60; echo never"]));
+    let id: u64 = submitted.trim().strip_prefix("submitted job ").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{submitted}"));
+    let job = d.finished(id);
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(job["reason"].as_str().is_some_and(|r| r.contains("ran past its time limit of 2 s")), "{job:#}");
+    let attempts = job["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "a time-out is a failure, retried as one: {job:#}");
+    for a in attempts {
+        let ran = a["ended_ms"].as_u64().unwrap_or(0).saturating_sub(a["started_ms"].as_u64().unwrap_or(0));
+        // The limit counts from placement; the shim starts the command a few ms later.
+        assert!(ran >= 1900, "not stopped before its limit: {a:#}");
+    }
+    assert_eq!(d.log(id), "started 2\n", "stopped, not run to its end");
+
+    let quick = d.submit(json!({ "commands": ["true"], "time_limit_s": 60 }))[0];
+    assert_eq!(d.finished(quick)["state"], "succeeded", "a job within its limit is left alone");
+    let (code, body) = d.request("POST", "/api/v1/jobs", Some(json!({ "commands": ["true"], "time_limit_s": 0 })));
+    assert_eq!(code, 422, "{body}");
+    assert!(body.to_string().contains("time_limit_s"), "{body}");
+}

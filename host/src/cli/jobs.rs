@@ -66,6 +66,10 @@ pub struct SubmitArgs {
     /// GPUs have room for it now (as the policy judges them), else one that could hold it.
     #[arg(long, value_name = "NAME|any")]
     node: Option<String>,
+    /// Stop an attempt that runs longer than this (90s, 30m, 12h, 2d), failing it; a provider
+    /// gets it as its own limit.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    time: Option<std::time::Duration>,
     /// Hand the job to this configured provider (`gantry providers` lists them): it runs there,
     /// not on this server's GPUs, with the same states, retries, logs and cancel.
     #[arg(long, value_name = "NAME", conflicts_with = "burst")]
@@ -157,6 +161,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         labels: args.label.into_iter().collect(),
         after: args.after.into_iter().map(|id| gantry::model::Dependency::Job(gantry::model::JobId(id))).collect(),
         hold: args.hold,
+        time_limit_s: args.time.map(|d| d.as_secs().max(1)),
         provider: args.provider,
         burst: args.burst.then(|| gantry::model::Burst {
             max_wait_ms: args.max_wait.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

@@ -112,6 +112,12 @@ pub struct JobSpec {
     /// Submitted held: it waits until released.
     #[serde(default)]
     pub hold: bool,
+    /// Most seconds an attempt may run. Here it is stopped then, as a cancel stops it, and fails
+    /// (retried as any failure is); a provider gets it as its own limit (Slurm's `time_limit`,
+    /// Kubernetes' `activeDeadlineSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = super::limits::TIME_LIMIT_S))]
+    pub time_limit_s: Option<u64>,
     /// The configured provider (`[providers.NAME]`) that runs it, instead of this node's GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,

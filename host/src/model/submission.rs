@@ -28,6 +28,8 @@ pub mod limits {
     pub const RETRIES: u32 = 1000;
     /// How long a job may wait here before it bursts to a provider: as far ahead as a start.
     pub const BURST_WAIT_MS: u64 = START_AHEAD_MS;
+    /// A job's time limit, in seconds: a year.
+    pub const TIME_LIMIT_S: u64 = START_AHEAD_MS / 1000;
     /// A command file: lists of shell lines; a bigger file is a mistake.
     pub const COMMAND_FILE_BYTES: u64 = 16 << 20;
 }
@@ -230,6 +232,11 @@ fn check_spec(spec: &JobSpec) -> Result<(), (&'static str, String)> {
     if let Some(gpus) = spec.gpus {
         gpus.check().map_err(|m| ("gpus", m))?;
     }
+    if let Some(limit) = spec.time_limit_s
+        && !(1..=limits::TIME_LIMIT_S).contains(&limit)
+    {
+        return Err(("time_limit_s", format!("{limit}: give 1 to {} seconds (a year)", limits::TIME_LIMIT_S)));
+    }
     if spec.memory_mib > limits::MEMORY_MIB {
         return Err(("memory_mib", format!("{} MiB; at most {} per GPU", spec.memory_mib, limits::MEMORY_MIB)));
     }
@@ -360,6 +367,8 @@ mod tests {
         let burst = |max_wait_ms, providers: &[&str]| Some(crate::model::Burst { max_wait_ms, providers: providers.iter().map(|p| p.to_string()).collect() });
         assert_eq!(with(&|s| { s.burst = burst(None, &[]); s.provider = Some("slurm".into()); }), Err("jobs[0].burst".into()), "go there, or wait here first: not both");
         assert_eq!(with(&|s| s.burst = burst(Some(limits::BURST_WAIT_MS + 1), &[])), Err("jobs[0].burst.max_wait_ms".into()));
+        assert_eq!(with(&|s| s.time_limit_s = Some(0)), Err("jobs[0].time_limit_s".into()));
+        assert_eq!(with(&|s| s.time_limit_s = Some(limits::TIME_LIMIT_S + 1)), Err("jobs[0].time_limit_s".into()));
         assert_eq!(with(&|s| s.burst = burst(None, &[""])), Err("jobs[0].burst.providers".into()));
         assert_eq!(with(&|s| s.burst = burst(Some(0), &["slurm", "k8s"])), Ok(()));
         let too_many = vec![spec(None, &[]); limits::JOBS_PER_BATCH + 1];

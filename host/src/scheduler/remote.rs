@@ -42,6 +42,7 @@ pub struct RemoteSpec {
     pub log_max_bytes: u64,
     pub log_keep: u32,
     pub started_ms: u64,
+    pub time_limit_s: Option<u64>,
 }
 
 pub struct RemoteJobs {
@@ -155,7 +156,7 @@ fn job_config(spec: &RemoteSpec, user: String) -> JobConfig {
         cpus: 0,
         ram_gib: 0,
         env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        timeout_s: None,
+        timeout_s: spec.time_limit_s,
         region: None,
     }
 }

@@ -1,11 +1,13 @@
 //! "Wait here or go there": the runnable heads that leave for a provider this pass. A job that
 //! names a provider always goes there; one that may burst goes once it has waited its
-//! `max_wait` here (or at once if it can never fit here), to the first of its providers that is
-//! not backing off and has not refused it. Every other head is placed on this node's GPUs.
+//! `max_wait` here, or at once if it can never fit here or if the jobs running here would, by
+//! their time limits, hold the GPUs it needs past its `max_wait`; to the first of its providers
+//! that is not backing off and has not refused it. Every other head is placed on this node's
+//! GPUs.
 
 use super::Engine;
 use crate::model::{Job, JobId, JobState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A job that may burst, while it is unfinished.
 #[derive(Default)]
@@ -34,14 +36,51 @@ impl Engine {
                 continue;
             }
             let since = *self.bursts.entry(id).or_default().since_ms.get_or_insert(now);
-            let waited = now >= since.saturating_add(self.max_wait_ms(job));
-            let due = waited || capacity.get_or_insert_with(|| self.what_fits()).never_fits(job).is_some();
+            let until = since.saturating_add(self.max_wait_ms(job));
+            let due = now >= until || capacity.get_or_insert_with(|| self.what_fits()).never_fits(job).is_some() || self.expected_start_ms(job, now).is_some_and(|t| t > until);
             match due.then(|| self.burst_target(job, now)).flatten() {
                 Some(provider) => remote.push((id, provider)),
                 None => local.push(id),
             }
         }
         (remote, local)
+    }
+
+    /// When this node's GPUs could take `job` if every job on them ran to its time limit, as
+    /// Slurm's backfill judges: a GPU is free when the last gantry job on it reaches its limit.
+    /// `None` when that can't be told: a job here without a limit, memory held by processes
+    /// gantry did not start, too few GPUs. Jobs waiting ahead of it are not counted, so a job
+    /// leaves early only when it would wait longer than its `max_wait` even with no one ahead.
+    fn expected_start_ms(&self, job: &Job, now: u64) -> Option<u64> {
+        let needed = usize::try_from(job.spec.gpus.unwrap_or_default().min.max(1)).ok()?;
+        let mut free_at: BTreeMap<u32, u64> = self
+            .gpus
+            .summaries()
+            .iter()
+            .filter(|s| s.foreign_peak_mib == 0)
+            .filter_map(|s| s.reading.snapshot())
+            .filter(|g| self.options.rules.eligible(g.index))
+            .map(|g| (g.index, now))
+            .collect();
+        for running in self.jobs.values().filter(|j| j.state == JobState::Running) {
+            let Some(attempt) = running.current_attempt().filter(|a| a.remote.is_none()) else { continue };
+            let ends = super::limits::limit_ends_ms(running);
+            for gpu in &attempt.gpus {
+                match ends {
+                    Some(t) => {
+                        if let Some(at) = free_at.get_mut(gpu) {
+                            *at = (*at).max(t);
+                        }
+                    }
+                    None => {
+                        free_at.remove(gpu);
+                    }
+                }
+            }
+        }
+        let mut times: Vec<u64> = free_at.into_values().collect();
+        times.sort_unstable();
+        times.get(needed - 1).copied()
     }
 
     /// The first of the job's providers it may go to now.

@@ -200,8 +200,9 @@ impl Engine {
             return Ok(());
         }
         let cancelled = self.live.get(&id).and_then(|l| l.cancel_requested.clone());
+        let timed_out = self.live.get(&id).and_then(|l| l.timed_out.clone());
         let (record, note) = match outcome {
-            Ok(Adoption::Finished(record)) => (Some(record), None),
+            Ok(Adoption::Finished(record)) => (Some(record), timed_out),
             Ok(Adoption::Lost { ran: false, reason }) => return self.never_started(id, reason),
             Ok(Adoption::Lost { ran: true, reason }) => (None, Some(reason)),
             Ok(Adoption::Running(_)) => (None, Some("the executor lost track of the attempt".to_string())),
@@ -315,7 +316,7 @@ impl Engine {
     /// Tracks an attempt that was just placed until its shim reports.
     pub(super) fn track(&mut self, id: JobId, attempt: u32) {
         self.running_ids.write().insert(id);
-        self.live.insert(id, Live { attempt, shim: None, cancel_requested: None });
+        self.live.insert(id, Live { attempt, shim: None, cancel_requested: None, timed_out: None });
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod burst;
 mod lifecycle;
+mod limits;
 mod pass;
 mod remote;
 mod replay;
@@ -44,6 +45,8 @@ struct Live {
     attempt: u32,
     shim: Option<crate::executor::ShimInfo>,
     cancel_requested: Option<String>,
+    /// Stopped for running past its time limit: why, for the attempt's note.
+    timed_out: Option<String>,
 }
 
 pub(super) struct Engine {
@@ -188,7 +191,7 @@ impl Engine {
             match crate::executor::adopt(&attempt.dir).map_err(|e| e.to_string()) {
                 Ok(Adoption::Running(running)) => {
                     tracing::info!(job = %id, attempt = attempt.number, "adopted a running attempt");
-                    self.live.insert(id, Live { attempt: attempt.number, shim: Some(running.shim.clone()), cancel_requested: None });
+                    self.live.insert(id, Live { attempt: attempt.number, shim: Some(running.shim.clone()), cancel_requested: None, timed_out: None });
                     self.launcher.watch(id, attempt.number, running, self.tx.clone());
                 }
                 outcome => self.ended(id, attempt.number, outcome)?,

@@ -18,6 +18,7 @@ const MAX_PENDING_PER_PASS: usize = 256;
 impl Engine {
     pub(super) fn pass(&mut self) -> Result<(), SchedulerError> {
         let started = std::time::Instant::now();
+        self.stop_overdue();
         let result = self.place_heads();
         self.options.metrics.pass.observe(started.elapsed());
         result
@@ -198,7 +199,7 @@ impl Engine {
             .values()
             .filter_map(|ids| ids.iter().next())
             .filter_map(|id| self.jobs.get(id).and_then(|j| j.spec.start_at_ms));
-        backoffs.chain(delays).chain(self.provider_deadline()).chain(self.burst_deadline()).filter(|&t| t > seen).min()
+        backoffs.chain(delays).chain(self.provider_deadline()).chain(self.burst_deadline()).chain(self.time_limit_deadline()).filter(|&t| t > seen).min()
     }
 
     pub(super) fn what_fits(&self) -> Capacity {

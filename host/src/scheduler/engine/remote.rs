@@ -70,6 +70,7 @@ impl Engine {
             log_max_bytes: options.rules.log_max_bytes,
             log_keep: options.rules.log_keep,
             started_ms: attempt.started_ms,
+            time_limit_s: job.spec.time_limit_s,
         };
         if let Some(remote) = &self.remote {
             remote.run(id, attempt.number, spec, known, self.tx.clone());
