@@ -490,15 +490,17 @@ fn a_command_file_block_names_its_provider_and_a_wrong_one_is_refused_at_its_lin
 }
 
 #[test]
-fn a_burst_job_leaves_at_once_when_the_time_limits_here_outlast_its_max_wait() {
+fn a_burst_job_leaves_at_once_when_the_time_limits_here_outlast_its_max_wait_and_a_queue_bursts_by_rule() {
     let cluster = Cluster::start();
     let g = Gantry::new();
-    let d = g.serve(&cluster.config(&g), &["--simulate", "1"]);
+    // The queue `big` bursts by rule, after the default 10 minutes.
+    let d = g.serve(&format!("{}[scheduler]\nburst_queues = [\"big\"]\n", cluster.config(&g)), &["--simulate", "1"]);
     let blocker = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 3600 }))[0];
     d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running");
-    let early = d.submit(json!({ "commands": ["echo there"], "burst": { "max_wait_ms": 600_000 } }))[0];
+    let early = d.submit(json!({ "commands": ["echo there"], "queue": "big" }))[0];
     let job = d.finished(early);
     assert_eq!((job["state"].as_str(), remote(&job)["provider"].as_str()), (Some("succeeded"), Some("k8s")), "the GPU here is held for an hour: {job:#}");
+    assert_eq!(job["spec"]["burst"], json!({}), "the rule is recorded with the job: {job:#}");
     assert_eq!(d.job(blocker)["state"], "running", "it left without waiting its 10 minutes");
     ok(g.run(&["cancel", &blocker.to_string()]));
     d.finished(blocker);

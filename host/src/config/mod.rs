@@ -283,6 +283,12 @@ impl Config {
         let ca_cert = raw.federation.ca_cert.clone().map(resolve);
         let federation = sections::federation(raw.federation, ca_cert, &invalid)?;
         let providers = raw.providers.into_iter().map(|(name, p)| sections::provider(name, p, &resolve, &invalid)).collect::<Result<Vec<_>, _>>()?;
+        if !scheduler.burst_queues.is_empty() && providers.is_empty() {
+            return Err(invalid("scheduler.burst_queues", "nowhere to burst to: no [providers.NAME] is configured".into()));
+        }
+        if let Some(empty) = scheduler.burst_queues.iter().find(|q| q.trim_end_matches('*').is_empty()) {
+            return Err(invalid("scheduler.burst_queues", format!("'{empty}' names no queue (a name, or a prefix ending in *)")));
+        }
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -347,6 +353,9 @@ mod tests {
         assert_eq!(slurm.options.get("partition").map(String::as_str), Some("gpu"));
         assert_eq!(slurm.options.get("time_limit_min").map(String::as_str), Some("1440"), "a number is given as its text");
         assert_eq!(k8s.ca_file, Some(path.with_file_name("k8s-ca.pem")), "relative to the file");
+        assert!(config.scheduler.bursts_queue("big") && config.scheduler.bursts_queue("sweep-lr") && !config.scheduler.bursts_queue("small"), "{:?}", config.scheduler.burst_queues);
+        let err = Config::parse(Path::new("g.toml"), "[scheduler]\nburst_queues = [\"big\"]\n").expect_err("refused").to_string();
+        assert!(err.contains("scheduler.burst_queues") && err.contains("no [providers.NAME]"), "{err}");
         let err = Config::parse(Path::new("g.toml"), "[providers.k]\nplugin = \"provider-k8s\"\nbase_url = \"http://k:8001\"\nca_file = \"ca.pem\"\n").expect_err("refused").to_string();
         assert!(err.contains("providers.k.ca_file") && err.contains("https"), "{err}");
     }

@@ -154,6 +154,8 @@ pub struct RawScheduler {
     pub log_max_mib: Option<u64>,
     pub log_keep: Option<u32>,
     pub burst_max_wait_s: Option<f64>,
+    #[serde(default)]
+    pub burst_queues: Vec<String>,
     /// Seed 001's polling period. gantry schedules on events, so it has nothing to set; it is
     /// accepted so that a converted `gpu_manage.yaml` loads.
     pub check_time: Option<f64>,

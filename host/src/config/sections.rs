@@ -131,6 +131,7 @@ pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<Schedu
         log_max_bytes: log_max_mib << 20,
         log_keep: raw.log_keep.unwrap_or(defaults.log_keep),
         burst_max_wait: seconds("scheduler.burst_max_wait_s", raw.burst_max_wait_s, defaults.burst_max_wait)?,
+        burst_queues: raw.burst_queues,
         params: raw.params,
         quotas: Quotas::default(),
     })

@@ -27,6 +27,8 @@ pub struct SchedulingRules {
     pub log_keep: u32,
     /// How long a job that may burst ([`super::Burst`]) waits here, unless it says.
     pub burst_max_wait: Duration,
+    /// Queues whose jobs burst unless they say where they run: names, or prefixes ending in `*`.
+    pub burst_queues: Vec<String>,
     /// Free-form parameters handed to the policy plugin.
     pub params: BTreeMap<String, String>,
     /// `[quotas]`: what each user and group may hold at once, and how usage decays.
@@ -93,6 +95,7 @@ impl Default for SchedulingRules {
             log_max_bytes: 64 << 20,
             log_keep: 3,
             burst_max_wait: Duration::from_secs(600),
+            burst_queues: Vec::new(),
             params: BTreeMap::new(),
             quotas: Quotas::default(),
         }
@@ -100,6 +103,14 @@ impl Default for SchedulingRules {
 }
 
 impl SchedulingRules {
+    /// Whether the jobs of `queue` burst by rule (`[scheduler] burst_queues`).
+    pub fn bursts_queue(&self, queue: &str) -> bool {
+        self.burst_queues.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => queue.starts_with(prefix),
+            None => queue == p,
+        })
+    }
+
     pub fn eligible(&self, index: u32) -> bool {
         self.eligible_gpus.as_ref().is_none_or(|set| set.contains(&index))
     }

@@ -44,7 +44,11 @@ impl Engine {
                     After::Job(id) => return Err(FieldError::new(format!("jobs[{i}].after"), format!("job {id} does not exist")).into()),
                 });
             }
-            let spec = new.spec;
+            let mut spec = new.spec;
+            // A queue that bursts by rule: recorded with the job, so it shows how the job runs.
+            if spec.provider.is_none() && spec.burst.is_none() && spec.queue.as_deref().is_some_and(|q| self.rules().bursts_queue(q)) {
+                spec.burst = Some(crate::model::Burst::default());
+            }
             self.check_providers(&spec).map_err(|(field, message)| FieldError::new(format!("jobs[{i}].{field}"), message))?;
             // An array's elements share a queue of their own (see `model::array`).
             let own = if array.is_some() { format!("array{}", ids[0]) } else { format!("job{}", ids[i]) };
