@@ -93,7 +93,7 @@ fn a_parser_made_by_plugin_new_reads_command_files_for_parse_and_for_a_daemons_r
     let parsed = g.run(&["parse", file.to_str().expect("utf-8"), "--json"]);
     assert!(parsed.status.success(), "{}", stderr(&parsed));
     let jobs: Value = serde_json::from_str(&stdout(&parsed)).expect("json");
-    assert_eq!(jobs["jobs"][1], json!({ "queue": 1, "commands": ["true"], "gpu_count": 1, "memory_gb": 0.5 }), "{jobs:#}");
+    assert_eq!(jobs["jobs"][1], json!({ "queue": 1, "commands": ["true"], "gpu_count": 1, "memory_gb": 0.5, "line": 3, "provider": null, "burst": null }), "{jobs:#}");
     let bad = g.state.path().join("bad.txt");
     std::fs::write(&bad, "0 1 many python a.py\n").expect("bad");
     let refused = g.run(&["parse", bad.to_str().expect("utf-8")]);
