@@ -129,6 +129,13 @@ pub fn daemon_url_in(state: &Path, log: &dyn Fn() -> String) -> String {
 }
 
 /// Alive and not a zombie (an orphan's zombie may wait for a PID 1 that never reaps it).
+/// A client that opens a connection per request. The daemon closes a kept-alive connection idle
+/// for its `header_timeout` (10 s), and ureq sends a request with a body on a pooled connection
+/// without retrying it, so a test that paused longer on a loaded machine read "Unexpected EOF".
+fn fresh_connections() -> ureq::AgentBuilder {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).max_idle_connections(0)
+}
+
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -209,7 +216,7 @@ impl Gantry {
             .expect("gantry serve starts");
         let url = self.daemon_url();
         let token = std::fs::read_to_string(self.state.path().join("local.token")).ok().map(|t| t.trim().to_string());
-        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(), token }
+        Daemon { child: Some(child), url, state: self.state.path().to_path_buf(), agent: fresh_connections().build(), token }
     }
 
     /// An account with the password `correct horse`, made as a daemon's owner makes one: `gantry
@@ -251,7 +258,7 @@ impl Daemon {
     /// The same daemon, its requests trusting `ca` (PEM) for HTTPS.
     pub fn trusting(mut self, ca: &Path) -> Daemon {
         let tls = gantry::tls::client_config(Some(ca)).expect("the test CA");
-        self.agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).tls_config(tls).build();
+        self.agent = fresh_connections().tls_config(tls).build();
         self
     }
 
