@@ -219,8 +219,9 @@ pub async fn serve(
     let info = DaemonInfo { url: format!("{scheme}://{addr}"), pid: std::process::id(), socket: options.socket.as_ref().map(|s| s.path.clone()) };
     let info_path = state_dir.join(INFO_FILE);
     let text = serde_json::to_vec_pretty(&info).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
-    std::fs::write(&info_path, text).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
+    // `daemon.json` last, whole: a client that finds it finds `logs/pid.json` too.
     let pid_file = run_log::write_pid_file(&log_dir, &info.url).map_err(|e| DaemonError::StateDir { path: log_dir.clone(), message: e.to_string() })?;
+    crate::unix::write_atomically(&info_path, &text).map_err(|e| DaemonError::StateDir { path: info_path.clone(), message: e.to_string() })?;
     tracing::info!(url = %info.url, state = %state_dir.display(), "gantry is serving");
 
     let asked = service.clone();

@@ -79,7 +79,7 @@ impl PluginEngine {
         }
 
         let artifact = self.engine.precompile_component(bytes).map_err(compile_error)?;
-        write_atomically(&path, &artifact).map_err(|source| PluginError::Cache { path: path.clone(), source })?;
+        crate::unix::write_atomically(&path, &artifact).map_err(|source| PluginError::Cache { path: path.clone(), source })?;
         // SAFETY: as above; the file was written just now from `precompile_component`.
         unsafe { Component::deserialize_file(&self.engine, &path) }.map_err(compile_error)
     }
@@ -132,16 +132,6 @@ fn spawn_epoch_ticker(engine: &Engine) {
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-/// A reader never sees half an artifact: write beside it, then rename over. The temporary name is
-/// unique per write because two threads may compile the same component at once.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -45,6 +45,6 @@ pub fn write_pid_file(dir: &Path, url: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let file = dir.join("pid.json");
     let info = serde_json::json!({ "pid": std::process::id(), "url": url, "started_at": iso_time(now_ms()) });
-    std::fs::write(&file, info.to_string())?;
+    crate::unix::write_atomically(&file, info.to_string().as_bytes())?;
     Ok(file)
 }
