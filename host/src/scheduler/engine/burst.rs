@@ -23,7 +23,7 @@ impl Engine {
     /// those placed here.
     pub(super) fn split_remote(&mut self, heads: Vec<JobId>) -> (Vec<(JobId, String)>, Vec<JobId>) {
         let now = self.now();
-        let mut capacity = None;
+        let (mut capacity, mut free_times) = (None, None);
         let (mut remote, mut local) = (Vec::new(), Vec::new());
         for id in heads {
             let Some(job) = self.jobs.get(&id) else { continue };
@@ -37,7 +37,7 @@ impl Engine {
             }
             let since = *self.bursts.entry(id).or_default().since_ms.get_or_insert(now);
             let until = since.saturating_add(self.max_wait_ms(job));
-            let due = now >= until || capacity.get_or_insert_with(|| self.what_fits()).never_fits(job).is_some() || self.expected_start_ms(job, now).is_some_and(|t| t > until);
+            let due = now >= until || capacity.get_or_insert_with(|| self.what_fits()).never_fits(job).is_some() || expected_start_ms(job, free_times.get_or_insert_with(|| self.free_times(now))).is_some_and(|t| t > until);
             match due.then(|| self.burst_target(job, now)).flatten() {
                 Some(provider) => remote.push((id, provider)),
                 None => local.push(id),
@@ -46,13 +46,11 @@ impl Engine {
         (remote, local)
     }
 
-    /// When this node's GPUs could take `job` if every job on them ran to its time limit, as
-    /// Slurm's backfill judges: a GPU is free when the last gantry job on it reaches its limit.
-    /// `None` when that can't be told: a job here without a limit, memory held by processes
-    /// gantry did not start, too few GPUs. Jobs waiting ahead of it are not counted, so a job
-    /// leaves early only when it would wait longer than its `max_wait` even with no one ahead.
-    fn expected_start_ms(&self, job: &Job, now: u64) -> Option<u64> {
-        let needed = usize::try_from(job.spec.gpus.unwrap_or_default().min.max(1)).ok()?;
+    /// When each eligible GPU here is free if every job on it runs to its time limit, as
+    /// Slurm's backfill judges, earliest first; a GPU whose time can't be told (a job on it
+    /// without a limit, memory held by a process gantry did not start) is left out. Once per
+    /// pass, for all the bursting heads.
+    fn free_times(&self, now: u64) -> Vec<u64> {
         let mut free_at: BTreeMap<u32, u64> = self
             .gpus
             .summaries()
@@ -80,7 +78,7 @@ impl Engine {
         }
         let mut times: Vec<u64> = free_at.into_values().collect();
         times.sort_unstable();
-        times.get(needed - 1).copied()
+        times
     }
 
     /// The first of the job's providers it may go to now.
@@ -132,4 +130,12 @@ impl Engine {
             wait.since_ms = None;
         }
     }
+}
+
+/// When this node could take `job`, by the GPUs' [`Engine::free_times`]; `None` with too few
+/// GPUs whose time can be told. Jobs waiting ahead of it are not counted, so a job leaves early
+/// only when it would wait longer than its `max_wait` even with no one ahead.
+fn expected_start_ms(job: &Job, free_times: &[u64]) -> Option<u64> {
+    let needed = usize::try_from(job.spec.gpus.unwrap_or_default().min.max(1)).ok()?;
+    free_times.get(needed - 1).copied()
 }

@@ -1,6 +1,7 @@
 //! Time limits: a local attempt that runs past its job's `time_limit_s`, counted from when it
 //! was placed, is stopped as a cancel stops it (SIGTERM to its process group, SIGKILL after the
-//! grace), and fails with a note that says so. A provider enforces the limit of a remote attempt itself.
+//! grace), and fails with a note that says so. A provider enforces the limit of a remote
+//! attempt itself.
 
 use super::Engine;
 use crate::model::{Job, JobState};
