@@ -30,6 +30,7 @@
 //! ```
 
 pub mod http;
+pub mod sign;
 mod settings;
 pub mod testing;
 
