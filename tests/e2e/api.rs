@@ -11,7 +11,7 @@ fn node_tells_host_gpus_versions_and_simulation() {
     let d = g.serve(FAST, &["--simulate", "3xA6000"]);
     let node = d.get("/api/v1/node");
     assert_eq!(node["simulated"], true);
-    assert_eq!(node["versions"]["wit"], "0.4.0");
+    assert_eq!(node["versions"]["wit"], "0.5.0");
     assert!(node["versions"]["gantry"].as_str().is_some_and(|v| !v.is_empty()));
     assert!(node["host"]["cpu_cores"].as_u64().is_some_and(|n| n >= 1), "{node:#}");
     assert!(node["host"]["memory_total_mib"].as_u64().is_some_and(|n| n > 0));

@@ -56,11 +56,11 @@ fn plugin_check_accepts_a_plugin_and_refuses_another_wit_version() {
     let g = Gantry::new();
     let ok = g.run(&["plugin", "check", env!("GANTRY_WASM_POLICY_SPREAD")]);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(stdout(&ok).contains("policy-spread 0.1.0 (policy plugin, gantry:plugin@0.4.0)"), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("policy-spread 0.1.0 (policy plugin, gantry:plugin@0.5.0)"), "{}", stdout(&ok));
 
     let refused = g.run(&["plugin", "check", env!("GANTRY_WASM_POLICY_FUTURE")]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("built for gantry:plugin@9.0.0, but this gantry speaks gantry:plugin@0.4.0"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("built for gantry:plugin@9.0.0, but this gantry speaks gantry:plugin@0.5.0"), "{}", stderr(&refused));
 }
 
 #[test]

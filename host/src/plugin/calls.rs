@@ -40,6 +40,7 @@ pub enum ProviderCall {
     Cancel(String),
     EstimateCost(JobConfig),
     Offers(GpuSpec),
+    Release(String),
 }
 
 /// A provider's answer; its own errors (`ProviderError`) are answers too, not plugin failures.
@@ -49,6 +50,7 @@ pub enum ProviderReply {
     Logs(Result<String, ProviderError>),
     Cost(Result<CostEstimate, ProviderError>),
     Offers(Result<Vec<Offer>, ProviderError>),
+    Released(Result<(), ProviderError>),
 }
 
 impl LoadedPlugin {
@@ -166,6 +168,7 @@ impl LoadedPlugin {
                 ProviderCall::Logs { id, tail_lines } => ProviderReply::Logs(p.call_logs(&mut store, id, *tail_lines).await?),
                 ProviderCall::EstimateCost(job) => ProviderReply::Cost(p.call_estimate_cost(&mut store, job).await?),
                 ProviderCall::Offers(gpu) => ProviderReply::Offers(p.call_offers(&mut store, gpu).await?),
+                ProviderCall::Release(id) => ProviderReply::Released(p.call_release(&mut store, id).await?),
             })
         })
         .await;
@@ -208,6 +211,7 @@ fn with_denial(reply: ProviderReply, denial: &str) -> ProviderReply {
         ProviderReply::Logs(r) => ProviderReply::Logs(r.map_err(note)),
         ProviderReply::Cost(r) => ProviderReply::Cost(r.map_err(note)),
         ProviderReply::Offers(r) => ProviderReply::Offers(r.map_err(note)),
+        ProviderReply::Released(r) => ProviderReply::Released(r.map_err(note)),
     }
 }
 
@@ -229,6 +233,7 @@ fn bounded(reply: ProviderReply) -> ProviderReply {
         ),
         ProviderReply::Cost(r) => ProviderReply::Cost(r.map(|c| CostEstimate { detail: shown(&c.detail, MESSAGE_BYTES), ..c }).map_err(error)),
         ProviderReply::Offers(r) => ProviderReply::Offers(r.map_err(error)),
+        ProviderReply::Released(r) => ProviderReply::Released(r.map_err(error)),
     }
 }
 

@@ -219,7 +219,7 @@ impl Providers {
 
 fn reply_error(reply: &ProviderReply) -> Option<&ProviderError> {
     match reply {
-        ProviderReply::Job(Err(e)) | ProviderReply::Logs(Err(e)) | ProviderReply::Cost(Err(e)) | ProviderReply::Offers(Err(e)) => Some(e),
+        ProviderReply::Job(Err(e)) | ProviderReply::Logs(Err(e)) | ProviderReply::Cost(Err(e)) | ProviderReply::Offers(Err(e)) | ProviderReply::Released(Err(e)) => Some(e),
         _ => None,
     }
 }

@@ -279,6 +279,7 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
         }
     }
     copier.copy().await.copy_served(providers, &spec.provider, id).await;
+    release(providers, &spec.provider, id).await;
     let now = crate::model::now_ms();
     let record = |exit_code| ExitRecord { exit_code: Some(exit_code), signal: None, started_ms: last.started_ms.unwrap_or(spec.started_ms), ended_ms: last.ended_ms.unwrap_or(now), peak_rss_kib: 0 };
     Ok(match (last.state, last.exit_code) {
@@ -286,6 +287,18 @@ async fn follow(providers: &Providers, spec: &RemoteSpec, id: &str, log_path: Op
         (_, Some(code)) if code != 0 => Adoption::Finished(record(code)),
         (state, _) => Adoption::Lost { ran: true, reason: format!("provider {}: job {id} {}: {}", spec.provider, if state == JobState::Cancelled { "was cancelled there" } else { "failed" }, last.message) },
     })
+}
+
+/// Tells the provider the job is over and its output copied, so it can delete what it still
+/// bills for. A failure is logged, not retried: what is left costs the user money but takes no
+/// job's result with it, and the warning names it.
+async fn release(providers: &Providers, provider: &str, id: &str) {
+    match providers.call(provider, ProviderCall::Release(id.to_string())).await {
+        Ok(ProviderReply::Released(Ok(()))) => {}
+        Ok(ProviderReply::Released(Err(e))) => tracing::warn!(provider = %provider, job = %id, error = %describe(&e), "releasing a finished remote job: it may still be billed there"),
+        Ok(_) => tracing::warn!(provider = %provider, job = %id, "answered release with something else"),
+        Err(e) => tracing::warn!(provider = %provider, job = %id, error = %e, "releasing a finished remote job: it may still be billed there"),
+    }
 }
 
 /// How much of the provider's output file is in the attempt's log, beside it.

@@ -66,7 +66,7 @@ macro_rules! export_policy {
             }
         }
 
-        // Exported names such as `gantry:plugin/policy@0.4.0#place` are only valid in a component.
+        // Exported names such as `gantry:plugin/policy@0.5.0#place` are only valid in a component.
         #[cfg(target_family = "wasm")]
         $crate::export!(GantryPluginExports with_types_in $crate::bindings);
         // Natively (the policy's tests) nothing is exported, and the policy is still in use.

@@ -76,6 +76,12 @@ pub trait Provider {
     fn offers(_gpu: &GpuSpec) -> Result<Vec<Offer>, ProviderError> {
         Ok(Vec::new())
     }
+
+    /// A system that keeps finished jobs for its own retention (Slurm, Kubernetes) has nothing
+    /// to release; a cloud deletes what it still bills for.
+    fn release(_id: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// A result with only its id and state: what's left is filled in as the system tells it.
@@ -124,6 +130,9 @@ macro_rules! export_provider {
             }
             fn offers(gpu: $crate::GpuSpec) -> Result<Vec<$crate::Offer>, $crate::ProviderError> {
                 <$provider as $crate::Provider>::offers(&gpu)
+            }
+            fn release(id: String) -> Result<(), $crate::ProviderError> {
+                <$provider as $crate::Provider>::release(&id)
             }
         }
 

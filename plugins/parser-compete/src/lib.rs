@@ -50,7 +50,7 @@ impl Guest for CompeteParser {
     }
 }
 
-// Exported names such as `gantry:plugin/parser@0.4.0#parse` are only valid in a component; the
+// Exported names such as `gantry:plugin/parser@0.5.0#parse` are only valid in a component; the
 // native build (for unit tests) exports nothing.
 #[cfg(target_family = "wasm")]
 bindings::export!(CompeteParser with_types_in bindings);

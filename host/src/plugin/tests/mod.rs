@@ -150,7 +150,7 @@ fn a_component_for_another_wit_version_is_refused_with_both_versions() {
     let err = runtime.check_file(Path::new(FUTURE)).expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, PluginError::IncompatibleVersion { .. }), "{text}");
-    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.4.0"), "{text}");
+    assert!(text.contains("gantry:plugin@9.0.0") && text.contains("gantry:plugin@0.5.0"), "{text}");
 }
 
 #[test]
