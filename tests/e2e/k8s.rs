@@ -9,11 +9,10 @@
 //! The adapter has not been run against a live cluster.
 
 use super::lab_ca::LabCa;
+use super::stub_api::{self, Answer, Request};
 use super::{ok, stderr, stdout, Gantry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -67,7 +66,8 @@ struct State {
 pub(super) struct Cluster {
     url: String,
     token: String,
-    dir: tempfile::TempDir,
+    /// Where pods write their logs, removed with the cluster.
+    _dir: tempfile::TempDir,
     state: Arc<Mutex<State>>,
 }
 
@@ -86,26 +86,10 @@ impl Cluster {
     }
 
     fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Cluster {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
-        let cluster = Cluster { url, token: "test-token-8c1f".into(), dir: tempfile::tempdir().expect("dir"), state: Arc::default() };
-        let (state, token, dir) = (cluster.state.clone(), cluster.token.clone(), cluster.dir.path().to_path_buf());
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let (state, token, dir, tls) = (state.clone(), token.clone(), dir.clone(), tls.clone());
-                std::thread::spawn(move || match tls.and_then(|config| rustls::ServerConnection::new(config).ok()) {
-                    Some(connection) => {
-                        let mut stream = rustls::StreamOwned::new(connection, stream);
-                        serve(&mut stream, &state, &token, &dir);
-                        stream.conn.send_close_notify();
-                        let _ = stream.flush();
-                    }
-                    None => serve(&mut stream, &state, &token, &dir),
-                });
-            }
-        });
-        cluster
+        let (state, token, dir): (Arc<Mutex<State>>, String, tempfile::TempDir) = (Arc::default(), "test-token-8c1f".into(), tempfile::tempdir().expect("dir"));
+        let (shared, secret, path) = (state.clone(), token.clone(), dir.path().to_path_buf());
+        let url = stub_api::serve(tls, Arc::new(move |request: &Request| serve(request, &shared, &secret, &path)));
+        Cluster { url, token, _dir: dir, state }
     }
 
     pub(super) fn config(&self, g: &Gantry) -> String {
@@ -146,71 +130,26 @@ impl Drop for Cluster {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    authorization: Option<String>,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut impl BufRead) -> Option<Request> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let (mut length, mut authorization) = (0, None);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "authorization" => authorization = Some(value.trim().to_string()),
-            _ => {}
-        }
+fn serve(request: &Request, state: &Mutex<State>, token: &str, dir: &std::path::Path) -> Answer {
+    if request.header("authorization") != Some(&format!("Bearer {token}")) {
+        return Answer::json(401, &status_body(401, "Unauthorized", "Unauthorized"));
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let query = query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.replace("%3D", "=").replace("%2F", "/"))).collect();
-    Some(Request { method, path: path.to_string(), query, authorization, body })
+    let mut state = state.lock().expect("state");
+    match route(&mut state, request, dir) {
+        Ok(Routed::Json(code, body)) => Answer::json(code, &body),
+        Ok(Routed::Text(text)) => Answer::text(200, "text/plain", text),
+        Err((code, reason, message)) => Answer::json(code, &status_body(code, reason, &message)),
+    }
 }
 
-fn respond(stream: &mut impl Write, code: u16, content_type: &str, body: &[u8]) {
-    let head = format!("HTTP/1.1 {code} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).and_then(|()| stream.flush());
-}
-
-fn serve(stream: &mut (impl Read + Write), state: &Mutex<State>, token: &str, dir: &std::path::Path) {
-    let mut reader = BufReader::new(stream);
-    let Some(request) = read_request(&mut reader) else { return };
-    let stream = reader.into_inner();
-    let (code, body) = if request.authorization.as_deref() != Some(&format!("Bearer {token}")) {
-        (401, status_body(401, "Unauthorized", "Unauthorized"))
-    } else {
-        let mut state = state.lock().expect("state");
-        match route(&mut state, &request, dir) {
-            Ok(Answer::Json(code, body)) => (code, body),
-            Ok(Answer::Text(text)) => return respond(stream, 200, "text/plain", text.as_bytes()),
-            Err((code, reason, message)) => (code, status_body(code, reason, &message)),
-        }
-    };
-    respond(stream, code, "application/json", body.to_string().as_bytes());
-}
-
-enum Answer {
+enum Routed {
     Json(u16, Value),
     Text(String),
 }
 
 type Refusal = (u16, &'static str, String);
 
-fn route(state: &mut State, request: &Request, dir: &std::path::Path) -> Result<Answer, Refusal> {
+fn route(state: &mut State, request: &Request, dir: &std::path::Path) -> Result<Routed, Refusal> {
     state.reap();
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     let not_found = |what: &str| (404, "NotFound", format!("{what} not found"));
@@ -218,7 +157,7 @@ fn route(state: &mut State, request: &Request, dir: &std::path::Path) -> Result<
         ("POST", ["apis", "batch", "v1", "namespaces", ns, "jobs"]) => state.create(ns, &request.body, dir),
         ("GET", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
             let (job, _) = state.jobs.get(*name).ok_or_else(|| not_found(&format!("jobs.batch \"{name}\"")))?;
-            Ok(Answer::Json(200, state.job_with_status(job)))
+            Ok(Routed::Json(200, state.job_with_status(job)))
         }
         ("DELETE", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
             state.jobs.remove(*name).ok_or_else(|| not_found(&format!("jobs.batch \"{name}\"")))?;
@@ -234,13 +173,13 @@ fn route(state: &mut State, request: &Request, dir: &std::path::Path) -> Result<
                 }
                 state.pods.retain(|p| p.job != *name);
             }
-            Ok(Answer::Json(200, json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": { "name": name, "group": "batch", "kind": "jobs" } })))
+            Ok(Routed::Json(200, json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": { "name": name, "group": "batch", "kind": "jobs" } })))
         }
         ("GET", ["api", "v1", "namespaces", _, "pods"]) => {
             let selector = request.query.get("labelSelector").cloned().unwrap_or_default();
             let (key, value) = selector.split_once('=').ok_or((400, "BadRequest", format!("labelSelector '{selector}' is not key=value")))?;
             let items: Vec<Value> = state.pods.iter().filter(|p| p.labels[key] == value).map(Pod::object).collect();
-            Ok(Answer::Json(200, json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items })))
+            Ok(Routed::Json(200, json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items })))
         }
         ("GET", ["api", "v1", "namespaces", _, "pods", name, "log"]) => {
             let pod = state.pods.iter().find(|p| p.name == *name).ok_or_else(|| not_found(&format!("pods \"{name}\"")))?;
@@ -249,14 +188,14 @@ fn route(state: &mut State, request: &Request, dir: &std::path::Path) -> Result<
                 Some(n) => text.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().map(|l| format!("{l}\n")).collect(),
                 None => text,
             };
-            Ok(Answer::Text(text))
+            Ok(Routed::Text(text))
         }
         _ => Err((404, "NotFound", format!("the server could not find the requested resource ({} {})", request.method, request.path))),
     }
 }
 
 impl State {
-    fn create(&mut self, ns: &str, body: &[u8], dir: &std::path::Path) -> Result<Answer, Refusal> {
+    fn create(&mut self, ns: &str, body: &[u8], dir: &std::path::Path) -> Result<Routed, Refusal> {
         let mut job: Value = serde_json::from_slice(body).map_err(|e| (400, "BadRequest", format!("the body is not JSON: {e}")))?;
         let path = dir.join(format!("manifest-{}.json", self.manifests.len()));
         std::fs::write(&path, body).map_err(|e| (500, "InternalError", e.to_string()))?;
@@ -299,7 +238,7 @@ impl State {
         }
         self.pods.push(pod);
         self.jobs.insert(name, (job.clone(), now));
-        Ok(Answer::Json(201, job))
+        Ok(Routed::Json(201, job))
     }
 
     /// Notes the exit of pods whose process ended.

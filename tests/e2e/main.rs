@@ -23,6 +23,7 @@ mod scheduler;
 mod sdk;
 mod shared;
 mod slurm;
+mod stub_api;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
