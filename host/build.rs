@@ -27,6 +27,7 @@ const PLUGINS: &[&str] = &[
     "policy-asks",
     "provider-slurm",
     "provider-k8s",
+    "provider-runpod",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust

@@ -19,6 +19,7 @@ mod hostile;
 mod k8s;
 mod lab_ca;
 mod replay;
+mod runpod;
 mod scheduler;
 mod sdk;
 mod shared;

@@ -6,5 +6,6 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     ("policy-best-fit", include_bytes!(env!("GANTRY_WASM_POLICY_BEST_FIT"))),
     ("policy-spread", include_bytes!(env!("GANTRY_WASM_POLICY_SPREAD"))),
     ("provider-k8s", include_bytes!(env!("GANTRY_WASM_PROVIDER_K8S"))),
+    ("provider-runpod", include_bytes!(env!("GANTRY_WASM_PROVIDER_RUNPOD"))),
     ("provider-slurm", include_bytes!(env!("GANTRY_WASM_PROVIDER_SLURM"))),
 ];

@@ -12,6 +12,8 @@ pub const MAX_BODY: usize = 16 << 20;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     pub status: u16,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -28,6 +30,17 @@ impl Response {
 
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The seconds a 429 or 503 asks the caller to wait (`Retry-After` as delta-seconds; a date
+    /// is not read).
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.header("retry-after").and_then(|v| v.trim().parse().ok())
     }
 }
 
@@ -124,6 +137,7 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     pending.subscribe().block();
     let response = pending.get().ok_or_else(|| transport("no response"))?.map_err(|()| transport("response taken twice"))?.map_err(failed)?;
     let status = response.status();
+    let headers = response.headers().entries().into_iter().map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned())).collect();
     let incoming = response.consume().map_err(|()| transport("response body"))?;
     let stream = incoming.stream().map_err(|()| transport("response stream"))?;
     let mut bytes = Vec::new();
@@ -133,5 +147,5 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
             return Err(ProviderError::Remote(format!("HTTP {status}: an answer of more than {MAX_BODY} bytes")));
         }
     }
-    Ok(Response { status, body: bytes })
+    Ok(Response { status, headers, body: bytes })
 }
