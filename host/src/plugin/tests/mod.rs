@@ -83,6 +83,7 @@ fn bundled_plugins_are_active() {
             ("policy-best-fit".to_string(), Some(PluginKind::Policy), "active"),
             ("policy-spread".to_string(), Some(PluginKind::Policy), "active"),
             ("provider-k8s".to_string(), Some(PluginKind::Provider), "active"),
+            ("provider-runpod".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-slurm".to_string(), Some(PluginKind::Provider), "active"),
         ]
     );
