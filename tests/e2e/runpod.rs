@@ -378,3 +378,35 @@ fn a_restarted_daemon_adopts_its_pod_and_a_launch_runpod_refuses_goes_to_the_nex
     drop(state);
     runpod.check();
 }
+
+#[test]
+fn offers_and_a_dry_run_set_the_wait_here_beside_the_price_there() {
+    let runpod = RunPod::start();
+    let g = Gantry::new();
+    let d = g.serve(&runpod.config(&g, "runpod", ""), &["--simulate", "1"]);
+    let blocker = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 3600 }))[0];
+    let started = d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running")["attempts"][0]["started_ms"].as_u64().expect("started");
+
+    let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--mem", "20G", "--json"]))).expect("json");
+    let start = answer["here"]["start_ms"].as_u64().unwrap_or_else(|| panic!("a start, by the blocker's time limit: {answer:#}"));
+    assert!(start.abs_diff(started + 3_600_000) < 2_000, "{answer:#}");
+    let rows: Vec<(&str, f64, bool)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["gpu_type"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0), o["available"] == true)).collect();
+    assert_eq!(rows, vec![("NVIDIA RTX A6000", 0.79, true), ("NVIDIA A100 80GB PCIe", 1.89, true), ("NVIDIA H100 80GB HBM3", 2.99, false)], "cheapest first, each as free as the catalog says");
+    assert!(answer["offers"].as_array().into_iter().flatten().all(|o| o["provider"] == "runpod" && o["currency"] == "USD"));
+
+    let table = ok(g.run(&["offers", "--gpu", "A100"]));
+    assert!(table.contains("here: in about 60 min by the time limits of the jobs running here"), "{table}");
+    assert!(table.contains("NVIDIA A100 80GB PCIe") && table.contains("1.89 USD") && !table.contains("A6000"), "{table}");
+    let two = ok(g.run(&["offers", "--gpu", "A100", "--count", "2"]));
+    assert!(two.contains("3.78 USD"), "{two}");
+    let never = ok(g.run(&["offers", "--count", "2"]));
+    assert!(never.contains("here: never: needs 2 GPUs; this node has 1 eligible"), "{never}");
+
+    let dry = ok(g.run(&["submit", "--dry-run", "--time", "2h", "--", "python train.py"]));
+    assert!(dry.contains("FOR --time") && dry.contains("1.58 USD") && dry.ends_with("nothing submitted (--dry-run)\n"), "0.79 USD/h for 2 h: {dry}");
+    assert_eq!(d.get("/api/v1/jobs")["total"], 1, "a dry run queues nothing");
+    let refused = g.run(&["api", "GET", "/api/v1/offers?count=65"]);
+    assert!(super::stderr(&refused).starts_with("HTTP 422") && super::stderr(&refused).contains("count"), "{}", super::stderr(&refused));
+    ok(g.run(&["cancel", &blocker.to_string()]));
+    runpod.check();
+}

@@ -85,6 +85,10 @@ pub struct SubmitArgs {
     /// A provider a --burst job may go to (repeatable; tried in this order).
     #[arg(long, value_name = "NAME", requires = "burst")]
     burst_to: Vec<String>,
+    /// Submit nothing: show how long the job would wait here beside what each provider would
+    /// charge for it (for --time, if given).
+    #[arg(long, conflicts_with_all = ["array", "sweep", "node"])]
+    dry_run: bool,
     /// The command, run by a shell.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -169,6 +173,17 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }),
         ..JobSpec::default()
     };
+    if args.dry_run {
+        let count = spec.gpus.map_or(1, |g| g.min.max(1));
+        let answer = super::providers::ask(client, "", count, spec.memory_mib)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        } else {
+            super::providers::print(&answer, spec.time_limit_s.map(|s| s as f64 / 3600.0));
+            println!("nothing submitted (--dry-run)");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let route = match &args.node {
         Some(node) => format!("/api/v1/nodes/{}/jobs", url_encode(node)),
         None => "/api/v1/jobs".to_string(),
@@ -553,6 +568,6 @@ pub fn quota(client: &Client, user: Option<String>, json: bool) -> anyhow::Resul
 }
 
 /// A query value with the characters that would end or change it escaped.
-fn url_encode(text: &str) -> String {
+pub fn url_encode(text: &str) -> String {
     text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

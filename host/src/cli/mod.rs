@@ -8,6 +8,7 @@ mod http1;
 mod jobs;
 pub mod local;
 mod nodes;
+mod providers;
 mod setup;
 mod units;
 mod users;
@@ -106,8 +107,23 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The configured providers (`[providers.NAME]`: Slurm, Kubernetes) and the health of each.
+    /// The configured providers (`[providers.NAME]`: Slurm, Kubernetes, RunPod) and the health
+    /// of each.
     Providers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait here or pay there: how long GPUs would wait on this server, beside what each
+    /// provider charges for them now, cheapest first.
+    Offers {
+        /// Part of a GPU type's name (A100, H100); any type if absent.
+        #[arg(long, default_value = "")]
+        gpu: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// GPU memory needed on each GPU: 40G, 512M.
+        #[arg(long, value_parser = units::parse_memory)]
+        mem: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -187,7 +203,8 @@ fn ask(config: &Config, command: ClientCommand, client: impl Fn(&Config) -> anyh
         ClientCommand::User(command) => users::run(&client(config)?, command),
         ClientCommand::Node(command) => nodes::run(&client(config)?, command),
         ClientCommand::Nodes { json } => nodes::list(&client(config)?, json),
-        ClientCommand::Providers { json } => nodes::providers(&client(config)?, json),
+        ClientCommand::Providers { json } => providers::providers(&client(config)?, json),
+        ClientCommand::Offers { gpu, count, mem, json } => providers::offers(&client(config)?, &gpu, count, mem.unwrap_or(0), json),
     }
 }
 

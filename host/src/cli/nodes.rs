@@ -73,24 +73,3 @@ pub fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where jobs go when they leave this server: each provider, whether it answers, and why not.
-pub fn providers(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
-    let providers: Vec<serde_json::Value> = client.get("/api/v1/providers")?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&providers)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if providers.is_empty() {
-        println!("no providers: configure one as [providers.NAME] (see config/providers.toml)");
-    }
-    let now = gantry::model::now_ms();
-    for p in &providers {
-        let text = |field: &str| p[field].as_str().unwrap_or("-").to_string();
-        let seen = p["last_ok_ms"].as_u64().map_or_else(|| "never answered".to_string(), |ms| format!("answered {:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0));
-        println!("{:<12} {:<16} {:<12} {:<28} {seen}; {} calls, {} failed", text("name"), text("plugin"), text("state"), text("base_url"), p["calls"], p["failures"]);
-        if let Some(error) = p["last_error"].as_str() {
-            println!("  last error: {error}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}

@@ -5,6 +5,17 @@ pub fn duration(text: &str) -> Result<std::time::Duration, String> {
     sweep::seconds(text).map(std::time::Duration::from_secs)
 }
 
+/// A span for people: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn duration_text(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=89 => format!("{s} s"),
+        90..=5399 => format!("{} min", (s + 30) / 60),
+        5400..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
@@ -26,7 +37,12 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_memory;
+    use super::{duration_text, parse_memory};
+
+    #[test]
+    fn spans_read_as_people_say_them() {
+        assert_eq!([duration_text(45_000), duration_text(720_000), duration_text(11_100_000), duration_text(187_200_000)], ["45 s", "12 min", "3 h 5 min", "2 d 4 h"]);
+    }
 
     #[test]
     fn memory_sizes() {

@@ -62,6 +62,6 @@ pub use rules::{Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
 pub use submission::{limits, After, ArrayBatch, Batch, FieldError, NewJob};
 pub use array::{ArrayPlace, ArraySpec};
-pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage};
+pub use status::{Counts, CurrentJob, Event, GroupQuota, Held, JobFilter, QueueProgress, QueueStatus, QuotaStatus, RunProgress, RunStatus, RunningJob, Status, Usage, WaitHere};
 pub use base_url::BaseUrl;
 pub use time::{iso_time, now_ms, Clock};

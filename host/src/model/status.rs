@@ -139,6 +139,20 @@ pub struct Usage {
     pub gpu_hours: f64,
 }
 
+/// How long a job would wait for GPUs on this node: the "wait" of "wait here or pay there".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WaitHere {
+    /// Why it can never start here, if so (more GPUs or memory than any here).
+    pub never: Option<String>,
+    /// When it could start, milliseconds since the Unix epoch: now if GPUs are free now, else
+    /// when enough of them are, if every job on them runs to its time limit. `None` where that
+    /// can't be told (a job on them without a limit, memory held by others).
+    pub start_ms: Option<u64>,
+    /// Jobs waiting here now. Not counted in `start_ms`: a job's place depends on its queue and
+    /// priority.
+    pub waiting: usize,
+}
+
 /// What subscribers (`/api/v1/events`, the run logs) hear as it happens.
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -28,6 +28,9 @@ pub const LOG_BYTES: usize = 1 << 20;
 /// Most offers one provider call may return.
 const MAX_OFFERS: usize = 10_000;
 
+/// Most bytes of an offer's GPU type, region or currency.
+const NAME_BYTES: usize = 128;
+
 /// Most bytes of a rendered command file: what the service would read back.
 pub const RENDER_BYTES: usize = 16 << 20;
 
@@ -193,6 +196,16 @@ impl LoadedPlugin {
     }
 }
 
+/// A provider's error as people read it: what kind of fault, and the provider's words.
+pub fn describe(e: &ProviderError) -> String {
+    match e {
+        ProviderError::InvalidConfig(m) => format!("invalid: {m}"),
+        ProviderError::NotFound(m) => format!("not found: {m}"),
+        ProviderError::Remote(m) => m.clone(),
+        ProviderError::Transport(m) => format!("unreachable: {m}"),
+    }
+}
+
 /// The message of a provider's own error, changed by `f`, whichever kind it is.
 fn map_message(e: ProviderError, f: impl FnOnce(String) -> String) -> ProviderError {
     match e {
@@ -232,7 +245,13 @@ fn bounded(reply: ProviderReply) -> ProviderReply {
             .map_err(error),
         ),
         ProviderReply::Cost(r) => ProviderReply::Cost(r.map(|c| CostEstimate { detail: shown(&c.detail, MESSAGE_BYTES), ..c }).map_err(error)),
-        ProviderReply::Offers(r) => ProviderReply::Offers(r.map_err(error)),
+        ProviderReply::Offers(r) => ProviderReply::Offers(
+            r.map(|offers| {
+                let named = |text: &str| shown(text, NAME_BYTES);
+                offers.into_iter().map(|o| Offer { gpu: GpuSpec { gpu_type: named(&o.gpu.gpu_type), ..o.gpu }, region: named(&o.region), currency: named(&o.currency), ..o }).collect()
+            })
+            .map_err(error),
+        ),
         ProviderReply::Released(r) => ProviderReply::Released(r.map_err(error)),
     }
 }

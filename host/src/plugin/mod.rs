@@ -31,7 +31,7 @@ mod watch;
 
 pub use bindings::host_wit_version as wit_version;
 pub use convert::{burst_from_file, burst_to_file};
-pub use calls::{unlined, CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, Offer, ParseMode, ProviderCall, ProviderError, ProviderReply, LOG_BYTES as PROVIDER_LOG_BYTES, RENDER_BYTES};
+pub use calls::{describe, unlined, CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, Offer, ParseMode, ProviderCall, ProviderError, ProviderReply, LOG_BYTES as PROVIDER_LOG_BYTES, RENDER_BYTES};
 pub use engine::{content_hash, PluginEngine};
 pub use error::PluginError;
 pub use loaded::LoadedPlugin;

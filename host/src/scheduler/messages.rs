@@ -2,7 +2,7 @@
 //! daemon, and what can go wrong.
 
 use crate::executor::{Adoption, ShimInfo};
-use crate::model::{Batch, FieldError, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunMode, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus};
+use crate::model::{Batch, FieldError, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunMode, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus, WaitHere};
 use crate::store::StoreError;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +89,7 @@ pub enum Request {
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
     Queues(oneshot::Sender<Vec<QueueStatus>>),
     Running(oneshot::Sender<Vec<RunningJob>>),
+    WaitHere(u32, u64, oneshot::Sender<WaitHere>),
 }
 
 /// Everything the scheduling thread hears.

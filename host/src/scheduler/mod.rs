@@ -23,7 +23,7 @@ pub use engine::{replay, ReplayJob, Replayed};
 pub use messages::{JobToken, RunRequest, SchedulerError, SchedulerOptions};
 
 use crate::gpu::GpuMonitor;
-use crate::model::{Batch, Event, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus};
+use crate::model::{Batch, Event, Job, JobFilter, JobId, QueueState, QueueStatus, RunId, RunProgress, RunStatus, RunningJob, SchedulingRules, Scope, Status, Usage, QuotaStatus, WaitHere};
 use crate::policy::PolicyService;
 use crate::store::Store;
 use messages::{Msg, Request};
@@ -131,6 +131,11 @@ impl Scheduler {
 
     pub async fn quota(&self, owner: String, groups: Vec<u32>) -> Result<QuotaStatus, SchedulerError> {
         self.ask(|r| Request::Quota(owner, groups, r)).await
+    }
+
+    /// How long `gpus` GPUs with `memory_mib` each would wait here now.
+    pub async fn wait_here(&self, gpus: u32, memory_mib: u64) -> Result<WaitHere, SchedulerError> {
+        self.ask(|r| Request::WaitHere(gpus, memory_mib, r)).await
     }
 
     /// The running jobs and their GPUs: cheaper than [`Scheduler::status`], which walks every job.

@@ -11,7 +11,7 @@
 use super::messages::Msg;
 use crate::executor::{Adoption, ExitRecord, RotatingLog};
 use crate::model::{JobId, RemoteAttempt, RemoteCost};
-use crate::plugin::{GpuSpec, JobConfig, JobResult, JobState, ProviderCall, ProviderError, ProviderReply};
+use crate::plugin::{describe, GpuSpec, JobConfig, JobResult, JobState, ProviderCall, ProviderError, ProviderReply};
 use crate::providers::{CallError, Providers};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -219,15 +219,6 @@ fn plausible(mut result: JobResult, attempt_started_ms: u64) -> JobResult {
     result.ended_ms = result.ended_ms.filter(|t| range.contains(t)).map(|t| t.min(now)).filter(|&t| result.started_ms.is_none_or(|s| s <= t));
     result.log_path = result.log_path.filter(|p| Path::new(p).is_absolute() && p.len() <= 4096 && !p.contains('\0'));
     result
-}
-
-fn describe(e: &ProviderError) -> String {
-    match e {
-        ProviderError::InvalidConfig(m) => format!("invalid: {m}"),
-        ProviderError::NotFound(m) => format!("not found: {m}"),
-        ProviderError::Remote(m) => m.clone(),
-        ProviderError::Transport(m) => format!("unreachable: {m}"),
-    }
 }
 
 fn is_final(state: JobState) -> bool {

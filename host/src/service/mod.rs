@@ -11,6 +11,7 @@
 //! - `settings`: the rules and settings in `gantry.toml`;
 //! - `logs`: log files outside jobs (bindings, the log directory), and the run logs;
 //! - `node`: this machine (GPUs, host), metrics, plugins, seed 000's training tasks;
+//! - `offers`: what a job would wait here beside what each provider charges for it;
 //! - `nodes`: the federation: nodes reporting to this daemon as their master;
 //! - `accounts`: who is calling: credentials, logins, tokens, accounts.
 
@@ -21,6 +22,7 @@ mod jobs;
 mod logs;
 mod node;
 mod nodes;
+mod offers;
 pub mod run_log;
 mod runs;
 mod settings;
@@ -30,6 +32,7 @@ pub use arrays::{ArrayAction, ArrayElement, ArrayView};
 pub use command_files::{CommandConfig, CommandFileSummary, CommandFileView, Content, Process, QueueBlock};
 pub use jobs::{LogChunk, LogUpdate, Update};
 pub use node::{GpuDetail, GpusWithTasks, Machine};
+pub use offers::{OfferRow, Offers, Unanswered};
 pub use crate::federation::{Node, Versions};
 pub use runs::{CommandFileRun, StartedRun};
 

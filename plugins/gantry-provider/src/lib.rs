@@ -73,8 +73,9 @@ pub trait Provider {
         Settings::from_host().site_rate(job)
     }
 
-    fn offers(_gpu: &GpuSpec) -> Result<Vec<Offer>, ProviderError> {
-        Ok(Vec::new())
+    /// A cluster's one offer is its site rate, if it has one ([`Settings::site_offers`]).
+    fn offers(gpu: &GpuSpec) -> Result<Vec<Offer>, ProviderError> {
+        Settings::from_host().site_offers(gpu)
     }
 
     /// A system that keeps finished jobs for its own retention (Slurm, Kubernetes) has nothing

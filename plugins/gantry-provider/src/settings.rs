@@ -2,7 +2,7 @@
 //! instance's `token_file` or `token_env`), and each of `[providers.NAME.options]` under its name
 //! in upper case. Errors name the key of `gantry.toml` to set.
 
-use crate::{CostEstimate, JobConfig, ProviderError};
+use crate::{CostEstimate, GpuSpec, JobConfig, Offer, ProviderError};
 
 /// Reads settings through `var` (the process environment in a plugin; a map in tests).
 pub struct Settings<F: Fn(&str) -> Option<String>> {
@@ -51,15 +51,26 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
     /// its GPUs, in `options.currency` (default `USD`); the total for its time limit, if it has
     /// one. Without a rate there is no price (`invalid-config`).
     pub fn site_rate(&self, job: &JobConfig) -> Result<CostEstimate, ProviderError> {
-        let rate: f64 = self.number("PRICE_PER_GPU_HOUR", "currency units per GPU-hour")?.ok_or_else(|| ProviderError::InvalidConfig(format!("{}: not set, so this provider has no prices", Self::key("PRICE_PER_GPU_HOUR"))))?;
-        if !rate.is_finite() || rate < 0.0 {
-            return Err(ProviderError::InvalidConfig(format!("{}: {rate} is not a price", Self::key("PRICE_PER_GPU_HOUR"))));
-        }
-        let currency = self.get("CURRENCY").unwrap_or_else(|| "USD".into());
+        let (rate, currency) = self.rate()?.ok_or_else(|| ProviderError::InvalidConfig(format!("{}: not set, so this provider has no prices", Self::key("PRICE_PER_GPU_HOUR"))))?;
         let per_hour = rate * f64::from(job.gpu.count.max(1));
         let total = job.timeout_s.map_or(0.0, |s| per_hour * s as f64 / 3600.0);
         let detail = format!("{rate} {currency} per GPU-hour (the site's rate), {} GPU(s)", job.gpu.count.max(1));
         Ok(CostEstimate { currency, per_hour, total, detail })
+    }
+
+    /// The site's rate as the one offer of a cluster: any GPUs it has, at the rate, whether free
+    /// now or not (a cluster queues). None without a rate.
+    pub fn site_offers(&self, gpu: &GpuSpec) -> Result<Vec<Offer>, ProviderError> {
+        Ok(self.rate()?.map(|(rate, currency)| Offer { gpu: gpu.clone(), region: String::new(), price_per_hour: rate * f64::from(gpu.count.max(1)), currency, available: true }).into_iter().collect())
+    }
+
+    /// `options.price_per_gpu_hour` and `options.currency` (default `USD`), if a rate is set.
+    fn rate(&self) -> Result<Option<(f64, String)>, ProviderError> {
+        let Some(rate) = self.number::<f64>("PRICE_PER_GPU_HOUR", "currency units per GPU-hour")? else { return Ok(None) };
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(ProviderError::InvalidConfig(format!("{}: {rate} is not a price", Self::key("PRICE_PER_GPU_HOUR"))));
+        }
+        Ok(Some((rate, self.get("CURRENCY").unwrap_or_else(|| "USD".into()))))
     }
 
     /// The base URL, without a trailing `/`.
@@ -98,7 +109,10 @@ mod tests {
         assert_eq!((priced.currency.as_str(), priced.per_hour, priced.total), ("USD", 2.0, 1.0));
         let none = Settings::new(|_| None).site_rate(&job).expect_err("no rate");
         assert!(matches!(&none, ProviderError::InvalidConfig(m) if m.starts_with("options.price_per_gpu_hour")), "{none:?}");
-        let wrong = Settings::new(|name| (name == "PRICE_PER_GPU_HOUR").then(|| "-1".to_string())).site_rate(&job);
-        assert!(wrong.is_err());
+        let wrong = Settings::new(|name| (name == "PRICE_PER_GPU_HOUR").then(|| "-1".to_string()));
+        assert!(wrong.site_rate(&job).is_err() && wrong.site_offers(&job.gpu).is_err());
+        let offers = Settings::new(|name| (name == "PRICE_PER_GPU_HOUR").then(|| "0.5".to_string())).site_offers(&job.gpu).expect("offers");
+        assert_eq!(offers.iter().map(|o| (o.price_per_hour, o.currency.as_str(), o.gpu.count)).collect::<Vec<_>>(), vec![(2.0, "USD", 4)]);
+        assert_eq!(Settings::new(|_| None).site_offers(&job.gpu), Ok(Vec::new()), "no rate, no offer");
     }
 }

@@ -6,7 +6,7 @@ use crate::http::error::{ApiResult, Params, PathParam};
 use crate::http::gate::Access::{Admin, Public, Read};
 use crate::http::routes::Routes;
 use crate::model::Event;
-use crate::service::{GpuDetail, Node, PluginKind, PluginStatus, Service, Update};
+use crate::service::{GpuDetail, Node, Offers, PluginKind, PluginStatus, Service, Update};
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::Response;
@@ -42,6 +42,9 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .answers::<Vec<PluginStatus>>(200)
         .get("/api/v1/providers", Read, "Configured providers ([providers.NAME]): plugin, base URL, state, calls, failures, last error", providers)
         .answers::<Vec<crate::providers::ProviderStatus>>(200)
+        .get("/api/v1/offers", Read, "Wait here or pay there: how long GPUs would wait on this node, beside each provider's offers for them now, cheapest first", offers)
+        .query::<OffersQuery>()
+        .answers::<Offers>(200)
         .with_state(service)
 }
 
@@ -127,6 +130,25 @@ async fn plugins(State(service): Shared, Params(query): Params<PluginQuery>) -> 
 
 async fn providers(State(service): Shared) -> ApiResult<Json<Vec<crate::providers::ProviderStatus>>> {
     Ok(Json(service.providers()))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct OffersQuery {
+    /// Part of a GPU type name (`A100`); any type if absent.
+    #[serde(default)]
+    #[schemars(length(max = 128))]
+    gpu: String,
+    /// GPUs wanted (default 1).
+    #[schemars(range(min = 1, max = 64))]
+    count: Option<u32>,
+    /// Memory wanted on each GPU.
+    #[serde(default)]
+    memory_mib: u64,
+}
+
+async fn offers(State(service): Shared, Params(query): Params<OffersQuery>) -> ApiResult<Json<Offers>> {
+    Ok(Json(service.offers(query.gpu, query.count.unwrap_or(1), query.memory_mib).await?))
 }
 
 async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<PluginStatus>>> {

@@ -6,7 +6,7 @@
 //! GPUs.
 
 use super::Engine;
-use crate::model::{Job, JobId, JobState};
+use crate::model::{Job, JobId, JobState, WaitHere};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A job that may burst, while it is unfinished.
@@ -122,6 +122,15 @@ impl Engine {
             .filter_map(|(id, wait)| Some((self.jobs.get(id).filter(|j| j.state == JobState::Waiting)?, wait.since_ms?)))
             .map(|(job, since)| since.saturating_add(self.max_wait_ms(job)))
             .min()
+    }
+
+    /// How long `gpus` GPUs with `memory_mib` each would wait here now.
+    pub(super) fn wait_here(&self, gpus: u32, memory_mib: u64) -> WaitHere {
+        let now = self.now();
+        let never = self.what_fits().never_takes(gpus, memory_mib);
+        let start_ms = if never.is_some() { None } else { self.free_times(now).get(usize::try_from(gpus.max(1) - 1).unwrap_or(usize::MAX)).copied() };
+        let waiting = self.jobs.values().filter(|j| j.state == JobState::Waiting).count();
+        WaitHere { never, start_ms, waiting }
     }
 
     /// An attempt ended: the next one waits its full `max_wait` here again.

@@ -271,6 +271,7 @@ impl Engine {
             Request::SetParallelism(name, parallelism, reply) => drop(reply.send(self.set_parallelism(name, parallelism))),
             Request::Queues(reply) => drop(reply.send(self.survey().1)),
             Request::Running(reply) => drop(reply.send(self.running())),
+            Request::WaitHere(gpus, memory_mib, reply) => drop(reply.send(self.wait_here(gpus, memory_mib))),
             Request::SetRules(rules) => {
                 tracing::info!("scheduling rules changed");
                 self.options.rules = rules;

@@ -273,11 +273,15 @@ impl Capacity {
         if job.spec.provider.is_some() {
             return None;
         }
-        let want = job.spec.gpus.unwrap_or_default().min;
+        self.never_takes(job.spec.gpus.unwrap_or_default().min, job.memory_mib)
+    }
+
+    /// Why `want` GPUs with `memory_mib` each can't start on this node whatever else runs.
+    pub fn never_takes(&self, want: u32, memory_mib: u64) -> Option<String> {
         if want > self.eligible_gpus {
             Some(format!("needs {want} GPUs; this node has {} eligible: it waits until more are", self.eligible_gpus))
-        } else if job.memory_mib > self.largest_mib {
-            Some(format!("needs {} MiB per GPU; the largest eligible GPU here has {} MiB: it waits", job.memory_mib, self.largest_mib))
+        } else if memory_mib > self.largest_mib {
+            Some(format!("needs {memory_mib} MiB per GPU; the largest eligible GPU here has {} MiB: it waits", self.largest_mib))
         } else {
             None
         }

@@ -1,0 +1,75 @@
+//! `gantry providers` and `gantry offers`: where jobs go when they leave this server, whether each
+//! provider answers, and what it would charge against how long the job would wait here.
+
+use super::client::Client;
+use std::process::ExitCode;
+
+/// Where jobs go when they leave this server: each provider, whether it answers, and why not.
+pub fn providers(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let providers: Vec<serde_json::Value> = client.get("/api/v1/providers")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&providers)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if providers.is_empty() {
+        println!("no providers: configure one as [providers.NAME] (see config/providers.toml)");
+    }
+    let now = gantry::model::now_ms();
+    for p in &providers {
+        let text = |field: &str| p[field].as_str().unwrap_or("-").to_string();
+        let seen = p["last_ok_ms"].as_u64().map_or_else(|| "never answered".to_string(), |ms| format!("answered {:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0));
+        println!("{:<12} {:<16} {:<12} {:<28} {seen}; {} calls, {} failed", text("name"), text("plugin"), text("state"), text("base_url"), p["calls"], p["failures"]);
+        if let Some(error) = p["last_error"].as_str() {
+            println!("  last error: {error}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the daemon said about `count` GPUs, for `gantry offers` and `gantry submit --dry-run`.
+pub fn ask(client: &Client, gpu: &str, count: u32, memory_mib: u64) -> anyhow::Result<serde_json::Value> {
+    client.get(&format!("/api/v1/offers?gpu={}&count={count}&memory_mib={memory_mib}", super::jobs::url_encode(gpu)))
+}
+
+pub fn offers(client: &Client, gpu: &str, count: u32, memory_mib: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let answer = ask(client, gpu, count, memory_mib)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print(&answer, None);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long the job would wait here, then every offer cheapest first; with `hours`, what each
+/// would cost for that long.
+pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
+    let here = &answer["here"];
+    let now = gantry::model::now_ms();
+    let waiting = here["waiting"].as_u64().unwrap_or(0);
+    let wait = match (here["never"].as_str(), here["start_ms"].as_u64()) {
+        (Some(never), _) => format!("never: {never}"),
+        (None, Some(at)) if at <= now => format!("free now ({waiting} job(s) waiting)"),
+        (None, Some(at)) => format!("in about {} by the time limits of the jobs running here ({waiting} job(s) waiting)", super::units::duration_text(at - now)),
+        (None, None) => format!("unknown: a job on the GPUs has no time limit ({waiting} job(s) waiting)"),
+    };
+    println!("here: {wait}");
+    let offers = answer["offers"].as_array().cloned().unwrap_or_default();
+    if offers.is_empty() {
+        println!("no offers: no provider answered with prices (set options.price_per_gpu_hour on a cluster, or configure a cloud)");
+    } else {
+        let cost = if hours.is_some() { "FOR --time" } else { "" };
+        println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {cost}", "PROVIDER", "GPU", "COUNT", "MEM GiB", "REGION", "PRICE/HOUR", "AVAILABLE");
+        for o in &offers {
+            let text = |f: &str| o[f].as_str().unwrap_or("-").to_string();
+            let price = o["price_per_hour"].as_f64().unwrap_or(0.0);
+            let currency = text("currency");
+            let total = hours.map(|h| format!("{:.2} {currency}", price * h)).unwrap_or_default();
+            let available = if o["available"].as_bool() == Some(true) { "yes" } else { "no" };
+            println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {total}", text("provider"), text("gpu_type"), o["count"].to_string(), o["memory_gib"].to_string(), text("region"), format!("{price:.2} {currency}"), available);
+        }
+    }
+    for u in answer["unanswered"].as_array().into_iter().flatten() {
+        println!("{}: no offers: {}", u["provider"].as_str().unwrap_or("-"), u["reason"].as_str().unwrap_or("-"));
+    }
+}
