@@ -47,6 +47,8 @@ struct State {
     refusals: Vec<String>,
     stops: Vec<String>,
     deletes: Vec<String>,
+    /// The body of every pod made.
+    bodies: Vec<Value>,
     /// Schema faults found in bodies sent: must stay empty.
     invalid: Vec<String>,
 }
@@ -271,6 +273,7 @@ impl State {
             return problem(409, "Conflict", "There are no longer any instances available with the requested specifications. Please refresh and try again.");
         }
         self.creates += 1;
+        self.bodies.push(body.clone());
         let id = format!("pod{:04}x{}", self.creates, std::process::id() % 10_000);
         let pod = Pod { id: id.clone(), name: body["name"].as_str().unwrap_or_default().to_string(), body, status: "PROVISIONING", made: Instant::now(), child: None, log: dir.join(format!("{id}.log")), restarts: 0 };
         let shown = pod.object();
@@ -408,5 +411,37 @@ fn offers_and_a_dry_run_set_the_wait_here_beside_the_price_there() {
     let refused = g.run(&["api", "GET", "/api/v1/offers?count=65"]);
     assert!(super::stderr(&refused).starts_with("HTTP 422") && super::stderr(&refused).contains("count"), "{}", super::stderr(&refused));
     ok(g.run(&["cancel", &blocker.to_string()]));
+    runpod.check();
+}
+
+#[test]
+fn seed_002s_job_config_runs_on_runpod_with_its_image_gpu_type_and_timeout() {
+    let runpod = RunPod::start();
+    let g = Gantry::new();
+    let d = g.serve(&runpod.config(&g, "runpod", ""), &[]);
+    // Seed 002's example, as its clients send it, with the provider instance named.
+    let body = json!({
+        "name": "pytorch-training",
+        "image": "nvcr.io/nvidia/pytorch:24.02-py3",
+        "command": ["printf", "%s|%s|%s\\n", "it's", "a b", "$HOME"],
+        "gpu_spec": { "gpu_type": "A100", "gpu_count": 1, "memory_gb": 40, "vcpus": 12, "ram_gb": 48 },
+        "environment": { "NVIDIA_VISIBLE_DEVICES": "all" },
+        "timeout_minutes": 30,
+        "provider": "runpod",
+    });
+    let id = d.submit(body.clone())[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(d.log(id), "it's|a b|$HOME\n", "argv quoted for the shell, word for word, nothing expanded");
+    assert_eq!((job["spec"]["labels"]["name"].as_str(), job["spec"]["time_limit_s"].as_u64()), (Some("pytorch-training"), Some(1800)), "{job:#}");
+    let pod = runpod.state.lock().expect("state").bodies.first().cloned().unwrap_or_default();
+    assert_eq!((pod["image"].as_str(), pod["gpu"]["id"].as_str()), (Some("nvcr.io/nvidia/pytorch:24.02-py3"), Some("NVIDIA A100 80GB PCIe")), "{pod:#}");
+    assert_eq!((pod["env"]["GANTRY_TIMEOUT_S"].as_str(), pod["env"]["NVIDIA_VISIBLE_DEVICES"].as_str()), (Some("1800"), Some("all")));
+
+    let mut local = body;
+    local.as_object_mut().map(|b| b.remove("provider"));
+    let refused = d.request("POST", "/api/v1/jobs", Some(local));
+    assert_eq!(refused.0, 422, "{:?}", refused.1);
+    assert!(refused.1["detail"].as_str().is_some_and(|m| m.contains("image")), "{:?}", refused.1);
     runpod.check();
 }

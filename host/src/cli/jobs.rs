@@ -85,6 +85,12 @@ pub struct SubmitArgs {
     /// A provider a --burst job may go to (repeatable; tried in this order).
     #[arg(long, value_name = "NAME", requires = "burst")]
     burst_to: Vec<String>,
+    /// The container image the --provider runs it in (default: the provider's options.image).
+    #[arg(long, requires = "provider")]
+    image: Option<String>,
+    /// The GPU type the provider should give it (A100, or the provider's own name of a type).
+    #[arg(long, value_name = "TYPE")]
+    gpu_type: Option<String>,
     /// Submit nothing: show how long the job would wait here beside what each provider would
     /// charge for it (for --time, if given).
     #[arg(long, conflicts_with_all = ["array", "sweep", "node"])]
@@ -167,6 +173,8 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         hold: args.hold,
         time_limit_s: args.time.map(|d| d.as_secs().max(1)),
         provider: args.provider,
+        image: args.image,
+        gpu_type: args.gpu_type,
         burst: args.burst.then(|| gantry::model::Burst {
             max_wait_ms: args.max_wait.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             providers: args.burst_to,

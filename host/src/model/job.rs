@@ -124,6 +124,23 @@ pub struct JobSpec {
     /// Waits for this node's GPUs for a while, then goes to a provider that takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<Burst>,
+    /// The container image its provider runs it in (a cloud, Kubernetes); only with `provider`,
+    /// as this node runs commands, not containers. Without one, the instance's `options.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// The GPU type a provider should give it (`A100`, or a provider's own name of a type);
+    /// placement here does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub gpu_type: Option<String>,
+    /// CPUs and memory (GiB) a provider should give it besides its GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 4096))]
+    pub cpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 65536))]
+    pub ram_gib: Option<u32>,
 }
 
 /// "Wait here or go there": a job that prefers this node's GPUs but should not wait for them

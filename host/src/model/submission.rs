@@ -229,6 +229,25 @@ fn check_spec(spec: &JobSpec) -> Result<(), (&'static str, String)> {
             name(provider).map_err(|m| ("burst.providers", m))?;
         }
     }
+    if let Some(image) = &spec.image {
+        if spec.provider.is_none() {
+            return Err(("image", "this node runs commands, not containers: an image needs a provider to run it in".into()));
+        }
+        if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(("image", "an image reference of 1 to 512 characters without spaces".into()));
+        }
+    }
+    if let Some(gpu_type) = &spec.gpu_type
+        && (gpu_type.trim().is_empty() || gpu_type.len() > 128 || gpu_type.chars().any(char::is_control))
+    {
+        return Err(("gpu_type", "a GPU type name of 1 to 128 characters".into()));
+    }
+    if spec.cpus.is_some_and(|c| c > 4096) {
+        return Err(("cpus", "at most 4096".into()));
+    }
+    if spec.ram_gib.is_some_and(|r| r > 65536) {
+        return Err(("ram_gib", "at most 65536 GiB".into()));
+    }
     if let Some(gpus) = spec.gpus {
         gpus.check().map_err(|m| ("gpus", m))?;
     }
@@ -371,6 +390,11 @@ mod tests {
         assert_eq!(with(&|s| s.time_limit_s = Some(limits::TIME_LIMIT_S + 1)), Err("jobs[0].time_limit_s".into()));
         assert_eq!(with(&|s| s.burst = burst(None, &[""])), Err("jobs[0].burst.providers".into()));
         assert_eq!(with(&|s| s.burst = burst(Some(0), &["slurm", "k8s"])), Ok(()));
+        assert_eq!(with(&|s| s.image = Some("pytorch:24.02".into())), Err("jobs[0].image".into()), "no container here");
+        assert_eq!(with(&|s| { s.image = Some("a b".into()); s.provider = Some("runpod".into()); }), Err("jobs[0].image".into()));
+        assert_eq!(with(&|s| { s.image = Some("nvcr.io/nvidia/pytorch:24.02-py3".into()); s.provider = Some("runpod".into()); s.gpu_type = Some("A100".into()); s.cpus = Some(12); s.ram_gib = Some(48); }), Ok(()));
+        assert_eq!(with(&|s| s.gpu_type = Some(" ".into())), Err("jobs[0].gpu_type".into()));
+        assert_eq!(with(&|s| s.cpus = Some(5000)), Err("jobs[0].cpus".into()));
         let too_many = vec![spec(None, &[]); limits::JOBS_PER_BATCH + 1];
         assert_eq!(Batch::new(too_many).expect_err("too many").field, "jobs");
     }

@@ -43,6 +43,10 @@ pub struct RemoteSpec {
     pub log_keep: u32,
     pub started_ms: u64,
     pub time_limit_s: Option<u64>,
+    pub image: Option<String>,
+    pub gpu_type: Option<String>,
+    pub cpus: Option<u32>,
+    pub ram_gib: Option<u32>,
 }
 
 pub struct RemoteJobs {
@@ -150,11 +154,11 @@ fn job_config(spec: &RemoteSpec, user: String) -> JobConfig {
         key: spec.key.clone(),
         user,
         working_dir: spec.cwd.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
-        image: String::new(),
+        image: spec.image.clone().unwrap_or_default(),
         command: spec.commands.clone(),
-        gpu: GpuSpec { gpu_type: String::new(), count: spec.gpus, memory_gib: u32::try_from(spec.memory_mib.div_ceil(1024)).unwrap_or(u32::MAX) },
-        cpus: 0,
-        ram_gib: 0,
+        gpu: GpuSpec { gpu_type: spec.gpu_type.clone().unwrap_or_default(), count: spec.gpus, memory_gib: u32::try_from(spec.memory_mib.div_ceil(1024)).unwrap_or(u32::MAX) },
+        cpus: spec.cpus.unwrap_or(0),
+        ram_gib: spec.ram_gib.unwrap_or(0),
         env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         timeout_s: spec.time_limit_s,
         region: None,

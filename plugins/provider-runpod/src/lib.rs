@@ -85,7 +85,7 @@ impl Provider for RunPod {
         if let Some(id) = made_before(&api, &job.key)? {
             return pod_status(&api, &id);
         }
-        let types = if settings.gpu_type.is_none() && job.gpu.gpu_type.is_empty() { catalog(&settings, &api)? } else { Vec::new() };
+        let types = if settings.gpu_type.is_none() { catalog(&settings, &api)? } else { Vec::new() };
         let gpu = runpod::choose(&settings, job, &types)?;
         let body = runpod::create_body(&settings, job, gpu)?;
         let created = checked(patiently(|| api.send_json("POST", "/v2/pods", &body))?)?;

@@ -171,6 +171,7 @@ pub fn error(status: u16, body: &[u8], retry_after_s: Option<u64>) -> ProviderEr
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuType {
     pub id: String,
+    pub display_name: String,
     pub memory_gib: u32,
     pub price: Option<f64>,
     pub available: bool,
@@ -189,6 +190,7 @@ pub fn catalog(answer: &Value, cloud: &str) -> Vec<GpuType> {
             let availability = &item["availability"];
             let level = availability.as_str().or_else(|| availability[cloud].as_str()).unwrap_or("NONE");
             Some(GpuType {
+                display_name: item["displayName"].as_str().unwrap_or_default().to_string(),
                 id,
                 memory_gib: item["memoryInGb"].as_u64().and_then(|m| u32::try_from(m).ok()).unwrap_or(0),
                 price: item[price_key].as_f64().filter(|p| p.is_finite() && *p >= 0.0),
@@ -198,18 +200,27 @@ pub fn catalog(answer: &Value, cloud: &str) -> Vec<GpuType> {
         .collect()
 }
 
-/// The GPU type a job runs on: the instance's, else the job's, else the cheapest available type
-/// with at least the job's memory per GPU.
+/// The GPU type a job runs on: the instance's, as given; else the cheapest available type with
+/// at least the job's memory per GPU, among those the job's `gpu_type` names (a RunPod id, or
+/// part of one or of its display name: `A100`).
 pub fn choose<'a>(settings: &'a Settings, job: &'a JobConfig, types: &'a [GpuType]) -> Result<&'a str, ProviderError> {
-    if let Some(id) = settings.gpu_type.as_deref().or(Some(job.gpu.gpu_type.as_str()).filter(|t| !t.is_empty())) {
+    if let Some(id) = settings.gpu_type.as_deref() {
         return Ok(id);
     }
-    types
-        .iter()
+    let wanted = job.gpu.gpu_type.to_ascii_lowercase();
+    let named: Vec<&GpuType> = types.iter().filter(|t| t.id == job.gpu.gpu_type || t.id.to_ascii_lowercase().contains(&wanted) || t.display_name.to_ascii_lowercase().contains(&wanted)).collect();
+    if named.is_empty() {
+        return Err(ProviderError::InvalidConfig(format!("gpu_type: RunPod's catalog has no GPU type '{}'", job.gpu.gpu_type)));
+    }
+    named
+        .into_iter()
         .filter(|t| t.available && t.memory_gib >= job.gpu.memory_gib && t.price.is_some())
         .min_by(|a, b| a.price.partial_cmp(&b.price).unwrap_or(std::cmp::Ordering::Equal))
         .map(|t| t.id.as_str())
-        .ok_or_else(|| ProviderError::Remote(format!("RunPod has no {} GPU with {} GiB free now", settings.cloud, job.gpu.memory_gib)))
+        .ok_or_else(|| {
+            let kind = if job.gpu.gpu_type.is_empty() { "GPU".to_string() } else { format!("{} GPU", job.gpu.gpu_type) };
+            ProviderError::Remote(format!("RunPod has no {} {kind} with {} GiB free now", settings.cloud, job.gpu.memory_gib))
+        })
 }
 
 /// The price of `job` on `gpu_id`: the catalog's price per GPU-hour, for each GPU, for its time
@@ -332,8 +343,15 @@ mod tests {
         assert_eq!(choose(&settings(), &job, &types), Ok("NVIDIA A100 80GB PCIe"));
         job.gpu.memory_gib = 100;
         assert!(matches!(choose(&settings(), &job, &types), Err(ProviderError::Remote(_))));
+        job.gpu.memory_gib = 40;
+        job.gpu.gpu_type = "a100".into();
+        assert_eq!(choose(&settings(), &job, &types), Ok("NVIDIA A100 80GB PCIe"), "part of a type's name");
         job.gpu.gpu_type = "NVIDIA L40S".into();
-        assert_eq!(choose(&settings(), &job, &types), Ok("NVIDIA L40S"), "what the job names, available or not: RunPod says");
+        assert!(matches!(choose(&settings(), &job, &types), Err(ProviderError::Remote(m)) if m.contains("no SECURE NVIDIA L40S GPU")), "named, but none free");
+        job.gpu.gpu_type = "TPU".into();
+        assert!(matches!(choose(&settings(), &job, &types), Err(ProviderError::InvalidConfig(m)) if m.starts_with("gpu_type:")));
+        let pinned = Settings { gpu_type: Some("NVIDIA L40S".into()), ..settings() };
+        assert_eq!(choose(&pinned, &job, &types), Ok("NVIDIA L40S"), "the instance's own, as given: RunPod says");
 
         let estimate = estimate(&settings(), &testing::job(), "NVIDIA A100 80GB PCIe", &types).expect("priced");
         assert_eq!((estimate.currency.as_str(), estimate.per_hour), ("USD", 3.78));
@@ -343,6 +361,6 @@ mod tests {
         let shown: Vec<(&str, f64, bool)> = offers.iter().map(|o| (o.gpu.gpu_type.as_str(), o.price_per_hour, o.available)).collect();
         assert_eq!(shown, vec![("NVIDIA RTX A6000", 1.58, true), ("NVIDIA L40S", 1.72, false), ("NVIDIA A100 80GB PCIe", 3.78, true)]);
         let community = catalog(&json!([{ "id": "NVIDIA A100 80GB PCIe", "memoryInGb": 80, "communityPrice": 1.19, "availability": { "COMMUNITY": "NONE" } }]), "COMMUNITY");
-        assert_eq!(community, vec![GpuType { id: "NVIDIA A100 80GB PCIe".into(), memory_gib: 80, price: Some(1.19), available: false }]);
+        assert_eq!(community, vec![GpuType { id: "NVIDIA A100 80GB PCIe".into(), display_name: String::new(), memory_gib: 80, price: Some(1.19), available: false }]);
     }
 }

@@ -43,7 +43,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .answers::<QueueState>(200)
         .get("/api/v1/status", Read, "The scheduler at a glance", status)
         .answers::<Status>(200)
-        .post("/api/v1/jobs", Operate, "Submit one job or `{jobs: [...]}`, a batch whose members may depend on each other", submit)
+        .post("/api/v1/jobs", Operate, "Submit one job, `{jobs: [...]}` (a batch whose members may depend on each other), a job with `array`, or seed 002's `JobConfig` for a provider", submit)
         .body::<SubmitBody>()
         .answers::<Submitted>(201)
         .links(&JOB_ROUTES, "id", "$response.body#/ids/0")
@@ -143,7 +143,7 @@ async fn set_queue(State(service): Shared, PathParam(name): PathParam<String>, B
 }
 
 /// What a submission is: one job, a batch, or an array (see [`batch_of`]).
-pub(super) type SubmitBody = AnyOf<JobSpec, AnyOf<BatchBody, ArrayBody>>;
+pub(super) type SubmitBody = AnyOf<JobSpec, AnyOf<BatchBody, AnyOf<ArrayBody, super::job_config::JobConfig>>>;
 
 /// `{"jobs": [...]}`: a batch whose members may depend on each other.
 #[derive(Deserialize, JsonSchema)]
@@ -194,6 +194,10 @@ pub(super) fn batch_of(mut body: serde_json::Value) -> ApiResult<Batch> {
         // Read within its field, so an error names `array.…`.
         let array = from_value::<ArrayField>(serde_json::json!({ "array": array }))?.array;
         return Ok(crate::model::array::batch(from_value::<JobSpec>(body)?, &array)?);
+    }
+    // Seed 002's JobConfig: an argv `command`, where gantry's own body has `commands`.
+    if body.get("command").is_some() {
+        return Ok(Batch::new(vec![from_value::<super::job_config::JobConfig>(body)?.into_spec()])?);
     }
     let specs = match body.get("jobs") {
         Some(_) => from_value::<BatchBody>(body)?.jobs,

@@ -2,6 +2,7 @@
 //!
 //! - `node`: health, metrics, the machine, events, plugins, the daemon's life;
 //! - `jobs`: jobs, their logs, queues, runs, status;
+//! - `job_config`: seed 002's `JobConfig` as a job;
 //! - `files`: command files, rules, settings;
 //! - `accounts`: logins, tokens, accounts;
 //! - `nodes`: the federation's nodes, as their master;
@@ -9,6 +10,7 @@
 
 mod accounts;
 pub mod files;
+mod job_config;
 mod jobs;
 mod node;
 mod nodes;

@@ -71,6 +71,10 @@ impl Engine {
             log_keep: options.rules.log_keep,
             started_ms: attempt.started_ms,
             time_limit_s: job.spec.time_limit_s,
+            image: job.spec.image.clone(),
+            gpu_type: job.spec.gpu_type.clone(),
+            cpus: job.spec.cpus,
+            ram_gib: job.spec.ram_gib,
         };
         if let Some(remote) = &self.remote {
             remote.run(id, attempt.number, spec, known, self.tx.clone());
