@@ -80,7 +80,7 @@ fn schema_faults(body: &Value) -> Vec<String> {
     let Some(object) = body.as_object() else { return vec!["the body is not an object".into()] };
     let mut faults: Vec<String> = object.keys().filter(|k| !["name", "image", "gpu", "cpu", "cloud", "env", "args", "disk"].contains(&k.as_str())).map(|k| format!("unknown field {k}")).collect();
     for required in ["name", "image"] {
-        if !object.get(required).and_then(Value::as_str).is_some_and(|v| !v.is_empty()) {
+        if object.get(required).and_then(Value::as_str).is_none_or(str::is_empty) {
             faults.push(format!("{required}: a non-empty string is required"));
         }
     }
@@ -102,7 +102,7 @@ fn schema_faults(body: &Value) -> Vec<String> {
     if !object.get("args").is_none_or(|a| a.as_array().is_some_and(|l| l.iter().all(Value::is_string))) {
         faults.push("args: an array of strings".into());
     }
-    if !object.get("disk").is_none_or(|d| d.as_u64().is_some_and(|d| d >= 1)) {
+    if object.get("disk").is_some_and(|d| d.as_u64().is_none_or(|d| d < 1)) {
         faults.push("disk: whole gigabytes".into());
     }
     faults
