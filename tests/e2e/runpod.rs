@@ -445,3 +445,31 @@ fn seed_002s_job_config_runs_on_runpod_with_its_image_gpu_type_and_timeout() {
     assert!(refused.1["detail"].as_str().is_some_and(|m| m.contains("image")), "{:?}", refused.1);
     runpod.check();
 }
+
+#[test]
+fn a_spent_monthly_budget_blocks_paid_bursting_with_its_reason() {
+    let runpod = RunPod::start();
+    let g = Gantry::new();
+    let config = format!("{}[quotas]\nbudget_currency = \"USD\"\n[quotas.default]\nmonthly_budget = 0.002\n", runpod.config(&g, "runpod", ""));
+    let d = g.serve(&config, &["--simulate", "1"]);
+    // Eight A100s at 1.89 USD an hour each spend the 0.002 USD in half a second.
+    let paid = d.submit(json!({ "commands": ["sleep 2"], "provider": "runpod", "gpus": { "min": 8, "max": 8 }, "gpu_type": "A100" }))[0];
+    let job = d.finished(paid);
+    assert_eq!(job["state"], "succeeded", "the budget was not spent when it started: {job:#}");
+    assert!(remote(&job)["cost"]["total"].as_f64().is_some_and(|t| t > 0.002), "{job:#}");
+
+    let over = d.submit(json!({ "commands": ["true"], "provider": "runpod" }))[0];
+    let job = d.finished(over);
+    assert_eq!(job["state"], "failed", "{job:#}");
+    let reason = job["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("provider runpod refused it") || reason.starts_with("provider runpod: "), "{reason}");
+    assert!(reason.contains("'s monthly budget is spent") && reason.contains("of 0.0020 USD this month ([quotas] monthly_budget)"), "{reason}");
+
+    // A job that may burst is refused there too, and runs here instead.
+    let burst = d.submit(json!({ "commands": ["echo here"], "burst": { "max_wait_ms": 0, "providers": ["runpod"] } }))[0];
+    let job = d.finished(burst);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert!(remote(&job).is_null(), "it ran on this node's GPU: {job:#}");
+    assert_eq!(runpod.state.lock().expect("state").creates, 1, "nothing was rented past the budget");
+    runpod.check();
+}

@@ -100,6 +100,7 @@ pub struct RawSlave {
 #[serde(deny_unknown_fields)]
 pub struct RawQuotas {
     pub half_life_hours: Option<f64>,
+    pub budget_currency: Option<String>,
     pub max_jobs_per_user: Option<usize>,
     #[serde(default)]
     pub default: RawCap,
@@ -114,6 +115,7 @@ pub struct RawQuotas {
 pub struct RawCap {
     pub gpus: Option<u32>,
     pub memory_gib: Option<f64>,
+    pub monthly_budget: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@ use super::raw::{RawAuth, RawCap, RawGpu, RawQuotas, RawScheduler};
 use super::{ConfigError, GpuConfig, MAX_MEMORY_MIB, MAX_TIMEOUT_MS};
 use crate::auth::{AuthConfig, AuthMode};
 use crate::gpu::{GpuMode, SamplerConfig, SimSpec};
-use crate::model::{Cap, GroupCap, Quotas, SchedulingRules};
+use crate::model::{Budgets, Cap, GroupCap, Quotas, SchedulingRules};
 use crate::plugin::PluginLimits;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -192,17 +192,33 @@ pub fn quotas(raw: RawQuotas, invalid: Invalid<'_>) -> Result<Quotas, ConfigErro
         Some(n) => n,
         None => defaults.max_jobs_per_user,
     };
+    let budget = |key: &str, raw: &RawCap| match raw.monthly_budget {
+        Some(b) if !b.is_finite() || b < 0.0 => Err(invalid(&format!("{key}.monthly_budget"), format!("must be an amount >= 0, got {b}"))),
+        other => Ok(other),
+    };
+    let currency = raw.budget_currency.unwrap_or_else(|| "USD".into());
+    if !(1..=16).contains(&currency.len()) || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid("quotas.budget_currency", format!("'{currency}' is not a currency code like USD")));
+    }
+    let mut budgets = Budgets { currency, default: budget("quotas.default", &raw.default)?, ..Budgets::default() };
     let mut users = std::collections::BTreeMap::new();
     for (name, raw_cap) in raw.users {
-        users.insert(name.clone(), cap(format!("quotas.users.{name}"), raw_cap)?);
+        let key = format!("quotas.users.{name}");
+        if let Some(b) = budget(&key, &raw_cap)? {
+            budgets.users.insert(name.clone(), b);
+        }
+        users.insert(name.clone(), cap(key, raw_cap)?);
     }
     let mut groups = Vec::new();
     for (name, raw_cap) in raw.groups {
         let key = format!("quotas.groups.{name}");
         let gid = crate::unix::users::group_gid(&name).map_err(|e| invalid(&key, e.to_string()))?;
+        if let Some(b) = budget(&key, &raw_cap)? {
+            budgets.groups.push((name.clone(), gid, b));
+        }
         groups.push(GroupCap { name, gid, cap: cap(key, raw_cap)? });
     }
-    Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life, max_jobs_per_user })
+    Ok(Quotas { default: cap("quotas.default".into(), raw.default)?, users, groups, half_life, max_jobs_per_user, budgets })
 }
 
 /// `[federation]`, with `ca_cert` already resolved against the configuration file's directory.

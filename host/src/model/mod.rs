@@ -58,7 +58,7 @@ pub mod units;
 
 pub use job::{Attempt, Burst, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JobUsage, RemoteAttempt, RemoteCost, JOB_ID_VAR};
 pub use principal::{Principal, Role, Scope};
-pub use rules::{Cap, GroupCap, Quotas, SchedulingRules};
+pub use rules::{Budgets, Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};
 pub use submission::{limits, After, ArrayBatch, Batch, FieldError, NewJob};
 pub use array::{ArrayPlace, ArraySpec};

@@ -64,11 +64,38 @@ pub struct Quotas {
     /// Jobs one owner may have waiting, held or running: each is kept in memory until it ends,
     /// so a runaway script can't fill the daemon's.
     pub max_jobs_per_user: usize,
+    pub budgets: Budgets,
+}
+
+/// What a user, or a group's members together, may spend on providers that charge, in a
+/// calendar month (UTC): `monthly_budget` of `[quotas.default]`, `[quotas.users.NAME]`,
+/// `[quotas.groups.NAME]`, in `[quotas] budget_currency`. Once spent, no attempt goes to a
+/// provider that charges for it; attempts already there run on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budgets {
+    pub currency: String,
+    /// Every user without one of their own; `None`: no budget.
+    pub default: Option<f64>,
+    pub users: BTreeMap<String, f64>,
+    /// A group's name, gid and budget.
+    pub groups: Vec<(String, u32, f64)>,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets { currency: "USD".into(), default: None, users: BTreeMap::new(), groups: Vec::new() }
+    }
+}
+
+impl Budgets {
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.users.is_empty() && self.groups.is_empty()
+    }
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas { default: Cap::default(), users: BTreeMap::new(), groups: Vec::new(), half_life: Duration::from_secs(24 * 3600), max_jobs_per_user: 50_000 }
+        Quotas { default: Cap::default(), users: BTreeMap::new(), groups: Vec::new(), half_life: Duration::from_secs(24 * 3600), max_jobs_per_user: 50_000, budgets: Budgets::default() }
     }
 }
 

@@ -40,7 +40,19 @@ impl Clock {
 pub fn iso_time(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let (year, month, day) = civil(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// The start of the calendar month (UTC) that `ms` falls in, which budgets count from.
+pub fn month_start_ms(ms: u64) -> u64 {
+    let days = ms / 86_400_000;
+    let (_, _, day) = civil(days);
+    (days - (day as u64 - 1)) * 86_400_000
+}
+
+/// Year, month and day of `days` since 1970-01-01 (H. Hinnant's algorithm).
+fn civil(days: u64) -> (i64, i64, i64) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -50,7 +62,7 @@ pub fn iso_time(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -63,5 +75,8 @@ mod tests {
         assert_eq!(iso_time(1_764_637_200_000), "2025-12-02T01:00:00");
         assert_eq!(iso_time(951_782_400_000), "2000-02-29T00:00:00");
         assert!(now_ms() > 1_700_000_000_000);
+        assert_eq!(iso_time(month_start_ms(1_764_637_200_000)), "2025-12-01T00:00:00");
+        assert_eq!(iso_time(month_start_ms(951_782_400_000)), "2000-02-01T00:00:00");
+        assert_eq!(month_start_ms(951_782_400_000 - 1), 949_363_200_000, "a leap month's last millisecond");
     }
 }

@@ -47,6 +47,43 @@ pub struct RemoteSpec {
     pub gpu_type: Option<String>,
     pub cpus: Option<u32>,
     pub ram_gib: Option<u32>,
+    /// The tightest monthly budget that applies to the job's owner, if one does.
+    pub budget: Option<BudgetLeft>,
+}
+
+/// A monthly budget and what was spent against it this month.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetLeft {
+    /// `alice`, or `group ml`.
+    pub whose: String,
+    pub limit: f64,
+    pub spent: f64,
+    pub currency: String,
+}
+
+impl BudgetLeft {
+    /// Why a provider that charges `per_hour` in `currency` may not take a job with this budget
+    /// (and `time_limit_s`, if it has one); `None` where it may.
+    pub fn refuses(&self, currency: &str, per_hour: f64, time_limit_s: Option<u64>) -> Option<String> {
+        let Self { whose, limit, spent, currency: ours } = self;
+        let left = limit - spent;
+        let (limit, spent, left_text) = (amount(*limit), amount(*spent), amount(left));
+        if per_hour <= 0.0 {
+            None
+        } else if currency != ours {
+            Some(format!("it charges in {currency}, and {whose}'s monthly budget is in {ours}"))
+        } else if left <= 0.0 {
+            Some(format!("{whose}'s monthly budget is spent: {spent} of {limit} {ours} this month ([quotas] monthly_budget)"))
+        } else {
+            let most = per_hour * time_limit_s? as f64 / 3600.0;
+            (most > left).then(|| format!("it may cost {} {ours} by its time limit, and {whose} has {left_text} of {limit} {ours} left this month ([quotas] monthly_budget)", amount(most)))
+        }
+    }
+}
+
+/// Money as people read it: cents, or four places for what is less than one.
+fn amount(x: f64) -> String {
+    if x.abs() >= 1.0 { format!("{x:.2}") } else { format!("{x:.4}") }
 }
 
 pub struct RemoteJobs {
@@ -95,6 +132,18 @@ impl RemoteJobs {
                 }
             };
             let config = job_config(&spec, user);
+            // A new submission is priced first, so a budget is checked before anything is rented.
+            let priced = match (&known.id, &known.cost) {
+                (None, None) => price(&providers, &spec.provider, config.clone()).await,
+                _ => None,
+            };
+            if known.id.is_none()
+                && let (Some(budget), Some((currency, per_hour))) = (&spec.budget, &priced)
+                && let Some(why) = budget.refuses(currency, *per_hour, spec.time_limit_s)
+            {
+                let _ = tx.send(Msg::RemoteRefused { job, attempt, reason: format!("provider {}: {why}", spec.provider) });
+                return;
+            }
             let first = match &known.id {
                 Some(id) => status(&providers, &spec, id).await.map_or_else(Submitted::Unavailable, Submitted::Yes),
                 None => submit(&providers, &spec, config.clone()).await,
@@ -117,10 +166,14 @@ impl RemoteJobs {
             };
             let id = result.provider_job_id.clone();
             let log_path = result.log_path.clone().or(known.log_path.clone());
-            let price = match known.cost {
-                Some(_) => None,
-                None => price(&providers, &spec.provider, config).await.map(|(currency, per_hour)| RemoteCost { currency, per_hour, running_since_ms: result.started_ms, total: 0.0 }),
+            let price = match (&known.cost, priced) {
+                (Some(_), _) => None,
+                (None, Some(priced)) => Some(priced),
+                // Submitted before a restart that came before its price was kept.
+                (None, None) if known.id.is_some() => price(&providers, &spec.provider, config).await,
+                (None, None) => None,
             };
+            let price = price.map(|(currency, per_hour)| RemoteCost { currency, per_hour, running_since_ms: result.started_ms, total: 0.0 });
             let _ = tx.send(Msg::RemoteSubmitted { job, attempt, id: id.clone(), log_path: log_path.clone(), state: result.message.clone(), price });
             let outcome = follow(&providers, &spec, &id, log_path, result, job, attempt, &tx).await;
             let _ = tx.send(Msg::Ended { job, attempt, outcome });
@@ -437,10 +490,22 @@ pub fn unavailable_backoff(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::{plausible, JobResult, JobState, CLOCK_SKEW_MS};
+    use super::{plausible, BudgetLeft, JobResult, JobState, CLOCK_SKEW_MS};
 
     fn answered(started_ms: Option<u64>, ended_ms: Option<u64>, log_path: Option<&str>) -> JobResult {
         JobResult { provider_job_id: "7".into(), state: JobState::Succeeded, message: String::new(), exit_code: Some(0), started_ms, ended_ms, log_path: log_path.map(String::from) }
+    }
+
+    #[test]
+    fn a_budget_refuses_a_price_once_spent_or_too_dear_for_the_time_limit() {
+        let budget = BudgetLeft { whose: "alice".into(), limit: 10.0, spent: 8.5, currency: "USD".into() };
+        assert_eq!(budget.refuses("USD", 0.0, Some(3600)), None, "free is always allowed");
+        assert_eq!(budget.refuses("USD", 1.0, Some(3600)), None, "1.00 of the 1.50 left");
+        assert_eq!(budget.refuses("USD", 1.0, None), None, "no limit: allowed while something is left");
+        assert_eq!(budget.refuses("USD", 2.0, Some(3600)).as_deref(), Some("it may cost 2.00 USD by its time limit, and alice has 1.50 of 10.00 USD left this month ([quotas] monthly_budget)"));
+        assert!(budget.refuses("EUR", 1.0, None).is_some_and(|m| m.contains("charges in EUR")));
+        let spent = BudgetLeft { spent: 10.2, ..budget };
+        assert_eq!(spent.refuses("USD", 0.5, None).as_deref(), Some("alice's monthly budget is spent: 10.20 of 10.00 USD this month ([quotas] monthly_budget)"));
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn routes(service: Arc<Service>) -> Routes {
         .get("/api/v1/offers", Read, "Wait here or pay there: how long GPUs would wait on this node, beside each provider's offers for them now, cheapest first", offers)
         .query::<OffersQuery>()
         .answers::<Offers>(200)
+        .fails(&[422])
         .with_state(service)
 }
 

@@ -11,6 +11,7 @@
 //! - `share`: sharing GPUs between people: quotas, and fair order by recent use;
 //! - `replay`: a workload run through all of the above on a virtual clock, starting nothing.
 
+mod budget;
 mod burst;
 mod lifecycle;
 mod limits;

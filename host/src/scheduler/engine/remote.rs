@@ -75,6 +75,7 @@ impl Engine {
             gpu_type: job.spec.gpu_type.clone(),
             cpus: job.spec.cpus,
             ram_gib: job.spec.ram_gib,
+            budget: self.budget_left(job),
         };
         if let Some(remote) = &self.remote {
             remote.run(id, attempt.number, spec, known, self.tx.clone());
