@@ -346,7 +346,12 @@ mod tests {
     fn example_providers_config_is_valid() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/providers.toml"));
         let config = Config::load(path).expect("config/providers.toml parses");
-        let [k8s, slurm] = config.providers.as_slice() else { panic!("two providers: {:?}", config.providers) };
+        let [k8s, runpod, slurm] = config.providers.as_slice() else { panic!("three providers: {:?}", config.providers) };
+        assert_eq!((runpod.plugin.as_str(), runpod.options.get("cloud").map(String::as_str)), ("provider-runpod", Some("SECURE")));
+        let budgets = &config.scheduler.quotas.budgets;
+        assert_eq!((budgets.currency.as_str(), budgets.default, budgets.users.get("alice").copied()), ("USD", Some(200.0), Some(1000.0)));
+        let err = Config::parse(Path::new("g.toml"), "[quotas.default]\nmonthly_budget = -1\n").expect_err("refused").to_string();
+        assert!(err.contains("quotas.default.monthly_budget"), "{err}");
         assert_eq!((k8s.name.as_str(), k8s.plugin.as_str(), k8s.options.get("ttl_s").map(String::as_str)), ("k8s", "provider-k8s", Some("3600")));
         assert_eq!((slurm.name.as_str(), slurm.plugin.as_str()), ("slurm", "provider-slurm"));
         assert_eq!(slurm.token, Some(crate::providers::TokenSource::File(path.with_file_name("slurm.jwt"))));
