@@ -28,6 +28,7 @@ const PLUGINS: &[&str] = &[
     "provider-slurm",
     "provider-k8s",
     "provider-runpod",
+    "provider-aliyun-ecs",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust

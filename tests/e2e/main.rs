@@ -3,6 +3,7 @@
 //! No test here may see a real NVIDIA driver by accident: every run points `GANTRY_NVML_LIBRARY`
 //! at a path that does not exist unless the test says otherwise.
 
+mod aliyun;
 mod api;
 mod browser;
 mod auth;

@@ -40,7 +40,8 @@ impl Answer {
     }
 }
 
-fn decode(text: &str) -> String {
+/// `text` percent-decoded (`+` a space), as forms and queries are.
+pub(super) fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

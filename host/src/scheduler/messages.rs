@@ -84,7 +84,7 @@ pub enum Request {
     Usage(String, oneshot::Sender<Usage>),
     /// An owner's caps and use, with the groups they are in.
     Quota(String, Vec<u32>, oneshot::Sender<QuotaStatus>),
-    SetRules(SchedulingRules),
+    SetRules(Box<SchedulingRules>),
     SetPolicy(String),
     SetParallelism(String, u32, oneshot::Sender<Result<QueueState, SchedulerError>>),
     Queues(oneshot::Sender<Vec<QueueStatus>>),

@@ -155,7 +155,7 @@ impl Scheduler {
 
     /// New rules, hot: the next pass uses them.
     pub fn set_rules(&self, rules: SchedulingRules) -> Result<(), SchedulerError> {
-        self.tx.send(Msg::Request(Request::SetRules(rules))).map_err(|_| SchedulerError::Stopped)
+        self.tx.send(Msg::Request(Request::SetRules(Box::new(rules)))).map_err(|_| SchedulerError::Stopped)
     }
 
     /// The policy plugin, by name, hot: the next pass asks it.

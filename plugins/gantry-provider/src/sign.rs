@@ -65,6 +65,48 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Standard base64 decoded (padding optional, whitespace skipped); `None` for anything else.
+pub fn unbase64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b'=') {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `timestamp` (Unix seconds) as ISO 8601 in UTC, `2023-10-26T10:22:32Z`, as the clouds' date
+/// headers and parameters want it.
+pub fn utc(timestamp: u64) -> String {
+    let days = i64::try_from(timestamp / 86_400).unwrap_or(i64::MAX);
+    let rest = timestamp % 86_400;
+    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
 /// A canonical request as ACS3 and TC3 both define it: the method, the path, the canonical query,
 /// each signed header as `name:value` on its own line (names in lower case, sorted, values
 /// trimmed), the signed names joined by `;`, and the payload's SHA-256. Returns the request and
@@ -156,18 +198,7 @@ pub mod tc3 {
 
     /// The UTC date of `timestamp` as `YYYY-MM-DD`, which scopes the derived key.
     pub fn date(timestamp: u64) -> String {
-        let days = i64::try_from(timestamp / 86_400).unwrap_or(i64::MAX);
-        // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!("{year:04}-{month:02}-{day:02}")
+        super::utc(timestamp)[..10].to_string()
     }
 
     pub fn sign(request: &Request, secret_id: &str, secret_key: &str) -> Signed {
@@ -194,6 +225,11 @@ mod tests {
     fn percent_encoding_and_base64_are_the_standard_ones() {
         assert_eq!(percent_encode("a b*c~d/é"), "a%20b%2Ac~d%2F%C3%A9");
         assert_eq!([base64(b""), base64(b"f"), base64(b"fo"), base64(b"foo"), base64(b"foob")], ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg=="]);
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar\n\u{e9}"] {
+            assert_eq!(super::unbase64(&base64(text.as_bytes())).as_deref(), Some(text.as_bytes()));
+        }
+        assert_eq!(super::unbase64("Zm9v\nYg=="), Some(b"foob".to_vec()));
+        assert_eq!(super::unbase64("Zm9v!"), None);
     }
 
     fn describe_regions(access_key: &'static str) -> Vec<(&'static str, &'static str)> {
@@ -241,6 +277,7 @@ mod tests {
         assert_eq!(sha256_hex(signed.canonical_request.as_bytes()), "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031");
         assert_eq!(signed.signature, "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
         assert_eq!(tc3::date(1_551_113_065), "2019-02-25");
+        assert_eq!(super::utc(1_698_315_752), "2023-10-26T10:22:32Z", "the V3 example's x-acs-date");
         assert!(signed.authorization.starts_with("TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/tc3_request, SignedHeaders=content-type;host, Signature=72e4"), "{}", signed.authorization);
     }
 }

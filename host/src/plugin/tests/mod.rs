@@ -82,6 +82,7 @@ fn bundled_plugins_are_active() {
             ("parser-compete".to_string(), Some(PluginKind::Parser), "active"),
             ("policy-best-fit".to_string(), Some(PluginKind::Policy), "active"),
             ("policy-spread".to_string(), Some(PluginKind::Policy), "active"),
+            ("provider-aliyun-ecs".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-k8s".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-runpod".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-slurm".to_string(), Some(PluginKind::Provider), "active"),

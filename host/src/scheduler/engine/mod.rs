@@ -275,7 +275,7 @@ impl Engine {
             Request::WaitHere(gpus, memory_mib, reply) => drop(reply.send(self.wait_here(gpus, memory_mib))),
             Request::SetRules(rules) => {
                 tracing::info!("scheduling rules changed");
-                self.options.rules = rules;
+                self.options.rules = *rules;
                 self.dirty = true;
             }
             Request::SetPolicy(name) => {
