@@ -69,6 +69,11 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The answer's value, or the WebDriver error as text.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let request = self.agent.request(method, &format!("{}{path}", self.url));
         let result = match body {
             Some(body) => request.send_json(body),
@@ -76,10 +81,10 @@ impl Browser {
         };
         let answer: Value = match result {
             Ok(r) => r.into_json().unwrap_or(Value::Null),
-            Err(ureq::Error::Status(code, r)) => panic!("WebDriver {method} {path}: {code} {}", r.into_string().unwrap_or_default()),
-            Err(e) => panic!("WebDriver {method} {path}: {e}"),
+            Err(ureq::Error::Status(code, r)) => return Err(format!("WebDriver {method} {path}: {code} {}", r.into_string().unwrap_or_default())),
+            Err(e) => return Err(format!("WebDriver {method} {path}: {e}")),
         };
-        answer["value"].clone()
+        Ok(answer["value"].clone())
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -131,9 +136,21 @@ impl Browser {
         answer.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element reference").to_string()
     }
 
+    /// Clicks the element `selector` finds. A page that redraws itself as events arrive (the
+    /// nodes page, on each report) may replace the element between finding and clicking it; it
+    /// is then found again.
     fn click(&self, selector: &str) {
-        let id = self.element(selector);
-        self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
+        for _ in 0..5 {
+            let id = self.element(selector);
+            match self.try_call("POST", &format!("/session/{}/element/{id}/click", self.session), Some(json!({}))) {
+                Err(e) if e.contains("stale element reference") => continue,
+                answer => {
+                    answer.unwrap_or_else(|e| panic!("{e}"));
+                    return;
+                }
+            }
+        }
+        panic!("{selector}: replaced five times before it could be clicked");
     }
 
     /// Types into an input as a user would (after clearing it).
