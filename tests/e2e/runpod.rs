@@ -473,3 +473,22 @@ fn a_spent_monthly_budget_blocks_paid_bursting_with_its_reason() {
     assert_eq!(runpod.state.lock().expect("state").creates, 1, "nothing was rented past the budget");
     runpod.check();
 }
+
+#[test]
+fn a_bursting_job_passes_over_a_provider_dearer_than_burst_max_price_per_hour() {
+    let runpod = RunPod::start();
+    let g = Gantry::new();
+    let config = format!("[scheduler]\nburst_max_price_per_hour = 3.0\n{}{}", runpod.config(&g, "secure", ""), runpod.config(&g, "community", "cloud = \"COMMUNITY\"\n"));
+    let d = g.serve(&config, &["--simulate", "1"]);
+    // Two A100s never fit on this node's one GPU: 3.78 USD an hour in the secure cloud, 2.38 in the community one.
+    let id = d.submit(json!({ "commands": ["echo cheaper"], "gpus": { "min": 2, "max": 2 }, "gpu_type": "A100", "burst": { "providers": ["secure", "community"] } }))[0];
+    let job = d.finished(id);
+    assert_eq!((job["state"].as_str(), remote(&job)["provider"].as_str()), (Some("succeeded"), Some("community")), "{job:#}");
+    assert_eq!(remote(&job)["cost"]["per_hour"].as_f64(), Some(2.38));
+    assert_eq!(runpod.state.lock().expect("state").creates, 1, "nothing was rented in the dearer cloud");
+
+    // A job that names its provider chose its price.
+    let named = d.submit(json!({ "commands": ["echo chosen"], "provider": "secure", "gpus": { "min": 2, "max": 2 }, "gpu_type": "A100" }))[0];
+    assert_eq!(d.finished(named)["state"], "succeeded");
+    runpod.check();
+}

@@ -348,6 +348,7 @@ mod tests {
         let config = Config::load(path).expect("config/providers.toml parses");
         let [k8s, runpod, slurm] = config.providers.as_slice() else { panic!("three providers: {:?}", config.providers) };
         assert_eq!((runpod.plugin.as_str(), runpod.options.get("cloud").map(String::as_str)), ("provider-runpod", Some("SECURE")));
+        assert_eq!(config.scheduler.burst_max_price, Some((8.0, "USD".to_string())));
         let budgets = &config.scheduler.quotas.budgets;
         assert_eq!((budgets.currency.as_str(), budgets.default, budgets.users.get("alice").copied()), ("USD", Some(200.0), Some(1000.0)));
         let err = Config::parse(Path::new("g.toml"), "[quotas.default]\nmonthly_budget = -1\n").expect_err("refused").to_string();

@@ -156,6 +156,8 @@ pub struct RawScheduler {
     pub log_max_mib: Option<u64>,
     pub log_keep: Option<u32>,
     pub burst_max_wait_s: Option<f64>,
+    pub burst_max_price_per_hour: Option<f64>,
+    pub burst_price_currency: Option<String>,
     #[serde(default)]
     pub burst_queues: Vec<String>,
     /// Seed 001's polling period. gantry schedules on events, so it has nothing to set; it is

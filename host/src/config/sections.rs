@@ -131,6 +131,11 @@ pub fn scheduler_rules(raw: RawScheduler, invalid: Invalid<'_>) -> Result<Schedu
         log_max_bytes: log_max_mib << 20,
         log_keep: raw.log_keep.unwrap_or(defaults.log_keep),
         burst_max_wait: seconds("scheduler.burst_max_wait_s", raw.burst_max_wait_s, defaults.burst_max_wait)?,
+        burst_max_price: match raw.burst_max_price_per_hour {
+            Some(p) if !p.is_finite() || p < 0.0 => return Err(invalid("scheduler.burst_max_price_per_hour", format!("must be an amount >= 0, got {p}"))),
+            Some(p) => Some((p, raw.burst_price_currency.unwrap_or_else(|| "USD".into()))),
+            None => None,
+        },
         burst_queues: raw.burst_queues,
         params: raw.params,
         quotas: Quotas::default(),

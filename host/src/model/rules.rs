@@ -27,6 +27,10 @@ pub struct SchedulingRules {
     pub log_keep: u32,
     /// How long a job that may burst ([`super::Burst`]) waits here, unless it says.
     pub burst_max_wait: Duration,
+    /// The most a bursting job may cost an hour where it goes, and in which currency
+    /// (`burst_max_price_per_hour`, `burst_price_currency`): a dearer provider is passed over.
+    /// A job that names its provider chose it, and is not held to this.
+    pub burst_max_price: Option<(f64, String)>,
     /// Queues whose jobs burst unless they say where they run: names, or prefixes ending in `*`.
     pub burst_queues: Vec<String>,
     /// Free-form parameters handed to the policy plugin.
@@ -122,6 +126,7 @@ impl Default for SchedulingRules {
             log_max_bytes: 64 << 20,
             log_keep: 3,
             burst_max_wait: Duration::from_secs(600),
+            burst_max_price: None,
             burst_queues: Vec::new(),
             params: BTreeMap::new(),
             quotas: Quotas::default(),

@@ -49,6 +49,20 @@ pub struct RemoteSpec {
     pub ram_gib: Option<u32>,
     /// The tightest monthly budget that applies to the job's owner, if one does.
     pub budget: Option<BudgetLeft>,
+    /// For a bursting job: the most it may cost an hour, and in which currency.
+    pub max_price: Option<(f64, String)>,
+}
+
+/// Why a bursting job may not go where the price is `per_hour` in `currency`, if it may not.
+fn too_dear(max: &(f64, String), currency: &str, per_hour: f64) -> Option<String> {
+    let (most, ours) = max;
+    if per_hour <= 0.0 {
+        None
+    } else if currency != ours {
+        Some(format!("it charges in {currency}, and [scheduler] burst_max_price_per_hour is in {ours}"))
+    } else {
+        (per_hour > *most).then(|| format!("it charges {} {ours} an hour, more than [scheduler] burst_max_price_per_hour = {}", amount(per_hour), amount(*most)))
+    }
 }
 
 /// A monthly budget and what was spent against it this month.
@@ -138,8 +152,8 @@ impl RemoteJobs {
                 _ => None,
             };
             if known.id.is_none()
-                && let (Some(budget), Some((currency, per_hour))) = (&spec.budget, &priced)
-                && let Some(why) = budget.refuses(currency, *per_hour, spec.time_limit_s)
+                && let Some((currency, per_hour)) = &priced
+                && let Some(why) = spec.max_price.as_ref().and_then(|max| too_dear(max, currency, *per_hour)).or_else(|| spec.budget.as_ref()?.refuses(currency, *per_hour, spec.time_limit_s))
             {
                 let _ = tx.send(Msg::RemoteRefused { job, attempt, reason: format!("provider {}: {why}", spec.provider) });
                 return;
@@ -490,7 +504,16 @@ pub fn unavailable_backoff(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::{plausible, BudgetLeft, JobResult, JobState, CLOCK_SKEW_MS};
+    use super::{plausible, too_dear, BudgetLeft, JobResult, JobState, CLOCK_SKEW_MS};
+
+    #[test]
+    fn a_bursting_job_passes_over_a_provider_dearer_than_the_rule() {
+        let max = (3.0, "USD".to_string());
+        assert_eq!(too_dear(&max, "USD", 2.5), None);
+        assert_eq!(too_dear(&max, "EUR", 0.0), None, "free is never too dear");
+        assert_eq!(too_dear(&max, "USD", 3.78).as_deref(), Some("it charges 3.78 USD an hour, more than [scheduler] burst_max_price_per_hour = 3.00"));
+        assert!(too_dear(&max, "CNY", 12.4).is_some_and(|m| m.contains("charges in CNY")));
+    }
 
     fn answered(started_ms: Option<u64>, ended_ms: Option<u64>, log_path: Option<&str>) -> JobResult {
         JobResult { provider_job_id: "7".into(), state: JobState::Succeeded, message: String::new(), exit_code: Some(0), started_ms, ended_ms, log_path: log_path.map(String::from) }

@@ -76,6 +76,7 @@ impl Engine {
             cpus: job.spec.cpus,
             ram_gib: job.spec.ram_gib,
             budget: self.budget_left(job),
+            max_price: job.spec.provider.is_none().then(|| self.rules().burst_max_price.clone()).flatten(),
         };
         if let Some(remote) = &self.remote {
             remote.run(id, attempt.number, spec, known, self.tx.clone());
