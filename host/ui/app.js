@@ -667,8 +667,34 @@ async function providersPage(_, root) {
       }))));
   };
   await load();
-  root.replaceChildren(h("h1", {}, "Providers"), list, h("h2", {}, "Running there"), running);
+  root.replaceChildren(h("h1", {}, "Providers"), list, h("h2", {}, "Running there"), running, h("h2", {}, "Wait here or pay there?"), waitOrPay());
   on(root, "job", debounce(load));
+}
+
+// How long GPUs would wait on this node, beside every provider's offers for them now
+// (`GET /api/v1/offers`), cheapest first.
+function waitOrPay() {
+  const count = h("input", { type: "number", min: "1", max: "64", step: "1", value: "1" });
+  const need = h("input", { type: "number", min: "0", step: "1", value: "0" });
+  const kind = h("input", { type: "text", placeholder: "A100" });
+  const out = h("div", { id: "offers", role: "status" });
+  const ask = async () => {
+    try {
+      const q = new URLSearchParams({ gpu: kind.value, count: String(Math.max(1, Number(count.value) | 0)), memory_mib: String(Math.round(Number(need.value) * 1024)) });
+      const o = await api("GET", `/api/v1/offers?${q}`);
+      const here = o.here.never ? `never: ${o.here.never}`
+        : o.here.start_ms == null ? "unknown: a job on the GPUs has no time limit"
+        : o.here.start_ms <= Date.now() ? "free now" : `about ${Math.round((o.here.start_ms - Date.now()) / 60000)} min, by the time limits of the jobs running here`;
+      fill(out, h("p", { id: "wait-here" }, `Here: ${here} (${o.here.waiting} job(s) waiting).`),
+        o.offers.length === 0 ? h("p", { class: "muted" }, "No provider answered with prices.") : h("div", { class: "scroll" }, h("table", {},
+          h("thead", {}, h("tr", {}, ["provider", "GPU", "count", "memory", "region", "per hour", "free now"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, o.offers.map((r) => h("tr", { "data-offer": r.provider }, h("td", {}, r.provider), h("td", {}, r.gpu_type), h("td", {}, r.count), h("td", {}, `${r.memory_gib} GiB`), h("td", {}, r.region),
+            h("td", { class: "price" }, `${r.price_per_hour.toFixed(2)} ${r.currency}`), h("td", {}, r.available ? "yes" : "no")))))),
+        o.unanswered.map((u) => h("p", { class: "error" }, `${u.provider}: ${u.reason}`)));
+    } catch (error) { showError(out, error); }
+  };
+  return h("div", { class: "card" }, h("form", { class: "grid", id: "offer-form", onsubmit: (e) => { e.preventDefault(); ask(); } },
+    field("GPUs", count), field("Memory per GPU (GiB)", need), field("GPU type", kind), h("div", { class: "wide" }, h("button", { type: "submit" }, "Compare"))), out);
 }
 
 // Nodes (seed 003's master page): a section per federation node with its GPUs, live from the

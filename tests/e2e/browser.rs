@@ -452,6 +452,13 @@ fn the_providers_page_shows_each_providers_health_and_the_jobs_running_there() {
     let row = browser.wait_text(&format!("#remote-jobs [data-job='{there}']"), "k8s#gantry-");
     assert!(row.contains("Running") && row.contains("sleep 60") && row.contains("EUR (1.5 EUR/h)"), "the site rate of one GPU: {row}");
     assert_eq!(browser.js("return document.querySelectorAll('#remote-jobs [data-job]').length;", json!([])), json!(1), "the job that waits runs nowhere");
+    // Wait here or pay there: this node's GPU is free; the cluster sells at its site rate.
+    browser.type_into("#offer-form #f-gpus", "1");
+    browser.click("#offer-form button[type=submit]");
+    browser.wait_text("#wait-here", "Here: free now");
+    let offer = browser.wait_text("#offers [data-offer=k8s]", "1.50 EUR");
+    assert!(offer.contains("yes"), "{offer}");
+    assert_eq!(browser.js("return document.querySelectorAll('#offers [data-offer=away]').length;", json!([])), json!(0), "a cluster without a rate sells nothing");
     browser.assert_no_null();
     browser.go(&format!("{}/ui/#/jobs", d.url));
     browser.wait_text(&format!("#jobs [data-job='{there}']"), "k8s#gantry-");
