@@ -132,10 +132,7 @@ impl Drop for Ecs {
 
 impl Instance {
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-            let _ = child.wait();
-        }
+        stub_api::stop_group(self.child.take());
     }
 
     /// Its phases by time; once running, its user data, and Stopped when that powered it off.

@@ -162,11 +162,7 @@ impl Drop for RunPod {
 
 impl Pod {
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // The container and everything in it.
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-            let _ = child.wait();
-        }
+        stub_api::stop_group(self.child.take());
     }
 
     fn start_container(&mut self, url: &str, key: &str, bin: &Path) {

@@ -98,6 +98,15 @@ fn answer(stream: &mut (impl Read + Write), handle: &(impl Fn(&Request) -> Answe
     let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&answer.body)).and_then(|()| stream.flush());
 }
 
+/// Ends a stand-in's "machine" (a pod, an instance): the process group `child` leads, and
+/// everything its command started.
+pub(super) fn stop_group(child: Option<std::process::Child>) {
+    if let Some(mut child) = child {
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+        let _ = child.wait();
+    }
+}
+
 /// Serves `handle` on a loopback port, over `tls` if given; returns the base URL.
 pub(super) fn serve(tls: Option<Arc<rustls::ServerConfig>>, handle: Arc<dyn Fn(&Request) -> Answer + Send + Sync>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -2,7 +2,7 @@
 //! release. Each is one or two API calls and a printout.
 
 use super::client::Client;
-use super::units::{duration, parse_memory, parse_pair};
+use super::units::{duration, parse_memory, parse_pair, url_encode};
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use gantry::service::LogChunk;
@@ -573,9 +573,4 @@ pub fn quota(client: &Client, user: Option<String>, json: bool) -> anyhow::Resul
         answer["half_life_hours"]
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A query value with the characters that would end or change it escaped.
-pub fn url_encode(text: &str) -> String {
-    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

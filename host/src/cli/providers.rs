@@ -28,7 +28,7 @@ pub fn providers(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
 
 /// What the daemon said about `count` GPUs, for `gantry offers` and `gantry submit --dry-run`.
 pub fn ask(client: &Client, gpu: &str, count: u32, memory_mib: u64) -> anyhow::Result<serde_json::Value> {
-    client.get(&format!("/api/v1/offers?gpu={}&count={count}&memory_mib={memory_mib}", super::jobs::url_encode(gpu)))
+    client.get(&format!("/api/v1/offers?gpu={}&count={count}&memory_mib={memory_mib}", super::units::url_encode(gpu)))
 }
 
 pub fn offers(client: &Client, gpu: &str, count: u32, memory_mib: u64, json: bool) -> anyhow::Result<ExitCode> {

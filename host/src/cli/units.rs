@@ -1,4 +1,5 @@
-//! What people type for amounts on the command line: sizes, durations, KEY=VALUE pairs.
+//! What people type for amounts on the command line (sizes, durations, KEY=VALUE pairs), and how
+//! the CLI writes them back: spans of time, query values.
 
 /// `7d`, `12h`, `30m`, `90s`.
 pub fn duration(text: &str) -> Result<std::time::Duration, String> {
@@ -14,6 +15,11 @@ pub fn duration_text(ms: u64) -> String {
         5400..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
         _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
     }
+}
+
+/// A query value with the characters that would end or change it escaped.
+pub fn url_encode(text: &str) -> String {
+    text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 pub fn parse_memory(text: &str) -> Result<u64, String> {
