@@ -250,6 +250,7 @@ mod tests {
             redacted: false,
             usage: None,
             array: None,
+            unanswered: None,
         }
     }
 

@@ -43,6 +43,8 @@ struct State {
     /// Requests whose signature did not verify, with why.
     refused: Vec<String>,
     actions: Vec<String>,
+    /// Make the next instance but lose the answer.
+    lose_next_run: bool,
 }
 
 pub(super) struct Ecs {
@@ -200,6 +202,9 @@ fn route(state: &mut State, request: &Request, dir: &Path) -> Answer {
             state.tokens.insert(token, id.clone());
             let console = dir.join(format!("{id}.console"));
             state.instances.insert(id.clone(), Instance { id: id.clone(), params, status: "Pending", made: Instant::now(), child: None, console });
+            if std::mem::take(&mut state.lose_next_run) {
+                return Answer::lost();
+            }
             Answer::json(200, &json!({ "RequestId": "r", "InstanceIdSets": { "InstanceIdSet": [id] } }))
         }
         "DescribeInstances" => {
@@ -255,6 +260,21 @@ fn a_job_runs_on_an_ecs_instance_signed_with_acs3_and_the_instance_is_deleted_af
     assert!(state.actions.iter().position(|a| a == "DescribePrice") < state.actions.iter().position(|a| a == "RunInstances"), "priced before it was rented: {:?}", state.actions);
     let token = state.tokens.keys().next().cloned().unwrap_or_default();
     assert!(token.starts_with("gantry-") && token.len() > 10, "ClientToken is the attempt's key: {token}");
+}
+
+#[test]
+fn an_instance_whose_answer_was_lost_is_not_made_twice_as_its_client_token_is_the_same() {
+    let ecs = Ecs::start();
+    ecs.state.lock().expect("state").lose_next_run = true;
+    let g = Gantry::new();
+    let d = g.serve(&ecs.config(&g, SECRET), &[]);
+    let id = d.submit(json!({ "commands": ["echo once"], "provider": "ecs" }))[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(d.log(id), "once\n");
+    let state = ecs.state.lock().expect("state");
+    assert_eq!(state.made, 1, "RunInstances came twice with one ClientToken: {:?}", state.actions);
+    assert_eq!(state.actions.iter().filter(|a| *a == "RunInstances").count(), 2, "{:?}", state.actions);
 }
 
 #[test]

@@ -44,6 +44,8 @@ struct State {
     create_requests: usize,
     /// Answer this many creates with 429 first.
     throttle: u32,
+    /// Make the next pod but lose the answer.
+    lose_next_create: bool,
     refusals: Vec<String>,
     stops: Vec<String>,
     deletes: Vec<String>,
@@ -274,6 +276,9 @@ impl State {
         let pod = Pod { id: id.clone(), name: body["name"].as_str().unwrap_or_default().to_string(), body, status: "PROVISIONING", made: Instant::now(), child: None, log: dir.join(format!("{id}.log")), restarts: 0 };
         let shown = pod.object();
         self.pods.insert(id, pod);
+        if std::mem::take(&mut self.lose_next_create) {
+            return Answer::lost();
+        }
         Answer::json(201, &shown)
     }
 }
@@ -311,6 +316,22 @@ fn a_job_runs_as_a_runpod_pod_with_its_exit_code_log_and_price_and_the_pod_is_de
     assert_eq!(state.creates, 3, "one pod per attempt");
     assert!(state.pods.is_empty(), "every finished pod is deleted, so none is billed on");
     assert!(state.deletes.contains(&pod), "{:?}", state.deletes);
+    drop(state);
+    runpod.check();
+}
+
+#[test]
+fn a_pod_whose_answer_was_lost_is_found_by_its_name_and_not_made_twice() {
+    let runpod = RunPod::start();
+    runpod.state.lock().expect("state").lose_next_create = true;
+    let g = Gantry::new();
+    let d = g.serve(&runpod.config(&g, "runpod", ""), &[]);
+    let id = d.submit(json!({ "commands": ["echo once"], "provider": "runpod" }))[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(d.log(id), "once\n");
+    let state = runpod.state.lock().expect("state");
+    assert_eq!((state.creates, state.create_requests), (1, 1), "asked again, the adapter found the pod by its name");
     drop(state);
     runpod.check();
 }

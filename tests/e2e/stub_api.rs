@@ -38,6 +38,12 @@ impl Answer {
     pub fn text(code: u16, content_type: &'static str, text: String) -> Answer {
         Answer { code, content_type, headers: Vec::new(), body: text.into_bytes() }
     }
+
+    /// No answer at all: the connection closes, as when a network drops an answer that was on
+    /// its way, after the server did what was asked.
+    pub fn lost() -> Answer {
+        Answer { code: 0, content_type: "", headers: Vec::new(), body: Vec::new() }
+    }
 }
 
 /// `text` percent-decoded (`+` a space), as forms and queries are.
@@ -93,6 +99,9 @@ fn answer(stream: &mut (impl Read + Write), handle: &(impl Fn(&Request) -> Answe
     let Some(request) = read_request(&mut reader) else { return };
     let stream = reader.into_inner();
     let answer = handle(&request);
+    if answer.code == 0 {
+        return;
+    }
     let extra: String = answer.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let head = format!("HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n", answer.code, answer.content_type, answer.body.len());
     let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&answer.body)).and_then(|()| stream.flush());

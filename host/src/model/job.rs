@@ -320,6 +320,17 @@ pub struct Job {
     /// Its array and its index there, if it is an element of one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<super::ArrayPlace>,
+    /// A submission to a provider whose answer never came (the network, a timeout): the
+    /// provider may have made the job anyway, so the next attempt there asks with the same key,
+    /// and is found rather than made twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered: Option<UnansweredSubmit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UnansweredSubmit {
+    pub provider: String,
+    pub key: String,
 }
 
 /// What a job has used over all its attempts: what its owner is accounted for.

@@ -56,7 +56,7 @@ pub mod submission;
 pub mod time;
 pub mod units;
 
-pub use job::{Attempt, Burst, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JobUsage, RemoteAttempt, RemoteCost, JOB_ID_VAR};
+pub use job::{Attempt, Burst, Dependency, GpuCount, Job, JobId, JobSpec, JobState, JobUsage, RemoteAttempt, RemoteCost, UnansweredSubmit, JOB_ID_VAR};
 pub use principal::{Principal, Role, Scope};
 pub use rules::{Budgets, Cap, GroupCap, Quotas, SchedulingRules};
 pub use run::{QueueState, Run, RunId, RunMode, RunState};

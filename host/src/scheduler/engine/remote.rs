@@ -3,7 +3,7 @@
 //! because from here on they are attempts like any other; only where they run differs.
 
 use super::Engine;
-use crate::model::{Attempt, Job, JobId, JobState, RemoteAttempt, RemoteCost};
+use crate::model::{Attempt, Job, JobId, JobState, RemoteAttempt, RemoteCost, UnansweredSubmit};
 use crate::scheduler::messages::SchedulerError;
 use crate::scheduler::remote::{unavailable_backoff, RemoteSpec};
 
@@ -22,7 +22,10 @@ impl Engine {
             }
             let Some(remote) = &self.remote else { continue };
             let number = u32::try_from(job.attempts.len()).unwrap_or(u32::MAX) + 1;
-            let key = remote.key(id, number);
+            let key = match &job.unanswered {
+                Some(unanswered) if unanswered.provider == provider => unanswered.key.clone(),
+                _ => remote.key(id, number),
+            };
             let dir = super::pass::attempt_dir(&self.options.state_dir, id, number);
             let job = self.jobs.get_mut(&id).ok_or(SchedulerError::NoSuchJob(id))?;
             let mut attempt = Attempt::new(number, Vec::new(), job.memory_mib, dir, now);
@@ -90,6 +93,7 @@ impl Engine {
         let Some(provider) = self.current_remote(id, number).map(|r| r.provider.clone()) else { return Ok(()) };
         self.provider_backoff.remove(&provider);
         let Some(job) = self.jobs.get_mut(&id) else { return Ok(()) };
+        job.unanswered = None;
         if let Some(remote) = job.attempts.last_mut().and_then(|a| a.remote.as_mut()) {
             remote.id = Some(remote_id.clone());
             remote.log_path = log_path;
@@ -153,8 +157,10 @@ impl Engine {
     /// The provider could not be asked: the attempt never began, the job waits, and the
     /// provider is not asked again before its backoff ends.
     pub(super) fn remote_unavailable(&mut self, id: JobId, number: u32, provider: String, reason: String) -> Result<(), SchedulerError> {
-        if self.current_remote(id, number).is_none() {
-            return Ok(());
+        let Some(key) = self.current_remote(id, number).map(|r| r.key.clone()) else { return Ok(()) };
+        // The request may have reached the provider and only its answer been lost.
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.unanswered = Some(UnansweredSubmit { provider: provider.clone(), key });
         }
         let now = self.now();
         let failures = self.provider_backoff.get(&provider).map_or(0, |b| b.failures);

@@ -73,6 +73,7 @@ impl Engine {
                 groups: groups.clone(),
                 redacted: false,
                 usage: None,
+                unanswered: None,
                 array: new.array_index.map(|index| crate::model::ArrayPlace { id: ids[0], index }),
             };
             if let Some((field, message)) = fits.refuses(&job) {
