@@ -3,7 +3,7 @@
 //! bearer API keys; `POST /v2/pods` answering 201 with a pod that goes PROVISIONING, STARTING,
 //! RUNNING; a container that RunPod starts again whenever its command ends; `POST
 //! /v2/pods/{id}/stop` (EXITED) and `DELETE /v2/pods/{id}` (204, terminated and gone); logs as
-//! `text/event-stream`; the GPU catalog with prices and availability; errors as
+//! `text/event-stream` that stays open for more, as a follow does; the GPU catalog with prices and availability; errors as
 //! `application/problem+json`; 429 with `Retry-After`. Its "host" runs each pod's container
 //! command on this machine with `runpodctl` on its PATH, so exit codes, output and the wrapper's
 //! stop are real. Every pod body is checked against the facts of RunPod's published v2
@@ -74,7 +74,7 @@ fn catalog() -> Value {
 
 fn problem(status: u16, title: &str, detail: &str) -> Answer {
     let body = json!({ "type": "about:blank", "title": title, "status": status, "detail": detail });
-    Answer { code: status, content_type: "application/problem+json", headers: Vec::new(), body: body.to_string().into_bytes() }
+    Answer { code: status, content_type: "application/problem+json", headers: Vec::new(), body: body.to_string().into_bytes(), hold_open: None }
 }
 
 /// What the published `CreatePodRequest` refuses in `body`, for the fields the adapter sends.
@@ -229,7 +229,8 @@ fn route(state: &mut State, request: &Request, dir: &Path, url: &str, key: &str)
             let lines: Vec<&str> = text.lines().collect();
             let tail = request.query.get("tail").and_then(|t| t.parse::<usize>().ok()).unwrap_or(lines.len());
             let events: String = lines[lines.len().saturating_sub(tail)..].iter().map(|l| format!("data: {l}\n\n")).collect();
-            Answer::text(200, "text/event-stream", events)
+            // A log stream stays open for what the pod writes next.
+            Answer { hold_open: Some(Duration::from_secs(5)), ..Answer::text(200, "text/event-stream", events) }
         }
         ("POST", ["v2", "pods", id, "stop"]) => {
             let Some(pod) = state.pods.get_mut(*id) else { return gone(id) };
@@ -242,7 +243,7 @@ fn route(state: &mut State, request: &Request, dir: &Path, url: &str, key: &str)
             let Some(mut pod) = state.pods.remove(*id) else { return gone(id) };
             pod.stop();
             state.deletes.push(id.to_string());
-            Answer { code: 204, content_type: "application/json", headers: Vec::new(), body: Vec::new() }
+            Answer { code: 204, content_type: "application/json", headers: Vec::new(), body: Vec::new(), hold_open: None }
         }
         _ => problem(404, "Not Found", &format!("no route {} {}", request.method, request.path)),
     }

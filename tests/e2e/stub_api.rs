@@ -28,21 +28,24 @@ pub(super) struct Answer {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Sent without a length and kept open this long after the body, as a stream that follows
+    /// (a log with more to come) is.
+    pub hold_open: Option<std::time::Duration>,
 }
 
 impl Answer {
     pub fn json(code: u16, body: &serde_json::Value) -> Answer {
-        Answer { code, content_type: "application/json", headers: Vec::new(), body: body.to_string().into_bytes() }
+        Answer { code, content_type: "application/json", headers: Vec::new(), body: body.to_string().into_bytes(), hold_open: None }
     }
 
     pub fn text(code: u16, content_type: &'static str, text: String) -> Answer {
-        Answer { code, content_type, headers: Vec::new(), body: text.into_bytes() }
+        Answer { code, content_type, headers: Vec::new(), body: text.into_bytes(), hold_open: None }
     }
 
     /// No answer at all: the connection closes, as when a network drops an answer that was on
     /// its way, after the server did what was asked.
     pub fn lost() -> Answer {
-        Answer { code: 0, content_type: "", headers: Vec::new(), body: Vec::new() }
+        Answer { code: 0, content_type: "", headers: Vec::new(), body: Vec::new(), hold_open: None }
     }
 }
 
@@ -103,8 +106,12 @@ fn answer(stream: &mut (impl Read + Write), handle: &(impl Fn(&Request) -> Answe
         return;
     }
     let extra: String = answer.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-    let head = format!("HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n", answer.code, answer.content_type, answer.body.len());
+    let length = if answer.hold_open.is_some() { String::new() } else { format!("Content-Length: {}\r\n", answer.body.len()) };
+    let head = format!("HTTP/1.1 {} X\r\nContent-Type: {}\r\n{length}{extra}Connection: close\r\n\r\n", answer.code, answer.content_type);
     let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&answer.body)).and_then(|()| stream.flush());
+    if let Some(hold) = answer.hold_open {
+        std::thread::sleep(hold);
+    }
 }
 
 /// Ends a stand-in's "machine" (a pod, an instance): the process group `child` leads, and

@@ -5,7 +5,9 @@
 
 use crate::ProviderError;
 use wasi::http::outgoing_handler;
+use wasi::clocks::monotonic_clock;
 use wasi::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::io::poll;
 
 pub const MAX_BODY: usize = 16 << 20;
 
@@ -86,9 +88,15 @@ impl Api {
 
     /// `method` to the base URL and `path`, with this API's headers and `extra`.
     pub fn request(&self, method: &str, path: &str, extra: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response, ProviderError> {
+        self.request_until_idle(method, path, extra, body, None)
+    }
+
+    /// As [`Api::request`], but an answer that stops sending for `idle` (a log stream that stays
+    /// open to follow) ends there, with what came.
+    pub fn request_until_idle(&self, method: &str, path: &str, extra: &[(&str, &str)], body: Option<&[u8]>, idle: Option<std::time::Duration>) -> Result<Response, ProviderError> {
         let own = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         let headers: Vec<(&str, &str)> = own.chain(extra.iter().copied()).collect();
-        send(method, &self.url(path), &headers, body)
+        send_with(method, &self.url(path), &headers, body, idle)
     }
 }
 
@@ -98,6 +106,12 @@ fn transport(what: &str) -> ProviderError {
 
 /// `method` to `url` (`http[s]://host[:port]/path?query`) with `headers` and an optional body.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response, ProviderError> {
+    send_with(method, url, headers, body, None)
+}
+
+/// [`send`], the answer's body read until it ends or, with `idle`, until nothing came for that
+/// long.
+pub fn send_with(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>, idle: Option<std::time::Duration>) -> Result<Response, ProviderError> {
     let (scheme, rest) = match url.split_once("://") {
         Some(("http", rest)) => (Scheme::Http, rest),
         Some(("https", rest)) => (Scheme::Https, rest),
@@ -141,7 +155,14 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     let incoming = response.consume().map_err(|()| transport("response body"))?;
     let stream = incoming.stream().map_err(|()| transport("response stream"))?;
     let mut bytes = Vec::new();
-    while let Ok(chunk) = stream.blocking_read(65536) {
+    loop {
+        if let Some(idle) = idle {
+            let (ready, timer) = (stream.subscribe(), monotonic_clock::subscribe_duration(u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX)));
+            if !poll::poll(&[&ready, &timer]).contains(&0) {
+                break;
+            }
+        }
+        let Ok(chunk) = stream.blocking_read(65536) else { break };
         bytes.extend(chunk);
         if bytes.len() > MAX_BODY {
             return Err(ProviderError::Remote(format!("HTTP {status}: an answer of more than {MAX_BODY} bytes")));

@@ -16,6 +16,10 @@ use gantry_provider::{CostEstimate, GpuSpec, JobConfig, JobResult, JobState, Off
 use runpod::Settings;
 use serde_json::Value;
 
+/// How long a log stream may pause before what came is taken as the whole log: the stream may
+/// stay open to follow the pod.
+const LOG_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Longest `Retry-After` waited out inside one call; a longer one is the host's to wait.
 const PATIENCE_S: u64 = 3;
 
@@ -54,7 +58,8 @@ fn catalog(settings: &Settings, api: &Api) -> Result<Vec<runpod::GpuType>, Provi
 /// The pod's whole log, as text.
 fn log(api: &Api, id: &str, tail_lines: u32) -> Result<String, ProviderError> {
     let tail = if tail_lines > 0 { format!("&tail={tail_lines}") } else { String::new() };
-    let answer = patiently(|| api.request("GET", &format!("/v2/pods/{id}/logs?source=container{tail}"), &[("Accept", "text/event-stream")], None))?;
+    let path = format!("/v2/pods/{id}/logs?source=container{tail}");
+    let answer = patiently(|| api.request_until_idle("GET", &path, &[("Accept", "text/event-stream")], None, Some(LOG_IDLE)))?;
     if answer.ok() { Ok(runpod::event_stream_text(&String::from_utf8_lossy(&answer.body))) } else { Err(runpod::error(answer.status, &answer.body, answer.retry_after_s())) }
 }
 
