@@ -346,7 +346,8 @@ mod tests {
     fn example_providers_config_is_valid() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/providers.toml"));
         let config = Config::load(path).expect("config/providers.toml parses");
-        let [k8s, runpod, slurm] = config.providers.as_slice() else { panic!("three providers: {:?}", config.providers) };
+        let [ecs, k8s, runpod, slurm] = config.providers.as_slice() else { panic!("four providers: {:?}", config.providers) };
+        assert_eq!((ecs.plugin.as_str(), ecs.options.get("region_id").map(String::as_str)), ("provider-aliyun-ecs", Some("cn-hangzhou")));
         assert_eq!((runpod.plugin.as_str(), runpod.options.get("cloud").map(String::as_str)), ("provider-runpod", Some("SECURE")));
         assert_eq!(config.scheduler.burst_max_price, Some((8.0, "USD".to_string())));
         let budgets = &config.scheduler.quotas.budgets;
