@@ -3,11 +3,12 @@
 # users and act as them, openssl for the TLS tests' certificates, iproute2 for the partition
 # test's network namespaces, the browser the dashboard tests drive (Chromium and its WebDriver,
 # whose versions Debian's packages keep in step), and the single-node Slurm the provider-slurm
-# tests hand jobs to (munge, slurmctld, slurmd, slurmrestd with its JWT plugin; curl to wait for it). Installs what is missing where it can
+# tests hand jobs to (munge, slurmctld, slurmd, slurmrestd with its JWT plugin; curl to wait for it),
+# and Node.js with npm, which install jco for the JavaScript policy test. Installs what is missing where it can
 # (root with apt, as in CI); elsewhere the tests that need a tool fail and name the package.
 set -euo pipefail
 missing=()
-for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux prlimit:util-linux getent:libc-bin mkfifo:coreutils openssl:openssl ip:iproute2 chromium:chromium chromedriver:chromium-driver munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client slurmrestd:slurmrestd curl:curl; do
+for pair in useradd:passwd userdel:passwd groupadd:passwd setpriv:util-linux prlimit:util-linux getent:libc-bin mkfifo:coreutils openssl:openssl ip:iproute2 chromium:chromium chromedriver:chromium-driver munged:munge slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client slurmrestd:slurmrestd curl:curl node:nodejs npm:npm; do
   tool=${pair%%:*} package=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
 done

@@ -2,7 +2,9 @@
 //! wasm boundary against the same best fit compiled natively, hot-reload latency, and what the
 //! host adds to a provider call.
 //!
-//! `cargo bench -p gantry --bench plugins`; results go to docs/BENCHMARKS.md.
+//! `cargo bench -p gantry --bench plugins`; results go to docs/BENCHMARKS.md. Policies built from
+//! other languages (`gantry plugin build` of a Python or JavaScript project) are measured beside
+//! the bundled ones when `GANTRY_BENCH_POLICIES` lists their components, separated by commas.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use gantry::plugin::{GpuSpec, JobConfig, PluginEngine, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderReply, RuntimeOptions};
@@ -247,5 +249,34 @@ fn provider_call(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load, place, hot_reload, provider_call);
+/// The components `GANTRY_BENCH_POLICIES` names: their compile, cached load and `place()`, with
+/// the input of [`place`].
+fn other_languages(c: &mut Criterion) {
+    let Ok(list) = std::env::var("GANTRY_BENCH_POLICIES") else {
+        eprintln!("other_languages: GANTRY_BENCH_POLICIES names no components; nothing measured");
+        return;
+    };
+    let cache = tempfile::tempdir().expect("cache dir");
+    let engine = PluginEngine::new(None).expect("engine");
+    let runtime = PluginRuntime::new(RuntimeOptions { cache_dir: Some(cache.path().to_path_buf()), ..Default::default() }).expect("runtime");
+    for path in list.split(',').filter(|p| !p.is_empty()) {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut load = c.benchmark_group("other_languages_load");
+        load.sample_size(10);
+        let info = runtime.add_file(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let name = info.name.clone();
+        load.bench_function(BenchmarkId::new("compile", &name), |b| b.iter(|| engine.compile(&name, &bytes).expect("compiles")));
+        load.bench_function(BenchmarkId::new("cached", &name), |b| b.iter(|| runtime.add_file(std::path::Path::new(path)).expect("loads")));
+        load.finish();
+        let plugin = runtime.get(&name).expect("added");
+        let mut group = c.benchmark_group("other_languages_place");
+        for (jobs, gpus) in [(8, 8), (64, 8)] {
+            let (pending, gpus_in, rules) = input(jobs, gpus);
+            group.bench_function(BenchmarkId::new(&name, format!("{jobs}x{gpus}")), |b| b.iter(|| plugin.place(&pending, &gpus_in, &rules).expect("places")));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, load, place, hot_reload, provider_call, other_languages);
 criterion_main!(benches);

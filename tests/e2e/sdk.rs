@@ -1,9 +1,12 @@
 //! The plugin SDK end to end: a policy and a parser made by `gantry plugin new`, built by `gantry
-//! plugin build --install` (cargo, for wasm32-wasip2) into a daemon's plugin directory, are loaded
-//! and used: the policy at once by a running daemon, the parser by `gantry parse` and `gantry run`.
+//! plugin build --install` (cargo for wasm32-wasip2; componentize-py or jco for policies in Python
+//! or JavaScript) into a daemon's plugin directory, are loaded and used: a policy at once by a
+//! running daemon, the parser by `gantry parse` and `gantry run`.
 
 use crate::{stderr, stdout, Gantry, FAST};
 use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn gpus(job: &Value) -> Value {
@@ -13,10 +16,7 @@ fn gpus(job: &Value) -> Value {
 #[test]
 fn a_policy_made_by_plugin_new_and_installed_by_plugin_build_places_the_daemons_jobs() {
     let g = Gantry::new();
-    // GPU 0 fits an 8 GiB job more tightly, and runs hot; GPU 1 is big and cool.
-    std::fs::create_dir_all(g.sim_dir()).expect("sim dir");
-    std::fs::write(g.sim_dir().join("nvml-sim.json"), r#"{"count": 2, "gpus": [{"memory_mib": 16384, "base_temperature_c": 80}, {"memory_mib": 49152, "base_temperature_c": 40}]}"#)
-        .expect("sim config");
+    hot_and_cool(&g);
     let d = g.serve(&format!("{FAST}[plugins]\npolicy = \"cool-gpus\"\n"), &[]);
 
     // Until the policy exists, the native best fit places: on the hot GPU.
@@ -73,7 +73,7 @@ fn plugin_build_outside_a_project_says_what_it_builds() {
     let empty = tempfile::tempdir().expect("dir");
     let out = g.command().current_dir(empty.path()).args(["plugin", "build"]).output().expect("plugin build");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("has no Cargo.toml: `gantry plugin build` builds a project made by `gantry plugin new`"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no Cargo.toml, pyproject.toml or package.json: `gantry plugin build` builds a project made by `gantry plugin new`"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -107,4 +107,81 @@ fn a_parser_made_by_plugin_new_reads_command_files_for_parse_and_for_a_daemons_r
         assert_eq!(d.finished(id)["state"], "succeeded");
     }
     assert!(marker.exists(), "the first line's command ran");
+}
+
+/// GPU 0 fits an 8 GiB job more tightly, and runs hot; GPU 1 is big and cool.
+fn hot_and_cool(g: &Gantry) {
+    std::fs::create_dir_all(g.sim_dir()).expect("sim dir");
+    std::fs::write(g.sim_dir().join("nvml-sim.json"), r#"{"count": 2, "gpus": [{"memory_mib": 16384, "base_temperature_c": 80}, {"memory_mib": 49152, "base_temperature_c": 40}]}"#)
+        .expect("sim config");
+}
+
+/// `gantry plugin new policy NAME --lang LANG`, the project's own tests (`test`, run in it with
+/// `path` before the PATH), then `gantry plugin build --install` into a running daemon, which
+/// places with it at once; then a replay of a generated trace, where the example (the tightest
+/// of the GPUs below 70 °C, and the replay's GPUs are all cool) must score exactly as the bundled
+/// Rust best fit: the language's `place_by` books as the host's does.
+fn a_policy_in(lang: &str, name: &str, path: &Path, test: &[&[&str]]) {
+    let g = Gantry::new();
+    hot_and_cool(&g);
+    let d = g.serve(&format!("{FAST}[plugins]\npolicy = \"{name}\"\n"), &[]);
+    let search = format!("{}:{}", path.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let work = tempfile::tempdir().expect("work dir");
+    let made = g.command().current_dir(work.path()).args(["plugin", "new", "policy", name, "--lang", lang]).output().expect("plugin new");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let project = work.path().join(name);
+    for step in test {
+        let ran = Command::new(step[0]).args(&step[1..]).current_dir(&project).env("PATH", &search).env("PYTHONPATH", path).output();
+        let ran = ran.unwrap_or_else(|e| panic!("{} ({e}): install it (tests/deps.sh does)", step[0]));
+        assert!(ran.status.success(), "{step:?} in the new project: {}{}", stdout(&ran), stderr(&ran));
+    }
+    let built = g.command().current_dir(&project).env("PATH", &search).env("PYTHONPATH", path).args(["plugin", "build", "--install"]).output().expect("plugin build");
+    let out = stdout(&built);
+    assert!(built.status.success(), "{out}\n{}", stderr(&built));
+    assert!(out.contains(&format!("built {name} 0.1.0 (policy plugin, gantry:plugin@")), "{out}");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let row = loop {
+        let rows = d.get("/api/v1/plugins");
+        if let Some(row) = rows.as_array().and_then(|rows| rows.iter().find(|r| r["name"] == name && r["state"] == "active")) {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "the daemon did not load the installed policy: {rows:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The build compiled it into the daemon's cache: the daemon loaded that, not a second compile.
+    let sha = row["sha256"].as_str().expect("sha256");
+    let cached = std::fs::read_dir(g.state.path().join("cache/plugins")).expect("cache").flatten().any(|e| e.file_name().to_string_lossy().starts_with(sha));
+    assert!(cached, "no artifact of {sha} in the cache");
+    let placed = d.finished(d.submit(json!({ "commands": ["true"], "memory_mib": 8192 }))[0]);
+    assert_eq!(gpus(&placed), json!([1]), "the cool GPU, though the hot one fits tighter: {placed:#}");
+    assert_eq!(d.get("/api/v1/status")["last_decider"], format!("{name} 0.1.0"));
+
+    let component = project.join("target").join(format!("{name}.wasm"));
+    let config = g.state.path().join("replay.toml");
+    std::fs::write(&config, "[scheduler]\nallow_sharing = true\n").expect("config");
+    let replay = g.run(&["--config", config.to_str().expect("utf-8"), "replay", "--generate", "150", "--seed", "5", "--policy", "policy-best-fit", "--policy", component.to_str().expect("utf-8"), "--json"]);
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    let mut scores: Value = serde_json::from_slice(&replay.stdout).expect("json");
+    let [rust, other] = [scores["policies"][0].take(), scores["policies"][1].take()].map(|mut s| {
+        let decided = s["decided_by"].take();
+        s["policy"] = json!("-");
+        (s, decided)
+    });
+    assert!(other.1.as_str().is_some_and(|d| d.starts_with(name)), "the {lang} policy decided, not the fallback: {other:?}");
+    assert_eq!(rust.0, other.0, "the {lang} policy replays as the Rust best fit");
+}
+
+#[test]
+fn a_python_policy_made_by_plugin_new_is_built_with_componentize_py_and_places_the_daemons_jobs() {
+    let tools = crate::pip_install("componentize-py==0.25.1", "python-tools");
+    let bindings: &[&str] = &["componentize-py", "-d", "wit", "-w", "policy-plugin", "bindings", "target/bindings"];
+    let test: &[&str] = &["sh", "-c", "PYTHONPATH=target/bindings python3 -m unittest test_app"];
+    a_policy_in("python", "cool-py", &tools, &[bindings, test]);
+}
+
+#[test]
+fn a_javascript_policy_made_by_plugin_new_is_built_with_jco_and_places_the_daemons_jobs() {
+    let none = tempfile::tempdir().expect("dir");
+    a_policy_in("js", "cool-js", none.path(), &[&["npm", "install", "--no-audit", "--no-fund"], &["npm", "test"]]);
 }

@@ -156,9 +156,13 @@ pub enum PluginCommand {
         name: String,
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Policies may also be written in Python (componentize-py) or JavaScript (jco).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: NewLang,
     },
-    /// Build the plugin project in DIR for wasm32-wasip2 and check the component as the daemon
-    /// would load it; --install then puts it in the plugin directory, where the daemon loads it.
+    /// Build the plugin project in DIR (cargo for wasm32-wasip2, componentize-py or jco, by its
+    /// manifest) and check the component as the daemon would load it; --install then puts it in
+    /// the plugin directory, where the daemon loads it.
     Build {
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -173,4 +177,11 @@ pub enum PluginCommand {
 pub enum NewKind {
     Policy,
     Parser,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NewLang {
+    Rust,
+    Python,
+    Js,
 }

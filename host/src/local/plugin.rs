@@ -52,7 +52,7 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        PluginCommand::New { kind, name, dir } => super::project::new(kind, &name, dir),
+        PluginCommand::New { kind, name, dir, lang } => super::project::new(kind, lang, &name, dir),
         PluginCommand::Build { dir, install } => super::project::build(config, &dir, install),
     }
 }

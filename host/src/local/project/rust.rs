@@ -1,31 +1,25 @@
-//! `gantry plugin new | build`: a plugin project that builds without a gantry checkout.
-//!
-//! A new project carries its own copy of the SDK (`gantry-plugin`, the `placement` crate it
-//! re-exports, and `wit/gantry.wit`), taken from this binary, so it builds against exactly the
-//! contract of the daemon that made it and needs nothing but crates.io. A policy starts from the
-//! workspace's `policy-cool-first`, a parser from `parser-lines`; the workspace's tests build and
-//! run both.
+//! Rust projects: a crate on the `gantry-plugin` SDK, built by cargo for `wasm32-wasip2`.
 
+use super::{Files, WIT};
 use crate::cli::local::NewKind;
 use anyhow::{bail, Context};
-use gantry::config::Config;
-use gantry::plugin::{PluginRuntime, RuntimeOptions};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
-const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
-const WIT: &str = include_str!("../../../wit/gantry.wit");
-const PLACEMENT: &str = include_str!("../../../plugins/placement/src/lib.rs");
-const SDK: &str = include_str!("../../../plugins/gantry-plugin/src/lib.rs");
-const SDK_TESTING: &str = include_str!("../../../plugins/gantry-plugin/src/testing.rs");
-const SDK_PARSER: &str = include_str!("../../../plugins/gantry-plugin/src/parser.rs");
-const SDK_GRANTS: &str = include_str!("../../../plugins/gantry-plugin/src/grants.rs");
-const POLICY: &str = include_str!("../../../plugins/examples/policy-cool-first/src/lib.rs");
-const PARSER: &str = include_str!("../../../plugins/examples/parser-lines/src/lib.rs");
+const WORKSPACE_MANIFEST: &str = include_str!("../../../../Cargo.toml");
+const PLACEMENT: &str = include_str!("../../../../plugins/placement/src/lib.rs");
+const SDK: &str = include_str!("../../../../plugins/gantry-plugin/src/lib.rs");
+const SDK_TESTING: &str = include_str!("../../../../plugins/gantry-plugin/src/testing.rs");
+const SDK_PARSER: &str = include_str!("../../../../plugins/gantry-plugin/src/parser.rs");
+const SDK_GRANTS: &str = include_str!("../../../../plugins/gantry-plugin/src/grants.rs");
+const POLICY: &str = include_str!("../../../../plugins/examples/policy-cool-first/src/lib.rs");
+const PARSER: &str = include_str!("../../../../plugins/examples/parser-lines/src/lib.rs");
 /// Where the SDK sits in a project, laid out as in the workspace so its relative paths hold.
 const SDK_DIR: &str = "sdk";
+
+pub const MANIFEST: &str = "Cargo.toml";
 
 /// The workspace's own `wit-bindgen` requirement, so a project's bindings are generated as the
 /// bundled plugins' are.
@@ -37,17 +31,9 @@ fn package(name: &str, body: &str) -> String {
     format!("[package]\nname = \"{name}\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\n\n{body}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The kind as `gantry.toml`'s `[plugins]` names it.
-fn key(kind: NewKind) -> &'static str {
-    match kind {
-        NewKind::Policy => "policy",
-        NewKind::Parser => "parser",
-    }
-}
-
 /// The files of a new project, by path relative to its directory.
-fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let key = key(kind);
+pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
+    let key = super::key(kind);
     let (source, what, example, try_it) = match kind {
         NewKind::Policy => (POLICY, "GPU selection policy", "each job goes to the tightest fit among the GPUs below 70 °C", ""),
         NewKind::Parser => (
@@ -72,12 +58,11 @@ fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
          that made the project.\n\n\
          ```sh\ncargo test                        # its tests, natively\n\
          gantry plugin build               # cargo build --release --target {TARGET}, then the daemon's own check\n\
-         gantry plugin build --install     # and into the plugin directory, where the daemon loads it\n{try_it}```\n\n\
-         A running daemon loads an installed plugin at once, and uses it once `gantry.toml` says\n\n\
-         ```toml\n[plugins]\n{key} = \"{name}\"\n```\n\nThe guide is gantry's `docs/PLUGINS.md`.\n"
+         gantry plugin build --install     # and into the plugin directory, where the daemon loads it\n{try_it}```\n\n{}",
+        super::readme_end(key, name)
     );
     Ok(vec![
-        ("Cargo.toml".into(), manifest),
+        (MANIFEST.into(), manifest),
         ("src/lib.rs".into(), source.into()),
         ("README.md".into(), readme),
         (".gitignore".into(), "/target\n".into()),
@@ -92,55 +77,17 @@ fn files(kind: NewKind, name: &str) -> anyhow::Result<Vec<(String, String)>> {
     ])
 }
 
-/// The name becomes the crate's and the plugin's: the daemon's rule for plugin names, and a
-/// letter first, as cargo wants.
-fn check_name(name: &str) -> anyhow::Result<()> {
-    gantry::plugin::text::check_name(name).map_err(|e| anyhow::anyhow!("the plugin: {e}"))?;
+/// The name becomes the crate's too, and cargo wants a letter first.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         bail!("the plugin's name '{name}' must start with a letter (it is the crate's name too)");
     }
     Ok(())
 }
 
-pub fn new(kind: NewKind, name: &str, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    check_name(name)?;
-    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
-    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        bail!("{} exists and is not empty: a new project needs a directory of its own", dir.display());
-    }
-    for (path, text) in files(kind, name)? {
-        let path = dir.join(path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    println!("made the {} plugin {name} in {}: `cd {} && gantry plugin build --install`", key(kind), dir.display(), dir.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn build(config: &Config, dir: &Path, install: bool) -> anyhow::Result<ExitCode> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!("{} has no Cargo.toml: `gantry plugin build` builds a project made by `gantry plugin new`", dir.display());
-    }
+pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     target_installed()?;
-    let component = cargo_build(&manifest)?;
-    let runtime = PluginRuntime::new(RuntimeOptions::checking(config.plugins.defaults.clone())).context("starting the plugin runtime")?;
-    let info = runtime.check_file(&component).map_err(|e| anyhow::anyhow!("{}", gantry::plugin::text::shown(&e.to_string(), usize::MAX)))?;
-    println!("built {} {} ({} plugin, gantry:plugin@{}): {}", info.name, info.version, info.kind, info.wit_version, component.display());
-    if install {
-        let plugins = &config.plugins.dir;
-        std::fs::create_dir_all(plugins).with_context(|| format!("creating the plugin directory {}", plugins.display()))?;
-        let dest = plugins.join(format!("{}.wasm", info.name));
-        // Renamed into place: the daemon's watcher never loads half a file.
-        let partial = plugins.join(format!(".{}.wasm.partial", info.name));
-        std::fs::copy(&component, &partial).with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, &dest).with_context(|| format!("installing {}", dest.display()))?;
-        let key = info.kind.as_str();
-        println!("installed {}: a running daemon loads it now; `{key} = \"{}\"` under [plugins] in gantry.toml makes it the {key}", dest.display(), info.name);
-    }
-    Ok(ExitCode::SUCCESS)
+    cargo_build(&dir.join(MANIFEST))
 }
 
 /// Refuses early, with the command that fixes it, rather than after cargo's own long error.
@@ -187,7 +134,7 @@ mod tests {
     #[test]
     fn a_project_carries_the_sdk_laid_out_as_in_the_workspace_and_names_only_what_it_was_given() {
         let files = files(NewKind::Policy, "cool").expect("files");
-        let manifest = &files.iter().find(|(p, _)| p == "Cargo.toml").expect("manifest").1;
+        let manifest = &files.iter().find(|(p, _)| p == MANIFEST).expect("manifest").1;
         assert!(manifest.contains("name = \"cool\"") && manifest.contains("path = \"sdk/plugins/gantry-plugin\"") && manifest.contains("[workspace]"), "{manifest}");
         let placement = &files.iter().find(|(p, _)| p == "sdk/plugins/placement/Cargo.toml").expect("placement").1;
         assert!(placement.contains("wit-bindgen = { version = "), "{placement}");
@@ -199,7 +146,7 @@ mod tests {
         let parser = super::files(NewKind::Parser, "lines").expect("files");
         assert!(parser.iter().any(|(p, text)| p == "src/lib.rs" && text.contains("export_parser!")));
         assert!(parser.iter().any(|(p, text)| p == "README.md" && text.contains("parser = \"lines\"")));
-        for bad in ["", "Cool", "1cool", "-cool", "co ol", "../cool"] {
+        for bad in ["1cool", "-cool", "_cool"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }
