@@ -682,10 +682,11 @@ function waitOrPay() {
     try {
       const q = new URLSearchParams({ gpu: kind.value, count: String(Math.max(1, Number(count.value) | 0)), memory_mib: String(Math.round(Number(need.value) * 1024)) });
       const o = await api("GET", `/api/v1/offers?${q}`);
+      const guessed = o.here.from_history ? `, ${o.here.from_history} of them by the typical run time of their command here` : "";
       const here = o.here.never ? `never: ${o.here.never}`
-        : o.here.start_ms == null ? "unknown: a job on the GPUs has no time limit"
-        : o.here.start_ms <= Date.now() ? "free now" : `about ${Math.round((o.here.start_ms - Date.now()) / 60000)} min, by the time limits of the jobs running here`;
-      fill(out, h("p", { id: "wait-here" }, `Here: ${here} (${o.here.waiting} job(s) waiting).`),
+        : o.here.start_ms == null ? "unknown: a job on the GPUs it needs has no time limit and no run time here to go by"
+        : o.here.start_ms <= Date.now() ? "free now" : `about ${Math.round((o.here.start_ms - Date.now()) / 60000)} min, after the jobs running here and those waiting ahead, by their time limits${guessed}`;
+      fill(out, h("p", { id: "wait-here" }, `Here: ${here} (${o.here.ahead} job(s) waiting ahead).`),
         o.offers.length === 0 ? h("p", { class: "muted" }, "No provider answered with prices.") : h("div", { class: "scroll" }, h("table", {},
           h("thead", {}, h("tr", {}, ["provider", "GPU", "count", "memory", "region", "per hour", "free now"].map((c) => h("th", {}, c)))),
           h("tbody", {}, o.offers.map((r) => h("tr", { "data-offer": r.provider }, h("td", {}, r.provider), h("td", {}, r.gpu_type), h("td", {}, r.count), h("td", {}, `${r.memory_gib} GiB`), h("td", {}, r.region),

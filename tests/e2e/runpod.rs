@@ -408,15 +408,18 @@ fn offers_and_a_dry_run_set_the_wait_here_beside_the_price_there() {
     let blocker = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 3600 }))[0];
     let started = d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running")["attempts"][0]["started_ms"].as_u64().expect("started");
 
+    // Waiting behind it: the new job would wait for both.
+    let next = d.submit(json!({ "commands": ["sleep 60"], "time_limit_s": 1800 }))[0];
     let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--mem", "20G", "--json"]))).expect("json");
-    let start = answer["here"]["start_ms"].as_u64().unwrap_or_else(|| panic!("a start, by the blocker's time limit: {answer:#}"));
-    assert!(start.abs_diff(started + 3_600_000) < 2_000, "{answer:#}");
+    let start = answer["here"]["start_ms"].as_u64().unwrap_or_else(|| panic!("a start, by the time limits: {answer:#}"));
+    assert!(start.abs_diff(started + 3_600_000 + 1_800_000) < 2_000, "the blocker's hour, then the next job's half hour: {answer:#}");
+    assert_eq!((&answer["here"]["ahead"], &answer["here"]["from_history"]), (&json!(1), &json!(0)), "{answer:#}");
     let rows: Vec<(&str, f64, bool)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["gpu_type"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0), o["available"] == true)).collect();
     assert_eq!(rows, vec![("NVIDIA RTX A6000", 0.79, true), ("NVIDIA A100 80GB PCIe", 1.89, true), ("NVIDIA H100 80GB HBM3", 2.99, false)], "cheapest first, each as free as the catalog says");
     assert!(answer["offers"].as_array().into_iter().flatten().all(|o| o["provider"] == "runpod" && o["currency"] == "USD"));
 
     let table = ok(g.run(&["offers", "--gpu", "A100"]));
-    assert!(table.contains("here: in about 60 min by the time limits of the jobs running here"), "{table}");
+    assert!(table.contains("here: in about 90 min, after the jobs running here and 1 waiting ahead, by their time limits\n"), "{table}");
     assert!(table.contains("NVIDIA A100 80GB PCIe") && table.contains("1.89 USD") && !table.contains("A6000"), "{table}");
     let two = ok(g.run(&["offers", "--gpu", "A100", "--count", "2"]));
     assert!(two.contains("3.78 USD"), "{two}");
@@ -425,9 +428,10 @@ fn offers_and_a_dry_run_set_the_wait_here_beside_the_price_there() {
 
     let dry = ok(g.run(&["submit", "--dry-run", "--time", "2h", "--", "python train.py"]));
     assert!(dry.contains("FOR --time") && dry.contains("1.58 USD") && dry.ends_with("nothing submitted (--dry-run)\n"), "0.79 USD/h for 2 h: {dry}");
-    assert_eq!(d.get("/api/v1/jobs")["total"], 1, "a dry run queues nothing");
+    assert_eq!(d.get("/api/v1/jobs")["total"], 2, "a dry run queues nothing");
     let refused = g.run(&["api", "GET", "/api/v1/offers?count=65"]);
     assert!(super::stderr(&refused).starts_with("HTTP 422") && super::stderr(&refused).contains("count"), "{}", super::stderr(&refused));
+    ok(g.run(&["cancel", &next.to_string()]));
     ok(g.run(&["cancel", &blocker.to_string()]));
     runpod.check();
 }

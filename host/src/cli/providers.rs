@@ -46,12 +46,16 @@ pub fn offers(client: &Client, gpu: &str, count: u32, memory_mib: u64, json: boo
 pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
     let here = &answer["here"];
     let now = gantry::model::now_ms();
-    let waiting = here["waiting"].as_u64().unwrap_or(0);
+    let ahead = here["ahead"].as_u64().unwrap_or(0);
+    let guessed = match here["from_history"].as_u64().unwrap_or(0) {
+        0 => String::new(),
+        n => format!(", {n} of them by the typical run time of their command here"),
+    };
     let wait = match (here["never"].as_str(), here["start_ms"].as_u64()) {
         (Some(never), _) => format!("never: {never}"),
-        (None, Some(at)) if at <= now => format!("free now ({waiting} job(s) waiting)"),
-        (None, Some(at)) => format!("in about {} by the time limits of the jobs running here ({waiting} job(s) waiting)", super::units::duration_text(at - now)),
-        (None, None) => format!("unknown: a job on the GPUs has no time limit ({waiting} job(s) waiting)"),
+        (None, Some(at)) if at <= now => format!("free now ({ahead} job(s) waiting ahead)"),
+        (None, Some(at)) => format!("in about {}, after the jobs running here and {ahead} waiting ahead, by their time limits{guessed}", super::units::duration_text(at - now)),
+        (None, None) => format!("unknown: a job on the GPUs it needs has no time limit and no run time here to go by ({ahead} job(s) waiting ahead)"),
     };
     println!("here: {wait}");
     let offers = answer["offers"].as_array().cloned().unwrap_or_default();

@@ -144,13 +144,18 @@ pub struct Usage {
 pub struct WaitHere {
     /// Why it can never start here, if so (more GPUs or memory than any here).
     pub never: Option<String>,
-    /// When it could start, milliseconds since the Unix epoch: now if GPUs are free now, else
-    /// when enough of them are, if every job on them runs to its time limit. `None` where that
-    /// can't be told (a job on them without a limit, memory held by others).
+    /// When it could start, milliseconds since the Unix epoch: when enough GPUs are free after
+    /// the jobs running here and those waiting ahead of it, each running for its time limit or,
+    /// without one, the typical run time of its command (else its queue) here. `None` where that
+    /// can't be told (a job without a limit or history on the GPUs it needs, memory held by
+    /// others).
     pub start_ms: Option<u64>,
-    /// Jobs waiting here now. Not counted in `start_ms`: a job's place depends on its queue and
-    /// priority.
+    /// Jobs waiting here now.
     pub waiting: usize,
+    /// Those counted ahead of it: waiting for this node's GPUs, at its priority or above.
+    pub ahead: usize,
+    /// How many of the run times counted were typical run times rather than time limits.
+    pub from_history: usize,
 }
 
 /// What subscribers (`/api/v1/events`, the run logs) hear as it happens.

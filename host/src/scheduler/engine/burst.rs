@@ -51,6 +51,15 @@ impl Engine {
     /// without a limit, memory held by a process gantry did not start) is left out. Once per
     /// pass, for all the bursting heads.
     fn free_times(&self, now: u64) -> Vec<u64> {
+        let mut times: Vec<u64> = self.free_at(now, super::limits::limit_ends_ms).into_values().collect();
+        times.sort_unstable();
+        times
+    }
+
+    /// When each eligible GPU here is free, by GPU index, if every local job on it ends when
+    /// `ends` says; a GPU where `ends` can't tell for one of its jobs, or with memory held by a
+    /// process gantry did not start, is left out.
+    pub(super) fn free_at(&self, now: u64, mut ends: impl FnMut(&Job) -> Option<u64>) -> BTreeMap<u32, u64> {
         let mut free_at: BTreeMap<u32, u64> = self
             .gpus
             .summaries()
@@ -62,9 +71,9 @@ impl Engine {
             .collect();
         for running in self.jobs.values().filter(|j| j.state == JobState::Running) {
             let Some(attempt) = running.current_attempt().filter(|a| a.remote.is_none()) else { continue };
-            let ends = super::limits::limit_ends_ms(running);
+            let end = ends(running);
             for gpu in &attempt.gpus {
-                match ends {
+                match end {
                     Some(t) => {
                         if let Some(at) = free_at.get_mut(gpu) {
                             *at = (*at).max(t);
@@ -76,9 +85,7 @@ impl Engine {
                 }
             }
         }
-        let mut times: Vec<u64> = free_at.into_values().collect();
-        times.sort_unstable();
-        times
+        free_at
     }
 
     /// The first of the job's providers it may go to now.
@@ -128,9 +135,12 @@ impl Engine {
     pub(super) fn wait_here(&self, gpus: u32, memory_mib: u64) -> WaitHere {
         let now = self.now();
         let never = self.what_fits().never_takes(gpus, memory_mib);
-        let start_ms = if never.is_some() { None } else { self.free_times(now).get(usize::try_from(gpus.max(1) - 1).unwrap_or(usize::MAX)).copied() };
         let waiting = self.jobs.values().filter(|j| j.state == JobState::Waiting).count();
-        WaitHere { never, start_ms, waiting }
+        if never.is_some() {
+            return WaitHere { never, start_ms: None, waiting, ahead: 0, from_history: 0 };
+        }
+        let estimate = self.estimate_start(gpus, now);
+        WaitHere { never, start_ms: estimate.start_ms, waiting, ahead: estimate.ahead, from_history: estimate.from_history }
     }
 
     /// An attempt ended: the next one waits its full `max_wait` here again.

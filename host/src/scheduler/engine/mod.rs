@@ -13,6 +13,7 @@
 
 mod budget;
 mod burst;
+mod estimate;
 mod lifecycle;
 mod limits;
 mod pass;

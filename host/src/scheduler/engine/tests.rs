@@ -374,3 +374,39 @@ fn a_new_priority_moves_a_waiting_job_ahead_and_a_running_one_keeps_its_own() {
     assert_eq!(h.pass(), vec![ids[2]], "the job with the higher priority starts first");
     assert!(matches!(h.engine.set_priority(ids[2], &anyone, 9), Err(SchedulerError::Conflict { action: "a new priority", .. })));
 }
+
+#[test]
+fn a_new_jobs_start_counts_the_jobs_ahead_by_their_limits_or_the_run_times_of_their_commands() {
+    let mut h = Harness::new(1, SchedulingRules::default());
+    let first = h.submit(vec![spec("python train.py")])[0];
+    assert_eq!(h.pass(), vec![first]);
+    h.started(first);
+    h.ended(first, an_hour_long());
+    let now = h.engine.now();
+    assert_eq!(h.engine.estimate_start(1, now).start_ms, Some(now), "a free GPU");
+
+    // The same command again, without a limit: it runs about as long as the last time.
+    let again = h.submit(vec![spec("python train.py")])[0];
+    assert_eq!(h.pass(), vec![again]);
+    h.started(again);
+    let started = h.job(again).attempts[0].started_ms;
+    let estimate = h.engine.estimate_start(1, h.engine.now());
+    assert_eq!((estimate.start_ms, estimate.ahead, estimate.from_history), (Some(started + 3_600_000), 0, 1));
+    // Needing more GPUs than there are free times for: can't be told.
+    assert_eq!(h.engine.estimate_start(2, h.engine.now()).start_ms, None);
+
+    // Behind a waiting job with a limit, then one whose run time nothing here tells.
+    h.submit(vec![JobSpec { time_limit_s: Some(1800), ..spec("python eval.py") }]);
+    h.pass();
+    let estimate = h.engine.estimate_start(1, h.engine.now());
+    assert_eq!((estimate.start_ms, estimate.ahead, estimate.from_history), (Some(started + 3_600_000 + 1_800_000), 1, 1));
+    h.submit(vec![spec("python new.py")]);
+    h.pass();
+    let estimate = h.engine.estimate_start(1, h.engine.now());
+    assert_eq!((estimate.start_ms, estimate.ahead), (None, 2));
+    // A job of lower priority waits behind a new one, so it is not counted.
+    let low = h.submit(vec![JobSpec { priority: -1, ..spec("python low.py") }])[0];
+    h.pass();
+    assert_eq!(h.state(low), JobState::Waiting);
+    assert_eq!(h.engine.estimate_start(1, h.engine.now()).ahead, 2);
+}
