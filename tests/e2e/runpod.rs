@@ -514,3 +514,51 @@ fn a_bursting_job_passes_over_a_provider_dearer_than_burst_max_price_per_hour() 
     assert_eq!(d.finished(named)["state"], "succeeded");
     runpod.check();
 }
+
+#[test]
+fn without_live_prices_the_catalog_stands_in_and_live_ones_become_the_owners_catalog() {
+    let runpod = RunPod::start();
+    let g = Gantry::new();
+    let config = runpod.config(&g, "runpod", "");
+    g.token_file("runpod.key", "rpa_WRONG");
+    let d = g.serve(&config, &["--simulate", "1"]);
+    let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--gpu", "A100", "--json"]))).expect("json");
+    let rows: Vec<(&str, &str, f64)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["gpu_type"].as_str().unwrap_or(""), o["region"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0))).collect();
+    assert_eq!(
+        rows,
+        vec![("NVIDIA A100 80GB PCIe", "COMMUNITY", 1.19), ("NVIDIA A100-SXM4-80GB", "COMMUNITY", 1.39), ("NVIDIA A100 80GB PCIe", "SECURE", 1.79), ("NVIDIA A100-SXM4-80GB", "SECURE", 1.79)],
+        "the shipped catalog's A100 rows, cheapest first: {answer:#}"
+    );
+    for o in answer["offers"].as_array().into_iter().flatten() {
+        assert_eq!((&o["provider"], &o["plugin"], &o["available"]), (&json!("runpod"), &json!("provider-runpod"), &json!(false)), "{o:#}");
+        assert!(o["source"].as_str().is_some_and(|s| s.starts_with("catalog, as of 2026-11-09: https://www.runpod.io/pricing")), "{o:#}");
+    }
+    assert!(answer["unanswered"][0]["provider"] == "runpod" && answer["unanswered"][0]["reason"].as_str().is_some_and(|r| r.contains("401") || r.to_lowercase().contains("key")), "why the live answer is missing: {answer:#}");
+    let table = ok(g.run(&["offers", "--gpu", "H100", "--count", "2"]));
+    assert!(table.contains("NVIDIA H100 80GB HBM3") && table.contains("5.38 USD") && table.contains("catalog 2026-11-09"), "2 x 2.69 USD in the community cloud: {table}");
+    drop(d);
+
+    // With the right key the prices are live, and saved they are the owner's catalog.
+    g.token_file("runpod.key", &runpod.key);
+    let d = g.serve(&config, &["--simulate", "1"]);
+    let saved = g.state.path().join("prices.toml");
+    let out = g.run(&["offers", "--gpu", "A100", "--save-catalog", saved.to_str().expect("utf-8")]);
+    assert!(out.status.success() && super::stderr(&out).contains("wrote 1 live offer(s)"), "{}", super::stderr(&out));
+    assert!(super::stdout(&out).contains("1.89 USD") && super::stdout(&out).contains(" live"), "{}", super::stdout(&out));
+    let text = std::fs::read_to_string(&saved).expect("saved");
+    assert!(text.contains("gpu_type = \"NVIDIA A100 80GB PCIe\"") && text.contains("on_demand = 1.89") && text.contains("region = \"SECURE\""), "{text}");
+    drop(d);
+    g.token_file("runpod.key", "rpa_WRONG");
+    let d = g.serve(&format!("[prices]\nfile = \"{}\"\n{config}", saved.display()), &["--simulate", "1"]);
+    let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--gpu", "A100 80GB PCIe", "--json"]))).expect("json");
+    let rows: Vec<(&str, f64)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["region"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0))).collect();
+    assert_eq!(rows, vec![("COMMUNITY", 1.19), ("SECURE", 1.89)], "the saved row replaces the shipped one of its cloud: {answer:#}");
+    drop(d);
+
+    std::fs::write(&saved, "[[price]]\nplugin = \"provider-runpod\"\ngpu_type = \"A100\"\nmemory_gib = 80\non_demand = \"cheap\"\n").expect("bad catalog");
+    let path = g.state.path().join("bad.toml");
+    std::fs::write(&path, format!("[prices]\nfile = \"{}\"\n", saved.display())).expect("config");
+    let refused = g.run(&["--config", path.to_str().expect("utf-8"), "offers"]);
+    assert!(!refused.status.success() && super::stderr(&refused).contains(&format!("`prices.file`: {}:5:13: invalid type", saved.display())), "{}", super::stderr(&refused));
+    runpod.check();
+}

@@ -183,7 +183,7 @@ pub fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     };
     if args.dry_run {
         let count = spec.gpus.map_or(1, |g| g.min.max(1));
-        let answer = super::providers::ask(client, "", count, spec.memory_mib)?;
+        let answer = super::providers::ask(client, &super::providers::Question { gpu: String::new(), count, memory_mib: spec.memory_mib, catalog: false })?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&answer)?);
         } else {

@@ -124,6 +124,13 @@ enum ClientCommand {
         /// GPU memory needed on each GPU: 40G, 512M.
         #[arg(long, value_parser = units::parse_memory)]
         mem: Option<u64>,
+        /// Also every fitting row of the offline price catalog, for clouds not configured here.
+        #[arg(long)]
+        catalog: bool,
+        /// Write the providers' live offers to FILE as price catalog rows, dated today, for
+        /// `[prices] file` in gantry.toml.
+        #[arg(long, value_name = "FILE")]
+        save_catalog: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -204,7 +211,9 @@ fn ask(config: &Config, command: ClientCommand, client: impl Fn(&Config) -> anyh
         ClientCommand::Node(command) => nodes::run(&client(config)?, command),
         ClientCommand::Nodes { json } => nodes::list(&client(config)?, json),
         ClientCommand::Providers { json } => providers::providers(&client(config)?, json),
-        ClientCommand::Offers { gpu, count, mem, json } => providers::offers(&client(config)?, &gpu, count, mem.unwrap_or(0), json),
+        ClientCommand::Offers { gpu, count, mem, catalog, save_catalog, json } => {
+            providers::offers(&client(config)?, &providers::Question { gpu, count, memory_mib: mem.unwrap_or(0), catalog }, save_catalog.as_deref(), json)
+        }
     }
 }
 

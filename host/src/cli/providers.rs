@@ -2,6 +2,9 @@
 //! provider answers, and what it would charge against how long the job would wait here.
 
 use super::client::Client;
+use anyhow::Context;
+use gantry::providers::catalog::{Catalog, CatalogPrice};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Where jobs go when they leave this server: each provider, whether it answers, and why not.
@@ -27,18 +30,62 @@ pub fn providers(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// What the daemon said about `count` GPUs, for `gantry offers` and `gantry submit --dry-run`.
-pub fn ask(client: &Client, gpu: &str, count: u32, memory_mib: u64) -> anyhow::Result<serde_json::Value> {
-    client.get(&format!("/api/v1/offers?gpu={}&count={count}&memory_mib={memory_mib}", super::units::url_encode(gpu)))
+/// What `gantry offers` asks about.
+pub struct Question {
+    pub gpu: String,
+    pub count: u32,
+    pub memory_mib: u64,
+    pub catalog: bool,
 }
 
-pub fn offers(client: &Client, gpu: &str, count: u32, memory_mib: u64, json: bool) -> anyhow::Result<ExitCode> {
-    let answer = ask(client, gpu, count, memory_mib)?;
+pub fn ask(client: &Client, q: &Question) -> anyhow::Result<serde_json::Value> {
+    client.get(&format!("/api/v1/offers?gpu={}&count={}&memory_mib={}&catalog={}", super::units::url_encode(&q.gpu), q.count, q.memory_mib, q.catalog))
+}
+
+pub fn offers(client: &Client, q: &Question, save: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let answer = ask(client, q)?;
+    if let Some(path) = save {
+        let rows = save_catalog(&answer, path)?;
+        eprintln!("wrote {rows} live offer(s) to {} as price catalog rows", path.display());
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         print(&answer, None);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The answer's live offers as catalog rows, per GPU, dated today; written whole, with the
+/// caller's rights.
+fn save_catalog(answer: &serde_json::Value, path: &Path) -> anyhow::Result<usize> {
+    let today = gantry::model::iso_time(gantry::model::now_ms()).chars().take(10).collect::<String>();
+    let rows: Vec<CatalogPrice> = answer["offers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["source"] == "live")
+        .filter_map(|o| {
+            let count = o["count"].as_u64().filter(|&c| c > 0)?;
+            let text = |f: &str| o[f].as_str().unwrap_or_default().to_string();
+            Some(CatalogPrice {
+                plugin: text("plugin"),
+                gpu_type: text("gpu_type"),
+                memory_gib: u32::try_from(o["memory_gib"].as_u64()?).ok()?,
+                region: text("region"),
+                on_demand: o["price_per_hour"].as_f64()? / count as f64,
+                spot: None,
+                currency: text("currency"),
+                vcpus: None,
+                ram_gib: None,
+                as_of: today.clone(),
+                source: format!("the offers of [providers.{}], asked by gantry offers", text("provider")),
+            })
+        })
+        .collect();
+    let n = rows.len();
+    std::fs::write(path, Catalog::to_toml(rows)).with_context(|| format!("writing {}", path.display()))?;
+    Ok(n)
 }
 
 /// How long the job would wait here, then every offer cheapest first; with `hours`, what each
@@ -62,18 +109,31 @@ pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
     if offers.is_empty() {
         println!("no offers: no provider answered with prices (set options.price_per_gpu_hour on a cluster, or configure a cloud)");
     } else {
-        let cost = if hours.is_some() { "FOR --time" } else { "" };
-        println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {cost}", "PROVIDER", "GPU", "COUNT", "MEM GiB", "REGION", "PRICE/HOUR", "AVAILABLE");
+        let cost = if hours.is_some() { "FOR --time " } else { "" };
+        println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {cost}SOURCE", "PROVIDER", "GPU", "COUNT", "MEM GiB", "REGION", "PRICE/HOUR", "AVAILABLE");
         for o in &offers {
-            let text = |f: &str| o[f].as_str().unwrap_or("-").to_string();
+            let text = |f: &str| o[f].as_str().filter(|t| !t.is_empty()).unwrap_or("-").to_string();
             let price = o["price_per_hour"].as_f64().unwrap_or(0.0);
             let currency = text("currency");
-            let total = hours.map(|h| format!("{:.2} {currency}", price * h)).unwrap_or_default();
-            let available = if o["available"].as_bool() == Some(true) { "yes" } else { "no" };
-            println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {total}", text("provider"), text("gpu_type"), o["count"].to_string(), o["memory_gib"].to_string(), text("region"), format!("{price:.2} {currency}"), available);
+            let total = hours.map(|h| format!("{:<11} ", format!("{:.2} {currency}", price * h))).unwrap_or_default();
+            let available = match (o["source"].as_str(), o["available"].as_bool()) {
+                (Some("live"), Some(true)) => "yes",
+                (Some("live"), _) => "no",
+                _ => "?",
+            };
+            let source = if o["source"] == "live" { "live".to_string() } else { catalog_source(o) };
+            let provider = if o["provider"] == "" { format!("({})", text("plugin")) } else { text("provider") };
+            println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {total}{source}", provider, text("gpu_type"), o["count"].to_string(), o["memory_gib"].to_string(), text("region"), format!("{price:.2} {currency}"), available);
         }
     }
     for u in answer["unanswered"].as_array().into_iter().flatten() {
         println!("{}: no offers: {}", u["provider"].as_str().unwrap_or("-"), u["reason"].as_str().unwrap_or("-"));
     }
+}
+
+/// A catalog row's source, short: `catalog 2026-11-09`; `--json` has the whole of it.
+fn catalog_source(o: &serde_json::Value) -> String {
+    let source = o["source"].as_str().unwrap_or_default();
+    let day = source.strip_prefix("catalog, as of ").and_then(|rest| rest.get(..10)).unwrap_or("?");
+    format!("catalog {day}")
 }

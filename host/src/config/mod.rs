@@ -46,6 +46,8 @@ pub struct Config {
     pub federation: crate::federation::FederationConfig,
     /// `[providers.NAME]`, by name.
     pub providers: Vec<crate::providers::ProviderConfig>,
+    /// `[prices] file`: the owner's rows of the price catalog, read at every `offers` question.
+    pub prices_file: Option<PathBuf>,
 }
 
 /// The first command file of each mode (seed 001/004's `command_gpu.txt`, `command_gpus.txt`).
@@ -289,6 +291,10 @@ impl Config {
         if let Some(empty) = scheduler.burst_queues.iter().find(|q| q.trim_end_matches('*').is_empty()) {
             return Err(invalid("scheduler.burst_queues", format!("'{empty}' names no queue (a name, or a prefix ending in *)")));
         }
+        let prices_file = raw.prices.file.map(resolve);
+        if let Some(file) = &prices_file {
+            crate::providers::catalog::Catalog::load(Some(file)).map_err(|e| invalid("prices.file", e.to_string()))?;
+        }
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -302,6 +308,7 @@ impl Config {
             auth,
             federation,
             providers,
+            prices_file,
             plugins: PluginConfig {
                 dir: plugins.dir.map(resolve).unwrap_or_else(|| state_dir.join("plugins")),
                 cache_dir: state_dir.join("cache").join("plugins"),

@@ -25,6 +25,15 @@ pub struct RawConfig {
     pub federation: RawFederation,
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub prices: RawPrices,
+}
+
+/// `[prices]`: the owner's price catalog, beside the shipped one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrices {
+    pub file: Option<PathBuf>,
 }
 
 /// `[providers.NAME]`: one instance of a provider plugin.

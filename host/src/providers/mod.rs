@@ -6,6 +6,8 @@
 //! This part knows nothing of jobs or the scheduler: it answers calls and keeps each instance's
 //! health. The scheduler's remote jobs (`scheduler/remote.rs`) drives attempts with it.
 
+pub mod catalog;
+
 use crate::plugin::{HttpsTrust, PluginError, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderError, ProviderReply};
 use parking_lot::Mutex;
 use serde::Serialize;

@@ -146,10 +146,13 @@ struct OffersQuery {
     /// Memory wanted on each GPU.
     #[serde(default)]
     memory_mib: u64,
+    /// Also every fitting row of the offline price catalog, for clouds not configured here too.
+    #[serde(default)]
+    catalog: bool,
 }
 
 async fn offers(State(service): Shared, Params(query): Params<OffersQuery>) -> ApiResult<Json<Offers>> {
-    Ok(Json(service.offers(query.gpu, query.count.unwrap_or(1), query.memory_mib).await?))
+    Ok(Json(service.offers(query.gpu, query.count.unwrap_or(1), query.memory_mib, query.catalog).await?))
 }
 
 async fn reload_plugins(State(service): Shared) -> ApiResult<Json<Vec<PluginStatus>>> {
