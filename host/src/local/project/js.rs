@@ -4,8 +4,8 @@
 
 use super::{Files, WIT};
 use anyhow::{bail, Context};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const POLICY: &str = include_str!("../../../../plugins/examples/policy-cool-first-js/policy.js");
 const TEST: &str = include_str!("../../../../plugins/examples/policy-cool-first-js/policy.test.js");
@@ -55,25 +55,21 @@ fn package(dir: &Path) -> anyhow::Result<(String, String)> {
 
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let (name, main) = package(dir)?;
-    gantry::plugin::text::check_name(&name).map_err(|e| anyhow::anyhow!("{}: the package's name: {e}", dir.join(MANIFEST).display()))?;
+    let out = super::output(dir, MANIFEST, &name)?;
     let jco = dir.join("node_modules/.bin/jco");
     if !jco.exists() {
-        let status = Command::new("npm").current_dir(dir).args(["install", "--no-audit", "--no-fund"]).status().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("npm is not installed; it installs jco, which makes JavaScript policies components: install Node.js (apt-get install nodejs npm)"),
-            _ => anyhow::anyhow!("running npm: {e}"),
-        })?;
+        let install = "it installs jco, which makes JavaScript policies components: install Node.js (apt-get install nodejs npm)";
+        let status = super::run_tool(dir, Path::new("npm"), &[OsStr::new("install"), OsStr::new("--no-audit"), OsStr::new("--no-fund")], install)?;
         if !status.success() || !jco.exists() {
             bail!("npm install in {} did not install jco ({status})", dir.display());
         }
     }
-    let out = PathBuf::from("target").join(format!("{name}.wasm"));
-    std::fs::create_dir_all(dir.join("target")).with_context(|| format!("creating {}", dir.join("target").display()))?;
-    let status = Command::new(&jco)
-        .current_dir(dir)
-        .args(["componentize", &main, "--wit", "wit", "--world-name", "policy-plugin", "--backend", "qjs", "--backend-qjs-disable-async", "-o"])
-        .arg(&out)
-        .status()
-        .with_context(|| format!("running {}", jco.display()))?;
+    let args: Vec<&OsStr> = ["componentize", &main, "--wit", "wit", "--world-name", "policy-plugin", "--backend", "qjs", "--backend-qjs-disable-async", "-o"]
+        .into_iter()
+        .map(OsStr::new)
+        .chain([out.as_os_str()])
+        .collect();
+    let status = super::run_tool(dir, &jco, &args, "run npm install in the project")?;
     if !status.success() {
         bail!("jco componentize failed on {} ({status})", dir.join(&main).display());
     }

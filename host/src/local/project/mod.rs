@@ -38,6 +38,23 @@ fn readme_end(key: &str, name: &str) -> String {
     )
 }
 
+/// Where a project's component is built, relative to it (`target/NAME.wasm`), once its folder
+/// is made; the project's name is checked as the daemon checks plugin names.
+fn output(dir: &Path, manifest: &str, name: &str) -> anyhow::Result<PathBuf> {
+    gantry::plugin::text::check_name(name).map_err(|e| anyhow::anyhow!("{}: the project's name: {e}", dir.join(manifest).display()))?;
+    std::fs::create_dir_all(dir.join("target")).with_context(|| format!("creating {}", dir.join("target").display()))?;
+    Ok(PathBuf::from("target").join(format!("{name}.wasm")))
+}
+
+/// Runs a build tool in the project, its output on the caller's terminal; one that is not
+/// installed is named with how to install it.
+fn run_tool(dir: &Path, program: &Path, args: &[&std::ffi::OsStr], install: &str) -> anyhow::Result<std::process::ExitStatus> {
+    std::process::Command::new(program).current_dir(dir).args(args).status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("{} is not installed; {install}", program.display()),
+        _ => anyhow::anyhow!("running {}: {e}", program.display()),
+    })
+}
+
 fn files(kind: NewKind, lang: NewLang, name: &str) -> anyhow::Result<Files> {
     match (lang, kind) {
         (NewLang::Rust, _) => rust::files(kind, name),

@@ -3,8 +3,8 @@
 
 use super::{Files, WIT};
 use anyhow::{bail, Context};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const APP: &str = include_str!("../../../../plugins/examples/policy-cool-first-py/app.py");
 const TEST: &str = include_str!("../../../../plugins/examples/policy-cool-first-py/test_app.py");
@@ -57,19 +57,9 @@ fn project_name(dir: &Path) -> anyhow::Result<String> {
 }
 
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
-    let name = project_name(dir)?;
-    gantry::plugin::text::check_name(&name).map_err(|e| anyhow::anyhow!("{}: the project's name: {e}", dir.join(MANIFEST).display()))?;
-    let out = PathBuf::from("target").join(format!("{name}.wasm"));
-    std::fs::create_dir_all(dir.join("target")).with_context(|| format!("creating {}", dir.join("target").display()))?;
-    let status = Command::new("componentize-py")
-        .current_dir(dir)
-        .args(["-d", "wit", "-w", "policy-plugin", "componentize", "app", "-o"])
-        .arg(&out)
-        .status()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow::anyhow!("componentize-py is not installed; it makes Python policies components: pip install {TOOL}"),
-            _ => anyhow::anyhow!("running componentize-py: {e}"),
-        })?;
+    let out = super::output(dir, MANIFEST, &project_name(dir)?)?;
+    let args: Vec<&OsStr> = ["-d", "wit", "-w", "policy-plugin", "componentize", "app", "-o"].iter().map(OsStr::new).chain([out.as_os_str()]).collect();
+    let status = super::run_tool(dir, Path::new("componentize-py"), &args, &format!("it makes Python policies components: pip install {TOOL}"))?;
     if !status.success() {
         bail!("componentize-py failed on {} ({status})", dir.join("app.py").display());
     }
