@@ -185,3 +185,62 @@ fn a_javascript_policy_made_by_plugin_new_is_built_with_jco_and_places_the_daemo
     let none = tempfile::tempdir().expect("dir");
     a_policy_in("js", "cool-js", none.path(), &[&["npm", "install", "--no-audit", "--no-fund"], &["npm", "test"]]);
 }
+
+#[test]
+fn a_provider_made_by_plugin_new_hands_a_job_to_the_service_it_adapts() {
+    use crate::stub_api::{Answer, Request};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    // The example's job service: a job is queued at its first look, done at its second, and its
+    // log is its command. Asked again with the same key, it answers the same id.
+    let jobs: Arc<Mutex<BTreeMap<String, (String, u32)>>> = Arc::default();
+    let seen = jobs.clone();
+    let url = crate::stub_api::serve(
+        None,
+        Arc::new(move |r: &Request| {
+            if r.header("authorization") != Some("Bearer s3cret") {
+                return Answer::json(401, &json!({ "error": "no token" }));
+            }
+            let mut jobs = seen.lock().expect("jobs");
+            let id = r.path.strip_prefix("/api/jobs/").map(|rest| rest.trim_end_matches("/log").to_string());
+            match (r.method.as_str(), id) {
+                ("POST", None) if r.path == "/api/jobs" => {
+                    let body: Value = serde_json::from_slice(&r.body).expect("json body");
+                    let key = body["key"].as_str().expect("key").to_string();
+                    jobs.entry(key.clone()).or_insert_with(|| (body["command"].as_str().unwrap_or_default().to_string(), 0));
+                    Answer::json(201, &json!({ "id": key }))
+                }
+                ("GET", Some(id)) if r.path.ends_with("/log") => match jobs.get(&id) {
+                    Some((command, _)) => Answer::text(200, "text/plain", format!("ran: {command}\n")),
+                    None => Answer::json(404, &json!({ "error": "no such job" })),
+                },
+                ("GET", Some(id)) => match jobs.get_mut(&id) {
+                    Some((_, looks)) => {
+                        *looks += 1;
+                        Answer::json(200, &if *looks < 2 { json!({ "state": "queued" }) } else { json!({ "state": "succeeded", "exit_code": 0 }) })
+                    }
+                    None => Answer::json(404, &json!({ "error": "no such job" })),
+                },
+                _ => Answer::json(405, &json!({ "error": "not here" })),
+            }
+        }),
+    );
+
+    let g = Gantry::new();
+    let work = tempfile::tempdir().expect("work dir");
+    let made = g.command().current_dir(work.path()).args(["plugin", "new", "provider", "lab-jobs"]).output().expect("plugin new");
+    assert!(made.status.success() && stdout(&made).contains("made the provider plugin lab-jobs"), "{}", stderr(&made));
+    let built = g.command().current_dir(work.path().join("lab-jobs")).args(["plugin", "build", "--install"]).output().expect("plugin build");
+    assert!(built.status.success(), "{}\n{}", stdout(&built), stderr(&built));
+    assert!(stdout(&built).contains("built lab-jobs 0.1.0 (provider plugin") && stdout(&built).contains("under [providers.NAME]"), "{}", stdout(&built));
+
+    let token = g.token_file("lab.token", "s3cret");
+    let d = g.serve(&format!("{FAST}[providers.lab]\nplugin = \"lab-jobs\"\nbase_url = \"{url}/api\"\ntoken_file = \"{}\"\npoll_ms = 100\npoll_max_ms = 200\n", token.display()), &[]);
+    let id = d.submit(json!({ "commands": ["python train.py --seed 1"], "provider": "lab" }))[0];
+    let job = d.finished(id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let attempt = &job["attempts"][0];
+    assert_eq!((&attempt["remote"]["provider"], &attempt["exit_code"]), (&json!("lab"), &json!(0)), "{job:#}");
+    assert_eq!(d.log(id), "ran: python train.py --seed 1\n");
+    assert_eq!(jobs.lock().expect("jobs").len(), 1, "one job made there");
+}

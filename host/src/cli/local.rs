@@ -149,8 +149,8 @@ pub enum PluginCommand {
     },
     /// Load a component as the daemon would and print what it reports, or why it was refused.
     Check { file: PathBuf },
-    /// Make a plugin project in a new directory NAME (or --dir): the example policy or parser and
-    /// its tests, a README, and the SDK (`gantry-plugin`) and WIT it builds against.
+    /// Make a plugin project in a new directory NAME (or --dir): the example policy, parser or
+    /// provider adapter and its tests, a README, and the SDK and WIT it builds against.
     New {
         kind: NewKind,
         name: String,
@@ -171,12 +171,12 @@ pub enum PluginCommand {
     },
 }
 
-/// The kinds of plugin `gantry plugin new` can start (a provider is written with the
-/// `gantry-provider` crate, which projects don't carry yet).
+/// The kinds of plugin `gantry plugin new` can start.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NewKind {
     Policy,
     Parser,
+    Provider,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

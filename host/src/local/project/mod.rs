@@ -27,11 +27,22 @@ fn key(kind: NewKind) -> &'static str {
     match kind {
         NewKind::Policy => "policy",
         NewKind::Parser => "parser",
+        NewKind::Provider => "provider",
     }
 }
 
 /// How every README ends: how the daemon comes to use the plugin.
 fn readme_end(key: &str, name: &str) -> String {
+    if key == "provider" {
+        return format!(
+            "A daemon runs an installed provider plugin as the instances `gantry.toml` configures,\n\
+             from its next start:\n\n\
+             ```toml\n[providers.jobs]\nplugin = \"{name}\"\nbase_url = \"https://jobs.example.org/api\"\n\
+             # token_file = \"jobs.token\"   # sent as a bearer token\n```\n\n\
+             and `gantry submit --provider jobs -- CMD` hands a job to it. The guide is gantry's\n\
+             `docs/PLUGINS.md`.\n"
+        );
+    }
     format!(
         "A running daemon loads an installed plugin at once, and uses it once `gantry.toml` says\n\n\
          ```toml\n[plugins]\n{key} = \"{name}\"\n```\n\nThe guide is gantry's `docs/PLUGINS.md`.\n"
@@ -60,7 +71,7 @@ fn files(kind: NewKind, lang: NewLang, name: &str) -> anyhow::Result<Files> {
         (NewLang::Rust, _) => rust::files(kind, name),
         (NewLang::Python, NewKind::Policy) => Ok(python::files(name)),
         (NewLang::Js, NewKind::Policy) => Ok(js::files(name)),
-        (_, NewKind::Parser) => bail!("parsers are written in Rust (`gantry plugin new parser {name}`); Python and JavaScript projects are policies"),
+        (_, NewKind::Parser | NewKind::Provider) => bail!("parsers and providers are written in Rust (`gantry plugin new {} {name}`); Python and JavaScript projects are policies", key(kind)),
     }
 }
 
@@ -115,8 +126,14 @@ pub fn build(config: &Config, dir: &Path, install: bool) -> anyhow::Result<ExitC
         let partial = plugins.join(format!(".{}.wasm.partial", info.name));
         std::fs::copy(&component, &partial).with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &dest).with_context(|| format!("installing {}", dest.display()))?;
-        let key = info.kind.as_str();
-        println!("installed {}: a running daemon loads it now; `{key} = \"{}\"` under [plugins] in gantry.toml makes it the {key}", dest.display(), info.name);
+        match info.kind {
+            gantry::plugin::PluginKind::Provider => println!(
+                "installed {}: `plugin = \"{}\"` under [providers.NAME] in gantry.toml makes an instance of it, from the daemon's next start",
+                dest.display(),
+                info.name
+            ),
+            kind => println!("installed {}: a running daemon loads it now; `{kind} = \"{}\"` under [plugins] in gantry.toml makes it the {kind}", dest.display(), info.name),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -136,7 +153,7 @@ mod tests {
             assert!(text("README.md").contains("policy = \"hot-or-not\""));
         }
         let refused = files(NewKind::Parser, NewLang::Python, "lines").expect_err("parsers are Rust");
-        assert!(refused.to_string().contains("parsers are written in Rust"), "{refused}");
+        assert!(refused.to_string().contains("parsers and providers are written in Rust (`gantry plugin new parser lines`)"), "{refused}");
         for bad in ["", "Cool", "1cool", "co ol", "../cool"] {
             assert!(new(NewKind::Policy, NewLang::Python, bad, Some(PathBuf::from("/nonexistent/x"))).is_err(), "{bad:?}");
         }

@@ -16,6 +16,16 @@ const SDK_PARSER: &str = include_str!("../../../../plugins/gantry-plugin/src/par
 const SDK_GRANTS: &str = include_str!("../../../../plugins/gantry-plugin/src/grants.rs");
 const POLICY: &str = include_str!("../../../../plugins/examples/policy-cool-first/src/lib.rs");
 const PARSER: &str = include_str!("../../../../plugins/examples/parser-lines/src/lib.rs");
+const PROVIDER: &str = include_str!("../../../../plugins/examples/provider-jobs-api/src/lib.rs");
+const PROVIDER_SDK_MANIFEST: &str = include_str!("../../../../plugins/gantry-provider/Cargo.toml");
+/// The provider SDK's sources, by file name.
+const PROVIDER_SDK: [(&str, &str); 5] = [
+    ("lib.rs", include_str!("../../../../plugins/gantry-provider/src/lib.rs")),
+    ("http.rs", include_str!("../../../../plugins/gantry-provider/src/http.rs")),
+    ("settings.rs", include_str!("../../../../plugins/gantry-provider/src/settings.rs")),
+    ("sign.rs", include_str!("../../../../plugins/gantry-provider/src/sign.rs")),
+    ("testing.rs", include_str!("../../../../plugins/gantry-provider/src/testing.rs")),
+];
 /// Where the SDK sits in a project, laid out as in the workspace so its relative paths hold.
 const SDK_DIR: &str = "sdk";
 
@@ -31,6 +41,15 @@ fn package(name: &str, body: &str) -> String {
     format!("[package]\nname = \"{name}\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\n\n{body}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The provider SDK's own dependencies, with the workspace's `wit-bindgen` requirement in place
+/// of the workspace reference.
+fn provider_sdk_dependencies() -> anyhow::Result<String> {
+    let section = PROVIDER_SDK_MANIFEST.split("[dependencies]").nth(1).context("the provider SDK's manifest has no [dependencies]")?;
+    let lines: Vec<&str> = section.lines().take_while(|l| !l.starts_with('[')).filter(|l| !l.trim().is_empty()).collect();
+    let requirement = wit_bindgen_requirement()?;
+    Ok(lines.iter().map(|l| if l.starts_with("wit-bindgen") { requirement } else { l }).collect::<Vec<_>>().join("\n"))
+}
+
 /// The files of a new project, by path relative to its directory.
 pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
     let key = super::key(kind);
@@ -42,11 +61,16 @@ pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
             "one job per line, `QUEUE GPUS MEMORY_GB COMMAND…`",
             "gantry parse FILE                 # what the configured parser makes of a command file\n",
         ),
+        NewKind::Provider => (PROVIDER, "provider adapter", "a job service with a small REST API (`POST /jobs`, `GET /jobs/{id}`, its log, `DELETE`)", ""),
+    };
+    let dependencies = match kind {
+        NewKind::Provider => "gantry-provider = { path = \"sdk/plugins/gantry-provider\" }\nserde_json = \"1\"".to_string(),
+        _ => format!("gantry-plugin = {{ path = \"{SDK_DIR}/plugins/gantry-plugin\" }}"),
     };
     let manifest = package(
         name,
         &format!(
-            "[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngantry-plugin = {{ path = \"{SDK_DIR}/plugins/gantry-plugin\" }}\n\n\
+            "[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n{dependencies}\n\n\
              # The daemon compiles the component again whenever it loads it: a small build loads faster,\n\
              # and places as fast.\n[profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\npanic = \"abort\"\nstrip = true\n\n\
              # A workspace of its own, wherever the project is made.\n[workspace]\n"
@@ -61,12 +85,19 @@ pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
          gantry plugin build --install     # and into the plugin directory, where the daemon loads it\n{try_it}```\n\n{}",
         super::readme_end(key, name)
     );
-    Ok(vec![
+    let mut files: Files = vec![
         (MANIFEST.into(), manifest),
         ("src/lib.rs".into(), source.into()),
         ("README.md".into(), readme),
         (".gitignore".into(), "/target\n".into()),
         (format!("{SDK_DIR}/wit/gantry.wit"), WIT.into()),
+    ];
+    if kind == NewKind::Provider {
+        files.push((format!("{SDK_DIR}/plugins/gantry-provider/Cargo.toml"), package("gantry-provider", &format!("[dependencies]\n{}\n", provider_sdk_dependencies()?))));
+        files.extend(PROVIDER_SDK.iter().map(|(file, text)| (format!("{SDK_DIR}/plugins/gantry-provider/src/{file}"), text.to_string())));
+        return Ok(files);
+    }
+    files.extend([
         (format!("{SDK_DIR}/plugins/placement/Cargo.toml"), package("placement", &format!("[dependencies]\n{}\n", wit_bindgen_requirement()?))),
         (format!("{SDK_DIR}/plugins/placement/src/lib.rs"), PLACEMENT.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/Cargo.toml"), package("gantry-plugin", &format!("[dependencies]\nplacement = {{ path = \"../placement\" }}\n{}\n", wit_bindgen_requirement()?))),
@@ -74,7 +105,8 @@ pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/testing.rs"), SDK_TESTING.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/parser.rs"), SDK_PARSER.into()),
         (format!("{SDK_DIR}/plugins/gantry-plugin/src/grants.rs"), SDK_GRANTS.into()),
-    ])
+    ]);
+    Ok(files)
 }
 
 /// The name becomes the crate's too, and cargo wants a letter first.
@@ -146,6 +178,13 @@ mod tests {
         let parser = super::files(NewKind::Parser, "lines").expect("files");
         assert!(parser.iter().any(|(p, text)| p == "src/lib.rs" && text.contains("export_parser!")));
         assert!(parser.iter().any(|(p, text)| p == "README.md" && text.contains("parser = \"lines\"")));
+        let provider = super::files(NewKind::Provider, "jobs").expect("files");
+        let text = |path: &str| &provider.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("{path}")).1;
+        assert!(text(MANIFEST).contains("gantry-provider = { path = \"sdk/plugins/gantry-provider\" }"), "{}", text(MANIFEST));
+        let sdk = text("sdk/plugins/gantry-provider/Cargo.toml");
+        assert!(sdk.contains("wit-bindgen = { version = ") && sdk.contains("wasi = ") && sdk.contains("sha2 = ") && !sdk.contains("workspace"), "{sdk}");
+        assert!(text("src/lib.rs").contains("export_provider!") && text("sdk/plugins/gantry-provider/src/lib.rs").contains("path: \"../../wit\""));
+        assert!(text("README.md").contains("[providers.jobs]\nplugin = \"jobs\""), "{}", text("README.md"));
         for bad in ["1cool", "-cool", "_cool"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
