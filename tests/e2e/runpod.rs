@@ -562,3 +562,27 @@ fn without_live_prices_the_catalog_stands_in_and_live_ones_become_the_owners_cat
     assert!(!refused.status.success() && super::stderr(&refused).contains(&format!("`prices.file`: {}:5:13: invalid type", saved.display())), "{}", super::stderr(&refused));
     runpod.check();
 }
+
+#[test]
+fn a_bursting_job_whose_submission_went_unanswered_asks_there_again_before_it_runs_here() {
+    let runpod = RunPod::start();
+    runpod.state.lock().expect("state").lose_next_create = true;
+    let g = Gantry::new();
+    let d = g.serve(&runpod.config(&g, "runpod", ""), &["--simulate", "1"]);
+    // The one GPU is held for an hour by its limit: the bursting job goes to RunPod at once.
+    let blocker = d.submit(json!({ "commands": ["sleep 600"], "time_limit_s": 3600 }))[0];
+    d.wait_job(blocker, Duration::from_secs(30), |j| j["state"] == "running");
+    let id = d.submit(json!({ "commands": ["echo where"], "burst": { "providers": ["runpod"], "max_wait_ms": 60000 } }))[0];
+    let job = d.wait_job(id, Duration::from_secs(30), |j| j["unanswered"]["provider"] == "runpod");
+    assert_eq!(job["state"], "waiting", "the lost answer took the attempt back: {job:#}");
+    // Now the GPU here is free; but RunPod may have made the pod, so the job asks there first.
+    ok(g.run(&["cancel", &blocker.to_string()]));
+    let job = d.finished(id);
+    assert_eq!((job["state"].as_str(), remote(&job)["provider"].as_str()), (Some("succeeded"), Some("runpod")), "{job:#}");
+    assert!(job["attempts"].as_array().is_some_and(|a| a.iter().all(|a| a["gpus"] == json!([]))), "never ran here: {job:#}");
+    assert_eq!(d.log(id), "where\n");
+    let state = runpod.state.lock().expect("state");
+    assert_eq!((state.creates, state.create_requests), (1, 1), "found by its name, not made twice");
+    drop(state);
+    runpod.check();
+}

@@ -331,6 +331,9 @@ pub struct Job {
 pub struct UnansweredSubmit {
     pub provider: String,
     pub key: String,
+    /// When the first submission there went unanswered (ms since the Unix epoch).
+    #[serde(default)]
+    pub since_ms: u64,
 }
 
 /// What a job has used over all its attempts: what its owner is accounted for.

@@ -9,6 +9,10 @@ use super::Engine;
 use crate::model::{Job, JobId, JobState, WaitHere};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long a bursting job whose submission went unanswered waits for that provider to answer
+/// before it may run elsewhere.
+const UNANSWERED_PIN_MS: u64 = 3_600_000;
+
 /// A job that may burst, while it is unfinished.
 #[derive(Default)]
 pub(super) struct BurstWait {
@@ -33,6 +37,10 @@ impl Engine {
             }
             if job.spec.burst.is_none() {
                 local.push(id);
+                continue;
+            }
+            if let Some(provider) = self.pinned_to(job, now) {
+                remote.push((id, provider));
                 continue;
             }
             let since = *self.bursts.entry(id).or_default().since_ms.get_or_insert(now);
@@ -86,6 +94,17 @@ impl Engine {
             }
         }
         free_at
+    }
+
+    /// The provider a bursting job asks again before it runs anywhere else: the one whose
+    /// answer to its last submission was lost, which may have made the job anyway (asked again
+    /// with the same key, it finds it), for up to [`UNANSWERED_PIN_MS`] while it is configured.
+    /// After that the job may run elsewhere, and what the lost request may have made there is
+    /// not followed; the job's `unanswered` (provider, key, since when) says where to look.
+    fn pinned_to(&self, job: &Job, now: u64) -> Option<String> {
+        let unanswered = job.unanswered.as_ref()?;
+        let configured = self.remote.as_ref().is_some_and(|r| r.has(&unanswered.provider));
+        (configured && now.saturating_sub(unanswered.since_ms) < UNANSWERED_PIN_MS).then(|| unanswered.provider.clone())
     }
 
     /// The first of the job's providers it may go to now.

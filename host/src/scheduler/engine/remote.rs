@@ -158,11 +158,12 @@ impl Engine {
     /// provider is not asked again before its backoff ends.
     pub(super) fn remote_unavailable(&mut self, id: JobId, number: u32, provider: String, reason: String) -> Result<(), SchedulerError> {
         let Some(key) = self.current_remote(id, number).map(|r| r.key.clone()) else { return Ok(()) };
+        let now = self.now();
         // The request may have reached the provider and only its answer been lost.
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.unanswered = Some(UnansweredSubmit { provider: provider.clone(), key });
+            let since_ms = job.unanswered.as_ref().filter(|u| u.provider == provider && u.key == key).map_or(now, |u| u.since_ms);
+            job.unanswered = Some(UnansweredSubmit { provider: provider.clone(), key, since_ms });
         }
-        let now = self.now();
         let failures = self.provider_backoff.get(&provider).map_or(0, |b| b.failures);
         let delay = u64::try_from(unavailable_backoff(failures).as_millis()).unwrap_or(u64::MAX);
         self.provider_backoff.insert(provider, super::ProviderBackoff { until_ms: now.saturating_add(delay), failures: failures + 1, why: reason.clone() });
