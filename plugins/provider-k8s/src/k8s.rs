@@ -8,6 +8,12 @@ use serde_json::{json, Value};
 /// The label every Job and pod gantry makes carries, with the gantry job id as its value.
 pub const JOB_LABEL: &str = "gantry.dev/job-id";
 
+/// `options.gpu_resource` for Tencent Cloud TKE's qGPU, whose shares of a card are two resources:
+/// compute in percent of a card and memory in GiB.
+const QGPU: &str = "qgpu";
+const QGPU_CORE: &str = "tke.cloud.tencent.com/qgpu-core";
+const QGPU_MEMORY: &str = "tke.cloud.tencent.com/qgpu-memory";
+
 /// What the provider instance configures.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settings {
@@ -16,12 +22,23 @@ pub struct Settings {
     pub namespace: String,
     /// For jobs that name no image.
     pub image: Option<String>,
-    /// The extended resource GPUs are asked as.
+    /// The extended resource GPUs are asked as; `qgpu` for Tencent Cloud TKE's shared GPUs.
     pub gpu_resource: String,
+    /// With `qgpu`: the share of each GPU's compute a job gets, in percent (5 to 100, by 5s).
+    pub qgpu_core: u32,
     /// For jobs that give no timeout.
     pub time_limit_min: Option<u64>,
     /// How long a finished Job stays before Kubernetes deletes it (and its pod and log).
     pub ttl_s: u64,
+}
+
+/// TKE's qGPU hands out compute from 5 % of a card to a whole one, by 5s.
+fn qgpu_core(given: Option<u32>) -> Result<u32, ProviderError> {
+    match given {
+        None => Ok(100),
+        Some(core) if (5..=100).contains(&core) && core % 5 == 0 => Ok(core),
+        Some(core) => Err(ProviderError::InvalidConfig(format!("options.qgpu_core: {core} is not a share of a GPU's compute TKE's qGPU gives (5 to 100, by 5s)"))),
+    }
 }
 
 impl Settings {
@@ -36,6 +53,7 @@ impl Settings {
             namespace,
             image: instance.get("IMAGE"),
             gpu_resource: instance.get("GPU_RESOURCE").unwrap_or_else(|| "nvidia.com/gpu".into()),
+            qgpu_core: qgpu_core(instance.number("QGPU_CORE", "percent")?)?,
             time_limit_min: instance.number("TIME_LIMIT_MIN", "minutes")?,
             ttl_s: instance.number("TTL_S", "seconds")?.unwrap_or(3600),
         })
@@ -94,7 +112,15 @@ pub fn manifest(settings: &Settings, job: &JobConfig) -> Result<Value, ProviderE
     let labels = json!({ JOB_LABEL: gantry_id, "app.kubernetes.io/managed-by": "gantry" });
     let env: Vec<Value> = job.env.iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
     let mut limits = serde_json::Map::new();
-    if job.gpu.count > 0 {
+    if job.gpu.count > 0 && settings.gpu_resource == QGPU {
+        // qGPU asks for compute and memory over all of the job's cards (TKE splits both evenly
+        // between them); a job that names no memory gets whole cards, which is N × 100 of compute.
+        let core = if job.gpu.memory_gib == 0 { 100 } else { settings.qgpu_core };
+        limits.insert(QGPU_CORE.into(), json!(job.gpu.count.saturating_mul(core).to_string()));
+        if job.gpu.memory_gib > 0 {
+            limits.insert(QGPU_MEMORY.into(), json!(job.gpu.count.saturating_mul(job.gpu.memory_gib).to_string()));
+        }
+    } else if job.gpu.count > 0 {
         limits.insert(settings.gpu_resource.clone(), json!(job.gpu.count.to_string()));
     }
     if job.cpus > 0 {
@@ -247,6 +273,18 @@ mod tests {
         assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], "2");
         assert_eq!(container["env"][0], json!({ "name": "GANTRY_JOB_ID", "value": "7" }));
         assert!(container.get("workingDir").is_none(), "the host's directory means nothing in the instance's default image");
+    }
+
+    #[test]
+    fn on_tke_qgpu_a_job_asks_for_its_share_of_compute_and_its_memory_over_all_its_cards() {
+        let qgpu = Settings { gpu_resource: "qgpu".into(), qgpu_core: 50, ..settings() };
+        let limits = |job: &JobConfig| manifest(&qgpu, job).expect("valid")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clone();
+        assert_eq!(limits(&job()), json!({ "tke.cloud.tencent.com/qgpu-core": "100", "tke.cloud.tencent.com/qgpu-memory": "80" }), "2 GPUs at 50 % and 40 GiB each");
+        let mut whole = job();
+        whole.gpu.memory_gib = 0;
+        assert_eq!(limits(&whole), json!({ "tke.cloud.tencent.com/qgpu-core": "200" }), "no memory named: two whole cards");
+        assert_eq!(qgpu_core(None), Ok(100));
+        assert!(matches!(qgpu_core(Some(33)), Err(ProviderError::InvalidConfig(m)) if m.starts_with("options.qgpu_core: 33")));
     }
 
     #[test]
