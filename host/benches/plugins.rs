@@ -112,6 +112,18 @@ fn place(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // What the crossing is made of: the call alone, then the jobs, then the GPUs with and
+    // without their two strings (each string and list is a call into the guest's allocator).
+    let mut parts = c.benchmark_group("crossing_parts");
+    let (pending, gpus_in, rules) = input(64, 8);
+    let mut nothing = rules.clone();
+    nothing.params = vec![("fixture".into(), "none".into())];
+    let unnamed: Vec<GpuState> = gpus_in.iter().map(|g| GpuState { uuid: String::new(), name: String::new(), ..g.clone() }).collect();
+    for (label, jobs, gpus) in [("call", &pending[..0], &gpus_in[..0]), ("64_jobs", &pending[..], &gpus_in[..0]), ("8_gpus", &pending[..0], &gpus_in[..]), ("8_gpus_no_strings", &pending[..0], &unnamed[..])] {
+        parts.bench_function(label, |b| b.iter(|| assert!(crossing.place(jobs, gpus, &nothing).expect("answers").is_empty())));
+    }
+    parts.finish();
 }
 
 /// From the write of a new version to the first call answered by it: with the artifact cache warm

@@ -140,7 +140,9 @@ impl Service {
             offers.extend(others.into_iter().map(|row| OfferRow::from_catalog(String::new(), row, count)));
         }
         if let Err(e) = prices {
-            unanswered.push(Unanswered { provider: "price catalog".into(), reason: e.to_string() });
+            // The file's path and contents are the owner's business, not every reader's.
+            tracing::warn!(error = %e, "the price catalog's [prices] file is unreadable; offers are shown without the catalog");
+            unanswered.push(Unanswered { provider: "price catalog".into(), reason: "the owner's [prices] file could not be read; the daemon's log says why".into() });
         }
         offers.sort_by(|a, b| a.currency.cmp(&b.currency).then(a.price_per_hour.total_cmp(&b.price_per_hour)));
         Ok(Offers { here, offers, unanswered })
