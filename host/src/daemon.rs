@@ -54,6 +54,8 @@ pub enum DaemonError {
     NoShim(PathBuf),
     #[error(transparent)]
     Providers(#[from] crate::providers::ProvidersError),
+    #[error("[prices] file: {0}")]
+    Prices(#[from] crate::providers::catalog::CatalogError),
     #[error("a start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -131,6 +133,10 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         let (runtime, configs, node) = (plugins.clone(), config.providers.clone(), config.federation.node_name.clone());
         Arc::new(tokio::task::spawn_blocking(move || crate::providers::Providers::new(runtime, &configs, &node)).await??)
     };
+    // Checked at start, as the daemon reads it: the CLI of a user who can't read it still works.
+    if let Some(file) = config.prices_file.clone() {
+        tokio::task::spawn_blocking(move || crate::providers::catalog::Catalog::load(Some(&file))).await??;
+    }
 
     let db = state_dir.join("gantry.db");
     let store = {

@@ -553,13 +553,30 @@ fn without_live_prices_the_catalog_stands_in_and_live_ones_become_the_owners_cat
     let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--gpu", "A100 80GB PCIe", "--json"]))).expect("json");
     let rows: Vec<(&str, f64)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["region"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0))).collect();
     assert_eq!(rows, vec![("COMMUNITY", 1.19), ("SECURE", 1.89)], "the saved row replaces the shipped one of its cloud: {answer:#}");
+    // Spoilt while the daemon runs: the shipped rows stand in, and readers aren't told the file.
+    std::fs::write(&saved, "[[price]]\nplugin = \"provider-runpod\"\n").expect("spoil");
+    let answer: Value = serde_json::from_str(&ok(g.run(&["offers", "--gpu", "A100 80GB PCIe", "--json"]))).expect("json");
+    let rows: Vec<(&str, f64)> = answer["offers"].as_array().into_iter().flatten().map(|o| (o["region"].as_str().unwrap_or(""), o["price_per_hour"].as_f64().unwrap_or(-1.0))).collect();
+    assert_eq!(rows, vec![("COMMUNITY", 1.19), ("SECURE", 1.79)], "{answer:#}");
+    let why = answer["unanswered"].as_array().into_iter().flatten().find(|u| u["provider"] == "price catalog").unwrap_or_else(|| panic!("{answer:#}"));
+    assert!(!why["reason"].as_str().unwrap_or_default().contains(saved.to_str().expect("utf-8")), "{why:#}");
     drop(d);
 
+    // A daemon does not start on a catalog it can't read, and says where it is wrong.
     std::fs::write(&saved, "[[price]]\nplugin = \"provider-runpod\"\ngpu_type = \"A100\"\nmemory_gib = 80\non_demand = \"cheap\"\n").expect("bad catalog");
     let path = g.state.path().join("bad.toml");
     std::fs::write(&path, format!("[prices]\nfile = \"{}\"\n", saved.display())).expect("config");
-    let refused = g.run(&["--config", path.to_str().expect("utf-8"), "offers"]);
-    assert!(!refused.status.success() && super::stderr(&refused).contains(&format!("`prices.file`: {}:5:13: invalid type", saved.display())), "{}", super::stderr(&refused));
+    let mut serve = g.command().args(["--config", path.to_str().expect("utf-8"), "serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while serve.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("the daemon started on a catalog it can't read");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = serve.wait_with_output().expect("output");
+    assert!(!refused.status.success() && super::stderr(&refused).contains(&format!("[prices] file: {}:5:13: invalid type", saved.display())), "{}", super::stderr(&refused));
     runpod.check();
 }
 

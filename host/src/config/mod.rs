@@ -292,9 +292,6 @@ impl Config {
             return Err(invalid("scheduler.burst_queues", format!("'{empty}' names no queue (a name, or a prefix ending in *)")));
         }
         let prices_file = raw.prices.file.map(resolve);
-        if let Some(file) = &prices_file {
-            crate::providers::catalog::Catalog::load(Some(file)).map_err(|e| invalid("prices.file", e.to_string()))?;
-        }
 
         Ok(Config {
             source: path.map(Path::to_path_buf),

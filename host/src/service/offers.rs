@@ -88,13 +88,18 @@ impl Service {
             let config = self.config.read();
             (config.prices_file.clone(), config.providers.iter().map(|p| (p.name.clone(), p.plugin.clone())).collect::<std::collections::BTreeMap<_, _>>())
         };
-        let prices = tokio::task::spawn_blocking(move || Catalog::load(file.as_deref())).await.map_err(|e| super::ServiceError::Internal(e.to_string()))?;
+        let loaded = tokio::task::spawn_blocking(move || Catalog::load(file.as_deref())).await.map_err(|e| super::ServiceError::Internal(e.to_string()))?;
+        // Without the owner's file, the shipped rows still stand in.
+        let (prices, unreadable) = match loaded {
+            Ok(prices) => (prices, None),
+            Err(e) => (Catalog::load(None).unwrap_or_default(), Some(e)),
+        };
         let names = self.providers.names();
         let asks = names.iter().map(|name| self.providers.call(name, ProviderCall::Offers(spec.clone())));
         let answers = futures_util::future::join_all(asks).await;
         let (mut offers, mut unanswered) = (Vec::new(), Vec::new());
         let fitting = |plugin: &str| -> Vec<CatalogPrice> {
-            prices.as_ref().map(|c| c.prices.iter().filter(|p| p.plugin == plugin && p.offers(&spec.gpu_type, spec.memory_gib)).cloned().collect()).unwrap_or_default()
+            prices.prices.iter().filter(|p| p.plugin == plugin && p.offers(&spec.gpu_type, spec.memory_gib)).cloned().collect()
         };
         for (provider, answer) in names.into_iter().zip(answers) {
             let plugin = plugins.get(&provider).cloned().unwrap_or_default();
@@ -136,12 +141,12 @@ impl Service {
         }
         if catalog {
             let used: std::collections::BTreeSet<&String> = plugins.values().collect();
-            let others = prices.as_ref().map(|c| c.prices.iter().filter(|p| !used.contains(&p.plugin) && p.offers(&spec.gpu_type, spec.memory_gib)).collect::<Vec<_>>()).unwrap_or_default();
-            offers.extend(others.into_iter().map(|row| OfferRow::from_catalog(String::new(), row, count)));
+            let others = prices.prices.iter().filter(|p| !used.contains(&p.plugin) && p.offers(&spec.gpu_type, spec.memory_gib));
+            offers.extend(others.map(|row| OfferRow::from_catalog(String::new(), row, count)));
         }
-        if let Err(e) = prices {
+        if let Some(e) = unreadable {
             // The file's path and contents are the owner's business, not every reader's.
-            tracing::warn!(error = %e, "the price catalog's [prices] file is unreadable; offers are shown without the catalog");
+            tracing::warn!(error = %e, "the price catalog's [prices] file is unreadable; offers are shown with the shipped rows only");
             unanswered.push(Unanswered { provider: "price catalog".into(), reason: "the owner's [prices] file could not be read; the daemon's log says why".into() });
         }
         offers.sort_by(|a, b| a.currency.cmp(&b.currency).then(a.price_per_hour.total_cmp(&b.price_per_hour)));
