@@ -122,7 +122,8 @@ pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
                 _ => "?",
             };
             let source = if o["source"] == "live" { "live".to_string() } else { catalog_source(o) };
-            let provider = if o["provider"] == "" { format!("({})", text("plugin")) } else { text("provider") };
+            // A cloud no instance here is configured for: its plugin, short.
+            let provider = if o["provider"] == "" { format!("({})", text("plugin").trim_start_matches("provider-")) } else { text("provider") };
             println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {total}{source}", provider, text("gpu_type"), o["count"].to_string(), o["memory_gib"].to_string(), text("region"), format!("{price:.2} {currency}"), available);
         }
     }
