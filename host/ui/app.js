@@ -690,8 +690,8 @@ function waitOrPay() {
         o.offers.length === 0 ? h("p", { class: "muted" }, "No provider answered with prices.") : h("div", { class: "scroll" }, h("table", {},
           h("thead", {}, h("tr", {}, ["provider", "GPU", "count", "memory", "region", "per hour", "free now", "price from"].map((c) => h("th", {}, c)))),
           h("tbody", {}, o.offers.map((r) => h("tr", { "data-offer": r.provider }, h("td", {}, r.provider || `(${r.plugin})`), h("td", {}, r.gpu_type), h("td", {}, r.count), h("td", {}, `${r.memory_gib} GiB`), h("td", {}, r.region),
-            h("td", { class: "price" }, `${r.price_per_hour.toFixed(2)} ${r.currency}`), h("td", {}, r.source === "live" ? (r.available ? "yes" : "no") : "?"),
-            h("td", { title: r.source }, r.source === "live" ? "live" : `catalog, ${r.source.slice("catalog, as of ".length, "catalog, as of ".length + 10)}`)))))),
+            h("td", { class: "price" }, `${r.price_per_hour.toFixed(2)} ${r.currency}`), h("td", {}, r.as_of ? "?" : (r.available ? "yes" : "no")),
+            h("td", { title: r.source }, r.as_of ? `catalog, ${r.as_of}` : "live")))))),
         o.unanswered.map((u) => h("p", { class: "error" }, `${u.provider}: ${u.reason}`)));
     } catch (error) { showError(out, error); }
   };

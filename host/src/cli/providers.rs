@@ -64,7 +64,7 @@ fn save_catalog(answer: &serde_json::Value, path: &Path) -> anyhow::Result<usize
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|o| o["source"] == "live")
+        .filter(|o| o["as_of"].is_null())
         .filter_map(|o| {
             let count = o["count"].as_u64().filter(|&c| c > 0)?;
             let text = |f: &str| o[f].as_str().unwrap_or_default().to_string();
@@ -116,12 +116,16 @@ pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
             let price = o["price_per_hour"].as_f64().unwrap_or(0.0);
             let currency = text("currency");
             let total = hours.map(|h| format!("{:<11} ", format!("{:.2} {currency}", price * h))).unwrap_or_default();
-            let available = match (o["source"].as_str(), o["available"].as_bool()) {
-                (Some("live"), Some(true)) => "yes",
-                (Some("live"), _) => "no",
-                _ => "?",
+            // A catalog row can't tell whether the GPU is free now.
+            let available = match (o["as_of"].is_string(), o["available"].as_bool()) {
+                (true, _) => "?",
+                (false, Some(true)) => "yes",
+                (false, _) => "no",
             };
-            let source = if o["source"] == "live" { "live".to_string() } else { catalog_source(o) };
+            let source = match o["as_of"].as_str() {
+                Some(day) => format!("catalog {day}"),
+                None => "live".to_string(),
+            };
             // A cloud no instance here is configured for: its plugin, short.
             let provider = if o["provider"] == "" { format!("({})", text("plugin").trim_start_matches("provider-")) } else { text("provider") };
             println!("{:<14} {:<26} {:>5} {:>7} {:<10} {:>14} {:<9} {total}{source}", provider, text("gpu_type"), o["count"].to_string(), o["memory_gib"].to_string(), text("region"), format!("{price:.2} {currency}"), available);
@@ -130,11 +134,4 @@ pub fn print(answer: &serde_json::Value, hours: Option<f64>) {
     for u in answer["unanswered"].as_array().into_iter().flatten() {
         println!("{}: no offers: {}", u["provider"].as_str().unwrap_or("-"), u["reason"].as_str().unwrap_or("-"));
     }
-}
-
-/// A catalog row's source, short: `catalog 2026-11-09`; `--json` has the whole of it.
-fn catalog_source(o: &serde_json::Value) -> String {
-    let source = o["source"].as_str().unwrap_or_default();
-    let day = source.strip_prefix("catalog, as of ").and_then(|rest| rest.get(..10)).unwrap_or("?");
-    format!("catalog {day}")
 }

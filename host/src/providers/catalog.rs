@@ -5,8 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 const SHIPPED: &str = include_str!("../../../config/prices.toml");
+
+/// The shipped rows, parsed once: every `offers` question starts from them.
+static SHIPPED_ROWS: LazyLock<Result<Vec<CatalogPrice>, String>> =
+    LazyLock::new(|| parse(Path::new("config/prices.toml (shipped)"), SHIPPED).map(|file| file.price).map_err(|e| e.to_string()));
 
 /// Larger files are refused: a catalog is a few hundred rows.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -75,7 +80,7 @@ impl Catalog {
     /// The shipped rows, then the owner's file's: a row of the file replaces the shipped row of
     /// the same plugin, GPU type and region. Blocking: reads the file.
     pub fn load(file: Option<&Path>) -> Result<Catalog, CatalogError> {
-        let mut catalog = Catalog { prices: parse(Path::new("config/prices.toml (shipped)"), SHIPPED)?.price };
+        let mut catalog = Catalog { prices: SHIPPED_ROWS.clone().map_err(CatalogError::Invalid)? };
         if let Some(path) = file {
             let size = std::fs::metadata(path).map_err(|source| CatalogError::Read { path: path.into(), source })?.len();
             if size > MAX_FILE_BYTES {

@@ -47,6 +47,8 @@ pub struct OfferRow {
     pub available: bool,
     /// `live`, or where a catalog row's figures come from and the day they were read.
     pub source: String,
+    /// A catalog row's day, `YYYY-MM-DD`; `None` for a live offer.
+    pub as_of: Option<String>,
 }
 
 impl OfferRow {
@@ -62,6 +64,7 @@ impl OfferRow {
             currency: row.currency.clone(),
             available: false,
             source: format!("catalog, as of {}: {}", row.as_of, row.source),
+            as_of: Some(row.as_of.clone()),
         }
     }
 }
@@ -119,6 +122,7 @@ impl Service {
                         currency: o.currency,
                         available: o.available,
                         source: "live".into(),
+                        as_of: None,
                     })
                     .collect(),
                 Ok(ProviderReply::Offers(Err(e))) => {

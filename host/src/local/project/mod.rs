@@ -75,9 +75,18 @@ fn files(kind: NewKind, lang: NewLang, name: &str) -> anyhow::Result<Files> {
     }
 }
 
-pub fn new(kind: NewKind, lang: NewLang, name: &str, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// The name becomes the plugin's and the crate's or package's: the daemon's rule for plugin
+/// names, and a letter first, as cargo wants.
+fn check_name(name: &str) -> anyhow::Result<()> {
     gantry::plugin::text::check_name(name).map_err(|e| anyhow::anyhow!("the plugin: {e}"))?;
-    rust::check_name(name)?;
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        bail!("the plugin's name '{name}' must start with a letter (it names the crate or package too)");
+    }
+    Ok(())
+}
+
+pub fn new(kind: NewKind, lang: NewLang, name: &str, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    check_name(name)?;
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!("{} exists and is not empty: a new project needs a directory of its own", dir.display());

@@ -109,14 +109,6 @@ pub fn files(kind: NewKind, name: &str) -> anyhow::Result<Files> {
     Ok(files)
 }
 
-/// The name becomes the crate's too, and cargo wants a letter first.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        bail!("the plugin's name '{name}' must start with a letter (it is the crate's name too)");
-    }
-    Ok(())
-}
-
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     target_installed()?;
     cargo_build(&dir.join(MANIFEST))
@@ -186,7 +178,7 @@ mod tests {
         assert!(text("src/lib.rs").contains("export_provider!") && text("sdk/plugins/gantry-provider/src/lib.rs").contains("path: \"../../wit\""));
         assert!(text("README.md").contains("[providers.jobs]\nplugin = \"jobs\""), "{}", text("README.md"));
         for bad in ["1cool", "-cool", "_cool"] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
+            assert!(super::super::check_name(bad).is_err(), "{bad:?}");
         }
     }
 }
