@@ -103,6 +103,7 @@ pub struct Started {
     _pulling: Option<crate::federation::Running>,
     /// Reports to the federation master and pulls of slaves go through it.
     federation_client: ureq::Agent,
+    _foreign_use: crate::replay::foreign::Recorder,
 }
 
 /// Starts every part on `config`'s state directory and hands them to a [`Service`]. Must be
@@ -143,6 +144,10 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         let db = db.clone();
         tokio::task::spawn_blocking(move || Store::open(&db)).await??
     };
+    let foreign_log = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || crate::replay::foreign::ForeignLog::open(&db)).await??
+    };
     let (auth, notice) = {
         let (auth, dir) = (config.auth.clone(), state_dir.clone());
         let system = options.socket.as_ref().is_some_and(|s| s.shared);
@@ -177,6 +182,8 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
         gpus.clone(),
         policy,
     )?;
+    // After the scheduler, which tells the sampler which processes are its jobs'.
+    let foreign_use = crate::replay::foreign::Recorder::start(gpus.clone(), foreign_log).map_err(|source| DaemonError::Start { what: "the recorder of other people's GPU use", source })?;
     let config_source = config.source.clone();
     run_log::start(&scheduler, config.server.log_dir.clone()).map_err(|e| DaemonError::StateDir { path: config.server.log_dir.clone(), message: e.to_string() })?;
 
@@ -198,7 +205,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     let pulling = puller.start();
     let service = Arc::new(Service::new(Parts { scheduler, gpus, host, plugins, providers, auth, metrics, logs, config, nodes, puller, fleet: federation_client.clone() }));
     let rules_watcher = watch_rules(config_source, service.clone(), options.notices.clone());
-    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client })
+    Ok(Started { service, _lock: lock, _plugin_watcher: plugin_watcher, _rules_watcher: rules_watcher, _pulling: pulling, federation_client, _foreign_use: foreign_use })
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves or `POST /api/v1/shutdown` asks.

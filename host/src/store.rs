@@ -54,6 +54,13 @@ const MIGRATIONS: &[&str] = &[
          created_ms INTEGER NOT NULL,
          expires_ms INTEGER
      );",
+    // Other people's GPU use over time (`replay::foreign`), for traces.
+    "CREATE TABLE foreign_use (
+         at_ms INTEGER NOT NULL,
+         gpu INTEGER NOT NULL,
+         memory_mib INTEGER NOT NULL,
+         PRIMARY KEY (at_ms, gpu)
+     ) WITHOUT ROWID;",
 ];
 
 /// A connection with the settings every user of the database needs. Only [`Store::open`]

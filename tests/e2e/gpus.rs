@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 /// A process using `mib` on the listed GPUs of the simulated machine in `g`, and on no other
 /// test's machine.
-fn gpu_user(g: &Gantry, visible: &str, mib: u64) -> Child {
+pub fn gpu_user(g: &Gantry, visible: &str, mib: u64) -> Child {
     Command::new("sleep")
         .arg("60")
         .env("GANTRY_SIM_MACHINE", g.sim_machine())
@@ -17,7 +17,7 @@ fn gpu_user(g: &Gantry, visible: &str, mib: u64) -> Child {
         .expect("spawn sleep")
 }
 
-struct Reaped(Child);
+pub struct Reaped(pub Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {

@@ -44,7 +44,7 @@ fn a_saved_trace_replays_as_it_was_generated_and_a_bad_line_is_named() {
     let saved = g.state.path().join("week.jsonl");
     let generated = figures(&replay(&g, SHARING, &["--generate", "150", "--seed", "3", "--save", saved.to_str().expect("utf-8"), "--json"]));
     let text = std::fs::read_to_string(&saved).expect("saved");
-    assert!(text.starts_with("{\"gantry_trace\":1,\"machine\":\"8xH100\""), "{text}");
+    assert!(text.starts_with("{\"gantry_trace\":2,\"machine\":\"8xH100\""), "{text}");
     assert_eq!(text.lines().count(), 151, "a header and a line per job");
     let from_file = figures(&replay(&g, SHARING, &[saved.to_str().expect("utf-8"), "--json"]));
     assert_eq!(from_file["policies"], generated["policies"], "the configured policy on the same jobs");
@@ -110,11 +110,65 @@ fn a_trace_exported_from_a_daemon_replays_with_the_same_placements() {
     let trace = g.state.path().join("exported.jsonl");
     let out = g.run(&["trace", "export", "--since", "1h", "--output", trace.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("6 jobs exported on 4xRTX4090"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("6 jobs and "), "{}", stderr(&out));
     let text = std::fs::read_to_string(&trace).expect("trace");
-    assert_eq!(text.lines().count(), 7, "{text}");
+    assert_eq!(text.lines().filter(|l| !l.contains("\"foreign\"")).count(), 7, "a header and six jobs: {text}");
+    // Nobody else used the GPUs: what the daemon recorded says so for each.
+    let foreign: Vec<&str> = text.lines().filter(|l| l.contains("\"foreign\"")).collect();
+    assert!(foreign.len() >= 4 && foreign.iter().all(|l| l.contains("\"memory_mib\":0}")), "{text}");
     let replayed = figures(&replay(&g, SHARING, &[trace.to_str().expect("utf-8"), "--policy", "policy-best-fit", "--json"]));
     let score = &replayed["policies"][0];
     assert_eq!(score["placements"], serde_json::Value::Array(placed.clone()), "the daemon placed {placed:?}; the replay: {score:#}");
     assert_eq!(score["succeeded"], 6, "{score:#}");
+}
+
+/// Someone else's process on GPU 0 of a daemon, then gone: the daemon records their use, the
+/// export carries it, and the replay places around it where the daemon did. Without it the
+/// replay would have put the first job on the GPU that looked empty.
+#[test]
+fn other_peoples_use_is_recorded_exported_and_replayed() {
+    let g = Gantry::new();
+    let config = format!("{FAST}[plugins]\npolicy = \"policy-best-fit\"\n");
+    let d = g.serve(&config, &["--simulate", "2"]);
+    let trace = g.state.path().join("exported.jsonl");
+    let export = || {
+        let out = g.run(&["trace", "export", "--since", "1h", "--output", trace.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(&trace).expect("trace")
+    };
+    let wait_for_line = |wanted: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = export();
+            if text.lines().any(|l| l.contains(wanted)) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {wanted} in the export: {text}\n{}", g.daemon_log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let stranger = crate::gpus::Reaped(crate::gpus::gpu_user(&g, "0", 20_000));
+    wait_for_line("\"foreign\":{\"gpu\":0,\"memory_mib\":20000}");
+    // 8 GiB doesn't fit beside 20 GB on a 24 GiB GPU: both go to GPU 1, one after the other.
+    let job = serde_json::json!({ "commands": ["sleep 1"], "memory_mib": 8192 });
+    let mut ids = d.submit(job.clone());
+    ids.extend(d.submit(job.clone()));
+    for &id in &ids {
+        d.finished(id);
+    }
+    drop(stranger);
+    wait_for_line("\"foreign\":{\"gpu\":0,\"memory_mib\":0}");
+    ids.extend(d.submit(job));
+    let ran: Vec<serde_json::Value> = ids.iter().map(|&id| d.finished(id)).collect();
+    let placed: Vec<serde_json::Value> = ran.iter().map(|j| j["attempts"][0]["gpus"].clone()).collect();
+    assert_eq!(placed, [serde_json::json!([1]), serde_json::json!([1]), serde_json::json!([0])], "{ran:#?}");
+
+    let text = export();
+    assert!(text.starts_with("{\"gantry_trace\":2"), "{text}");
+    let replayed = figures(&replay(&g, "", &[trace.to_str().expect("utf-8"), "--policy", "policy-best-fit", "--json"]));
+    assert_eq!(replayed["policies"][0]["placements"], serde_json::Value::Array(placed), "{text}");
+    let without: Vec<&str> = text.lines().filter(|l| !l.contains("\"foreign\"")).collect();
+    std::fs::write(&trace, without.join("\n")).expect("write");
+    let blind = figures(&replay(&g, "", &[trace.to_str().expect("utf-8"), "--policy", "policy-best-fit", "--json"]));
+    assert_eq!(blind["policies"][0]["placements"][0], serde_json::json!([0]), "{blind:#}");
 }

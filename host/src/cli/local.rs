@@ -41,8 +41,9 @@ pub enum LocalCommand {
 
 #[derive(Subcommand)]
 pub enum TraceCommand {
-    /// Write the jobs this machine's daemon ran as a trace (JSON lines, docs/TRACES.md), read
-    /// from its state directory with your own rights.
+    /// Write the jobs this machine's daemon ran, and other people's GPU use as it recorded it,
+    /// as a trace (JSON lines, docs/TRACES.md), read from its state directory with your own
+    /// rights.
     Export(TraceExportArgs),
 }
 
@@ -62,7 +63,8 @@ pub struct TraceExportArgs {
 
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// A trace: JSON lines, a header naming the machine, then a job per line (docs/TRACES.md).
+    /// A trace: JSON lines, a header naming the machine, then a line per job or change of other
+    /// people's GPU use (docs/TRACES.md).
     #[arg(required_unless_present = "generate", conflicts_with = "generate")]
     pub trace: Option<PathBuf>,
     /// Replay N synthetic jobs instead (their distribution is in docs/TRACES.md).

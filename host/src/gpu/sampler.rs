@@ -69,6 +69,8 @@ struct Shared {
     latest: NodeGpus,
     ownership: Option<Ownership>,
     history: HashMap<u32, VecDeque<UsageSample>>,
+    /// Memory per GPU that a replay says other people hold, laid over the readings.
+    strangers: HashMap<u32, u64>,
 }
 
 pub struct GpuMonitor {
@@ -102,7 +104,7 @@ impl GpuMonitor {
         let config = SamplerConfig { interval: config.interval.max(SamplerConfig::MIN_INTERVAL), ..config };
         let capacity = usize::try_from(config.history.as_millis() / config.interval.as_millis().max(1)).unwrap_or(600).max(1);
         let latest = NodeGpus { simulated: reader.simulated(), driver: reader.driver_info(), sampled_at_ms: 0, gpus: vec![] };
-        let shared = Arc::new(RwLock::new(Shared { latest, ownership: None, history: HashMap::new() }));
+        let shared = Arc::new(RwLock::new(Shared { latest, ownership: None, history: HashMap::new(), strangers: HashMap::new() }));
         let (tx, changes) = watch::channel(0u64);
         let mut sampler = Sampler { reader, config: config.clone(), capacity, retries: HashMap::new(), shared: shared.clone(), changes: tx };
         sampler.sample();
@@ -120,6 +122,13 @@ impl GpuMonitor {
     /// From now on, samples split memory into gantry's own jobs' and everybody else's.
     pub fn set_ownership(&self, ownership: Ownership) {
         self.shared.write().ownership = Some(ownership);
+    }
+
+    /// A replay's other people: from now on summaries show each GPU of `memory_mib` with that
+    /// much more memory held by a process gantry did not start (replacing what was set before).
+    /// A trace records their use over time, which simulated GPUs can't hold.
+    pub fn set_strangers(&self, memory_mib: HashMap<u32, u64>) {
+        self.shared.write().strangers = memory_mib;
     }
 
     pub fn config(&self) -> &SamplerConfig {
@@ -159,7 +168,11 @@ impl GpuMonitor {
                 let foreign_peak_mib = recent.iter().map(|s| s.memory_foreign_mib).max().unwrap_or(0);
                 let utils: Vec<u32> = recent.iter().filter_map(|s| s.utilization_gpu).collect();
                 let utilization_mean = (!utils.is_empty()).then(|| utils.iter().sum::<u32>() / utils.len() as u32);
-                GpuSummary { reading: reading.clone(), memory_peak_mib, foreign_peak_mib, utilization_mean }
+                let summary = GpuSummary { reading: reading.clone(), memory_peak_mib, foreign_peak_mib, utilization_mean };
+                match shared.strangers.get(&reading.index()) {
+                    Some(&mib) if mib > 0 => with_stranger(summary, mib),
+                    _ => summary,
+                }
             })
             .collect()
     }
@@ -169,6 +182,18 @@ impl GpuMonitor {
         let shared = self.shared.read();
         shared.history.get(&index).map(|h| h.iter().filter(|s| s.at_ms >= since_ms).copied().collect()).unwrap_or_default()
     }
+}
+
+/// `summary` with one more process, gantry's no job's, holding `mib`.
+fn with_stranger(mut summary: GpuSummary, mib: u64) -> GpuSummary {
+    if let GpuReading::Available(gpu) = &mut summary.reading {
+        gpu.memory_used_mib = gpu.memory_used_mib.saturating_add(mib);
+        gpu.memory_free_mib = gpu.memory_free_mib.saturating_sub(mib);
+        gpu.processes.push(super::GpuProcess { pid: 0, kind: super::ProcessKind::Compute, used_memory_mib: Some(mib), user: None, command: None, job: None });
+        summary.memory_peak_mib = summary.memory_peak_mib.saturating_add(mib);
+        summary.foreign_peak_mib = summary.foreign_peak_mib.saturating_add(mib);
+    }
+    summary
 }
 
 impl Drop for GpuMonitor {

@@ -4,6 +4,7 @@ use crate::cli::local::{TraceCommand, TraceExportArgs};
 use anyhow::Context;
 use gantry::config::Config;
 use gantry::gpu::{open_gpus, SimSpec};
+use gantry::replay::foreign::ForeignLog;
 use gantry::store::Store;
 use std::process::ExitCode;
 
@@ -24,12 +25,14 @@ fn export(config: &Config, args: TraceExportArgs) -> anyhow::Result<ExitCode> {
         None => this_machine(config)?,
     };
     let since_ms = gantry::model::now_ms().saturating_sub(u64::try_from(args.since.as_millis()).unwrap_or(u64::MAX));
-    let (trace, unfinished) = gantry::replay::export::export(&jobs, since_ms, &machine);
+    let foreign = ForeignLog::open(&db).and_then(|log| log.read(since_ms)).with_context(|| format!("reading {}", db.display()))?;
+    let (trace, unfinished) = gantry::replay::export::export(&jobs, &foreign, since_ms, &machine);
     match &args.output {
         Some(path) => std::fs::write(path, trace.to_lines()).with_context(|| format!("writing {}", path.display()))?,
         None => print!("{}", trace.to_lines()),
     }
-    eprintln!("gantry: {} jobs exported on {machine}{}", trace.jobs.len(), if unfinished > 0 { format!("; {unfinished} not yet ended are left out") } else { String::new() });
+    let unfinished = if unfinished > 0 { format!("; {unfinished} not yet ended are left out") } else { String::new() };
+    eprintln!("gantry: {} jobs and {} changes of other people's GPU use exported on {machine}{unfinished}", trace.jobs.len(), trace.foreign.len());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,23 +2,39 @@
 //! came, how long they ran and how they ended, so that `gantry replay` can try other policies on
 //! last week's work.
 
-use super::trace::{Header, Trace, TraceJob, VERSION};
+use super::foreign::ForeignRow;
+use super::trace::{ForeignLine, ForeignUse, Header, Trace, TraceJob, VERSION};
 use crate::gpu::SimSpec;
 use crate::model::Job;
 
-/// The trace of `jobs` submitted at or after `since_ms` that ended, in submission order, and
-/// how many of those were left out because they have not ended (no duration to replay).
+/// The trace of `jobs` submitted at or after `since_ms` that ended, in submission order, with
+/// other people's GPU use from `foreign` (as [`super::foreign::ForeignLog::read`] gives it), and
+/// how many jobs were left out because they have not ended (no duration to replay).
+///
+/// The trace starts at the first job's submission or the first change of other people's use
+/// after `since_ms`, whichever came first; what they held before that is said at its start.
+/// Their use of a GPU the machine doesn't have is left out, and more than one of its GPUs holds
+/// is cut to what it holds (both only where `--machine` names another machine).
 ///
 /// Each job becomes one line from its last attempt: its GPU count and run time, and its exit
 /// code (a signal `s` as `128 + s`, as a shell reports it; an attempt lost without one as 1),
 /// with no retries, so that the replay runs each as often as it ran last. A queue is kept when
 /// the job shares it with others (a run's queues, `--queue`); an array's own queue is not, so
 /// its elements replay independently of its `%N` limit, which the format does not carry.
-pub fn export(jobs: &[Job], since_ms: u64, machine: &SimSpec) -> (Trace, usize) {
+pub fn export(jobs: &[Job], foreign: &[ForeignRow], since_ms: u64, machine: &SimSpec) -> (Trace, usize) {
     let mut chosen: Vec<&Job> = jobs.iter().filter(|j| j.submitted_ms >= since_ms).collect();
     chosen.sort_by_key(|j| (j.submitted_ms, j.id));
     let unfinished = chosen.iter().filter(|j| !j.state.is_final()).count();
-    let start = chosen.first().map_or(0, |j| j.submitted_ms);
+    let first_change = foreign.iter().map(|f| f.at_ms).find(|&at| at >= since_ms);
+    let start = chosen.first().map(|j| j.submitted_ms).into_iter().chain(first_change).min().unwrap_or(since_ms);
+    let foreign = foreign
+        .iter()
+        .filter(|f| f.gpu < machine.count)
+        .map(|f| ForeignLine {
+            at_s: seconds(f.at_ms.saturating_sub(start)),
+            foreign: ForeignUse { gpu: f.gpu, memory_mib: f.memory_mib.min(machine.model.memory_mib) },
+        })
+        .collect();
     let lines = chosen
         .into_iter()
         .filter(|j| j.state.is_final())
@@ -42,7 +58,7 @@ pub fn export(jobs: &[Job], since_ms: u64, machine: &SimSpec) -> (Trace, usize) 
         })
         .collect();
     let header = Header { gantry_trace: VERSION, machine: machine.to_string(), source: Some(format!("gantry trace export, jobs submitted since {}", crate::model::iso_time(since_ms))) };
-    (Trace { header, machine: machine.clone(), jobs: lines }, unfinished)
+    (Trace { header, machine: machine.clone(), jobs: lines, foreign }, unfinished)
 }
 
 fn seconds(ms: u64) -> f64 {

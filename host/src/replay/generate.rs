@@ -88,7 +88,7 @@ pub fn generate(count: usize, seed: u64, machine: &SimSpec) -> Trace {
         }
     }
     let header = Header { gantry_trace: VERSION, machine: machine.to_string(), source: Some(format!("gantry replay --generate {count} --seed {seed}")) };
-    Trace { header, machine: machine.clone(), jobs }
+    Trace { header, machine: machine.clone(), jobs, foreign: Vec::new() }
 }
 
 /// Seconds kept to the millisecond, so that a trace written and read back is the same trace.

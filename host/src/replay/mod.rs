@@ -6,9 +6,11 @@
 //! - `trace`: the trace format (docs/TRACES.md);
 //! - `generate`: synthetic traces with a documented distribution;
 //! - `score`: the figures, and the side-by-side table;
-//! - `export`: a daemon's finished jobs as a trace.
+//! - `export`: a daemon's finished jobs as a trace;
+//! - `foreign`: other people's GPU use over time, as the daemon records it for export.
 
 pub mod export;
+pub mod foreign;
 pub mod generate;
 pub mod score;
 pub mod trace;
@@ -55,8 +57,9 @@ pub fn run(config: &Config, plugins: &Arc<PluginRuntime>, trace: &Trace, policie
     let chosen: Vec<(String, String)> = policies.iter().map(|given| Ok((label(given), policy_name(plugins, given)?))).collect::<Result<_, ReplayError>>()?;
     let scratch = tempfile::Builder::new().prefix("gantry-replay-").tempdir().map_err(ReplayError::Scratch)?;
     let (reader, _) = open_gpus(&GpuMode::Simulate(trace.machine.clone()), Path::new("/nonexistent/libnvidia-ml.so.1"), &scratch.path().join("sim"))?;
-    // One reading for the whole replay: a trace says nothing of temperatures or foreign use over
-    // time, and a sampler moving on the wall clock would make two runs' figures differ.
+    // One reading for the whole replay: a trace says nothing of temperatures or utilisation over
+    // time, and a sampler moving on the wall clock would make two runs' figures differ. Other
+    // people's memory, which a trace does carry, the replay lays over this reading.
     let once = SamplerConfig { interval: Duration::from_secs(366 * 86_400), ..SamplerConfig::default() };
     let gpus = Arc::new(GpuMonitor::start(reader, once).map_err(ReplayError::Scratch)?);
     let workload = trace.workload(START_MS);
@@ -153,6 +156,20 @@ mod tests {
         // 600 s, an hour's backoff, 600 s again.
         assert_eq!(score.makespan_s, 4800.0, "{score:#?}");
         assert!((score.gpu_hours_used - 1200.0 / 3600.0).abs() < 1e-9, "{score:#?}");
+    }
+
+    /// Someone else holds most of GPU 0 for the first hour: a job that needs more than is left
+    /// there goes to GPU 1, and one that arrives while GPU 1 is busy waits for the hour's end,
+    /// not for a GPU that would have looked empty without the trace's foreign lines.
+    #[test]
+    fn other_peoples_use_takes_memory_for_as_long_as_the_trace_says() {
+        let trace = "{\"gantry_trace\": 2, \"machine\": \"2xA100\"}\n{\"at_s\": 0, \"foreign\": {\"gpu\": 0, \"memory_mib\": 70000}}\n{\"at_s\": 0, \"duration_s\": 7200, \"memory_mib\": 20000}\n{\"at_s\": 60, \"duration_s\": 60, \"memory_mib\": 20000}\n{\"at_s\": 3600, \"foreign\": {\"gpu\": 0, \"memory_mib\": 0}}\n";
+        let [score] = &replay(trace, "", &["policy-best-fit"])[..] else { panic!("one score") };
+        assert_eq!(score.placements, vec![Some(vec![1]), Some(vec![0])], "{score:#?}");
+        assert_eq!((score.wait_p95_s, score.succeeded), (3540.0, 2), "{score:#?}");
+        let without = trace.lines().filter(|l| !l.contains("foreign")).collect::<Vec<_>>().join("\n");
+        let [score] = &replay(&without, "", &["policy-best-fit"])[..] else { panic!("one score") };
+        assert_eq!((score.placements[1].as_ref().map(Vec::len), score.wait_p95_s), (Some(1), 0.0), "{score:#?}");
     }
 
     #[test]

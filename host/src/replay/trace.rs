@@ -1,13 +1,15 @@
-//! The trace format, version 1 (docs/TRACES.md): JSON lines, a header naming the machine, then
-//! one job per line in the order they were submitted.
+//! The trace format, version 2 (docs/TRACES.md): JSON lines, a header naming the machine, then
+//! one line per job in the order they were submitted and, in the same order of time, a line
+//! whenever other people's use of a GPU changed. Version 1, which has no such lines, still reads.
 
 use crate::gpu::SimSpec;
 use crate::model::{Batch, GpuCount, JobSpec};
-use crate::scheduler::ReplayJob;
+use crate::scheduler::{ForeignChange, ReplayJob, Workload};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const VERSION: u32 = 1;
+/// The version written; every version from 1 up to it reads.
+pub const VERSION: u32 = 2;
 
 /// A trace is read whole; past this it is refused rather than let grow without bound.
 pub const MAX_BYTES: u64 = 256 << 20;
@@ -63,6 +65,22 @@ pub struct TraceJob {
     pub retries: Option<u32>,
 }
 
+/// A line saying that, from `at_s` on, processes gantry did not start hold `memory_mib` of GPU
+/// `gpu` (until the next such line for that GPU).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignLine {
+    pub at_s: f64,
+    pub foreign: ForeignUse,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignUse {
+    pub gpu: u32,
+    pub memory_mib: u64,
+}
+
 fn one() -> u32 {
     1
 }
@@ -77,6 +95,8 @@ pub struct Trace {
     pub header: Header,
     pub machine: SimSpec,
     pub jobs: Vec<TraceJob>,
+    /// Other people's GPU use over time, in the order of time.
+    pub foreign: Vec<ForeignLine>,
 }
 
 impl Trace {
@@ -97,43 +117,61 @@ impl Trace {
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
         let Some((first, header)) = lines.next() else { return Err(at(1, "empty: a trace starts with its header line".into())) };
         let header: Header = serde_json::from_str(header).map_err(|e| at(first, format!("the header: {e}")))?;
-        if header.gantry_trace != VERSION {
-            return Err(at(first, format!("gantry_trace {} is not a version this gantry reads (it reads {VERSION})", header.gantry_trace)));
+        if !(1..=VERSION).contains(&header.gantry_trace) {
+            return Err(at(first, format!("gantry_trace {} is not a version this gantry reads (it reads 1 to {VERSION})", header.gantry_trace)));
         }
         let machine: SimSpec = header.machine.parse().map_err(|e: crate::gpu::GpuError| at(first, format!("machine: {e}")))?;
-        let mut jobs = Vec::new();
+        let (mut jobs, mut foreign) = (Vec::new(), Vec::new());
         let mut last_at = 0.0;
         for (line, text) in lines {
-            let job: TraceJob = serde_json::from_str(text).map_err(|e| at(line, e.to_string()))?;
-            for (field, value) in [("at_s", job.at_s), ("duration_s", job.duration_s)] {
-                if !value.is_finite() || !(0.0..=MAX_SECONDS).contains(&value) {
-                    return Err(at(line, format!("{field}: must be 0 to {MAX_SECONDS} seconds, got {value}")));
+            let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| at(line, e.to_string()))?;
+            let at_s = if fields.contains_key("foreign") {
+                if header.gantry_trace < 2 {
+                    return Err(at(line, "foreign: other people's GPU use is a line of version 2; say \"gantry_trace\": 2 in the header".into()));
                 }
+                let use_: ForeignLine = serde_json::from_value(fields.into()).map_err(|e| at(line, e.to_string()))?;
+                use_.check(&machine).map_err(|message| at(line, message))?;
+                let at_s = use_.at_s;
+                foreign.push(use_);
+                at_s
+            } else {
+                let job: TraceJob = serde_json::from_value(fields.into()).map_err(|e| at(line, e.to_string()))?;
+                seconds("duration_s", job.duration_s).map_err(|message| at(line, message))?;
+                // Checked as a submission is, and named by the trace's own field.
+                Batch::new(vec![job.spec()]).map_err(|e| at(line, format!("{}: {}", e.field.trim_start_matches("jobs[0]."), e.message)))?;
+                let at_s = job.at_s;
+                jobs.push(job);
+                at_s
+            };
+            seconds("at_s", at_s).map_err(|message| at(line, message))?;
+            if at_s < last_at {
+                return Err(at(line, format!("at_s: {at_s} is before the line above's {last_at}; a trace is in the order of time")));
             }
-            if job.at_s < last_at {
-                return Err(at(line, format!("at_s: {} is before the line above's {last_at}; a trace is in submission order", job.at_s)));
-            }
-            last_at = job.at_s;
-            // Checked as a submission is, and named by the trace's own field.
-            Batch::new(vec![job.spec()]).map_err(|e| at(line, format!("{}: {}", e.field.trim_start_matches("jobs[0]."), e.message)))?;
-            jobs.push(job);
+            last_at = at_s;
         }
-        Ok(Trace { header, machine, jobs })
+        Ok(Trace { header, machine, jobs, foreign })
     }
 
-    /// The trace as it is written: the header, then a line per job.
+    /// The trace as it is written: the header, then the jobs and other people's use in the order
+    /// of time (a change of use before a job submitted at the same instant).
     pub fn to_lines(&self) -> String {
+        let mut lines: Vec<(f64, bool, serde_json::Result<String>)> = Vec::with_capacity(self.jobs.len() + self.foreign.len());
+        lines.extend(self.foreign.iter().map(|f| (f.at_s, false, serde_json::to_string(f))));
+        lines.extend(self.jobs.iter().map(|j| (j.at_s, true, serde_json::to_string(j))));
+        // Stable: each kind keeps its own order.
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut out = String::new();
-        for line in std::iter::once(serde_json::to_string(&self.header)).chain(self.jobs.iter().map(serde_json::to_string)) {
+        for line in std::iter::once(serde_json::to_string(&self.header)).chain(lines.into_iter().map(|(.., line)| line)) {
             out.push_str(&line.unwrap_or_default());
             out.push('\n');
         }
         out
     }
 
-    /// The jobs as the replay submits them, on a clock that starts at `start_ms`.
-    pub fn workload(&self, start_ms: u64) -> Vec<ReplayJob> {
-        self.jobs
+    /// The workload as the replay runs it, on a clock that starts at `start_ms`.
+    pub fn workload(&self, start_ms: u64) -> Workload {
+        let jobs = self
+            .jobs
             .iter()
             .map(|job| ReplayJob {
                 at_ms: start_ms + millis(job.at_s),
@@ -142,8 +180,27 @@ impl Trace {
                 exit_code: job.exit_code,
                 peak_mib: job.peak_mib,
             })
-            .collect()
+            .collect();
+        let foreign = self.foreign.iter().map(|f| ForeignChange { at_ms: start_ms + millis(f.at_s), gpu: f.foreign.gpu, memory_mib: f.foreign.memory_mib }).collect();
+        Workload { jobs, foreign }
     }
+}
+
+impl ForeignLine {
+    fn check(&self, machine: &SimSpec) -> Result<(), String> {
+        if self.foreign.gpu >= machine.count {
+            return Err(format!("foreign.gpu: {} is not a GPU of {machine} (0 to {})", self.foreign.gpu, machine.count - 1));
+        }
+        if self.foreign.memory_mib > machine.model.memory_mib {
+            return Err(format!("foreign.memory_mib: {} MiB is more than a GPU of {machine} holds ({} MiB)", self.foreign.memory_mib, machine.model.memory_mib));
+        }
+        Ok(())
+    }
+}
+
+/// A time or duration a trace may hold.
+fn seconds(field: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && (0.0..=MAX_SECONDS).contains(&value) { Ok(()) } else { Err(format!("{field}: must be 0 to {MAX_SECONDS} seconds, got {value}")) }
 }
 
 /// A year: no trace's offsets or durations need more, and milliseconds of it fit any clock.
@@ -174,6 +231,7 @@ mod tests {
     use super::*;
 
     const HEADER: &str = r#"{"gantry_trace": 1, "machine": "2xA100"}"#;
+    const V2: &str = r#"{"gantry_trace": 2, "machine": "2xA100"}"#;
 
     #[test]
     fn a_trace_reads_and_writes_back_the_same() {
@@ -182,15 +240,34 @@ mod tests {
         assert_eq!((trace.machine.count, trace.jobs.len(), trace.jobs[1].gpus), (2, 2, 2));
         let again = Trace::parse("again", &trace.to_lines()).expect("its own output reads");
         assert_eq!(again.jobs, trace.jobs);
-        let workload = trace.workload(1000);
+        let workload = trace.workload(1000).jobs;
         assert_eq!((workload[1].at_ms, workload[1].duration_ms, workload[1].exit_code), (2500, 2000, 3));
+    }
+
+    #[test]
+    fn other_peoples_use_is_read_in_its_place_in_time_and_written_back_there() {
+        let text = "{\"gantry_trace\": 2, \"machine\": \"2xA100\"}\n{\"at_s\": 0, \"foreign\": {\"gpu\": 1, \"memory_mib\": 70000}}\n{\"at_s\": 0, \"duration_s\": 60}\n{\"at_s\": 30, \"foreign\": {\"gpu\": 1, \"memory_mib\": 0}}\n{\"at_s\": 45, \"duration_s\": 1}\n";
+        let trace = Trace::parse("t.jsonl", text).expect("valid");
+        assert_eq!((trace.jobs.len(), trace.foreign.len()), (2, 2));
+        let kinds = |text: &str| text.lines().map(|l| if l.contains("foreign") { 'f' } else { 'j' }).collect::<String>();
+        assert_eq!(kinds(&trace.to_lines()), "jfjfj", "{}", trace.to_lines());
+        let again = Trace::parse("again", &trace.to_lines()).expect("its own output reads");
+        assert_eq!((again.jobs, again.foreign), (trace.jobs.clone(), trace.foreign.clone()));
+        let workload = trace.workload(1000);
+        assert_eq!(workload.foreign, vec![ForeignChange { at_ms: 1000, gpu: 1, memory_mib: 70000 }, ForeignChange { at_ms: 31000, gpu: 1, memory_mib: 0 }]);
     }
 
     #[test]
     fn bad_lines_are_named_with_their_field() {
         let cases = [
             ("", "t:1: empty"),
-            (r#"{"gantry_trace": 2, "machine": "1"}"#, "t:1: gantry_trace 2"),
+            (r#"{"gantry_trace": 3, "machine": "1"}"#, "t:1: gantry_trace 3"),
+            (&format!("{HEADER}\n{{\"at_s\": 0, \"foreign\": {{\"gpu\": 0, \"memory_mib\": 1}}}}"), "t:2: foreign: other people's GPU use is a line of version 2"),
+            (&format!("{V2}\n{{\"at_s\": 0, \"foreign\": {{\"gpu\": 2, \"memory_mib\": 1}}}}"), "t:2: foreign.gpu: 2 is not a GPU of 2xA100 (0 to 1)"),
+            (&format!("{V2}\n{{\"at_s\": 0, \"foreign\": {{\"gpu\": 0, \"memory_mib\": 90000}}}}"), "t:2: foreign.memory_mib: 90000 MiB is more than"),
+            (&format!("{V2}\n{{\"at_s\": 0, \"foreign\": {{\"gpu\": 0}}}}"), "t:2: missing field `memory_mib`"),
+            (&format!("{V2}\n{{\"at_s\": 5, \"duration_s\": 1}}\n{{\"at_s\": 4, \"foreign\": {{\"gpu\": 0, \"memory_mib\": 1}}}}"), "t:3: at_s: 4 is before"),
+            (&format!("{V2}\n[1]"), "t:2: invalid type"),
             (r#"{"gantry_trace": 1, "machine": "2xB9000"}"#, "t:1: machine: "),
             (&format!("{HEADER}\n{{\"at_s\": 5, \"duration_s\": 1}}\n{{\"at_s\": 4, \"duration_s\": 1}}"), "t:3: at_s: 4 is before"),
             (&format!("{HEADER}\n{{\"at_s\": 0, \"duration_s\": -1}}"), "t:2: duration_s: must be"),

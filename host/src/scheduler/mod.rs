@@ -19,7 +19,7 @@ mod launcher;
 mod messages;
 mod remote;
 
-pub use engine::{replay, ReplayJob, Replayed};
+pub use engine::{replay, ForeignChange, ReplayJob, Replayed, Workload};
 pub use messages::{JobToken, RunRequest, SchedulerError, SchedulerOptions};
 
 use crate::gpu::GpuMonitor;

@@ -26,7 +26,7 @@ mod views;
 #[cfg(test)]
 mod tests;
 
-pub use replay::{replay, ReplayJob, Replayed};
+pub use replay::{replay, ForeignChange, ReplayJob, Replayed, Workload};
 
 use super::gpus::{ownership, Observation};
 use super::launcher::Launcher;

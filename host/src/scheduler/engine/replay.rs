@@ -32,6 +32,22 @@ pub struct ReplayJob {
     pub peak_mib: Option<u64>,
 }
 
+/// From `at_ms` on, processes the workload did not start hold `memory_mib` of GPU `gpu`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignChange {
+    pub at_ms: u64,
+    pub gpu: u32,
+    pub memory_mib: u64,
+}
+
+/// What a replay runs: jobs sorted by `at_ms`, and other people's use of the GPUs over time,
+/// also sorted.
+#[derive(Clone, Debug, Default)]
+pub struct Workload {
+    pub jobs: Vec<ReplayJob>,
+    pub foreign: Vec<ForeignChange>,
+}
+
 /// What became of a workload.
 #[derive(Debug)]
 pub struct Replayed {
@@ -71,12 +87,17 @@ impl Launcher for Recorder {
     fn cancel(&self, _shim: ShimInfo, _grace: Duration) {}
 }
 
-/// Replays `workload` (sorted by `at_ms`) through an engine whose options carry the virtual
-/// clock and whose store is the replay's own. Blocking: policy calls run here.
-pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, policy: PolicyService, workload: &[ReplayJob]) -> Result<Replayed, SchedulerError> {
+/// Replays `workload` through an engine whose options carry the virtual clock and whose store is
+/// the replay's own. Other people's use is laid over `gpus`' readings as the workload says, from
+/// none at the start. Blocking: policy calls run here.
+pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, policy: PolicyService, workload: &Workload) -> Result<Replayed, SchedulerError> {
+    let (foreign_changes, workload) = (&workload.foreign, &workload.jobs[..]);
+    let mut foreign: HashMap<u32, u64> = HashMap::new();
+    gpus.set_strangers(foreign.clone());
+    let mut next_foreign = 0;
     let launched = Arc::new(Mutex::new(Vec::new()));
     let clock = options.clock.clone();
-    let parts = Parts { options, store, gpus, policy, launcher: Box::new(Recorder(launched.clone())), remote: None };
+    let parts = Parts { options, store, gpus: gpus.clone(), policy, launcher: Box::new(Recorder(launched.clone())), remote: None };
     let (tx, _rx) = mpsc::channel();
     let (events, _) = tokio::sync::broadcast::channel(1);
     let mut engine = Engine::new(parts, tx, events)?;
@@ -88,9 +109,24 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
     let (mut fragmented, mut would_oom, mut passes, mut refused) = (BTreeSet::new(), 0, 0, Vec::new());
     loop {
         let at = [workload.get(next).map(|j| j.at_ms), ends.peek().map(|Reverse((t, ..))| *t), engine.next_deadline()].into_iter().flatten().min();
+        // A change of other people's use is an event too, and the only one left when jobs wait
+        // for it to end; once no job waits, the rest of it changes nothing.
+        let at = match (at, foreign_changes.get(next_foreign)) {
+            (Some(at), Some(change)) => Some(at.min(change.at_ms)),
+            (None, Some(change)) if engine.jobs.values().any(|j| !j.state.is_final()) => Some(change.at_ms),
+            (at, _) => at,
+        };
         let Some(at) = at else { break };
         clock.advance_to(at);
         let now = clock.now_ms();
+        let before = foreign.clone();
+        while let Some(change) = foreign_changes.get(next_foreign).filter(|c| c.at_ms <= now) {
+            foreign.insert(change.gpu, change.memory_mib);
+            next_foreign += 1;
+        }
+        if foreign != before {
+            gpus.set_strangers(foreign.clone());
+        }
         while let Some(job) = workload.get(next).filter(|j| j.at_ms <= now) {
             match engine.submit(Batch::new(vec![job.spec.clone()])?, None) {
                 Ok(ids) => of_job.extend(ids.into_iter().map(|id| (id, next))),
@@ -124,6 +160,7 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
         }
         fragmented.extend(engine.split_waits(&rules));
     }
+    gpus.set_strangers(HashMap::new());
     let decider = engine.last_decider.clone();
     let dropped = engine.options.metrics.dropped.load(std::sync::atomic::Ordering::Relaxed);
     let mut jobs: Vec<Job> = engine.jobs.into_values().collect();
