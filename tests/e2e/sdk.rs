@@ -177,7 +177,19 @@ fn a_python_policy_made_by_plugin_new_is_built_with_componentize_py_and_places_t
     let tools = crate::pip_install("componentize-py==0.25.1", "python-tools");
     let bindings: &[&str] = &["componentize-py", "-d", "wit", "-w", "policy-plugin", "bindings", "target/bindings"];
     let test: &[&str] = &["sh", "-c", "PYTHONPATH=target/bindings python3 -m unittest test_app"];
-    a_policy_in("python", "cool-py", &tools, &[bindings, test]);
+    // The SDK's reads say which grant would allow them, where `os.environ` and `open` can't.
+    let grants = r#"
+from gantry_plugin import grants
+for read, what, wanted in [(grants.env, "GANTRY_NEVER_SET", 'env = { GANTRY_NEVER_SET = "..." } under [plugins.settings.cool-py]'),
+                           (grants.read_text, "/nonexistent/w.csv", "read_only_dirs under [plugins.settings.cool-py]")]:
+    try:
+        read("cool-py", what)
+        raise SystemExit(what + " was read")
+    except grants.NotGranted as e:
+        assert wanted in str(e), str(e)
+"#;
+    let refused: &[&str] = &["env", "PYTHONPATH=target/bindings", "python3", "-c", grants];
+    a_policy_in("python", "cool-py", &tools, &[bindings, test, refused]);
 }
 
 #[test]

@@ -12,6 +12,7 @@ const PYPROJECT: &str = include_str!("../../../../plugins/examples/policy-cool-f
 const GITIGNORE: &str = include_str!("../../../../plugins/examples/policy-cool-first-py/.gitignore");
 const SDK: &str = include_str!("../../../../plugins/gantry-plugin/python/gantry_plugin/__init__.py");
 const SDK_TESTING: &str = include_str!("../../../../plugins/gantry-plugin/python/gantry_plugin/testing.py");
+const SDK_GRANTS: &str = include_str!("../../../../plugins/gantry-plugin/python/gantry_plugin/grants.py");
 /// The example's name, which a new project's name replaces.
 const EXAMPLE: &str = "policy-cool-first-py";
 /// The componentize-py these files were built and tested with.
@@ -43,6 +44,7 @@ pub fn files(name: &str) -> Files {
         (".gitignore".into(), GITIGNORE.into()),
         ("gantry_plugin/__init__.py".into(), SDK.into()),
         ("gantry_plugin/testing.py".into(), SDK_TESTING.into()),
+        ("gantry_plugin/grants.py".into(), SDK_GRANTS.into()),
         ("wit/gantry.wit".into(), WIT.into()),
     ]
 }
