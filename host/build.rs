@@ -29,6 +29,7 @@ const PLUGINS: &[&str] = &[
     "provider-k8s",
     "provider-runpod",
     "provider-aliyun-ecs",
+    "provider-tencent-tke",
 ];
 
 /// Fixtures written as a core module in WebAssembly text, made components here: what a Rust

@@ -30,7 +30,7 @@ fn plugin_list_shows_the_bundled_plugins() {
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let names: Vec<&str> = rows.as_array().expect("list").iter().filter_map(|r| r["name"].as_str()).collect();
-    assert_eq!(names, vec!["parser-compete", "policy-best-fit", "policy-spread", "provider-aliyun-ecs", "provider-k8s", "provider-runpod", "provider-slurm"]);
+    assert_eq!(names, vec!["parser-compete", "policy-best-fit", "policy-spread", "provider-aliyun-ecs", "provider-k8s", "provider-runpod", "provider-slurm", "provider-tencent-tke"]);
 }
 
 #[test]

@@ -81,7 +81,7 @@ impl Cluster {
     }
 
     /// Served over HTTPS with a certificate of the lab's own CA, as a cluster's API server is.
-    fn start_tls(lab: &LabCa) -> Cluster {
+    pub(super) fn start_tls(lab: &LabCa) -> Cluster {
         Cluster::listen(Some(gantry::tls::server_config(&lab.cert, &lab.key).expect("the lab's certificate")))
     }
 
@@ -90,6 +90,19 @@ impl Cluster {
         let (shared, secret, path) = (state.clone(), token.clone(), dir.path().to_path_buf());
         let url = stub_api::serve(tls, Arc::new(move |request: &Request| serve(request, &shared, &secret, &path)));
         Cluster { url, token, _dir: dir, state }
+    }
+
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// How many Jobs were created.
+    pub(super) fn creates(&self) -> usize {
+        self.state.lock().expect("state").creates
     }
 
     pub(super) fn config(&self, g: &Gantry) -> String {
@@ -108,7 +121,7 @@ impl Cluster {
     }
 
     /// Every manifest the plugin sent passes Kubernetes' schemas, strictly.
-    fn validate(&self) {
+    pub(super) fn validate(&self) {
         let manifests = self.state.lock().expect("state").manifests.clone();
         assert!(!manifests.is_empty(), "no manifest was sent");
         let (program, path) = validator();

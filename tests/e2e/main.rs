@@ -26,6 +26,7 @@ mod sdk;
 mod shared;
 mod slurm;
 mod stub_api;
+mod tke;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -346,11 +346,30 @@ mod tests {
         assert_eq!(config.plugins.defaults.limits, PluginLimits::default());
     }
 
+    fn tke_instance(extra: &str) -> Result<crate::providers::ProviderConfig, String> {
+        let config = format!("[providers.tke]\nplugin = \"provider-tencent-tke\"\nbase_url = \"https://cls-a.example:443\"\n{extra}");
+        Config::parse(std::path::Path::new("/etc/gantry/gantry.toml"), &config).map_err(|e| e.to_string()).map(|c| c.providers[0].clone())
+    }
+
+    #[test]
+    fn a_second_url_and_a_second_secret_are_read_and_checked() {
+        let tke = tke_instance("api_url = \"https://tke.tencentcloudapi.com/\"\nsecret_file = \"tencent.key\"\n").expect("valid");
+        assert_eq!(tke.api_url.as_deref(), Some("https://tke.tencentcloudapi.com"));
+        assert_eq!(tke.secret, Some(crate::providers::TokenSource::File("/etc/gantry/tencent.key".into())));
+        let both = tke_instance("secret_file = \"k\"\nsecret_env = \"K\"\n").expect_err("both");
+        assert!(both.contains("providers.tke.secret_env") && both.contains("not both"), "{both}");
+        let bad = tke_instance("api_url = \"tke.tencentcloudapi.com\"\n").expect_err("no scheme");
+        assert!(bad.contains("providers.tke.api_url") && bad.contains("not an http(s) URL"), "{bad}");
+        let taken = tke_instance("[providers.tke.options]\nsecret = \"x\"\n").expect_err("reserved");
+        assert!(taken.contains("providers.tke.options.secret") && taken.contains("api_url"), "{taken}");
+    }
+
     #[test]
     fn example_providers_config_is_valid() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/providers.toml"));
         let config = Config::load(path).expect("config/providers.toml parses");
-        let [ecs, k8s, runpod, slurm] = config.providers.as_slice() else { panic!("four providers: {:?}", config.providers) };
+        let [ecs, k8s, runpod, slurm, tke] = config.providers.as_slice() else { panic!("five providers: {:?}", config.providers) };
+        assert_eq!((tke.api_url.as_deref(), tke.secret.clone()), (Some("https://tke.tencentcloudapi.com"), Some(crate::providers::TokenSource::File(path.with_file_name("tencent.key")))));
         assert_eq!((ecs.plugin.as_str(), ecs.options.get("region_id").map(String::as_str)), ("provider-aliyun-ecs", Some("cn-hangzhou")));
         assert_eq!((runpod.plugin.as_str(), runpod.options.get("cloud").map(String::as_str)), ("provider-runpod", Some("SECURE")));
         assert_eq!(config.scheduler.burst_max_price, Some((8.0, "USD".to_string())));

@@ -306,9 +306,10 @@ fn slaves(raw: Vec<super::raw::RawSlave>, default_port: u16, invalid: Invalid<'_
     Ok(slaves)
 }
 
-/// `[providers.NAME]`, checked: the plugin it instantiates, the one URL it may reach, where its
-/// credential comes from (read when the daemon starts, never stored with a job), and how often
-/// it is asked about its jobs.
+/// `[providers.NAME]`, checked: the plugin it instantiates, the URLs it may reach (its
+/// `base_url`, and the cloud's own API as `api_url` where the two differ), where its credentials
+/// come from (read when the daemon starts, never stored with a job), and how often it is asked
+/// about its jobs.
 pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(PathBuf) -> PathBuf, invalid: Invalid<'_>) -> Result<crate::providers::ProviderConfig, ConfigError> {
     use crate::providers::{ProviderConfig, TokenSource};
     let key = |field: &str| format!("providers.{name}.{field}");
@@ -317,16 +318,22 @@ pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(Pat
     }
     let plugin = raw.plugin.ok_or_else(|| invalid(&key("plugin"), "missing: the provider plugin this instance runs, e.g. \"provider-slurm\"".into()))?;
     let base_url = raw.base_url.ok_or_else(|| invalid(&key("base_url"), "missing: the API this provider talks to, e.g. \"http://slurm-head:6820\"".into()))?;
-    match base_url.parse::<http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
-        _ => return Err(invalid(&key("base_url"), format!("'{base_url}' is not an http(s) URL"))),
-    }
-    let token = match (raw.token_file, raw.token_env) {
-        (Some(_), Some(_)) => return Err(invalid(&key("token_env"), "give token_file or token_env, not both".into())),
-        (Some(file), None) => Some(TokenSource::File(resolve(file))),
-        (None, Some(var)) => Some(TokenSource::Env(var)),
-        (None, None) => None,
+    let url = |field: &str, url: &str| match url.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => Ok(()),
+        _ => Err(invalid(&key(field), format!("'{url}' is not an http(s) URL"))),
     };
+    url("base_url", &base_url)?;
+    if let Some(api_url) = &raw.api_url {
+        url("api_url", api_url)?;
+    }
+    let credential = |kind: &str, file: Option<PathBuf>, var: Option<String>| match (file, var) {
+        (Some(_), Some(_)) => Err(invalid(&key(&format!("{kind}_env")), format!("give {kind}_file or {kind}_env, not both"))),
+        (Some(file), None) => Ok(Some(TokenSource::File(resolve(file)))),
+        (None, Some(var)) => Ok(Some(TokenSource::Env(var))),
+        (None, None) => Ok(None),
+    };
+    let token = credential("token", raw.token_file, raw.token_env)?;
+    let secret = credential("secret", raw.secret_file, raw.secret_env)?;
     if raw.ca_file.is_some() && !base_url.starts_with("https://") {
         return Err(invalid(&key("ca_file"), format!("a CA is for an https base_url, and '{base_url}' is not one")));
     }
@@ -342,10 +349,14 @@ pub fn provider(name: String, raw: super::raw::RawProvider, resolve: &dyn Fn(Pat
         return Err(invalid(&key("poll_max_ms"), "must be at least poll_ms".into()));
     }
     for option in raw.options.keys() {
-        if option.is_empty() || !option.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || ["base_url", "token"].contains(&option.as_str()) {
-            return Err(invalid(&key(&format!("options.{option}")), "an option's name is letters, digits and '_', and not base_url or token".into()));
+        if option.is_empty() || !option.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || RESERVED_OPTIONS.contains(&option.as_str()) {
+            return Err(invalid(&key(&format!("options.{option}")), format!("an option's name is letters, digits and '_', and not {}", RESERVED_OPTIONS.join(", "))));
         }
     }
     let options = raw.options.into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    Ok(ProviderConfig { name, plugin, base_url, token, ca_file, timeout, poll_min, poll_max, options })
+    let api_url = raw.api_url.map(|u| u.trim_end_matches('/').to_string());
+    Ok(ProviderConfig { name, plugin, base_url, api_url, token, secret, ca_file, timeout, poll_min, poll_max, options })
 }
+
+/// The names the host gives a provider plugin its own settings under: no option may take them.
+const RESERVED_OPTIONS: &[&str] = &["base_url", "api_url", "token", "secret"];

@@ -9,4 +9,5 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
     ("provider-k8s", include_bytes!(env!("GANTRY_WASM_PROVIDER_K8S"))),
     ("provider-runpod", include_bytes!(env!("GANTRY_WASM_PROVIDER_RUNPOD"))),
     ("provider-slurm", include_bytes!(env!("GANTRY_WASM_PROVIDER_SLURM"))),
+    ("provider-tencent-tke", include_bytes!(env!("GANTRY_WASM_PROVIDER_TENCENT_TKE"))),
 ];

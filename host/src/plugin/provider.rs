@@ -2,9 +2,11 @@
 //! their requests, and only to the base URLs configured for that provider instance: a provider
 //! plugin holding a cloud token cannot post it anywhere else.
 //!
-//! `https` is checked against the public roots, or, for an instance given a `ca_file` (a
-//! Kubernetes cluster's own CA, as a kubeconfig's `certificate-authority` names it), against that
-//! CA alone: wasmtime's own sender knows only the public roots, so those requests are sent here.
+//! `https` is checked against the public roots, or, under the base URL of an instance given a
+//! `ca_file` (a Kubernetes cluster's own CA, as a kubeconfig's `certificate-authority` names it),
+//! against that CA alone: wasmtime's own sender knows only the public roots, so those requests are
+//! sent here. The CA is the cluster's, not the cloud's: an instance's second URL (a cloud API
+//! beside its cluster) is still checked against the public roots.
 
 use http::Uri;
 use http_body_util::BodyExt;
@@ -14,14 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// The TLS client configuration an instance's `https` requests are checked with. Compared by
-/// identity: two instances given the same file still hold two configurations.
+/// The TLS client configuration an instance's `https` requests under `base_url` are checked
+/// with. Compared by identity: two instances given the same file still hold two configurations.
 #[derive(Clone)]
-pub struct HttpsTrust(pub Arc<rustls::ClientConfig>);
+pub struct HttpsTrust {
+    pub ca: Arc<rustls::ClientConfig>,
+    pub base_url: String,
+}
 
 impl PartialEq for HttpsTrust {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.ca, &other.ca) && self.base_url == other.base_url
     }
 }
 
@@ -35,7 +40,8 @@ impl std::fmt::Debug for HttpsTrust {
 pub struct AllowListHooks {
     plugin: String,
     base_urls: Vec<Uri>,
-    trust: Option<HttpsTrust>,
+    /// The CA, and the base URL it is for.
+    trust: Option<(Arc<rustls::ClientConfig>, Uri)>,
     /// The last request denied since [`AllowListHooks::take_denial`]: the guest only sees
     /// `HttpRequestDenied`, and its answer is told which grant would have allowed it.
     denied: Option<String>,
@@ -44,6 +50,7 @@ pub struct AllowListHooks {
 impl AllowListHooks {
     /// Base URLs that do not parse are dropped here; configuration validation reports them.
     pub fn new(plugin: &str, base_urls: Vec<String>, trust: Option<HttpsTrust>) -> Self {
+        let trust = trust.and_then(|t| Some((t.ca, t.base_url.parse().ok()?)));
         AllowListHooks { plugin: plugin.to_string(), base_urls: base_urls.iter().filter_map(|u| u.parse().ok()).collect(), trust, denied: None }
     }
 
@@ -58,18 +65,25 @@ impl AllowListHooks {
     /// Same scheme, host and port, and a path under the base's path on a segment boundary, so
     /// `https://api.example/v1` allows `/v1/jobs` but not `/v10` or `/v1/../admin`.
     pub fn allows(&self, uri: &Uri) -> bool {
-        let path = uri.path();
-        if path.split('/').any(|segment| segment == ".." || segment == ".") {
-            return false;
-        }
-        self.base_urls.iter().any(|base| {
-            let base_path = base.path().trim_end_matches('/');
-            base.scheme() == uri.scheme()
-                && base.host().map(str::to_ascii_lowercase) == uri.host().map(str::to_ascii_lowercase)
-                && base.port_u16() == uri.port_u16()
-                && path.strip_prefix(base_path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        self.base_urls.iter().any(|base| under(base, uri))
     }
+
+    /// The CA to check `uri` with, where it is under the base URL a CA was given for.
+    fn ca_for(&self, uri: &Uri) -> Option<Arc<rustls::ClientConfig>> {
+        self.trust.as_ref().filter(|(_, base)| uri.scheme() == Some(&http::uri::Scheme::HTTPS) && under(base, uri)).map(|(ca, _)| ca.clone())
+    }
+}
+
+fn under(base: &Uri, uri: &Uri) -> bool {
+    let path = uri.path();
+    if path.split('/').any(|segment| segment == ".." || segment == ".") {
+        return false;
+    }
+    let base_path = base.path().trim_end_matches('/');
+    base.scheme() == uri.scheme()
+        && base.host().map(str::to_ascii_lowercase) == uri.host().map(str::to_ascii_lowercase)
+        && base.port_u16() == uri.port_u16()
+        && path.strip_prefix(base_path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 type SendResult = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>;
@@ -87,8 +101,8 @@ impl WasiHttpHooks for AllowListHooks {
             self.denied = Some(request.uri().to_string());
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        if let Some(trust) = self.trust.clone().filter(|_| request.uri().scheme() == Some(&http::uri::Scheme::HTTPS)) {
-            return Box::new(send_trusting(request, options, trust));
+        if let Some(ca) = self.ca_for(request.uri()) {
+            return Box::new(send_trusting(request, options, ca));
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -102,7 +116,7 @@ impl WasiHttpHooks for AllowListHooks {
 
 /// One request over its own HTTP/1.1 connection, checked with `trust`. The guest's connect and
 /// first-byte timeouts hold; the call's deadline bounds the rest, as it bounds the whole call.
-async fn send_trusting(mut request: http::Request<WasiBody>, options: Option<RequestOptions>, trust: HttpsTrust) -> SendResult {
+async fn send_trusting(mut request: http::Request<WasiBody>, options: Option<RequestOptions>, ca: Arc<rustls::ClientConfig>) -> SendResult {
     let uri = request.uri().clone();
     let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
     let port = uri.port_u16().unwrap_or(443);
@@ -112,7 +126,7 @@ async fn send_trusting(mut request: http::Request<WasiBody>, options: Option<Req
     let name = rustls::pki_types::ServerName::try_from(bare.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
     let connect = async {
         let tcp = tokio::net::TcpStream::connect((bare, port)).await.map_err(HttpError::Connect)?;
-        let tls = tokio_rustls::TlsConnector::from(trust.0).connect(name, tcp).await.map_err(HttpError::Tls)?;
+        let tls = tokio_rustls::TlsConnector::from(ca).connect(name, tcp).await.map_err(HttpError::Tls)?;
         hyper::client::conn::http1::handshake::<_, WasiBody>(TokioIo::new(tls)).await.map_err(HttpError::from)
     };
     let (mut sender, connection) = tokio::time::timeout(connect_timeout, connect).await.map_err(|_| HttpError::ConnectionTimeout)??;
@@ -154,6 +168,20 @@ mod tests {
         assert!(!allows(&h, "https://api.runpod.io:8443/v2/pods"));
         assert!(!allows(&h, "https://evil.example/v2"));
         assert!(!allows(&h, "http://127.0.0.1:6821/slurm/jobs"));
+    }
+
+    /// A cluster's CA is for the cluster: the cloud API beside it is checked against the public
+    /// roots, and so is plain `http` (which has no certificate to check).
+    #[test]
+    fn the_ca_is_used_under_its_base_url_alone() {
+        let ca = crate::tls::client_config(None).expect("public roots");
+        let trust = HttpsTrust { ca, base_url: "https://cls-a.example:6443".into() };
+        let h = AllowListHooks::new("p", vec!["https://cls-a.example:6443".into(), "https://tke.example".into()], Some(trust));
+        let ca_for = |uri: &str| h.ca_for(&uri.parse().expect("test uri")).is_some();
+        assert!(ca_for("https://cls-a.example:6443/apis/batch/v1/namespaces/ml/jobs"));
+        assert!(!ca_for("https://tke.example/"));
+        assert!(!ca_for("https://cls-a.example/apis"));
+        assert!(!ca_for("http://cls-a.example:6443/apis"));
     }
 
     #[test]

@@ -28,9 +28,14 @@ pub struct ProviderConfig {
     pub name: String,
     pub plugin: String,
     pub base_url: String,
+    /// A second URL the plugin may reach: the cloud's own API, where the jobs go elsewhere
+    /// (Tencent Cloud TKE's API beside the cluster's API server at `base_url`).
+    pub api_url: Option<String>,
     pub token: Option<TokenSource>,
+    /// A second credential: the key that signs calls to `api_url`.
+    pub secret: Option<TokenSource>,
     /// PEM: the CA the instance's `https` base URL is checked against instead of the public
-    /// roots (a cluster's own).
+    /// roots (a cluster's own); `api_url` is checked against the public roots.
     pub ca_file: Option<PathBuf>,
     /// Each call's deadline.
     pub timeout: Duration,
@@ -45,12 +50,12 @@ pub struct ProviderConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvidersError {
-    #[error("providers.{provider}.token_file: {path}: {source}")]
-    TokenFile { provider: String, path: PathBuf, source: std::io::Error },
-    #[error("providers.{provider}.token_file: {path} can be read by other users (mode {mode:o}); make it 0600 or 0400")]
-    TokenReadable { provider: String, path: PathBuf, mode: u32 },
-    #[error("providers.{provider}.token_env: the daemon's environment has no {var}")]
-    TokenEnv { provider: String, var: String },
+    #[error("providers.{provider}.{kind}_file: {path}: {source}")]
+    TokenFile { provider: String, kind: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("providers.{provider}.{kind}_file: {path} can be read by other users (mode {mode:o}); make it 0600 or 0400")]
+    TokenReadable { provider: String, kind: &'static str, path: PathBuf, mode: u32 },
+    #[error("providers.{provider}.{kind}_env: the daemon's environment has no {var}")]
+    TokenEnv { provider: String, kind: &'static str, var: String },
     #[error("providers.{provider}.ca_file: {source}")]
     Ca { provider: String, source: crate::tls::TlsError },
 }
@@ -86,6 +91,8 @@ pub struct ProviderStatus {
     pub name: String,
     pub plugin: String,
     pub base_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
     /// `ok` after a call answered; `failing` after the last call failed; `quarantined` while the
     /// plugin is; `unknown` before the first call; `missing` when the plugin is not loaded.
     pub state: &'static str,
@@ -97,7 +104,7 @@ pub struct ProviderStatus {
     pub poll_ms: u64,
     pub poll_max_ms: u64,
     /// The options given to the plugin, by name (their values may be site details, not secrets,
-    /// and are shown; the token never is).
+    /// and are shown; the token and the secret never are).
     pub options: BTreeMap<String, String>,
 }
 
@@ -114,22 +121,25 @@ impl Providers {
     pub fn new(runtime: Arc<PluginRuntime>, configs: &[ProviderConfig], node: &str) -> Result<Providers, ProvidersError> {
         let mut instances = BTreeMap::new();
         for config in configs {
-            let token = match &config.token {
-                Some(source) => Some(read_token(&config.name, source)?),
-                None => None,
-            };
             let mut env: Vec<(String, String)> = config.options.iter().map(|(k, v)| (k.to_ascii_uppercase(), v.clone())).collect();
             env.push(("BASE_URL".into(), config.base_url.clone()));
-            if let Some(token) = token {
-                env.push(("TOKEN".into(), token));
+            env.extend(config.api_url.iter().map(|url| ("API_URL".to_string(), url.clone())));
+            for (name, kind, source) in [("TOKEN", "token", &config.token), ("SECRET", "secret", &config.secret)] {
+                if let Some(source) = source {
+                    env.push((name.into(), read_token(&config.name, kind, source)?));
+                }
             }
             let https_trust = match &config.ca_file {
-                Some(ca) => Some(HttpsTrust(crate::tls::client_config_only(ca).map_err(|source| ProvidersError::Ca { provider: config.name.clone(), source })?)),
+                Some(ca) => {
+                    let ca = crate::tls::client_config_only(ca).map_err(|source| ProvidersError::Ca { provider: config.name.clone(), source })?;
+                    Some(HttpsTrust { ca, base_url: config.base_url.clone() })
+                }
                 None => None,
             };
+            let http_base_urls = std::iter::once(config.base_url.clone()).chain(config.api_url.clone()).collect();
             let settings = PluginSettings {
                 limits: PluginLimits { timeout: config.timeout, ..PluginLimits::default() },
-                grants: PluginGrants { env, read_only_dirs: Vec::new(), http_base_urls: vec![config.base_url.clone()], https_trust },
+                grants: PluginGrants { env, read_only_dirs: Vec::new(), http_base_urls, https_trust },
             };
             instances.insert(config.name.clone(), Instance { config: config.clone(), settings, health: Mutex::new(Health::default()) });
         }
@@ -205,6 +215,7 @@ impl Providers {
                     name: i.config.name.clone(),
                     plugin: i.config.plugin.clone(),
                     base_url: i.config.base_url.clone(),
+                    api_url: i.config.api_url.clone(),
                     state,
                     calls: health.calls,
                     failures: health.failures,
@@ -227,20 +238,21 @@ fn reply_error(reply: &ProviderReply) -> Option<&ProviderError> {
 }
 
 /// A credential file must be the daemon's alone: a token for SlurmUser submits as anyone.
-fn read_token(provider: &str, source: &TokenSource) -> Result<String, ProvidersError> {
+/// A credential of `provider`'s (`kind`: `token` or `secret`, as its keys are named).
+fn read_token(provider: &str, kind: &'static str, source: &TokenSource) -> Result<String, ProvidersError> {
     match source {
         TokenSource::File(path) => {
             use std::os::unix::fs::PermissionsExt;
-            let failed = |source| ProvidersError::TokenFile { provider: provider.to_string(), path: path.clone(), source };
+            let failed = |source| ProvidersError::TokenFile { provider: provider.to_string(), kind, path: path.clone(), source };
             let meta = std::fs::metadata(path).map_err(failed)?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(ProvidersError::TokenReadable { provider: provider.to_string(), path: path.clone(), mode });
+                return Err(ProvidersError::TokenReadable { provider: provider.to_string(), kind, path: path.clone(), mode });
             }
             let text = std::fs::read_to_string(path).map_err(failed)?;
             Ok(text.trim().trim_start_matches("SLURM_JWT=").to_string())
         }
-        TokenSource::Env(var) => std::env::var(var).map_err(|_| ProvidersError::TokenEnv { provider: provider.to_string(), var: var.clone() }),
+        TokenSource::Env(var) => std::env::var(var).map_err(|_| ProvidersError::TokenEnv { provider: provider.to_string(), kind, var: var.clone() }),
     }
 }
 
@@ -256,9 +268,9 @@ mod tests {
         std::fs::write(&path, "SLURM_JWT=abc\n").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let source = TokenSource::File(path.clone());
-        let refused = read_token("slurm", &source).expect_err("refused");
+        let refused = read_token("slurm", "token", &source).expect_err("refused");
         assert!(refused.to_string().contains("can be read by other users (mode 644)"), "{refused}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(read_token("slurm", &source).expect("read"), "abc", "scontrol token's output is taken as it prints it");
+        assert_eq!(read_token("slurm", "token", &source).expect("read"), "abc", "scontrol token's output is taken as it prints it");
     }
 }

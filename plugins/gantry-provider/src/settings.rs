@@ -1,6 +1,8 @@
 //! A provider instance's settings, as the host grants them: `BASE_URL`, `TOKEN` (from the
-//! instance's `token_file` or `token_env`), and each of `[providers.NAME.options]` under its name
-//! in upper case. Errors name the key of `gantry.toml` to set.
+//! instance's `token_file` or `token_env`), where it has them `API_URL` and `SECRET` (a second URL
+//! and a second credential, from `api_url` and `secret_file` or `secret_env`), and each of
+//! `[providers.NAME.options]` under its name in upper case. Errors name the key of `gantry.toml`
+//! to set.
 
 use crate::{CostEstimate, GpuSpec, JobConfig, Offer, ProviderError};
 
@@ -26,6 +28,8 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
         match name {
             "BASE_URL" => "base_url".into(),
             "TOKEN" => "token_file (or token_env)".into(),
+            "API_URL" => "api_url".into(),
+            "SECRET" => "secret_file (or secret_env)".into(),
             option => format!("options.{}", option.to_ascii_lowercase()),
         }
     }
@@ -95,6 +99,7 @@ mod tests {
         assert_eq!(settings.base_url(), Ok("http://head:6820".into()));
         assert_eq!(settings.get("EMPTY"), None);
         assert_eq!(settings.need("TOKEN"), Err(ProviderError::InvalidConfig("token_file (or token_env): not set for this provider instance ([providers.NAME] in gantry.toml)".into())));
+        assert_eq!(settings.need("SECRET"), Err(ProviderError::InvalidConfig("secret_file (or secret_env): not set for this provider instance ([providers.NAME] in gantry.toml)".into())));
         assert_eq!(settings.need("NAMESPACE"), Err(ProviderError::InvalidConfig("options.namespace: not set for this provider instance ([providers.NAME] in gantry.toml)".into())));
         assert_eq!(settings.number::<u64>("TIME_LIMIT_MIN", "minutes"), Err(ProviderError::InvalidConfig("options.time_limit_min: 'soon' is not a number of minutes".into())));
         assert_eq!(settings.number::<u64>("ABSENT", "minutes"), Ok(None));

@@ -86,6 +86,7 @@ fn bundled_plugins_are_active() {
             ("provider-k8s".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-runpod".to_string(), Some(PluginKind::Provider), "active"),
             ("provider-slurm".to_string(), Some(PluginKind::Provider), "active"),
+            ("provider-tencent-tke".to_string(), Some(PluginKind::Provider), "active"),
         ]
     );
 }
