@@ -68,7 +68,7 @@ fn instance(g: &Gantry, name: &str, cluster: &Cluster, ca: &std::path::Path, api
     let token = g.token_file(&format!("{name}.token"), cluster.token());
     let secret = g.token_file(&format!("{name}.key"), key);
     format!(
-        "[providers.{name}]\nplugin = \"provider-tencent-tke\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\napi_url = \"{api}\"\nsecret_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.{name}.options]\nsecret_id = \"{SECRET_ID}\"\nregion = \"{REGION}\"\ncluster_id = \"{cluster_id}\"\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\n",
+        "[providers.{name}]\nplugin = \"provider-tencent-tke\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"\napi_url = \"{api}\"\nsecret_file = \"{}\"\npoll_ms = 200\npoll_max_ms = 1000\n[providers.{name}.options]\nsecret_id = \"{SECRET_ID}\"\nregion = \"{REGION}\"\ncluster_id = \"{cluster_id}\"\nnamespace = \"ml\"\nimage = \"busybox:1.36\"\nprice_per_gpu_hour = 2.5\ncurrency = \"CNY\"\n",
         cluster.url(),
         token.display(),
         ca.display(),
@@ -100,6 +100,14 @@ fn a_job_runs_on_the_tke_cluster_the_tke_api_names_and_a_wrong_address_or_key_is
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(d.log(id), "on tke\n");
     assert_eq!(asked.lock().expect("asked").as_slice(), ["cls-gantry1"], "the TKE API was asked about the cluster before the Job was made");
+    let remote = &job["attempts"][0]["remote"];
+    assert!(remote["id"].as_str().is_some_and(|name| name.starts_with("gantry-")), "{job:#}");
+    assert_eq!((remote["cost"]["currency"].as_str(), remote["cost"]["per_hour"].as_f64()), (Some("CNY"), Some(2.5)), "the site's rate, counted while it ran: {job:#}");
+
+    let long = d.submit(json!({ "commands": ["sleep 300"], "provider": "tke" }))[0];
+    d.wait_job(long, Duration::from_secs(30), |j| j["attempts"][0]["remote"]["state"] == "Running");
+    d.request("POST", &format!("/api/v1/jobs/{long}/cancel"), None);
+    assert_eq!(d.finished(long)["state"], "cancelled");
 
     // The cluster's addresses are elsewhere: refused, saying where, and nothing was made.
     let elsewhere = d.finished(d.submit(json!({ "commands": ["true"], "provider": "elsewhere" }))[0]);
@@ -114,6 +122,6 @@ fn a_job_runs_on_the_tke_cluster_the_tke_api_names_and_a_wrong_address_or_key_is
     let job = d.wait_job(waiting, Duration::from_secs(30), |j| j["reason"].as_str().is_some_and(|r| r.contains("AuthFailure.SignatureFailure")));
     assert!(job["reason"].as_str().is_some_and(|r| r.contains("options.secret_id")), "{job:#}");
     assert_eq!(job["state"], "waiting", "{job:#}");
-    assert_eq!(cluster.creates(), 1, "only the first job reached the cluster");
+    assert_eq!(cluster.creates(), 2, "only the jobs of the right cluster reached it");
     cluster.validate();
 }

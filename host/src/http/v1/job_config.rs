@@ -15,7 +15,9 @@
 //!
 //! The seed picked its cloud by adapter; here the body names the provider instance
 //! (`provider`), or may `burst` to one. A job runs under gantry's own states, retries and logs;
-//! its `JobResult` is the last attempt's `remote` in the job view.
+//! its `JobResult` is in the job view, on the last attempt: `provider_job_id` as `remote.id`,
+//! state and message as `remote.state`, `exit_code`, `started_ms` and `ended_ms` as the
+//! attempt's own, `log_path` as `remote.log_path`.
 
 use crate::model::{Burst, GpuCount, JobSpec};
 use schemars::JsonSchema;
