@@ -107,7 +107,7 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The configured providers (`[providers.NAME]`: Slurm, Kubernetes, RunPod) and the health
+    /// The configured providers (`[providers.NAME]`: Slurm, Kubernetes, the clouds) and the health
     /// of each.
     Providers {
         #[arg(long)]
