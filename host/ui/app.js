@@ -655,7 +655,7 @@ async function providersPage(_, root) {
     list.replaceChildren(providers.length === 0
       ? h("p", { class: "muted" }, "No providers: configure one as [providers.NAME] in gantry.toml (see config/providers.toml).")
       : h("table", {}, h("thead", {}, h("tr", {}, ["name", "plugin", "base URL", "state", "calls", "failures", "last answer", "options", "last error"].map((c) => h("th", {}, c)))),
-        h("tbody", {}, providers.map((p) => h("tr", { "data-provider": p.name }, h("td", {}, p.name), h("td", {}, p.plugin), h("td", {}, p.base_url), h("td", { class: `provider-${p.state}` }, p.state),
+        h("tbody", {}, providers.map((p) => h("tr", { "data-provider": p.name }, h("td", {}, p.name), h("td", {}, p.plugin), h("td", {}, p.api_url ? `${p.base_url} (and ${p.api_url})` : p.base_url), h("td", { class: `provider-${p.state}` }, p.state),
           h("td", {}, p.calls), h("td", {}, p.failures), h("td", {}, time(p.last_ok_ms)), h("td", {}, options(p.options)), h("td", { class: "error" }, p.last_error ?? ""))))));
     const remote = jobs.jobs.filter((j) => j.attempts.length && j.attempts[j.attempts.length - 1].remote);
     running.replaceChildren(remote.length === 0 ? h("p", { class: "muted" }, "No job runs on a provider now.") : h("table", {},

@@ -22,6 +22,9 @@ pub fn providers(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         let text = |field: &str| p[field].as_str().unwrap_or("-").to_string();
         let seen = p["last_ok_ms"].as_u64().map_or_else(|| "never answered".to_string(), |ms| format!("answered {:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0));
         println!("{:<12} {:<16} {:<12} {:<28} {seen}; {} calls, {} failed", text("name"), text("plugin"), text("state"), text("base_url"), p["calls"], p["failures"]);
+        if let Some(api) = p["api_url"].as_str() {
+            println!("  and its cloud's API: {api}");
+        }
         if let Some(error) = p["last_error"].as_str() {
             println!("  last error: {error}");
         }
