@@ -240,3 +240,26 @@ async fn an_attempt_whose_spawner_died_before_forking_it_goes_to_a_new_spawner_a
     assert!(record.success(), "{record:?}");
     assert_eq!(log(&attempt_dir), "ran\n", "ran once, and no shim complained");
 }
+
+/// A spawner that dies having read an attempt's message, before it forked a shim, may give back
+/// the descriptors it received before its end of the socket: the kernel promises no order. The
+/// attempt still goes to a new spawner, once. The stand-in reads the message, closes what came
+/// with it, and only dies a moment later.
+#[tokio::test]
+async fn an_attempt_whose_spawner_read_it_and_died_goes_to_a_new_spawner_and_runs_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = dir.path().join("first-start");
+    let program = dir.path().join("spawner");
+    let reader = "import os, socket, time\nspawner = socket.socket(fileno=0)\nmessage, fds, _, _ = socket.recv_fds(spawner, 8192, 8)\nassert message and len(fds) == 3\nfor fd in fds:\n    os.close(fd)\ntime.sleep(0.3)\n";
+    std::fs::write(dir.path().join("reader.py"), reader).expect("write");
+    let script = format!("#!/bin/sh\nif [ ! -e {first} ]; then : > {first}; exec python3 {}; fi\nexec {SHIM}\n", dir.path().join("reader.py").display(), first = first.display());
+    std::fs::write(&program, script).expect("write");
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let spawner = Spawner::new(&program);
+    let attempt_dir = dir.path().join("attempt");
+    let attempt = spawn(&spawner, &attempt_dir, &spec(&["echo ran"], &[])).expect("started by the second spawner");
+    assert!(first.exists(), "the first spawner was started and died");
+    let record = finished(attempt).await;
+    assert!(record.success(), "{record:?}");
+    assert_eq!(log(&attempt_dir), "ran\n", "ran once, and no shim complained");
+}

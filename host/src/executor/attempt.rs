@@ -145,6 +145,11 @@ fn try_lock(dir: &Path) -> Result<Option<File>, ExecutorError> {
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(ExecutorError::Io { path, source: err }) }
 }
 
+/// How long a recorded pipe that ended with no shim behind it, and no word from one, waits for
+/// its spawner to be seen dead before the shim is taken to have died on its own. Only a start
+/// that failed without a word waits.
+const SPAWNER_DEATH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Starts the shim of a new attempt in `dir` (created if needed), forked by `spawner`.
 /// Blocking, but brief: it returns once the shim has recorded itself.
 ///
@@ -162,8 +167,10 @@ pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Runnin
     std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
     let (sent, mut answered) = hand_over(spawner, dir)?;
     // A spawner that dies with the message (killed, or out of memory) forks no shim for it: no
-    // shim recorded itself, the lock is free again, so nothing ran; a new spawner is asked, once.
-    if !answered && !dir.join(SHIM).exists() && spawner.gone(sent) && try_lock(dir)?.is_some() {
+    // shim recorded itself or said why it could not, the lock is free again, so nothing ran; a
+    // new spawner is asked, once.
+    let silent = || std::fs::metadata(dir.join(LOG)).map_or(true, |m| m.len() == 0);
+    if !answered && !dir.join(SHIM).exists() && silent() && spawner.gone(sent, SPAWNER_DEATH) && try_lock(dir)?.is_some() {
         tracing::warn!(dir = %dir.display(), "the spawner died before forking the attempt's shim; asking a new one");
         answered = hand_over(spawner, dir)?.1;
     }

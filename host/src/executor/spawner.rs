@@ -97,19 +97,32 @@ impl Spawner {
         Ok(Connection { socket, process, number: current.started })
     }
 
-    /// Whether the spawner a message went to is gone (then the next send starts another). One
-    /// that died with the message unread, or read and not yet forked, took its descriptors with
-    /// it: the attempt's recorded pipe ends with no shim behind it. Its end of the socket is
-    /// closed before the descriptors it held, so by the time the pipe says so, this says so.
-    pub(super) fn gone(&self, sent: Sent) -> bool {
-        let mut current = self.lock();
-        let Some(connection) = current.connection.as_ref().filter(|c| c.number == sent.0) else { return true };
-        let mut poll = libc::pollfd { fd: connection.socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-        // SAFETY: one pollfd for a socket we own, no waiting.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    /// Whether the spawner a message went to is gone (then the next send starts another),
+    /// waiting up to `wait` for its end of the socket to close. One that died with the message
+    /// unread, or read and not yet forked, took its descriptors with it: the attempt's recorded
+    /// pipe ends with no shim behind it. The kernel releases a dying process's descriptors in
+    /// no order to rely on (those it had received can go before the socket), so the pipe may say
+    /// so a moment before the socket does.
+    pub(super) fn gone(&self, sent: Sent, wait: std::time::Duration) -> bool {
+        // Polled on a copy, outside the lock: the wait holds up no other attempt's start.
+        let socket = {
+            let current = self.lock();
+            let Some(connection) = current.connection.as_ref().filter(|c| c.number == sent.0) else { return true };
+            match connection.socket.try_clone() {
+                Ok(socket) => socket,
+                Err(_) => return false,
+            }
+        };
+        let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        let timeout = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one pollfd for a descriptor we own.
+        let ready = unsafe { libc::poll(&mut poll, 1, timeout) };
         let hung_up = ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR) != 0;
         if hung_up {
-            current.connection = None;
+            let mut current = self.lock();
+            if current.connection.as_ref().is_some_and(|c| c.number == sent.0) {
+                current.connection = None;
+            }
         }
         hung_up
     }
