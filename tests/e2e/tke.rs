@@ -91,6 +91,8 @@ fn a_job_runs_on_the_tke_cluster_the_tke_api_names_and_a_wrong_address_or_key_is
         instance(&g, "elsewhere", &cluster, &lab.ca, &api, "cls-other", SECRET_KEY),
         instance(&g, "gone", &cluster, &lab.ca, &api, "cls-nowhere", SECRET_KEY),
         instance(&g, "badkey", &cluster, &lab.ca, &api, "cls-gantry1", "not-the-key"),
+        // Nothing listens there: the TKE API is away, and the cluster is used unchecked.
+        instance(&g, "apidown", &cluster, &lab.ca, "http://127.0.0.1:9", "cls-gantry1", SECRET_KEY),
     ]
     .concat();
     let d = g.serve(&config, &[]);
@@ -117,11 +119,14 @@ fn a_job_runs_on_the_tke_cluster_the_tke_api_names_and_a_wrong_address_or_key_is
     let gone = d.finished(d.submit(json!({ "commands": ["true"], "provider": "gone" }))[0]);
     assert!(gone["state"] == "failed" && gone.to_string().contains("options.cluster_id: TKE has no cluster cls-nowhere in ap-shanghai"), "{gone:#}");
 
+    let unchecked = d.finished(d.submit(json!({ "commands": ["echo unchecked"], "provider": "apidown" }))[0]);
+    assert_eq!(unchecked["state"], "succeeded", "a TKE API that is away does not stop the cluster's jobs: {unchecked:#}");
+
     // A wrong key is the instance's fault, not the job's: it waits, and says why.
     let waiting = d.submit(json!({ "commands": ["true"], "provider": "badkey" }))[0];
     let job = d.wait_job(waiting, Duration::from_secs(30), |j| j["reason"].as_str().is_some_and(|r| r.contains("AuthFailure.SignatureFailure")));
     assert!(job["reason"].as_str().is_some_and(|r| r.contains("options.secret_id")), "{job:#}");
     assert_eq!(job["state"], "waiting", "{job:#}");
-    assert_eq!(cluster.creates(), 2, "only the jobs of the right cluster reached it");
+    assert_eq!(cluster.creates(), 3, "only the jobs of the right cluster reached it");
     cluster.validate();
 }

@@ -91,13 +91,22 @@ pub fn describe_endpoints(settings: &Settings, timestamp: u64) -> Call {
     call(settings, "DescribeClusterEndpoints", &json!({ "ClusterId": settings.cluster_id }), timestamp)
 }
 
+/// Why a call to the TKE API gave no answer.
+#[derive(Debug, PartialEq)]
+pub enum Failure {
+    /// The API is away, throttles or failed inside: nothing is known about the instance.
+    Outage(String),
+    /// The API answered, and what it said is the instance's fault or the job's.
+    Said(ProviderError),
+}
+
 /// An answer's `Response`, or the error it carries: the API answers its errors with HTTP 200
 /// and `Response.Error`.
-pub fn response(status: u16, body: &[u8], settings: &Settings) -> Result<Value, ProviderError> {
+pub fn response(status: u16, body: &[u8], settings: &Settings) -> Result<Value, Failure> {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let Some(mut answer) = parsed.and_then(|mut v| v.get_mut("Response").map(Value::take)) else {
-        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
-        return Err(if status >= 500 || status == 429 { ProviderError::Transport(format!("the TKE API answered HTTP {status}: {text}")) } else { ProviderError::Remote(format!("the TKE API answered HTTP {status}: {text}")) });
+        let text = format!("the TKE API answered HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(512)]).trim());
+        return Err(if status >= 500 || status == 429 { Failure::Outage(text) } else { Failure::Said(ProviderError::Remote(text)) });
     };
     let Some(error) = answer.get_mut("Error").map(Value::take) else { return Ok(answer) };
     let code = error["Code"].as_str().unwrap_or("?");
@@ -105,12 +114,12 @@ pub fn response(status: u16, body: &[u8], settings: &Settings) -> Result<Value, 
     Err(match code {
         // The instance's key or the daemon's clock is wrong: the job is not at fault, so it
         // waits, and the provider is asked again later.
-        c if c.starts_with("AuthFailure") => ProviderError::Transport(format!("{text}; check options.secret_id and secret_file (or secret_env) of this instance, and this machine's clock")),
-        c if c.starts_with("RequestLimitExceeded") || c.starts_with("InternalError") || c.starts_with("ResourceUnavailable") => ProviderError::Transport(text),
+        c if c.starts_with("AuthFailure") => Failure::Said(ProviderError::Transport(format!("{text}; check options.secret_id and secret_file (or secret_env) of this instance, and this machine's clock"))),
+        c if c.starts_with("RequestLimitExceeded") || c.starts_with("InternalError") || c.starts_with("ResourceUnavailable") => Failure::Outage(text),
         c if c.contains("ClusterNotFound") || c.starts_with("ResourceNotFound") => {
-            ProviderError::InvalidConfig(format!("options.cluster_id: TKE has no cluster {} in {} ({text})", settings.cluster_id, settings.region))
+            Failure::Said(ProviderError::InvalidConfig(format!("options.cluster_id: TKE has no cluster {} in {} ({text})", settings.cluster_id, settings.region)))
         }
-        _ => ProviderError::Remote(text),
+        _ => Failure::Said(ProviderError::Remote(text)),
     })
 }
 
@@ -199,11 +208,11 @@ mod tests {
     #[test]
     fn errors_arrive_as_http_200_and_are_named() {
         let answer = |code: &str| format!(r#"{{"Response": {{"Error": {{"Code": "{code}", "Message": "m"}}, "RequestId": "r-1"}}}}"#).into_bytes();
-        assert!(matches!(response(200, &answer("AuthFailure.SignatureFailure"), &settings()), Err(ProviderError::Transport(m)) if m.contains("options.secret_id") && m.contains("RequestId r-1")));
-        assert!(matches!(response(200, &answer("ResourceNotFound.ClusterNotFound"), &settings()), Err(ProviderError::InvalidConfig(m)) if m.starts_with("options.cluster_id: TKE has no cluster cls-65r1c5nu in ap-shanghai")));
-        assert!(matches!(response(200, &answer("RequestLimitExceeded"), &settings()), Err(ProviderError::Transport(_))));
-        assert!(matches!(response(200, &answer("InvalidParameter"), &settings()), Err(ProviderError::Remote(_))));
-        assert!(matches!(response(502, b"<html>bad gateway</html>", &settings()), Err(ProviderError::Transport(_))));
+        assert!(matches!(response(200, &answer("AuthFailure.SignatureFailure"), &settings()), Err(Failure::Said(ProviderError::Transport(m))) if m.contains("options.secret_id") && m.contains("RequestId r-1")));
+        assert!(matches!(response(200, &answer("ResourceNotFound.ClusterNotFound"), &settings()), Err(Failure::Said(ProviderError::InvalidConfig(m))) if m.starts_with("options.cluster_id: TKE has no cluster cls-65r1c5nu in ap-shanghai")));
+        assert!(matches!(response(200, &answer("RequestLimitExceeded"), &settings()), Err(Failure::Outage(_))));
+        assert!(matches!(response(200, &answer("InvalidParameter"), &settings()), Err(Failure::Said(ProviderError::Remote(_)))));
+        assert!(matches!(response(502, b"<html>bad gateway</html>", &settings()), Err(Failure::Outage(m)) if m.contains("HTTP 502")));
         let ok = response(200, br#"{"Response": {"ClusterIntranetEndpoint": "10.0.0.1", "RequestId": "r"}}"#, &settings()).expect("an answer");
         assert_eq!(ok["ClusterIntranetEndpoint"], "10.0.0.1");
     }
