@@ -9,7 +9,7 @@ use crate::gpu::{open_gpus, GpuMode, GpuMonitor};
 use crate::http::{ConnectionLimits, Peer};
 use crate::host_info::HostMonitor;
 use crate::metrics::SchedulerMetrics;
-use crate::plugin::PluginRuntime;
+use crate::plugin::{PluginRuntime, RuntimeOptions};
 use crate::policy::PolicyService;
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::service::{run_log, Parts, Service};
@@ -80,6 +80,9 @@ pub struct ServeOptions {
     pub gpu_mode: GpuMode,
     /// Where `gantry-shim` is installed; beside the `gantry` binary unless given.
     pub shim_program: Option<PathBuf>,
+    /// The program that compiles plugins apart from the daemon (`gantryd plugin precompile`);
+    /// none: the daemon compiles them itself.
+    pub compiler: Option<PathBuf>,
     /// What to tell the user (one line each), e.g. that GPUs are simulated.
     pub notices: Arc<dyn Fn(&str) + Send + Sync>,
     /// The Unix socket to serve besides TCP.
@@ -126,7 +129,7 @@ pub async fn start(config: Config, options: &ServeOptions) -> Result<Started, Da
     let sampler = config.gpu.sampler.clone();
     let gpus = Arc::new(tokio::task::spawn_blocking(move || GpuMonitor::start(reader, sampler)).await?.map_err(|source| DaemonError::Start { what: "the GPU sampler", source })?);
 
-    let plugin_options = config.plugins.runtime_options();
+    let plugin_options = RuntimeOptions { compiler: options.compiler.clone(), ..config.plugins.runtime_options() };
     let plugins = tokio::task::spawn_blocking(move || PluginRuntime::new(plugin_options)).await??;
     let plugin_watcher = plugins.watch()?;
     let policy = PolicyService::new(plugins.clone(), config.plugins.policy.clone());

@@ -17,7 +17,7 @@ pub fn bundled_plugins() -> Arc<PluginRuntime> {
     static RUNTIME: OnceLock<Arc<PluginRuntime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let options = RuntimeOptions { plugin_dir: None, cache_dir: Some(shared_cache()), defaults: PluginSettings::default(), per_plugin: Default::default() };
+            let options = RuntimeOptions { plugin_dir: None, cache_dir: Some(shared_cache()), compiler: None, defaults: PluginSettings::default(), per_plugin: Default::default() };
             PluginRuntime::new(options).expect("the bundled plugins load")
         })
         .clone()

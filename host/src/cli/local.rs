@@ -171,6 +171,10 @@ pub enum PluginCommand {
         #[arg(long)]
         install: bool,
     },
+    /// Compile the component on standard input into the artifact cache CACHE_DIR, and load
+    /// nothing: the daemon's compiles, in a process of their own.
+    #[command(hide = true)]
+    Precompile { cache_dir: PathBuf },
 }
 
 /// The kinds of plugin `gantry plugin new` can start.

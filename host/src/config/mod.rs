@@ -149,6 +149,7 @@ impl PluginConfig {
         RuntimeOptions {
             plugin_dir: Some(self.dir.clone()),
             cache_dir: Some(self.cache_dir.clone()),
+            compiler: None,
             defaults: self.defaults.clone(),
             per_plugin: self.per_plugin.clone(),
         }

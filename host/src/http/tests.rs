@@ -39,7 +39,7 @@ async fn app_with(extra: &str, plugins: &[(&str, &str)]) -> App {
     // No job runs in these tests: any existing file stands in for the shim, but not this test
     // binary, which a job would start as its spawner and so run every test again, and again.
     let shim = std::path::PathBuf::from("/bin/true");
-    let options = ServeOptions { gpu_mode: GpuMode::Simulate("2".parse().expect("spec")), shim_program: Some(shim), notices: Arc::new(|_: &str| {}), socket: None };
+    let options = ServeOptions { gpu_mode: GpuMode::Simulate("2".parse().expect("spec")), shim_program: Some(shim), compiler: None, notices: Arc::new(|_: &str| {}), socket: None };
     let started = start(config, &options).await.expect("the daemon's parts start");
     let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("addr");
     let router = router(started.service.clone()).layer(axum::extract::connect_info::MockConnectInfo(crate::http::Peer::Tcp(addr)));

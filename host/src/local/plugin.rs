@@ -54,8 +54,29 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::New { kind, name, dir, lang } => super::project::new(kind, lang, &name, dir),
         PluginCommand::Build { dir, install } => super::project::build(config, &dir, install),
+        PluginCommand::Precompile { cache_dir } => precompile(&cache_dir),
     }
 }
+
+/// The daemon's compiler process: the component on standard input into the cache. What a
+/// failed compile says goes to standard error as it is, for the daemon to report.
+fn precompile(cache_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin().take(MAX_COMPONENT_BYTES).read_to_end(&mut bytes).context("reading the component")?;
+    let engine = gantry::plugin::PluginEngine::new(Some(cache_dir.to_path_buf()))?;
+    match engine.precompile("the component", &bytes) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(gantry::plugin::PluginError::Compile { message, .. }) => {
+            eprintln!("{message}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// More than any component compiles within the daemon's compile limit.
+const MAX_COMPONENT_BYTES: u64 = 512 << 20;
 
 /// One line of what a plugin may do: its bounds, then each grant, or that it has none.
 fn capabilities(may: &gantry::plugin::Capabilities) -> String {

@@ -57,7 +57,7 @@ pub fn run(config: Config, args: ServeArgs, socket: Option<PathBuf>) -> anyhow::
             shared: args.system,
         };
         say(&format!("serving {} for {}", socket.path.display(), if args.system { "every local user" } else { "this user" }));
-        let options = ServeOptions { gpu_mode: mode, shim_program: None, notices: std::sync::Arc::new(say.clone()), socket: Some(socket) };
+        let options = ServeOptions { gpu_mode: mode, shim_program: None, compiler: std::env::current_exe().ok(), notices: std::sync::Arc::new(say.clone()), socket: Some(socket) };
         serve(config, options, listener, shutdown_signal()).await?;
         say("stopped; running jobs continue under their shims");
         Ok(ExitCode::SUCCESS)

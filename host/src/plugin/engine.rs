@@ -22,6 +22,9 @@ pub struct PluginEngine {
     engine: Engine,
     cache_dir: Option<PathBuf>,
     compat: String,
+    /// Where components are compiled into the cache in a process of their own; in this one if
+    /// none.
+    compiler: Option<PathBuf>,
 }
 
 impl PluginEngine {
@@ -46,7 +49,21 @@ impl PluginEngine {
         let compat = format!("{:016x}", hasher.finish());
 
         spawn_epoch_ticker(&engine);
-        Ok(PluginEngine { engine, cache_dir, compat })
+        Ok(PluginEngine { engine, cache_dir, compat, compiler: None })
+    }
+
+    /// From now on a component not in the cache is compiled by `program plugin precompile
+    /// CACHE_DIR` (gantryd), which reads it on its standard input and writes its artifact into
+    /// the cache, and this process loads that. Cranelift's code and working memory (tens of MiB
+    /// for a large component) then never enter this process, and a compile past its limit is
+    /// killed rather than left to finish. Without a cache directory, compiles stay here.
+    pub fn compiling_in(mut self, program: Option<PathBuf>) -> Self {
+        self.compiler = program;
+        self
+    }
+
+    fn artifact(&self, bytes: &[u8]) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|dir| dir.join(format!("{}-{}.cwasm", content_hash(bytes), self.compat)))
     }
 
     fn engine_error(e: &wasmtime::Error) -> PluginError {
@@ -61,11 +78,10 @@ impl PluginEngine {
     /// the async runtime.
     pub fn compile(&self, origin: &str, bytes: &[u8]) -> Result<Component, PluginError> {
         let compile_error = |e: wasmtime::Error| PluginError::Compile { origin: origin.to_string(), message: format!("{e:#}") };
-        let Some(dir) = &self.cache_dir else {
+        let Some(path) = self.artifact(bytes) else {
             return Component::new(&self.engine, bytes).map_err(compile_error);
         };
 
-        let path = dir.join(format!("{}-{}.cwasm", content_hash(bytes), self.compat));
         if path.exists() {
             // SAFETY: the artifact was written by `precompile_component` of an engine with the same
             // compatibility hash, into a directory only this user can write.
@@ -78,10 +94,22 @@ impl PluginEngine {
             }
         }
 
-        let artifact = self.engine.precompile_component(bytes).map_err(compile_error)?;
-        crate::unix::write_atomically(&path, &artifact).map_err(|source| PluginError::Cache { path: path.clone(), source })?;
+        self.write_artifact(origin, bytes, &path)?;
         // SAFETY: as above; the file was written just now from `precompile_component`.
         unsafe { Component::deserialize_file(&self.engine, &path) }.map_err(compile_error)
+    }
+
+    /// Compiles `bytes` into the cache and loads nothing: the compiler process's work. Blocking.
+    pub fn precompile(&self, origin: &str, bytes: &[u8]) -> Result<(), PluginError> {
+        match self.artifact(bytes) {
+            Some(path) => self.write_artifact(origin, bytes, &path),
+            None => Err(PluginError::Engine("precompiling needs a cache directory".into())),
+        }
+    }
+
+    fn write_artifact(&self, origin: &str, bytes: &[u8], path: &Path) -> Result<(), PluginError> {
+        let artifact = self.engine.precompile_component(bytes).map_err(|e| PluginError::Compile { origin: origin.to_string(), message: format!("{e:#}") })?;
+        crate::unix::write_atomically(path, &artifact).map_err(|source| PluginError::Cache { path: path.to_path_buf(), source })
     }
 }
 
@@ -90,6 +118,12 @@ impl PluginEngine {
     /// that takes longer (an enormous one, or one made to) is abandoned, and whoever was loading
     /// it carries on. Its thread finishes on its own.
     pub fn compile_within(&self, origin: &str, bytes: &[u8], limit: Duration) -> Result<Component, PluginError> {
+        if let (Some(program), Some(path)) = (&self.compiler, self.artifact(bytes)) {
+            if !path.exists() {
+                self.compile_apart(program, origin, bytes, limit)?;
+            }
+            return self.compile(origin, bytes);
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let (engine, name, copy) = (self.clone(), origin.to_string(), bytes.to_vec());
         std::thread::Builder::new()
@@ -106,6 +140,50 @@ impl PluginEngine {
             })
             .map_err(|e| PluginError::Engine(format!("starting a compile thread: {e}")))?;
         rx.recv_timeout(limit).unwrap_or_else(|_| Err(PluginError::CompileTimeout { origin: origin.to_string(), limit }))
+    }
+}
+
+impl PluginEngine {
+    /// Runs the compiler process on `bytes`, killed at `limit`. Blocking.
+    fn compile_apart(&self, program: &Path, origin: &str, bytes: &[u8], limit: Duration) -> Result<(), PluginError> {
+        use std::io::{Read, Write};
+        use std::process::{Command, Stdio};
+        let Some(dir) = &self.cache_dir else { return Ok(()) };
+        let failed = |message: String| PluginError::Compile { origin: origin.to_string(), message };
+        let mut child = Command::new(program)
+            .args(["plugin", "precompile"])
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| PluginError::Engine(format!("starting the compiler {}: {e}", program.display())))?;
+        let deadline = std::time::Instant::now() + limit;
+        let stdin = child.stdin.take();
+        let status = std::thread::scope(|s| {
+            // Fed from a thread of its own, so that a compiler that stops reading still meets
+            // its deadline; one that dies early closes its end, and stderr says why.
+            s.spawn(move || stdin.map(|mut stdin| stdin.write_all(bytes)));
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => return Ok(status),
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(PluginError::CompileTimeout { origin: origin.to_string(), limit });
+                    }
+                    Err(e) => return Err(failed(format!("waiting for the compiler: {e}"))),
+                }
+            }
+        })?;
+        if status.success() {
+            return if self.artifact(bytes).is_some_and(|path| path.exists()) { Ok(()) } else { Err(failed(format!("the compiler {} wrote no artifact", program.display()))) };
+        }
+        let mut said = String::new();
+        let _ = child.stderr.take().map(|stderr| stderr.take(4096).read_to_string(&mut said));
+        let said = said.trim().trim_start_matches("gantry: ").to_string();
+        Err(failed(if said.is_empty() { format!("the compiler {status}") } else { said }))
     }
 }
 
@@ -172,6 +250,37 @@ mod tests {
                 h.join().expect("no panic").expect("every compile succeeds");
             }
         });
+    }
+
+    /// A compiler program standing in for gantryd: a shell script.
+    fn compiler(dir: &Path, script: &str) -> PathBuf {
+        let path = dir.join("compiler");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    /// A compiler past its limit is killed, not left to finish; one that fails is reported in
+    /// its own words, under the component's name.
+    #[test]
+    fn a_compiler_process_is_bounded_and_its_failure_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bytes = std::fs::read(env!("GANTRY_WASM_POLICY_SPREAD")).expect("built by build.rs");
+        let pid_file = dir.path().join("pid");
+        let slow = compiler(dir.path(), &format!("echo $$ > {}; exec sleep 30", pid_file.display()));
+        let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine").compiling_in(Some(slow));
+        let started = std::time::Instant::now();
+        let err = engine.compile_within("spread", &bytes, Duration::from_millis(300)).expect_err("too slow");
+        assert!(matches!(err, PluginError::CompileTimeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "not waited for");
+        let pid: i32 = std::fs::read_to_string(&pid_file).expect("the compiler ran").trim().parse().expect("pid");
+        // SAFETY: signal 0 only asks whether the process exists.
+        assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "the compiler was killed and reaped");
+
+        let failing = compiler(dir.path(), "cat > /dev/null; echo 'no such thing' >&2; exit 1");
+        let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine").compiling_in(Some(failing));
+        let err = engine.compile_within("spread.wasm", &bytes, Duration::from_secs(10)).expect_err("failed");
+        assert_eq!(err.to_string(), PluginError::Compile { origin: "spread.wasm".into(), message: "no such thing".into() }.to_string());
     }
 
     #[test]

@@ -159,6 +159,9 @@ pub struct RuntimeOptions {
     pub plugin_dir: Option<PathBuf>,
     /// Precompiled artifacts; without it every start compiles every component.
     pub cache_dir: Option<PathBuf>,
+    /// The program that compiles components into the cache in a process of its own (the
+    /// daemon's `gantryd`, see [`PluginEngine::compiling_in`]); none: in this process.
+    pub compiler: Option<PathBuf>,
     pub defaults: PluginSettings,
     /// Per plugin name: limits and grants that differ from the defaults.
     pub per_plugin: HashMap<String, PluginSettings>,
@@ -271,8 +274,9 @@ pub struct PluginRuntime {
     /// Held only to read and swap the registry, never while a component loads: how many loads of
     /// each path have begun, so a load finishing after a newer one began is dropped.
     reloads: Mutex<HashMap<PathBuf, u64>>,
-    /// Files being loaded now, and since when: shown by `list` while they are.
-    loading: Mutex<HashMap<PathBuf, Instant>>,
+    /// Files being loaded now, since when, and by how many loads (the watcher's and a rescan's
+    /// may overlap): shown by `list` while they are.
+    loading: Mutex<HashMap<PathBuf, (Instant, u32)>>,
 }
 
 impl PluginRuntime {
@@ -280,7 +284,7 @@ impl PluginRuntime {
     /// that fails is fatal (the binary is broken); a file that fails is recorded and skipped.
     /// Blocking, and bounded: each load by the compile limit and the plugin's deadline.
     pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, PluginError> {
-        let engine = PluginEngine::new(options.cache_dir.clone())?;
+        let engine = PluginEngine::new(options.cache_dir.clone())?.compiling_in(options.compiler.clone());
         let linkers = Linkers::new(engine.engine())?;
         let mut runtime = PluginRuntime {
             engine,
@@ -305,13 +309,20 @@ impl PluginRuntime {
     }
 
     /// Reconciles every component of the plugin directory, and every one that was there, with
-    /// the files as they are now (what a missed watcher event would have done). Blocking.
+    /// the files as they are now (what a missed watcher event would have done), then waits for
+    /// the loads the watcher has in flight: a listing after it shows every file's outcome, not
+    /// "loading" for one whose newer load superseded this one's. Blocking, and bounded by the
+    /// compile limit.
     pub fn rescan(&self) {
         let Some(dir) = self.options.plugin_dir.clone() else { return };
         let mut paths: std::collections::BTreeSet<PathBuf> = wasm_files(&dir).into_iter().collect();
         paths.extend(self.registry.load().files.keys().cloned());
         for path in paths {
             self.reload_path(&path);
+        }
+        let until = Instant::now() + loaded::COMPILE_LIMIT;
+        while !self.loading.lock().is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -407,9 +418,17 @@ impl PluginRuntime {
         if unchanged {
             return;
         }
-        self.loading.lock().insert(path.to_path_buf(), Instant::now());
+        self.loading.lock().entry(path.to_path_buf()).or_insert((Instant::now(), 0)).1 += 1;
         let loaded = self.load(PluginSource::File(path.to_path_buf()), &bytes);
-        self.loading.lock().remove(path);
+        {
+            let mut loading = self.loading.lock();
+            if let Some((_, count)) = loading.get_mut(path) {
+                *count -= 1;
+                if *count == 0 {
+                    loading.remove(path);
+                }
+            }
+        }
         self.commit(path, generation, |next| match loaded {
             Ok(plugin) => match next.active.get(&plugin.info.name).filter(|held| held.info.kind != plugin.info.kind) {
                 Some(held) => {
@@ -488,7 +507,7 @@ impl PluginRuntime {
             }
             rows.push(PluginStatus::of_file(path, "failed", error.clone()));
         }
-        for (path, since) in self.loading.lock().iter() {
+        for (path, (since, _)) in self.loading.lock().iter() {
             rows.push(PluginStatus::of_file(path, "loading", format!("loading for {} ms", since.elapsed().as_millis())));
         }
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.source.cmp(&b.source)));

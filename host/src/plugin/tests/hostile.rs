@@ -59,6 +59,37 @@ fn a_policy_whose_info_sleeps_is_refused_without_holding_up_other_reloads() {
     assert!(failed.last_error.as_deref().is_some_and(|e| e.contains("deadline")), "{failed:?}");
 }
 
+/// A rescan whose load of a file is overtaken by a newer one (the watcher's) answers once that
+/// one has: its listing shows the file's outcome, not nothing. The overlapping loads once
+/// cleared each other's "loading" mark.
+#[test]
+fn a_rescan_overtaken_by_a_newer_load_of_the_same_file_waits_for_its_outcome() {
+    let defaults = PluginSettings { limits: PluginLimits { timeout: Duration::from_millis(500), ..PluginLimits::default() }, grants: PluginGrants::default() };
+    let (dir, runtime) = runtime_with_defaults(&[], defaults, HashMap::new());
+    let slow = dir.path().join("plugins").join("slow.wasm");
+    std::fs::copy(SLOW_INFO, &slow).expect("copy");
+    // Compiled once beforehand, so that both loads take as long (the deadline of the info() call)
+    // and the newer one ends last.
+    let bytes = std::fs::read(SLOW_INFO).expect("fixture");
+    crate::plugin::PluginEngine::new(Some(crate::testing::shared_cache())).expect("engine").compile("slow.wasm", &bytes).expect("compiles");
+    let rescan = {
+        let runtime = runtime.clone();
+        std::thread::spawn(move || {
+            runtime.rescan();
+            runtime.list()
+        })
+    };
+    wait_for("the rescan's load to begin", || runtime.loading().contains(&slow));
+    let newer = {
+        let (runtime, path) = (runtime.clone(), slow.clone());
+        std::thread::spawn(move || runtime.reload_path(&path))
+    };
+    let listed = rescan.join().expect("the rescan ends");
+    let shown: Vec<&str> = listed.iter().filter(|r| r.source.ends_with("slow.wasm")).map(|r| r.state).collect();
+    assert_eq!(shown, ["failed"], "{listed:?}");
+    newer.join().expect("the newer load ends");
+}
+
 #[test]
 fn a_plugin_starting_with_a_sleeping_info_does_not_hold_up_the_runtime() {
     let started = Instant::now();

@@ -28,6 +28,7 @@ fn runtime_with_defaults(files: &[(&str, &str)], defaults: PluginSettings, per_p
     let options = RuntimeOptions {
         plugin_dir: Some(plugins),
         cache_dir: Some(crate::testing::shared_cache()),
+        compiler: None,
         defaults,
         per_plugin,
     };
