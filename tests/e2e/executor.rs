@@ -222,23 +222,28 @@ fn an_attempt_directory_is_never_started_twice() {
     drop(first);
 }
 
-/// A spawner that dies with an attempt's message unread (killed, out of memory) forked no shim
-/// for it: the attempt is asked of a new spawner, and the job runs once. The stand-in spawner
-/// dies so on its first start and is the real one after.
-#[tokio::test]
-async fn an_attempt_whose_spawner_died_before_forking_it_goes_to_a_new_spawner_and_runs_once() {
-    let dir = tempfile::tempdir().expect("dir");
-    let first = dir.path().join("first-start");
-    let program = dir.path().join("spawner");
-    std::fs::write(&program, format!("#!/bin/sh\nif [ ! -e {first} ]; then : > {first}; sleep 0.3; exit 0; fi\nexec {SHIM}\n", first = first.display())).expect("write");
+/// Runs an attempt with a spawner whose first start is `dies` (shell, with `$FIRST` the file it
+/// leaves) and whose later ones are the real spawner: the attempt runs once, on the second.
+async fn runs_once_after_the_first_spawner_died(dir: &std::path::Path, dies: &str) {
+    let first = dir.join("first-start");
+    let program = dir.join("spawner");
+    std::fs::write(&program, format!("#!/bin/sh\nFIRST={first}\nif [ ! -e $FIRST ]; then {dies}; fi\nexec {SHIM}\n", first = first.display())).expect("write");
     std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let spawner = Spawner::new(&program);
-    let attempt_dir = dir.path().join("attempt");
+    let attempt_dir = dir.join("attempt");
     let attempt = spawn(&spawner, &attempt_dir, &spec(&["echo ran"], &[])).expect("started by the second spawner");
     assert!(first.exists(), "the first spawner was started and died");
     let record = finished(attempt).await;
     assert!(record.success(), "{record:?}");
     assert_eq!(log(&attempt_dir), "ran\n", "ran once, and no shim complained");
+}
+
+/// A spawner that dies with an attempt's message unread (killed, out of memory) forked no shim
+/// for it: the attempt is asked of a new spawner, and the job runs once.
+#[tokio::test]
+async fn an_attempt_whose_spawner_died_before_forking_it_goes_to_a_new_spawner_and_runs_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    runs_once_after_the_first_spawner_died(dir.path(), ": > $FIRST; sleep 0.3; exit 0").await;
 }
 
 /// A spawner that dies having read an attempt's message, before it forked a shim, may give back
@@ -248,18 +253,7 @@ async fn an_attempt_whose_spawner_died_before_forking_it_goes_to_a_new_spawner_a
 #[tokio::test]
 async fn an_attempt_whose_spawner_read_it_and_died_goes_to_a_new_spawner_and_runs_once() {
     let dir = tempfile::tempdir().expect("dir");
-    let first = dir.path().join("first-start");
-    let program = dir.path().join("spawner");
     let reader = "import os, socket, time\nspawner = socket.socket(fileno=0)\nmessage, fds, _, _ = socket.recv_fds(spawner, 8192, 8)\nassert message and len(fds) == 3\nfor fd in fds:\n    os.close(fd)\ntime.sleep(0.3)\n";
     std::fs::write(dir.path().join("reader.py"), reader).expect("write");
-    let script = format!("#!/bin/sh\nif [ ! -e {first} ]; then : > {first}; exec python3 {}; fi\nexec {SHIM}\n", dir.path().join("reader.py").display(), first = first.display());
-    std::fs::write(&program, script).expect("write");
-    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let spawner = Spawner::new(&program);
-    let attempt_dir = dir.path().join("attempt");
-    let attempt = spawn(&spawner, &attempt_dir, &spec(&["echo ran"], &[])).expect("started by the second spawner");
-    assert!(first.exists(), "the first spawner was started and died");
-    let record = finished(attempt).await;
-    assert!(record.success(), "{record:?}");
-    assert_eq!(log(&attempt_dir), "ran\n", "ran once, and no shim complained");
+    runs_once_after_the_first_spawner_died(dir.path(), &format!(": > $FIRST; exec python3 {}", dir.path().join("reader.py").display())).await;
 }
