@@ -18,6 +18,11 @@ use std::process::ExitCode;
 const SYSTEM_STATE_DIR: &str = "/var/lib/gantry";
 
 pub fn run(local: Local) -> anyhow::Result<ExitCode> {
+    // The daemon's compiler process needs no configuration (the daemon's may be elsewhere), and
+    // its standard error is its answer: nothing else is said there.
+    if let LocalCommand::Plugin(crate::cli::local::PluginCommand::Precompile { cache_dir }) = &local.command {
+        return plugin::precompile(cache_dir);
+    }
     if let LocalCommand::Serve(args) = &local.command
         && args.system
         && std::env::var_os("GANTRY_STATE_DIR").is_none()

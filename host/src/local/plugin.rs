@@ -60,7 +60,7 @@ pub fn run(config: &Config, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 
 /// The daemon's compiler process: the component on standard input into the cache. What a
 /// failed compile says goes to standard error as it is, for the daemon to report.
-fn precompile(cache_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+pub fn precompile(cache_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::io::stdin().take(MAX_COMPONENT_BYTES).read_to_end(&mut bytes).context("reading the component")?;

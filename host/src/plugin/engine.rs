@@ -114,9 +114,10 @@ impl PluginEngine {
 }
 
 impl PluginEngine {
-    /// [`PluginEngine::compile`] on a thread of its own, waited for at most `limit`: a component
-    /// that takes longer (an enormous one, or one made to) is abandoned, and whoever was loading
-    /// it carries on. Its thread finishes on its own.
+    /// [`PluginEngine::compile`] bounded by `limit`: in the compiler process, killed at the
+    /// limit, where one is set; else on a thread of its own, waited for at most `limit`, so that
+    /// a component that takes longer (an enormous one, or one made to) is abandoned and whoever
+    /// was loading it carries on (the thread finishes on its own).
     pub fn compile_within(&self, origin: &str, bytes: &[u8], limit: Duration) -> Result<Component, PluginError> {
         if let (Some(program), Some(path)) = (&self.compiler, self.artifact(bytes)) {
             if !path.exists() {
