@@ -2,10 +2,10 @@
 //! came, how long they ran and how they ended, so that `gantry replay` can try other policies on
 //! last week's work.
 
-use super::foreign::ForeignRow;
 use super::trace::{ForeignLine, ForeignUse, Header, Trace, TraceJob, VERSION};
 use crate::gpu::SimSpec;
 use crate::model::Job;
+use crate::scheduler::ForeignChange;
 
 /// The trace of `jobs` submitted at or after `since_ms` that ended, in submission order, with
 /// other people's GPU use from `foreign` (as [`super::foreign::ForeignLog::read`] gives it), and
@@ -21,7 +21,7 @@ use crate::model::Job;
 /// with no retries, so that the replay runs each as often as it ran last. A queue is kept when
 /// the job shares it with others (a run's queues, `--queue`); an array's own queue is not, so
 /// its elements replay independently of its `%N` limit, which the format does not carry.
-pub fn export(jobs: &[Job], foreign: &[ForeignRow], since_ms: u64, machine: &SimSpec) -> (Trace, usize) {
+pub fn export(jobs: &[Job], foreign: &[ForeignChange], since_ms: u64, machine: &SimSpec) -> (Trace, usize) {
     let mut chosen: Vec<&Job> = jobs.iter().filter(|j| j.submitted_ms >= since_ms).collect();
     chosen.sort_by_key(|j| (j.submitted_ms, j.id));
     let unfinished = chosen.iter().filter(|j| !j.state.is_final()).count();

@@ -4,6 +4,7 @@
 //! table of the store that this module alone writes, through a connection of its own.
 
 use crate::gpu::{GpuMonitor, UsageSample};
+use crate::scheduler::ForeignChange;
 use crate::store::StoreError;
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -11,14 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// From `at_ms` on, processes gantry did not start held `memory_mib` of GPU `gpu`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ForeignRow {
-    pub at_ms: u64,
-    pub gpu: u32,
-    pub memory_mib: u64,
-}
 
 /// Smaller moves are a training loop's breathing, not a change any placement would make
 /// differently; each row costs the store about 40 bytes.
@@ -45,7 +38,7 @@ impl ForeignLog {
         |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
-    pub fn write(&mut self, rows: &[ForeignRow]) -> Result<(), StoreError> {
+    pub fn write(&mut self, rows: &[ForeignChange]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = move |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(&sql)?;
@@ -71,7 +64,7 @@ impl ForeignLog {
 
     /// The rows from `since_ms` on, each GPU's last before it first (what held at `since_ms`),
     /// in the order of time.
-    pub fn read(&self, since_ms: u64) -> Result<Vec<ForeignRow>, StoreError> {
+    pub fn read(&self, since_ms: u64) -> Result<Vec<ForeignChange>, StoreError> {
         let mut statement = self
             .conn
             .prepare(
@@ -83,7 +76,7 @@ impl ForeignLog {
             .map_err(self.sql())?;
         let rows = statement
             .query_map(params![since_ms as i64], |row| {
-                Ok(ForeignRow { at_ms: row.get::<_, i64>(0)?.max(0) as u64, gpu: row.get(1)?, memory_mib: row.get::<_, i64>(2)?.max(0) as u64 })
+                Ok(ForeignChange { at_ms: row.get::<_, i64>(0)?.max(0) as u64, gpu: row.get(1)?, memory_mib: row.get::<_, i64>(2)?.max(0) as u64 })
             })
             .map_err(self.sql())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.sql())
@@ -100,7 +93,7 @@ impl Changes {
     /// The rows one more window of samples makes, per GPU: its foreign peak, where that moved by
     /// [`STEP_MIB`] or to or from nothing (and on the first window, whatever it is), timed at
     /// the first sample that showed the move. A GPU with no samples (lost) makes none.
-    pub fn next(&mut self, windows: &[(u32, Vec<UsageSample>)]) -> Vec<ForeignRow> {
+    pub fn next(&mut self, windows: &[(u32, Vec<UsageSample>)]) -> Vec<ForeignChange> {
         let mut rows = Vec::new();
         for (gpu, samples) in windows {
             let Some(peak) = samples.iter().map(|s| s.memory_foreign_mib).max() else { continue };
@@ -112,7 +105,7 @@ impl Changes {
             };
             let Some(at_ms) = at_ms else { continue };
             self.last.insert(*gpu, peak);
-            rows.push(ForeignRow { at_ms, gpu: *gpu, memory_mib: peak });
+            rows.push(ForeignChange { at_ms, gpu: *gpu, memory_mib: peak });
         }
         rows
     }
@@ -181,15 +174,15 @@ mod tests {
     fn a_window_makes_a_row_when_the_peak_moves_by_a_step() {
         let mut changes = Changes::default();
         let first = changes.next(&[(0, vec![sample(1000, 0), sample(1100, 0)]), (1, vec![sample(1000, 5000)]), (2, vec![])]);
-        assert_eq!(first, vec![ForeignRow { at_ms: 1000, gpu: 0, memory_mib: 0 }, ForeignRow { at_ms: 1000, gpu: 1, memory_mib: 5000 }]);
+        assert_eq!(first, vec![ForeignChange { at_ms: 1000, gpu: 0, memory_mib: 0 }, ForeignChange { at_ms: 1000, gpu: 1, memory_mib: 5000 }]);
         // GPU 0 starts being used at 2100 and peaks at 2200; GPU 1 breathes by 100 MiB.
         let second = changes.next(&[(0, vec![sample(2000, 0), sample(2100, 9000), sample(2200, 12000)]), (1, vec![sample(2000, 5100)])]);
-        assert_eq!(second, vec![ForeignRow { at_ms: 2100, gpu: 0, memory_mib: 12000 }]);
+        assert_eq!(second, vec![ForeignChange { at_ms: 2100, gpu: 0, memory_mib: 12000 }]);
         // A fall is seen when a whole window is below: at its start.
         assert_eq!(changes.next(&[(0, vec![sample(3000, 12000), sample(3100, 100)])]), vec![]);
-        assert_eq!(changes.next(&[(0, vec![sample(4000, 100), sample(4100, 0)])]), vec![ForeignRow { at_ms: 4000, gpu: 0, memory_mib: 100 }]);
+        assert_eq!(changes.next(&[(0, vec![sample(4000, 100), sample(4100, 0)])]), vec![ForeignChange { at_ms: 4000, gpu: 0, memory_mib: 100 }]);
         // To nothing counts, however small the step.
-        assert_eq!(changes.next(&[(0, vec![sample(5000, 0)])]), vec![ForeignRow { at_ms: 5000, gpu: 0, memory_mib: 0 }]);
+        assert_eq!(changes.next(&[(0, vec![sample(5000, 0)])]), vec![ForeignChange { at_ms: 5000, gpu: 0, memory_mib: 0 }]);
     }
 
     #[test]
@@ -198,7 +191,7 @@ mod tests {
         let db = dir.path().join("gantry.db");
         crate::store::Store::open(&db).expect("store");
         let mut log = ForeignLog::open(&db).expect("log");
-        let row = |at_ms, gpu, memory_mib| ForeignRow { at_ms, gpu, memory_mib };
+        let row = |at_ms, gpu, memory_mib| ForeignChange { at_ms, gpu, memory_mib };
         log.write(&[row(100, 0, 4000), row(100, 1, 0), row(200, 0, 8000), row(300, 0, 0), row(400, 1, 600)]).expect("write");
         assert_eq!(log.read(250).expect("read"), vec![row(100, 1, 0), row(200, 0, 8000), row(300, 0, 0), row(400, 1, 600)]);
         // Everything before 350 is old, but GPU 0's latest (300) stays.

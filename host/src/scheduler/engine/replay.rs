@@ -119,12 +119,12 @@ pub fn replay(options: SchedulerOptions, store: Store, gpus: Arc<GpuMonitor>, po
         let Some(at) = at else { break };
         clock.advance_to(at);
         let now = clock.now_ms();
-        let before = foreign.clone();
+        let mut changed = false;
         while let Some(change) = foreign_changes.get(next_foreign).filter(|c| c.at_ms <= now) {
-            foreign.insert(change.gpu, change.memory_mib);
+            changed |= foreign.insert(change.gpu, change.memory_mib) != Some(change.memory_mib);
             next_foreign += 1;
         }
-        if foreign != before {
+        if changed {
             gpus.set_strangers(foreign.clone());
         }
         while let Some(job) = workload.get(next).filter(|j| j.at_ms <= now) {
