@@ -60,7 +60,9 @@ fn main() {
     ));
 
     let sim_dir = target_root.join("sim");
-    nested_cargo(&workspace, &sim_dir, &["--release", "-p", "nvml-sim"], "building nvml-sim failed (see above)");
+    // Stripped: the daemon embeds it and writes it out on every simulated start, and the
+    // workspace's release line tables made it ten times its code's size.
+    nested_cargo(&workspace, &sim_dir, &["--release", "-p", "nvml-sim", "--config", "profile.release.strip=true", "--config", "profile.release.debug=false"], "building nvml-sim failed (see above)");
     let fake = sim_dir.join("release").join("libnvidia_ml.so");
     assert!(fake.exists(), "cargo built nvml-sim but {} is missing", fake.display());
     println!("cargo:rustc-env=GANTRY_NVML_SIM={}", fake.display());
@@ -77,10 +79,15 @@ fn main() {
     }
 }
 
-/// Tells the host where a built plugin is: `GANTRY_WASM_<NAME>`.
+/// Tells the host where a built plugin is, `GANTRY_WASM_<NAME>`, and its SHA-256,
+/// `GANTRY_WASM_<NAME>_SHA256` (the key of its compiled artifact, known without reading it).
 fn export_path(package: &str, wasm: &Path) {
+    use sha2::Digest;
     let var = format!("GANTRY_WASM_{}", package.replace('-', "_").to_uppercase());
     println!("cargo:rustc-env={var}={}", wasm.display());
+    let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+    let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env={var}_SHA256={digest}");
 }
 
 /// `plugins/fixtures/<fixture>/module.wat` as a component of `world` of `wit/`.

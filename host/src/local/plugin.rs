@@ -65,7 +65,7 @@ pub fn precompile(cache_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let mut bytes = Vec::new();
     std::io::stdin().take(MAX_COMPONENT_BYTES).read_to_end(&mut bytes).context("reading the component")?;
     let engine = gantry::plugin::PluginEngine::new(Some(cache_dir.to_path_buf()))?;
-    match engine.precompile("the component", &bytes) {
+    match engine.precompile("the component", &gantry::plugin::Wasm::new(&bytes)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(gantry::plugin::PluginError::Compile { message, .. }) => {
             eprintln!("{message}");

@@ -62,8 +62,8 @@ impl PluginEngine {
         self
     }
 
-    fn artifact(&self, bytes: &[u8]) -> Option<PathBuf> {
-        self.cache_dir.as_ref().map(|dir| dir.join(format!("{}-{}.cwasm", content_hash(bytes), self.compat)))
+    fn artifact(&self, wasm: &Wasm<'_>) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|dir| dir.join(format!("{}-{}.cwasm", wasm.hash, self.compat)))
     }
 
     fn engine_error(e: &wasmtime::Error) -> PluginError {
@@ -76,10 +76,10 @@ impl PluginEngine {
 
     /// Compiles `bytes`, or loads the artifact cached from an earlier compile. Blocking: call it off
     /// the async runtime.
-    pub fn compile(&self, origin: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+    pub fn compile(&self, origin: &str, wasm: &Wasm<'_>) -> Result<Component, PluginError> {
         let compile_error = |e: wasmtime::Error| PluginError::Compile { origin: origin.to_string(), message: format!("{e:#}") };
-        let Some(path) = self.artifact(bytes) else {
-            return Component::new(&self.engine, bytes).map_err(compile_error);
+        let Some(path) = self.artifact(wasm) else {
+            return Component::new(&self.engine, wasm.bytes).map_err(compile_error);
         };
 
         if path.exists() {
@@ -94,15 +94,15 @@ impl PluginEngine {
             }
         }
 
-        self.write_artifact(origin, bytes, &path)?;
+        self.write_artifact(origin, wasm.bytes, &path)?;
         // SAFETY: as above; the file was written just now from `precompile_component`.
         unsafe { Component::deserialize_file(&self.engine, &path) }.map_err(compile_error)
     }
 
     /// Compiles `bytes` into the cache and loads nothing: the compiler process's work. Blocking.
-    pub fn precompile(&self, origin: &str, bytes: &[u8]) -> Result<(), PluginError> {
-        match self.artifact(bytes) {
-            Some(path) => self.write_artifact(origin, bytes, &path),
+    pub fn precompile(&self, origin: &str, wasm: &Wasm<'_>) -> Result<(), PluginError> {
+        match self.artifact(wasm) {
+            Some(path) => self.write_artifact(origin, wasm.bytes, &path),
             None => Err(PluginError::Engine("precompiling needs a cache directory".into())),
         }
     }
@@ -118,19 +118,19 @@ impl PluginEngine {
     /// limit, where one is set; else on a thread of its own, waited for at most `limit`, so that
     /// a component that takes longer (an enormous one, or one made to) is abandoned and whoever
     /// was loading it carries on (the thread finishes on its own).
-    pub fn compile_within(&self, origin: &str, bytes: &[u8], limit: Duration) -> Result<Component, PluginError> {
-        if let (Some(program), Some(path)) = (&self.compiler, self.artifact(bytes)) {
+    pub fn compile_within(&self, origin: &str, wasm: &Wasm<'_>, limit: Duration) -> Result<Component, PluginError> {
+        if let (Some(program), Some(path)) = (&self.compiler, self.artifact(wasm)) {
             if !path.exists() {
-                self.compile_apart(program, origin, bytes, limit)?;
+                self.compile_apart(program, origin, wasm, limit)?;
             }
-            return self.compile(origin, bytes);
+            return self.compile(origin, wasm);
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        let (engine, name, copy) = (self.clone(), origin.to_string(), bytes.to_vec());
+        let (engine, name, copy, hash) = (self.clone(), origin.to_string(), wasm.bytes.to_vec(), wasm.hash.to_string());
         std::thread::Builder::new()
             .name("gantry-plugin-compile".into())
             .spawn(move || {
-                let compiled = engine.compile(&name, &copy);
+                let compiled = engine.compile(&name, &Wasm::known(&copy, &hash));
                 drop(copy);
                 // Cranelift's working memory, freed by now, would otherwise stay with the
                 // allocator's arena for this thread for the daemon's whole life (measured: 8 MB of a
@@ -146,7 +146,7 @@ impl PluginEngine {
 
 impl PluginEngine {
     /// Runs the compiler process on `bytes`, killed at `limit`. Blocking.
-    fn compile_apart(&self, program: &Path, origin: &str, bytes: &[u8], limit: Duration) -> Result<(), PluginError> {
+    fn compile_apart(&self, program: &Path, origin: &str, wasm: &Wasm<'_>, limit: Duration) -> Result<(), PluginError> {
         use std::io::{Read, Write};
         use std::process::{Command, Stdio};
         let Some(dir) = &self.cache_dir else { return Ok(()) };
@@ -164,7 +164,7 @@ impl PluginEngine {
         let status = std::thread::scope(|s| {
             // Fed from a thread of its own, so that a compiler that stops reading still meets
             // its deadline; one that dies early closes its end, and stderr says why.
-            s.spawn(move || stdin.map(|mut stdin| stdin.write_all(bytes)));
+            s.spawn(move || stdin.map(|mut stdin| stdin.write_all(wasm.bytes)));
             loop {
                 match child.try_wait() {
                     Ok(Some(status)) => return Ok(status),
@@ -179,7 +179,7 @@ impl PluginEngine {
             }
         })?;
         if status.success() {
-            return if self.artifact(bytes).is_some_and(|path| path.exists()) { Ok(()) } else { Err(failed(format!("the compiler {} wrote no artifact", program.display()))) };
+            return if self.artifact(wasm).is_some_and(|path| path.exists()) { Ok(()) } else { Err(failed(format!("the compiler {} wrote no artifact", program.display()))) };
         }
         let mut said = String::new();
         let _ = child.stderr.take().map(|stderr| stderr.take(4096).read_to_string(&mut said));
@@ -191,6 +191,27 @@ impl PluginEngine {
 /// SHA-256 of a component, hex-encoded.
 pub fn content_hash(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A component's bytes and their [`content_hash`], taken once per load: the hash names its
+/// artifact in the cache and its file's state in the registry. The bundled plugins carry the hash
+/// computed when the binary was built, so a start that finds their artifacts cached never reads
+/// their bytes, and they are not brought into the daemon's memory.
+#[derive(Debug)]
+pub struct Wasm<'a> {
+    pub bytes: &'a [u8],
+    pub hash: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> Wasm<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Wasm { bytes, hash: content_hash(bytes).into() }
+    }
+
+    /// `bytes` whose hash is already known to be `hash`.
+    pub fn known(bytes: &'a [u8], hash: &'a str) -> Self {
+        Wasm { bytes, hash: hash.into() }
+    }
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
@@ -222,10 +243,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine");
         let bytes = std::fs::read(env!("GANTRY_WASM_POLICY_BEST_FIT")).expect("built by build.rs");
-        engine.compile("best-fit", &bytes).expect("first compile");
+        engine.compile("best-fit", &Wasm::new(&bytes)).expect("first compile");
         let artifacts: Vec<_> = std::fs::read_dir(dir.path().join("cache")).expect("cache dir").collect();
         assert_eq!(artifacts.len(), 1);
-        engine.compile("best-fit", &bytes).expect("cached load");
+        engine.compile("best-fit", &Wasm::new(&bytes)).expect("cached load");
     }
 
     #[test]
@@ -233,11 +254,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = PluginEngine::new(Some(dir.path().to_path_buf())).expect("engine");
         let bytes = std::fs::read(env!("GANTRY_WASM_POLICY_SPREAD")).expect("built by build.rs");
-        engine.compile("spread", &bytes).expect("first compile");
+        engine.compile("spread", &Wasm::new(&bytes)).expect("first compile");
         for entry in std::fs::read_dir(dir.path()).expect("cache dir") {
             std::fs::write(entry.expect("entry").path(), b"garbage").expect("corrupt");
         }
-        engine.compile("spread", &bytes).expect("recompiled");
+        engine.compile("spread", &Wasm::new(&bytes)).expect("recompiled");
     }
 
     #[test]
@@ -246,7 +267,7 @@ mod tests {
         let engine = PluginEngine::new(Some(dir.path().to_path_buf())).expect("engine");
         let bytes = std::fs::read(env!("GANTRY_WASM_PARSER_COMPETE")).expect("built by build.rs");
         std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| engine.compile("parser", &bytes).map(|_| ()))).collect();
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| engine.compile("parser", &Wasm::new(&bytes)).map(|_| ()))).collect();
             for h in handles {
                 h.join().expect("no panic").expect("every compile succeeds");
             }
@@ -271,7 +292,7 @@ mod tests {
         let slow = compiler(dir.path(), &format!("echo $$ > {}; exec sleep 30", pid_file.display()));
         let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine").compiling_in(Some(slow));
         let started = std::time::Instant::now();
-        let err = engine.compile_within("spread", &bytes, Duration::from_millis(300)).expect_err("too slow");
+        let err = engine.compile_within("spread", &Wasm::new(&bytes), Duration::from_millis(300)).expect_err("too slow");
         assert!(matches!(err, PluginError::CompileTimeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10), "not waited for");
         let pid: i32 = std::fs::read_to_string(&pid_file).expect("the compiler ran").trim().parse().expect("pid");
@@ -280,14 +301,14 @@ mod tests {
 
         let failing = compiler(dir.path(), "cat > /dev/null; echo 'no such thing' >&2; exit 1");
         let engine = PluginEngine::new(Some(dir.path().join("cache"))).expect("engine").compiling_in(Some(failing));
-        let err = engine.compile_within("spread.wasm", &bytes, Duration::from_secs(10)).expect_err("failed");
+        let err = engine.compile_within("spread.wasm", &Wasm::new(&bytes), Duration::from_secs(10)).expect_err("failed");
         assert_eq!(err.to_string(), PluginError::Compile { origin: "spread.wasm".into(), message: "no such thing".into() }.to_string());
     }
 
     #[test]
     fn garbage_is_a_compile_error_naming_the_origin() {
         let engine = PluginEngine::new(None).expect("engine");
-        let err = engine.compile("junk.wasm", b"not wasm").expect_err("refused");
+        let err = engine.compile("junk.wasm", &Wasm::new(b"not wasm")).expect_err("refused");
         assert!(err.to_string().starts_with("junk.wasm:"), "{err}");
     }
 }

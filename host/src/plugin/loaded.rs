@@ -11,7 +11,7 @@
 //! only if the call returned normally.
 
 use super::bindings::{parser, policy, provider};
-use super::engine::{content_hash, EPOCH_TICK};
+use super::engine::{Wasm, EPOCH_TICK};
 use super::sandbox::{arm_deadline, classify, new_store, StoreState};
 use super::{text, PluginError, PluginInfo, PluginKind, PluginSettings, PluginSource, PluginStats};
 use parking_lot::Mutex;
@@ -166,9 +166,9 @@ impl LoadedPlugin {
     /// agree with what it exports, and a smoke call with empty input in its first instance
     /// under its own limits. Blocking, and bounded: compiling by [`COMPILE_LIMIT`], every call by
     /// the plugin's deadline or [`LOAD_CALL_LIMIT`], whichever is longer.
-    pub fn load(context: &LoadContext<'_>, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
+    pub fn load(context: &LoadContext<'_>, source: PluginSource, wasm: &Wasm<'_>) -> Result<LoadedPlugin, PluginError> {
         let origin = super::text::shown(&source.to_string(), 512);
-        let component = context.engine.compile_within(&origin, bytes, COMPILE_LIMIT)?;
+        let component = context.engine.compile_within(&origin, wasm, COMPILE_LIMIT)?;
         let engine = context.engine.engine().clone();
         let (interfaces, version) = exported_plugin_interfaces(&engine, &component, &origin)?;
         let needed = super::wit_version();
@@ -192,7 +192,7 @@ impl LoadedPlugin {
         let mut plugin = LoadedPlugin {
             info: PluginInfo { name: origin.clone(), version: String::new(), kind, wit_version: version },
             source,
-            hash: content_hash(bytes),
+            hash: wasm.hash.to_string(),
             loaded_ms: crate::model::now_ms(),
             settings: loading(context.defaults),
             engine,

@@ -32,7 +32,7 @@ mod watch;
 pub use bindings::host_wit_version as wit_version;
 pub use convert::{burst_from_file, burst_to_file};
 pub use calls::{describe, unlined, CostEstimate, Diagnostic, GpuSpec, JobConfig, JobFile, JobResult, JobSpec, JobState, Offer, ParseMode, ProviderCall, ProviderError, ProviderReply, LOG_BYTES as PROVIDER_LOG_BYTES, RENDER_BYTES};
-pub use engine::{content_hash, PluginEngine};
+pub use engine::{PluginEngine, Wasm};
 pub use error::PluginError;
 pub use loaded::LoadedPlugin;
 pub use provider::{AllowListHooks, HttpsTrust};
@@ -296,8 +296,8 @@ impl PluginRuntime {
             reloads: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
         };
-        for (name, bytes) in bundled::BUNDLED {
-            let plugin = Arc::new(runtime.load(PluginSource::Bundled(name), bytes)?);
+        for bundled in bundled::BUNDLED {
+            let plugin = Arc::new(runtime.load(PluginSource::Bundled(bundled.name), &Wasm::known(bundled.bytes, bundled.sha256))?);
             runtime.bundled.insert(plugin.info.name.clone(), plugin);
         }
         let registry = Registry { active: runtime.bundled.clone(), files: BTreeMap::new() };
@@ -326,7 +326,7 @@ impl PluginRuntime {
         }
     }
 
-    fn load(&self, source: PluginSource, bytes: &[u8]) -> Result<LoadedPlugin, PluginError> {
+    fn load(&self, source: PluginSource, wasm: &Wasm<'_>) -> Result<LoadedPlugin, PluginError> {
         let context = LoadContext {
             engine: &self.engine,
             linkers: &self.linkers,
@@ -334,7 +334,7 @@ impl PluginRuntime {
             settings_for: &|name| self.settings_for(name),
             stats_for: &|name| self.stats.lock().entry(name.to_string()).or_default().clone(),
         };
-        LoadedPlugin::load(&context, source, bytes)
+        LoadedPlugin::load(&context, source, wasm)
     }
 
     fn settings_for(&self, name: &str) -> PluginSettings {
@@ -358,7 +358,7 @@ impl PluginRuntime {
 
     fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
-        self.load(PluginSource::File(path.to_path_buf()), &bytes)
+        self.load(PluginSource::File(path.to_path_buf()), &Wasm::new(&bytes))
     }
 
     /// Loads a component from anywhere and makes it active under its name, for this process
@@ -410,7 +410,8 @@ impl PluginRuntime {
                 return;
             }
         };
-        let hash = content_hash(&bytes);
+        let wasm = Wasm::new(&bytes);
+        let hash = wasm.hash.to_string();
         let unchanged = match self.registry.load().files.get(path) {
             Some(FileState::Loaded { hash: h } | FileState::Failed { hash: h, .. }) => *h == hash,
             None => false,
@@ -419,7 +420,7 @@ impl PluginRuntime {
             return;
         }
         self.loading.lock().entry(path.to_path_buf()).or_insert((Instant::now(), 0)).1 += 1;
-        let loaded = self.load(PluginSource::File(path.to_path_buf()), &bytes);
+        let loaded = self.load(PluginSource::File(path.to_path_buf()), &wasm);
         {
             let mut loading = self.loading.lock();
             if let Some((_, count)) = loading.get_mut(path) {
