@@ -7,7 +7,7 @@
 //! the bundled ones when `GANTRY_BENCH_POLICIES` lists their components, separated by commas.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use gantry::plugin::{GpuSpec, JobConfig, PluginEngine, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderReply, RuntimeOptions};
+use gantry::plugin::{GpuSpec, JobConfig, PluginEngine, PluginGrants, PluginLimits, PluginRuntime, PluginSettings, ProviderCall, ProviderReply, RuntimeOptions, Wasm};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,9 +28,9 @@ fn load(c: &mut Criterion) {
     let cached = PluginEngine::new(Some(cache.path().to_path_buf())).expect("engine");
     for (name, path) in SHIPPED {
         let bytes = std::fs::read(path).expect("built by build.rs");
-        group.bench_function(BenchmarkId::new("compile", name), |b| b.iter(|| uncached.compile(name, &bytes).expect("compiles")));
-        cached.compile(name, &bytes).expect("warm the cache");
-        group.bench_function(BenchmarkId::new("cached", name), |b| b.iter(|| cached.compile(name, &bytes).expect("loads")));
+        group.bench_function(BenchmarkId::new("compile", name), |b| b.iter(|| uncached.compile(name, &Wasm::new(&bytes)).expect("compiles")));
+        cached.compile(name, &Wasm::new(&bytes)).expect("warm the cache");
+        group.bench_function(BenchmarkId::new("cached", name), |b| b.iter(|| cached.compile(name, &Wasm::new(&bytes)).expect("loads")));
     }
     group.finish();
 }
@@ -277,7 +277,7 @@ fn other_languages(c: &mut Criterion) {
         load.sample_size(10);
         let info = runtime.add_file(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
         let name = info.name.clone();
-        load.bench_function(BenchmarkId::new("compile", &name), |b| b.iter(|| engine.compile(&name, &bytes).expect("compiles")));
+        load.bench_function(BenchmarkId::new("compile", &name), |b| b.iter(|| engine.compile(&name, &Wasm::new(&bytes)).expect("compiles")));
         load.bench_function(BenchmarkId::new("cached", &name), |b| b.iter(|| runtime.add_file(std::path::Path::new(path)).expect("loads")));
         load.finish();
         let plugin = runtime.get(&name).expect("added");

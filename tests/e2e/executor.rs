@@ -74,6 +74,38 @@ async fn stderr_and_stdout_share_the_log_in_order() {
     assert_eq!(log(dir.path()), "one\ntwo\nthree\n");
 }
 
+/// Output larger than the pipe holds, written in bursts, all reaches the log, in order.
+#[tokio::test]
+async fn output_of_many_pipefuls_reaches_the_log_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let record = finished(start(dir.path(), &["for i in $(seq 1 20000); do echo line $i; done", "head -c 300000 /dev/zero | tr '\\0' z", "echo", "echo end"])).await;
+    assert!(record.success(), "{record:?}");
+    let text = log(dir.path());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 20_002, "{} bytes", text.len());
+    assert_eq!((lines[0], lines[19_999]), ("line 1", "line 20000"));
+    assert_eq!((lines[20_000].len(), lines[20_001]), (300_000, "end"));
+}
+
+/// A process that left the job's session keeps the output pipe open after the job's end: the
+/// attempt still ends, with the job's own output and exit, once the drain's bound passes.
+#[tokio::test]
+async fn a_process_that_escaped_the_job_keeps_the_pipe_but_not_the_attempt() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pid_file = dir.path().join("escaped.pid");
+    // The job waits until its child has left its session: killed before, it escaped nothing.
+    let escape = format!("setsid sh -c 'echo $$ > {0}; exec sleep 300' & while [ ! -s {0} ]; do sleep 0.01; done", pid_file.display());
+    let began = std::time::Instant::now();
+    let record = finished(start(dir.path(), &["echo before", &escape, "echo after", "exit 4"])).await;
+    assert_eq!(record.exit_code, Some(4), "{record:?}");
+    assert!(began.elapsed() < Duration::from_secs(60), "the attempt waited for the escaped process's pipe");
+    assert_eq!(log(dir.path()), "before\nafter\n");
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("a pid");
+    assert!(alive(pid), "the escaped process outlived the job, as it should have");
+    // SAFETY: signalling the test's own escaped sleep.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
 #[tokio::test]
 async fn peak_memory_is_recorded() {
     let dir = tempfile::tempdir().expect("dir");

@@ -131,24 +131,16 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     let started_ms = now_ms();
     tell_daemon_recorded();
 
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let copier = std::thread::spawn(move || {
-        let mut pipe = std::fs::File::from(out_r);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if let Err(e) = log.write(&buf[..n]) {
-                        eprintln!("gantry-shim: writing the log: {e}");
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+    // One thread copies the output and notices the shell's exit: a pidfd and the pipe, polled
+    // together. (A thread of its own for the copy cost each job a stack, a malloc arena and their
+    // page faults, a tenth of a trivial job.)
+    let mut output = Output { pipe: Some(std::fs::File::from(out_r)), log, buf: vec![0u8; 64 * 1024] };
+    let exited = pidfd_open(job_pgid);
+    while !output.copy_while(job_pgid, exited.as_ref(), None) {
+        if exited.is_none() && output.pipe.is_none() {
+            break;
         }
-        let _ = done_tx.send(());
-    });
+    }
 
     // The shell is waited for without being reaped: while it is a zombie its pid (the group's
     // number) can't be given to another process, so the group signalled here is the job's.
@@ -166,8 +158,10 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: reaping our own child, which has exited, into `status` and `usage`.
     until_done(dir, || unsafe { libc::wait4(job_pgid, &mut status, 0, &mut usage) } == job_pgid)?;
-    let _ = done_rx.recv_timeout(DRAIN);
-    drop(copier);
+    let drained_by = std::time::Instant::now() + DRAIN;
+    while output.pipe.is_some() && std::time::Instant::now() < drained_by {
+        output.copy_while(job_pgid, None, Some(drained_by));
+    }
 
     let (exit_code, signal) = if libc::WIFEXITED(status) {
         (Some(libc::WEXITSTATUS(status)), None)
@@ -178,6 +172,79 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     };
     let record = ExitRecord { exit_code, signal, started_ms, ended_ms, peak_rss_kib: usage.ru_maxrss.max(0) as u64 };
     write_json_atomically(&dir.join(EXIT), &record)
+}
+
+/// The job's output on its way from the pipe to the log.
+struct Output {
+    /// `None` once the pipe has ended (every writer closed it) or failed.
+    pipe: Option<std::fs::File>,
+    log: RotatingLog,
+    buf: Vec<u8>,
+}
+
+impl Output {
+    /// Copies what the pipe has until the shell `child` exits, which it says with `true`, or the
+    /// pipe ends, or `until` passes; then returns. The exit is seen on `exited`, its pidfd; without
+    /// one (a kernel before 5.3) it is checked at every wake, and at least once a second.
+    fn copy_while(&mut self, child: i32, exited: Option<&OwnedFd>, until: Option<std::time::Instant>) -> bool {
+        let mut fds = Vec::with_capacity(2);
+        if let Some(pipe) = &self.pipe {
+            fds.push(libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if let Some(exited) = exited {
+            fds.push(libc::pollfd { fd: exited.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if fds.is_empty() {
+            return false;
+        }
+        let timeout = match (until, exited) {
+            (Some(until), _) => i32::try_from(until.saturating_duration_since(std::time::Instant::now()).as_millis()).unwrap_or(i32::MAX),
+            (None, None) => 1000,
+            (None, Some(_)) => -1,
+        };
+        // SAFETY: polling descriptors we own, through a live buffer of `fds.len()` entries.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n > 0 && self.pipe.is_some() && fds[0].revents != 0 {
+            self.read_once();
+        }
+        match (exited, until) {
+            (Some(_), _) => n > 0 && fds.last().is_some_and(|f| f.revents != 0),
+            (None, None) => has_exited(child),
+            (None, Some(_)) => false,
+        }
+    }
+
+    fn read_once(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else { return };
+        match pipe.read(&mut self.buf) {
+            Ok(0) => self.pipe = None,
+            Ok(n) => {
+                if let Err(e) = self.log.write(&self.buf[..n]) {
+                    eprintln!("gantry-shim: writing the log: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => self.pipe = None,
+        }
+    }
+}
+
+/// Whether our child `pid` has exited, without reaping it.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: siginfo is plain data filled by waitid; WNOHANG | WNOWAIT neither blocks nor reaps.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, for our own child.
+    let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    // SAFETY: si_pid is set by a successful waitid, and 0 when the child has not exited.
+    r == 0 && unsafe { info.si_pid() } != 0
+}
+
+/// A pidfd for our own child, which readies for reading when it exits.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: the kernel just returned this descriptor to us.
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
 }
 
 /// The spawner's life: `gantry-shim` started with a socket as its stdin. Returns when the
@@ -192,6 +259,10 @@ pub fn serve() -> Result<(), ExecutorError> {
         libc::setsid();
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
     }
+    // The user database's modules (nsswitch's `systemd`, `sss`, …) are loaded by a process's
+    // first lookup: made here once, each shim inherits them instead of loading them again for its
+    // job's user (a dlopen and its relocations per job).
+    let _ = crate::unix::Account::by_uid(crate::unix::euid());
     while let Some((dir, fds)) = super::spawner::receive(socket).map_err(io)? {
         let Ok(fds) = <[OwnedFd; FDS]>::try_from(fds) else {
             eprintln!("gantry-shim: a message for {} without its {FDS} descriptors, ignored", dir.display());

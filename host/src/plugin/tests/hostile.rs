@@ -71,7 +71,7 @@ fn a_rescan_overtaken_by_a_newer_load_of_the_same_file_waits_for_its_outcome() {
     // Compiled once beforehand, so that both loads take as long (the deadline of the info() call)
     // and the newer one ends last.
     let bytes = std::fs::read(SLOW_INFO).expect("fixture");
-    crate::plugin::PluginEngine::new(Some(crate::testing::shared_cache())).expect("engine").compile("slow.wasm", &bytes).expect("compiles");
+    crate::plugin::PluginEngine::new(Some(crate::testing::shared_cache())).expect("engine").compile("slow.wasm", &crate::plugin::Wasm::new(&bytes)).expect("compiles");
     let rescan = {
         let runtime = runtime.clone();
         std::thread::spawn(move || {
