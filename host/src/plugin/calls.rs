@@ -160,6 +160,7 @@ impl LoadedPlugin {
         self.stats().calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut store = self.call_store(settings)?;
+        let ticking = super::engine::Ticking::start();
         let limit = settings.limits.timeout;
         let result = tokio::time::timeout(limit, async {
             let Instance::Provider(bindings) = self.instantiate(&mut store).await? else { unreachable!("a provider's instances are providers") };
@@ -175,6 +176,7 @@ impl LoadedPlugin {
             })
         })
         .await;
+        drop(ticking);
         self.stats().record_duration(started.elapsed());
         match result {
             Ok(Ok(reply)) => {

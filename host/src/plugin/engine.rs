@@ -214,7 +214,42 @@ impl<'a> Wasm<'a> {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
+/// Plugin calls in flight, in every engine of the process. Epochs only bound calls, so the
+/// tickers advance them only while there is one: an idle daemon is not woken a hundred times a
+/// second for deadlines nobody has.
+static IN_FLIGHT: (std::sync::Mutex<usize>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// How long a ticker with no call to time sleeps before it looks whether its engine is gone.
+const PARKED: Duration = Duration::from_secs(10);
+
+fn in_flight() -> std::sync::MutexGuard<'static, usize> {
+    IN_FLIGHT.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Held for the length of a bounded call (before its first poll: a guest that spins there is
+/// cut by its epoch deadline too): while any is held, the epochs advance.
+pub(super) struct Ticking(());
+
+impl Ticking {
+    pub(super) fn start() -> Ticking {
+        let mut calls = in_flight();
+        *calls += 1;
+        if *calls == 1 {
+            IN_FLIGHT.1.notify_all();
+        }
+        Ticking(())
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        *in_flight() -= 1;
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while a call is in flight, for as long as
+/// the engine lives. A deadline is armed relative to the epoch of its call's start and counts a
+/// tick more than its length, so a first tick that comes early cuts no call short.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new().name("gantry-epoch".into()).spawn(move || {
@@ -222,6 +257,8 @@ fn spawn_epoch_ticker(engine: &Engine) {
             engine.increment_epoch();
             drop(engine);
             std::thread::sleep(EPOCH_TICK);
+            let calls = in_flight();
+            let _ = IN_FLIGHT.1.wait_timeout_while(calls, PARKED, |calls| *calls == 0);
         }
     });
     if let Err(e) = spawned {

@@ -127,6 +127,7 @@ fn compatible(found: &str, host: &str) -> bool {
 /// for the rest of its time; registering a timer wakes the runtime's driver thread, which on
 /// every call would cost the daemon more CPU than the call itself.
 fn within<T>(limit: Duration, call: impl Future<Output = wasmtime::Result<T>>) -> Option<wasmtime::Result<T>> {
+    let _ticking = super::engine::Ticking::start();
     let deadline = tokio::time::Instant::now() + limit + EPOCH_TICK;
     let mut call = std::pin::pin!(call);
     // Host functions the first poll reaches (a clock's subscription) need a runtime to register with.
