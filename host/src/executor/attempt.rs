@@ -265,16 +265,19 @@ fn signal_job(shim: &ShimInfo, signal: i32) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
-/// A pidfd for `pid`, checked against its recorded start time so a reused pid is never mistaken
+/// A descriptor that readies for reading when process `pid` exits; `None` where the kernel has
+/// none (before 5.3) or the process is gone.
+pub(super) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: the kernel just returned this descriptor to us.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The shim's pidfd, checked against its recorded start time so a reused pid is never mistaken
 /// for the shim.
 fn pidfd(shim: &ShimInfo) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, shim.pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let fd = pidfd_open(i32::try_from(shim.pid).ok()?)?;
     (crate::procfs::start_ticks(shim.pid) == Some(shim.start_ticks)).then_some(fd)
 }
 

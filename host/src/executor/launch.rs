@@ -105,7 +105,7 @@ pub(super) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Forks the job's process. Only for a process with one thread (the shim before its copier):
+/// Forks the job's process. Only for a process with one thread (the shim):
 /// the child runs nothing but system calls on what was prepared here.
 pub fn start(launch: &Launch<'_>) -> std::io::Result<Gated> {
     let path = c_string(&launch.program.path.display().to_string(), "program")?;

@@ -132,10 +132,10 @@ pub fn run(dir: &Path) -> Result<(), ExecutorError> {
     tell_daemon_recorded();
 
     // One thread copies the output and notices the shell's exit: a pidfd and the pipe, polled
-    // together. (A thread of its own for the copy cost each job a stack, a malloc arena and their
-    // page faults, a tenth of a trivial job.)
+    // together. (A thread of its own for the copy cost each job a stack, a malloc arena and
+    // their page faults.)
     let mut output = Output { pipe: Some(std::fs::File::from(out_r)), log, buf: vec![0u8; 64 * 1024] };
-    let exited = pidfd_open(job_pgid);
+    let exited = super::attempt::pidfd_open(job_pgid);
     while !output.copy_while(job_pgid, exited.as_ref(), None) {
         if exited.is_none() && output.pipe.is_none() {
             break;
@@ -237,14 +237,6 @@ fn has_exited(pid: i32) -> bool {
     let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
     // SAFETY: si_pid is set by a successful waitid, and 0 when the child has not exited.
     r == 0 && unsafe { info.si_pid() } != 0
-}
-
-/// A pidfd for our own child, which readies for reading when it exits.
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: the kernel just returned this descriptor to us.
-    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
 }
 
 /// The spawner's life: `gantry-shim` started with a socket as its stdin. Returns when the
