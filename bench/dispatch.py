@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Builds of gantry against each other, alternately, on what a batch of trivial jobs costs and
+what an idle daemon holds (issue 20). On a VM whose speed drifts by tens of percent between runs
+(bench/versus.py's figures), the CPU a job costs, taken from the whole machine, moves far less
+than the rate, and alternating the builds spreads the drift over both.
+
+    GANTRY_BIN=LABEL=PATH[,LABEL=PATH…] python3 bench/dispatch.py [JOBS] [ROUNDS]   (2000, 3)
+
+Each PATH is a `gantry` with its `gantryd` and `gantry-shim` beside it (default: this tree's
+release build). Per round and build:
+- a batch: JOBS jobs of `touch DIR/N` as one array, 8 at a time on 8 simulated GPUs; jobs/s from
+  the submit to the last start, and busy CPU time of all CPUs (/proc/stat) per job meanwhile;
+- idle: a daemon on a fresh state directory, then restarted on it (the plugin cache warm), each
+  measured 12 s after its start: VmRSS, its anonymous and file-backed parts, and its CPU over 20 s.
+"""
+import sys, tempfile, time
+from pathlib import Path
+
+from common import TICK, machine
+import versus
+
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+
+
+def busy_ticks():
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def batch(name, program):
+    work = tempfile.mkdtemp(prefix="dispatch-")
+    g = versus.Gantry(work, name, program)
+    g.start()
+    try:
+        directory = Path(work, "batch")
+        directory.mkdir()
+        starts = versus.Starts(directory)
+        before = busy_ticks()
+        began, _ = g.array(directory, JOBS)
+        last = starts.wait(JOBS)[-1]
+        cpu_us = (busy_ticks() - before) / TICK * 1e6 / JOBS
+        return JOBS / ((last - began) / 1e9), cpu_us
+    finally:
+        g.stop()
+
+
+def status_kib(pid, key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def idle(name, program):
+    work = tempfile.mkdtemp(prefix="dispatch-idle-")
+    rows = []
+    for start in ("fresh", "restart"):
+        g = versus.Gantry(work, name, program)
+        g.start()
+        try:
+            time.sleep(12)
+            pid = g.daemon.pid
+            ticks = lambda: sum(int(f) for f in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+            before = ticks()
+            time.sleep(20)
+            cpu = (ticks() - before) / TICK / 20 * 100
+            rows.append((start, *(status_kib(pid, k) / 1024 for k in ("VmRSS", "RssAnon", "RssFile")), cpu))
+        finally:
+            g.stop()
+    return rows
+
+
+def main():
+    print(f"# {machine()}, {time.strftime('%Y-%m-%d')}, {JOBS} jobs 8 at a time, {ROUNDS} rounds")
+    print("| build | round | batch jobs/s | CPU per job (all CPUs) |")
+    print("|---|---|---|---|")
+    for r in range(1, ROUNDS + 1):
+        for name, path in versus.GANTRYS:
+            rate, cpu_us = batch(name, path)
+            print(f"| {name} | {r} | {rate:.0f} | {cpu_us:.0f} µs |", flush=True)
+    print()
+    print("| build | start | VmRSS | anonymous | file-backed | idle CPU |")
+    print("|---|---|---|---|---|---|")
+    for name, path in versus.GANTRYS:
+        for start, rss, anon, file, cpu in idle(name, path):
+            print(f"| {name} | {start} | {rss:.1f} MiB | {anon:.1f} MiB | {file:.1f} MiB | {cpu:.2f} % |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
