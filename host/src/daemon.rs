@@ -258,10 +258,8 @@ pub async fn serve(
     let _reporter = federation_reporter(&service, started.federation_client.clone(), &info.url);
     let mapping = service.gpu_config().hpc_job_mapping_dir.map(|dir| job_mapping(&service, dir));
     let router = crate::http::router(service.clone());
-    // The start's working memory (configuration, migrations, the plugins' loads) is freed by now,
-    // but the allocator keeps what lies between live blocks for the daemon's whole life.
-    // SAFETY: malloc_trim only gives free memory back to the system.
-    let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    // The start's working memory (configuration, migrations, the plugins' loads) is freed by now.
+    let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
     let server = service.server_config();
     let limits = ConnectionLimits { max_connections: server.max_connections, header_timeout: server.header_timeout };
     let tcp = crate::http::serve(listener, router.clone(), Peer::of_tcp, limits, tls, stop());

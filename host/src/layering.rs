@@ -9,7 +9,7 @@ use std::path::Path;
 const FLOORS: &[&[&str]] = &[
     &["model"],
     &[
-        "unix", "procfs", "watch", "metrics", "tasks", "log_access", "command_files", "config", "auth", "store", "gpu", "host_info", "plugin", "policy", "executor",
+        "unix", "procfs", "memory", "watch", "metrics", "tasks", "log_access", "command_files", "config", "auth", "store", "gpu", "host_info", "plugin", "policy", "executor",
         "scheduler", "federation", "tls", "replay", "providers",
     ],
     &["service"],

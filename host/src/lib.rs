@@ -12,7 +12,8 @@
 //!   to), [`gpu`] (NVML, sampling, simulation), [`host_info`],
 //!   [`auth`] (modes, tokens, accounts), [`config`] (reading and editing `gantry.toml`),
 //!   [`federation`] (agents and masters), [`tls`], [`command_files`], [`log_access`], [`tasks`],
-//!   [`metrics`], [`watch`], [`procfs`], [`unix`] (accounts, reading as a caller);
+//!   [`metrics`], [`watch`], [`procfs`], [`memory`] (giving back what the allocator keeps),
+//!   [`unix`] (accounts, reading as a caller);
 //! - [`model`]: the records every floor speaks (jobs, runs, rules, who is calling).
 
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod gpu;
 pub mod host_info;
 pub mod http;
 pub mod log_access;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod plugin;

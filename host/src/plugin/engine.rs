@@ -133,10 +133,9 @@ impl PluginEngine {
                 let compiled = engine.compile(&name, &Wasm::known(&copy, &hash));
                 drop(copy);
                 // Cranelift's working memory, freed by now, would otherwise stay with the
-                // allocator's arena for this thread for the daemon's whole life (measured: 8 MB of a
-                // fresh daemon's private memory after it compiled the bundled plugins).
-                // SAFETY: malloc_trim only returns free memory to the system.
-                unsafe { libc::malloc_trim(0) };
+                // allocator's arena for this thread (measured: 8 MB of a fresh daemon's private
+                // memory after it compiled the bundled plugins).
+                crate::memory::release_freed();
                 drop(tx.send(compiled))
             })
             .map_err(|e| PluginError::Engine(format!("starting a compile thread: {e}")))?;
