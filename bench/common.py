@@ -22,11 +22,16 @@ def cpu_seconds(pids):
     return total / TICK
 
 
-def rss_mib(pid):
+def status_mib(pid, key):
+    """A size from /proc/PID/status (`VmRSS`, `RssAnon`, `RssFile`, …), in MiB."""
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mib(pid):
+    return status_mib(pid, "VmRSS")
 
 
 def machine():

@@ -13,10 +13,10 @@ release build). Per round and build:
 - idle: a daemon on a fresh state directory, then restarted on it (the plugin cache warm), each
   measured 12 s after its start: VmRSS, its anonymous and file-backed parts, and its CPU over 20 s.
 """
-import sys, tempfile, time
+import shutil, sys, tempfile, time
 from pathlib import Path
 
-from common import TICK, machine
+from common import TICK, cpu_seconds, machine, status_mib
 import versus
 
 JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -43,13 +43,7 @@ def batch(name, program):
         return JOBS / ((last - began) / 1e9), cpu_us
     finally:
         g.stop()
-
-
-def status_kib(pid, key):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def idle(name, program):
@@ -61,13 +55,13 @@ def idle(name, program):
         try:
             time.sleep(12)
             pid = g.daemon.pid
-            ticks = lambda: sum(int(f) for f in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
-            before = ticks()
+            before = cpu_seconds([pid])
             time.sleep(20)
-            cpu = (ticks() - before) / TICK / 20 * 100
-            rows.append((start, *(status_kib(pid, k) / 1024 for k in ("VmRSS", "RssAnon", "RssFile")), cpu))
+            cpu = (cpu_seconds([pid]) - before) / 20 * 100
+            rows.append((start, *(status_mib(pid, k) for k in ("VmRSS", "RssAnon", "RssFile")), cpu))
         finally:
             g.stop()
+    shutil.rmtree(work, ignore_errors=True)
     return rows
 
 

@@ -187,16 +187,17 @@ impl Output {
     /// pipe ends, or `until` passes; then returns. The exit is seen on `exited`, its pidfd; without
     /// one (a kernel before 5.3) it is checked at every wake, and at least once a second.
     fn copy_while(&mut self, child: i32, exited: Option<&OwnedFd>, until: Option<std::time::Instant>) -> bool {
-        let mut fds = Vec::with_capacity(2);
-        if let Some(pipe) = &self.pipe {
-            fds.push(libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        let idle = libc::pollfd { fd: -1, events: 0, revents: 0 };
+        let mut all = [idle; 2];
+        let mut len = 0;
+        for fd in [self.pipe.as_ref().map(|p| p.as_raw_fd()), exited.map(|e| e.as_raw_fd())].into_iter().flatten() {
+            all[len] = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            len += 1;
         }
-        if let Some(exited) = exited {
-            fds.push(libc::pollfd { fd: exited.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        }
-        if fds.is_empty() {
+        if len == 0 {
             return false;
         }
+        let fds = &mut all[..len];
         let timeout = match (until, exited) {
             (Some(until), _) => i32::try_from(until.saturating_duration_since(std::time::Instant::now()).as_millis()).unwrap_or(i32::MAX),
             (None, None) => 1000,
