@@ -47,6 +47,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace.join("command").display());
 
     println!("cargo:rerun-if-changed={}", workspace.join("nvml-sim").display());
+    static_unwinder();
     let target_root = target_root(&workspace);
 
     let plugins_dir = target_root.join("plugins");
@@ -76,6 +77,24 @@ fn main() {
     for (fixture, world) in WAT_FIXTURES {
         let wasm = componentize(&workspace, fixture, world, &plugins_dir);
         export_path(fixture, &wasm);
+    }
+}
+
+/// Where GCC's static unwinder `libgcc_eh.a` is found, `gantry` links it (as `gcc
+/// -static-libgcc` does) instead of loading `libgcc_s.so.1`: that library's constructor reads
+/// the CPU's features with a dozen CPUIDs, each a trap to the hypervisor in a virtual machine,
+/// on every `gantry submit`. Elsewhere (no GCC, another libc) `gantry` links as Rust does.
+fn static_unwinder() {
+    println!("cargo::rustc-check-cfg=cfg(gantry_static_unwinder)");
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") || env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("gnu") {
+        return;
+    }
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+    let Ok(output) = Command::new(&cc).arg("-print-file-name=libgcc_eh.a").output() else { return };
+    let archive = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if let (true, Some(dir)) = (archive.is_absolute() && archive.is_file(), archive.parent()) {
+        println!("cargo:rustc-link-search=native={}", dir.display());
+        println!("cargo:rustc-cfg=gantry_static_unwinder");
     }
 }
 

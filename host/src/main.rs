@@ -6,6 +6,12 @@
 
 mod cli;
 
+// GCC's unwinder, linked in rather than loaded: see `static_unwinder` in `build.rs`. Named by
+// the binary itself, its `_Unwind_*` symbols resolve here before the `-lgcc_s` of std.
+#[cfg(gantry_static_unwinder)]
+#[link(name = "gcc_eh", kind = "static")]
+unsafe extern "C" {}
+
 use anyhow::Context;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;

@@ -20,7 +20,9 @@ pub struct Local {
     pub command: LocalCommand,
 }
 
+// Deferred, as `super::ClientCommand` is: built only when typed.
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum LocalCommand {
     /// Run the daemon: sample GPUs, schedule and supervise jobs, serve the HTTP API.
     Serve(ServeArgs),
@@ -115,7 +117,8 @@ pub struct GpusArgs {
     pub mode: GpuModeArgs,
 }
 
-/// Shared by the commands that open GPUs.
+// Shared by the commands that open GPUs. Not a doc comment: with the commands' arguments
+// deferred, clap would take a flattened struct's doc for the command's own description.
 #[derive(Args)]
 pub struct GpuModeArgs {
     /// Use simulated GPUs even if a driver is present: N or NxMODEL (e.g. 8xH100).

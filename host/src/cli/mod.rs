@@ -58,7 +58,11 @@ enum Command {
 }
 
 /// The commands that ask a daemon, or need none and no runtime either.
+// `defer`: a command's arguments are built only when that command is the one typed (help,
+// completions and the man page still build them all). Building every command's arguments, to
+// then use one, was most of the CPU that `gantry submit` spent in its own code.
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum ClientCommand {
     /// Queue a command.
     Submit(Box<jobs::SubmitArgs>),
