@@ -47,33 +47,27 @@ impl Service {
         let uid = uid.ok_or_else(|| ServiceError::Forbidden("the kernel did not say who is calling on this socket".into()))?;
         let (owner, system) = (self.auth.owner().clone(), self.auth.system());
         let admin_group = self.auth.config().admin_group.clone();
-        off_thread(move || {
-            let account = crate::unix::Account::by_uid(uid).ok();
-            let name = account.as_ref().map_or_else(|| format!("uid{uid}"), |a| a.name.clone());
-            let in_admin_group = match (&account, admin_group) {
-                (Some(account), Some(group)) => crate::unix::users::group_gid(&group).is_ok_and(|gid| account.in_group(gid)),
-                _ => false,
-            };
-            let role = if uid == 0 || Some(uid) == owner.uid || in_admin_group {
-                Role::Admin
-            } else if system {
-                Role::User
-            } else {
-                return Err(ServiceError::Forbidden(format!("this gantry daemon belongs to {}; {name} (uid {uid}) may not use it", owner.name)));
-            };
-            Ok(Principal::unix(uid, name, role))
-        })
-        .await
+        let account = self.accounts.by_uid(uid).await.ok();
+        let name = account.as_ref().map_or_else(|| format!("uid{uid}"), |a| a.name.clone());
+        let in_admin_group = match (account, admin_group) {
+            (Some(account), Some(group)) => off_thread(move || Ok::<_, ServiceError>(crate::unix::users::group_gid(&group).is_ok_and(|gid| account.in_group(gid)))).await?,
+            _ => false,
+        };
+        let role = if uid == 0 || Some(uid) == owner.uid || in_admin_group {
+            Role::Admin
+        } else if system {
+            Role::User
+        } else {
+            return Err(ServiceError::Forbidden(format!("this gantry daemon belongs to {}; {name} (uid {uid}) may not use it", owner.name)));
+        };
+        Ok(Principal::unix(uid, name, role))
     }
 
     /// Whose rights a file read for `who` has: their Unix user's, or the daemon's for an admin
     /// without a Unix identity. Anyone else may have no file read for them.
     pub(super) async fn reader(&self, who: &Principal) -> Result<Option<crate::unix::Account>, ServiceError> {
         match who.uid {
-            Some(uid) => {
-                let name = who.name.clone();
-                off_thread(move || crate::unix::Account::by_uid(uid).map(Some).map_err(|e| ServiceError::Forbidden(format!("reading files as {name}: {e}")))).await
-            }
+            Some(uid) => self.accounts.by_uid(uid).await.map(Some).map_err(|e| ServiceError::Forbidden(format!("reading files as {}: {e}", who.name))),
             None if who.role == Role::Admin => Ok(None),
             None => Err(ServiceError::Forbidden(format!("{} is not bound to a Unix user, so gantry reads no files for it", who.name))),
         }

@@ -73,7 +73,7 @@ impl Service {
     /// name another owner there, which only labels the job.
     pub(super) async fn claim(&self, who: &Principal, batch: &mut Batch) -> Result<(), ServiceError> {
         let groups = match who.uid {
-            Some(uid) => off_thread(move || Ok::<_, ServiceError>(crate::unix::Account::by_uid(uid).map(|a| a.groups).unwrap_or_default())).await?,
+            Some(uid) => self.accounts.by_uid(uid).await.map(|a| a.groups).unwrap_or_default(),
             None => Vec::new(),
         };
         if !self.auth.system() {

@@ -23,6 +23,7 @@ mod logs;
 mod node;
 mod nodes;
 mod offers;
+mod recent_accounts;
 pub mod run_log;
 mod runs;
 mod settings;
@@ -99,6 +100,7 @@ pub struct Service {
     /// The threads that hash passwords: one per core.
     hashing: Workers,
     started: std::time::Instant,
+    accounts: recent_accounts::RecentAccounts,
 }
 
 impl Service {
@@ -122,6 +124,7 @@ impl Service {
             shutdown: Arc::new(tokio::sync::Notify::new()),
             hashing: Workers::new("gantry-hashing", std::thread::available_parallelism().map_or(2, |n| n.get())),
             started: std::time::Instant::now(),
+            accounts: recent_accounts::RecentAccounts::default(),
         }
     }
 
