@@ -21,6 +21,8 @@ pub enum StoreError {
 }
 
 /// Each entry moves the schema one version up. Never edit one that has shipped; add another.
+const SAVE_QUEUE: &str = "INSERT INTO queues (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data";
+
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE runs (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
      CREATE TABLE jobs (
@@ -129,6 +131,17 @@ impl Store {
     /// Writes jobs (new or changed), with their latest attempt and none after it, in one
     /// transaction: either all of a batch is committed or none.
     pub fn save_jobs<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>) -> Result<(), StoreError> {
+        self.save_jobs_and_queue(jobs, None)
+    }
+
+    /// [`Store::save_jobs`], and in the same transaction the state of the queue they changed
+    /// (an attempt's end and its queue's failure count; an array and its own queue): one commit,
+    /// and never the one without the other after a crash.
+    pub fn save_jobs_and_queue<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>, queue: Option<&QueueState>) -> Result<(), StoreError> {
+        let queue = match queue {
+            Some(queue) => Some((queue.name.clone(), self.json(&format!("queue {}", queue.name), queue)?)),
+            None => None,
+        };
         let mut rows = Vec::new();
         for job in jobs {
             let attempt = match job.attempts.last() {
@@ -165,6 +178,9 @@ impl Store {
                 }
                 forget_stmt.execute(params![id, attempt.as_ref().map_or(0, |(number, _)| *number)]).map_err(&sql)?;
             }
+            if let Some((name, data)) = &queue {
+                tx.prepare_cached(SAVE_QUEUE).map_err(&sql)?.execute(params![name, data]).map_err(&sql)?;
+            }
         }
         tx.commit().map_err(&sql)
     }
@@ -179,12 +195,7 @@ impl Store {
 
     pub fn save_queue(&mut self, queue: &QueueState) -> Result<(), StoreError> {
         let data = self.json(&format!("queue {}", queue.name), queue)?;
-        self.conn
-            .execute(
-                "INSERT INTO queues (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
-                params![queue.name, data],
-            )
-            .map_err(self.sql())?;
+        self.conn.execute(SAVE_QUEUE, params![queue.name, data]).map_err(self.sql())?;
         Ok(())
     }
 
@@ -278,6 +289,22 @@ mod tests {
         let snapshot = store.load().expect("load");
         assert_eq!(snapshot.jobs, vec![job(1), second]);
         assert_eq!(store.max_job_id().expect("max"), 2);
+    }
+
+    #[test]
+    fn a_job_and_its_queue_are_committed_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gantry.db");
+        let mut store = Store::open(&path).expect("open");
+        let mut queue = QueueState::new("train");
+        queue.consecutive_failures = 2;
+        store.save_jobs_and_queue([&job(1)], Some(&queue)).expect("save");
+        queue.consecutive_failures = 3;
+        store.save_jobs_and_queue([&job(1)], Some(&queue)).expect("save again");
+        drop(store);
+        let snapshot = Store::open(&path).expect("reopen").load().expect("load");
+        assert_eq!(snapshot.jobs, vec![job(1)]);
+        assert_eq!(snapshot.queues.iter().map(|q| (q.name.as_str(), q.consecutive_failures)).collect::<Vec<_>>(), [("train", 3)]);
     }
 
     /// An attempt a provider could not be asked for is taken back; a restart must not find it.

@@ -238,7 +238,7 @@ impl Engine {
     }
 
     /// Writes how the attempt ended into it, moves the job to its next state, and updates its
-    /// queue's failure count; both are committed.
+    /// queue's failure count; both are committed, together.
     fn record_ending(&mut self, id: JobId, ending: Ending) -> Result<Job, SchedulerError> {
         self.burst_attempt_over(id);
         let default_retries = self.rules().default_retries;
@@ -288,8 +288,7 @@ impl Engine {
             }
         }
         let (queue, job) = (queue.clone(), job.clone());
-        self.save_jobs([&job])?;
-        self.store.save_queue(&queue)?;
+        self.save_jobs_and_queue([&job], Some(&queue))?;
         self.count_use(id);
         Ok(job)
     }

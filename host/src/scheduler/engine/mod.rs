@@ -297,8 +297,13 @@ impl Engine {
 
     /// Commits jobs, then tells subscribers what changed.
     fn save_jobs<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>) -> Result<(), SchedulerError> {
+        self.save_jobs_and_queue(jobs, None)
+    }
+
+    /// [`Engine::save_jobs`] with the queue they changed, in the same commit.
+    fn save_jobs_and_queue<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>, queue: Option<&QueueState>) -> Result<(), SchedulerError> {
         let jobs: Vec<&Job> = jobs.into_iter().collect();
-        self.store.save_jobs(jobs.iter().copied())?;
+        self.store.save_jobs_and_queue(jobs.iter().copied(), queue)?;
         if self.events.receiver_count() > 0 {
             for job in jobs {
                 let _ = self.events.send(Event::job(job));

@@ -84,16 +84,16 @@ impl Engine {
             jobs.push(job);
         }
         // Committed before it is acknowledged, and before anything can start.
+        let mut array_queue = None;
         if let Some(array) = own_queue
             && let Some(queue) = jobs.first().map(|j| j.queue.clone())
         {
             let parallelism = array.max_running.unwrap_or_else(|| u32::try_from(jobs.len()).unwrap_or(u32::MAX));
             let state = self.queues.entry(queue.clone()).or_insert_with(|| crate::model::QueueState::new(&queue));
             state.parallelism = parallelism.max(1);
-            let state = state.clone();
-            self.store.save_queue(&state)?;
+            array_queue = Some(state.clone());
         }
-        self.save_jobs(&jobs)?;
+        self.save_jobs_and_queue(&jobs, array_queue.as_ref())?;
         self.next_job += jobs.len() as u64;
         for job in jobs {
             self.index(&job);
