@@ -152,24 +152,10 @@ const SPAWNER_DEATH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Starts the shim of a new attempt in `dir` (created if needed), forked by `spawner`.
 /// Blocking, but brief: it returns once the shim has recorded itself.
-pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
-    started(spawner, hand(spawner, dir, spec)?)
-}
-
-/// An attempt on its way to its shim: handed to the spawner, the shim not yet heard from.
-pub struct Handed {
-    dir: PathBuf,
-    sent: Sent,
-    recorded: std::io::PipeReader,
-}
-
-/// The first part of [`spawn`], which never waits for another process: the attempt's files
-/// are written and the attempt sent to the spawner. The scheduler does this itself, so the
-/// spawner has the attempt without a hand-off to another thread first; [`started`] waits.
 ///
 /// The shim gets the attempt's lock as its stdin and a "recorded" pipe as its stdout; its
 /// death before it recorded itself reads as end-of-file on that pipe.
-pub fn hand(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Handed, ExecutorError> {
+pub fn spawn(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<RunningAttempt, ExecutorError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     if dir.join(EXIT).exists() || dir.join(SHIM).exists() {
         return Err(ExecutorError::AlreadyRunning { path: dir.to_path_buf() });
@@ -179,25 +165,17 @@ pub fn hand(spawner: &Spawner, dir: &Path, spec: &AttemptSpec) -> Result<Handed,
     let spec_path = dir.join(SPEC);
     let text = serde_json::to_vec(spec).map_err(|e| ExecutorError::Corrupt { path: spec_path.clone(), message: e.to_string() })?;
     std::fs::write(&spec_path, text).map_err(io(&spec_path))?;
-    let (sent, recorded) = send(spawner, dir)?;
-    Ok(Handed { dir: dir.to_path_buf(), sent, recorded })
-}
-
-/// The rest of [`spawn`]: waits for the shim to record itself, and asks a new spawner once if
-/// the one it went to died with it.
-pub fn started(spawner: &Spawner, handed: Handed) -> Result<RunningAttempt, ExecutorError> {
-    let Handed { dir, sent, recorded } = handed;
-    let mut answered = recorded_itself(recorded);
+    let (sent, mut answered) = hand_over(spawner, dir)?;
     // A spawner that dies with the message (killed, or out of memory) forks no shim for it: no
     // shim recorded itself or said why it could not, the lock is free again, so nothing ran; a
     // new spawner is asked, once.
     let silent = || std::fs::metadata(dir.join(LOG)).map_or(true, |m| m.len() == 0);
-    if !answered && !dir.join(SHIM).exists() && silent() && spawner.gone(sent, SPAWNER_DEATH) && try_lock(&dir)?.is_some() {
+    if !answered && !dir.join(SHIM).exists() && silent() && spawner.gone(sent, SPAWNER_DEATH) && try_lock(dir)?.is_some() {
         tracing::warn!(dir = %dir.display(), "the spawner died before forking the attempt's shim; asking a new one");
-        answered = recorded_itself(send(spawner, &dir)?.1);
+        answered = hand_over(spawner, dir)?.1;
     }
     match read_json::<ShimInfo>(&dir.join(SHIM))? {
-        Some(shim) if answered => Ok(RunningAttempt { dir, shim }),
+        Some(shim) if answered => Ok(RunningAttempt { dir: dir.to_path_buf(), shim }),
         _ => {
             let log = std::fs::read_to_string(dir.join(LOG)).unwrap_or_default();
             Err(ExecutorError::Start(format!("the shim ended before starting the job: {}", log.trim())))
@@ -205,9 +183,9 @@ pub fn started(spawner: &Spawner, handed: Handed) -> Result<RunningAttempt, Exec
     }
 }
 
-/// Sends the attempt to the spawner: to which spawner it went, and the pipe on which its shim
-/// says it has recorded itself.
-fn send(spawner: &Spawner, dir: &Path) -> Result<(Sent, std::io::PipeReader), ExecutorError> {
+/// Sends the attempt to the spawner and waits for its shim to say it has recorded itself:
+/// whether it did, and to which spawner it went.
+fn hand_over(spawner: &Spawner, dir: &Path) -> Result<(Sent, bool), ExecutorError> {
     // The lock is taken here and handed on to the shim, so it is held without a gap from before the
     // shim exists until it exits: a daemon that dies meanwhile can't make it look abandoned.
     let lock = try_lock(dir)?.ok_or_else(|| ExecutorError::AlreadyRunning { path: dir.to_path_buf() })?;
@@ -215,21 +193,16 @@ fn send(spawner: &Spawner, dir: &Path) -> Result<(Sent, std::io::PipeReader), Ex
     // has to say reaches the user.
     let log_path = dir.join(LOG);
     let shim_err = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path))?;
-    let (recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
+    let (mut recorded, recorded_w) = std::io::pipe().map_err(io(dir))?;
     let sent = spawner.send(dir, [&OwnedFd::from(lock), &OwnedFd::from(recorded_w), &OwnedFd::from(shim_err)])?;
     // Our copies of the lock and the pipe's write end are gone: from here only the shim holds
     // them (or the message on its way to the spawner does).
-    Ok((sent, recorded))
-}
-
-/// Whether the shim wrote its byte (it recorded itself) before its end of the pipe closed.
-fn recorded_itself(mut recorded: std::io::PipeReader) -> bool {
     let mut byte = [0u8; 1];
     loop {
         match recorded.read(&mut byte) {
-            Ok(n) => return n == 1,
+            Ok(n) => return Ok((sent, n == 1)),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => return Ok((sent, false)),
         }
     }
 }

@@ -27,7 +27,7 @@ mod logfile;
 mod shim;
 mod spawner;
 
-pub use attempt::{adopt, cancel, hand, spawn, started, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, Handed, RunningAttempt, ShimInfo};
+pub use attempt::{adopt, cancel, spawn, wait, Adoption, AttemptSpec, ExitRecord, ExecutorError, RunningAttempt, ShimInfo};
 pub use logfile::{log_tail, read_log, RotatingLog};
 pub use shim::serve as serve_spawner;
 pub use spawner::Spawner;

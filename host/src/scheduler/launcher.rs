@@ -1,7 +1,5 @@
 //! Starting, watching and cancelling the shims of attempts. The scheduling thread must never wait
-//! on a process: it writes a new attempt's files and hands it to the spawner itself (no process
-//! is waited for there), and everything that waits runs on the async runtime and reports back
-//! as a message.
+//! on a process, so each of these runs on the async runtime and reports back as a message.
 //!
 //! The engine sees only the [`Launcher`] trait: its unit tests drive the state machine with a
 //! launcher that records what it was asked instead of starting processes; the daemon uses
@@ -24,8 +22,8 @@ pub trait Launcher: Send {
     fn cancel(&self, shim: ShimInfo, grace: Duration);
 }
 
-/// Attempts under shims forked by the spawner, handed to it by the scheduling thread, their
-/// shims' records awaited on a blocking thread and their ends with a pidfd on the runtime.
+/// Attempts under shims forked by the spawner, handed to it on a blocking thread and waited for
+/// with a pidfd on the runtime.
 pub struct Shims {
     spawner: Arc<Spawner>,
     runtime: tokio::runtime::Handle,
@@ -39,16 +37,9 @@ impl Shims {
 
 impl Launcher for Shims {
     fn launch(&self, job: JobId, attempt: u32, dir: PathBuf, spec: AttemptSpec, tx: Sender<Msg>) {
-        let handed = match executor::hand(&self.spawner, &dir, &spec) {
-            Ok(handed) => handed,
-            Err(e) => {
-                let _ = tx.send(Msg::Started { job, attempt, shim: Err(e.to_string()) });
-                return;
-            }
-        };
         let spawner = self.spawner.clone();
         let runtime = self.runtime.clone();
-        self.runtime.spawn_blocking(move || match executor::started(&spawner, handed) {
+        self.runtime.spawn_blocking(move || match executor::spawn(&spawner, &dir, &spec) {
             Ok(running) => {
                 let _ = tx.send(Msg::Started { job, attempt, shim: Ok(running.shim.clone()) });
                 runtime.spawn(async move {
