@@ -83,10 +83,12 @@ fn main() {
 /// Where GCC's static unwinder `libgcc_eh.a` is found, `gantry` links it (as `gcc
 /// -static-libgcc` does) instead of loading `libgcc_s.so.1`: that library's constructor reads
 /// the CPU's features with a dozen CPUIDs, each a trap to the hypervisor in a virtual machine,
-/// on every `gantry submit`. Elsewhere (no GCC, another libc) `gantry` links as Rust does.
+/// on every `gantry submit`. Elsewhere (no GCC, another libc, a cross build, whose archive this
+/// machine's `cc` would not name) `gantry` links as Rust does.
 fn static_unwinder() {
     println!("cargo::rustc-check-cfg=cfg(gantry_static_unwinder)");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") || env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("gnu") {
+    let native = env::var("TARGET").is_ok_and(|target| env::var("HOST").is_ok_and(|host| host == target));
+    if !native || env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") || env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("gnu") {
         return;
     }
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());

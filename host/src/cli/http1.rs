@@ -41,10 +41,13 @@ pub fn request(method: &str, path: &str, host: &str, authorization: Option<&str>
     Ok(bytes)
 }
 
-/// The status and the headers (name, value without its surrounding blanks) of a head that ends
-/// in its blank line. A line that is neither a header nor the end, a header name that is not a
-/// token, or a status that is not three digits makes the answer invalid.
-fn parse_head(head: &[u8]) -> Result<(u16, Vec<(&[u8], &[u8])>), Error> {
+/// A header's name and its value, without the blanks around it.
+type Header<'a> = (&'a [u8], &'a [u8]);
+
+/// The status and the headers of a head that ends in its blank line. A line that is neither a
+/// header nor the end, a header name that is not a token, or a status that is not three digits
+/// makes the answer invalid.
+fn parse_head(head: &[u8]) -> Result<(u16, Vec<Header<'_>>), Error> {
     let not_http = || invalid(format!("not an HTTP answer: {:?}", String::from_utf8_lossy(&head[..head.len().min(80)])));
     let mut lines = head.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line));
     let status_line = lines.next().ok_or_else(not_http)?;

@@ -24,10 +24,10 @@ impl RecentAccounts {
     /// The account of `uid`, from the user database unless it was read in the last [`FRESH`].
     /// A failed lookup is never remembered.
     pub(super) async fn by_uid(&self, uid: u32) -> Result<Account, UsersError> {
-        if let Some((at, account)) = self.entries.lock().get(&uid) {
-            if at.elapsed() < FRESH {
-                return Ok(account.clone());
-            }
+        if let Some((at, account)) = self.entries.lock().get(&uid)
+            && at.elapsed() < FRESH
+        {
+            return Ok(account.clone());
         }
         let account = tokio::task::spawn_blocking(move || Account::by_uid(uid))
             .await
