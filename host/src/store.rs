@@ -20,9 +20,10 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: u32, known: u32 },
 }
 
-/// Each entry moves the schema one version up. Never edit one that has shipped; add another.
+/// A queue's state, new or replacing what was there: alone, or within a job's transaction.
 const SAVE_QUEUE: &str = "INSERT INTO queues (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data";
 
+/// Each entry moves the schema one version up. Never edit one that has shipped; add another.
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE runs (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
      CREATE TABLE jobs (
@@ -138,10 +139,7 @@ impl Store {
     /// (an attempt's end and its queue's failure count; an array and its own queue): one commit,
     /// and never the one without the other after a crash.
     pub fn save_jobs_and_queue<'a>(&mut self, jobs: impl IntoIterator<Item = &'a Job>, queue: Option<&QueueState>) -> Result<(), StoreError> {
-        let queue = match queue {
-            Some(queue) => Some((queue.name.clone(), self.json(&format!("queue {}", queue.name), queue)?)),
-            None => None,
-        };
+        let queue = queue.map(|queue| self.queue_data(queue).map(|data| (queue, data))).transpose()?;
         let mut rows = Vec::new();
         for job in jobs {
             let attempt = match job.attempts.last() {
@@ -178,8 +176,8 @@ impl Store {
                 }
                 forget_stmt.execute(params![id, attempt.as_ref().map_or(0, |(number, _)| *number)]).map_err(&sql)?;
             }
-            if let Some((name, data)) = &queue {
-                tx.prepare_cached(SAVE_QUEUE).map_err(&sql)?.execute(params![name, data]).map_err(&sql)?;
+            if let Some((queue, data)) = &queue {
+                tx.prepare_cached(SAVE_QUEUE).map_err(&sql)?.execute(params![queue.name, data]).map_err(&sql)?;
             }
         }
         tx.commit().map_err(&sql)
@@ -193,8 +191,13 @@ impl Store {
         Ok(())
     }
 
+    /// A queue's state as its row holds it.
+    fn queue_data(&self, queue: &QueueState) -> Result<String, StoreError> {
+        self.json(&format!("queue {}", queue.name), queue)
+    }
+
     pub fn save_queue(&mut self, queue: &QueueState) -> Result<(), StoreError> {
-        let data = self.json(&format!("queue {}", queue.name), queue)?;
+        let data = self.queue_data(queue)?;
         self.conn.execute(SAVE_QUEUE, params![queue.name, data]).map_err(self.sql())?;
         Ok(())
     }
